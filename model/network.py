@@ -1,0 +1,54 @@
+"""The network: Embedding -> N stacked LSTMs -> Dense logits over the vocabulary. No I/O here.
+
+Every LSTM keeps Keras' defaults that let a GPU run the fused cuDNN kernel: ``tanh`` activation,
+``sigmoid`` recurrent activation, no recurrent dropout, ``unroll=False``, biases on. The model
+takes no Keras mask: batches are right-padded with END, so padding can only follow the real
+characters and never changes their outputs (the LSTM is causal); the loss mask from the loader
+(``sample_weight``) is what keeps padding out of training. That keeps cuDNN usable too.
+
+Layer names are a contract read by the sampler and the browser export: ``embedding``,
+``lstm_0`` ... ``lstm_{N-1}``, ``logits``. Keras LSTM weights are ``kernel`` (in, 4H),
+``recurrent_kernel`` (H, 4H) and ``bias`` (4H), gates in the order i, f, c (candidate), o.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import keras
+from keras import layers
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Architecture hyper-parameters (the ``train.model`` section of params.yaml)."""
+
+    vocab_size: int
+    embedding_dim: int = 64
+    hidden_size: int = 256
+    num_layers: int = 2
+    dropout: float = 0.0  # applied to the outputs of every LSTM layer, in training only
+    mixed_precision: bool = False  # float16 compute, float32 variables and float32 logits
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "embedding_dim", "hidden_size", "num_layers"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"model {name} must be >= 1, got {getattr(self, name)!r}")
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ValueError(f"model dropout must be in [0, 1), got {self.dropout!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def build_model(config: NetworkConfig) -> keras.Model:
+    """The character LSTM as a functional Keras model: int token ids (batch, time) -> logits."""
+    policy = "mixed_float16" if config.mixed_precision else "float32"
+    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
+    x = layers.Embedding(config.vocab_size, config.embedding_dim, name="embedding", dtype=policy)(tokens)
+    for i in range(config.num_layers):
+        x = layers.LSTM(config.hidden_size, return_sequences=True, name=f"lstm_{i}", dtype=policy)(x)
+        if config.dropout > 0:
+            x = layers.Dropout(config.dropout, name=f"dropout_{i}", dtype=policy)(x)
+    logits = layers.Dense(config.vocab_size, name="logits", dtype="float32")(x)
+    return keras.Model(tokens, logits, name="char_lstm")

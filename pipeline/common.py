@@ -1,0 +1,80 @@
+"""Small helpers every stage shares: reading its params section, atomic writes, logging set-up.
+
+Kept deliberately tiny: stage logic lives in the stage modules as pure functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import yaml
+
+PARAMS_FILE = Path("params.yaml")
+
+
+class ParamsError(ValueError):
+    """A params.yaml section is missing, has an unknown key, or a value out of range."""
+
+
+def load_params(path: str | os.PathLike = PARAMS_FILE) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path} not found: run from the repository root (where params.yaml is)")
+    with open(path, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh) or {}
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: expected a mapping of stage names to sections, got {type(data).__name__}")
+    return data
+
+
+def section(name: str, defaults: Mapping[str, Any], params: Mapping[str, Any] | None = None,
+            *, path: str | os.PathLike = PARAMS_FILE) -> dict[str, Any]:
+    """The ``name`` section of params.yaml merged over ``defaults``.
+
+    Every key must be known (present in ``defaults``): a typo is an error naming the key and the
+    keys that exist, never a silently ignored setting.
+    """
+    params = load_params(path) if params is None else params
+    given = params.get(name) or {}
+    if not isinstance(given, Mapping):
+        raise ParamsError(f"params.yaml: section '{name}' must be a mapping, got {type(given).__name__}")
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ParamsError(f"params.yaml: unknown key(s) {', '.join(f'{name}.{k}' for k in unknown)}; "
+                          f"known keys: {', '.join(sorted(defaults))}")
+    return {**defaults, **given}
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it over ``path``, else delete it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
+    """Write indented, key-sorted JSON atomically (stable bytes for stable DVC hashes)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, ensure_ascii=False, indent=2, sort_keys=True)
+            fh.write("\n")
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """One format for every stage's command-line entry point."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
