@@ -1,0 +1,51 @@
+# Item pipelines: small checks between the spider and the feed exporters, one concern each,
+# ordered by number (ITEM_PIPELINES in settings.py). Spiders only extract; nothing here rewrites
+# text (cleaning is the clean stage's job). Dropped items are counted under
+# `kopitiam/dropped/<reason>` and logged, never silently lost.
+"""Item pipelines: required fields, then one item per post id."""
+
+from __future__ import annotations
+
+from itemadapter import ItemAdapter
+from scrapy.exceptions import DropItem
+
+from crawler.items import REQUIRED_FIELDS
+
+
+class RequiredFieldsPipeline:
+    """Drop items that lack a field the raw schema declares non-nullable (counted per field)."""
+
+    def __init__(self, stats) -> None:
+        self.stats = stats
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler.stats)
+
+    def process_item(self, item, spider=None):
+        adapter = ItemAdapter(item)
+        for name in REQUIRED_FIELDS:
+            if adapter.get(name) in (None, ""):
+                self.stats.inc_value(f"kopitiam/dropped/missing_{name}")
+                raise DropItem(f"missing required field {name!r} in item from {adapter.get('url')}")
+        return item
+
+
+class UniquePostPipeline:
+    """Keep the first item per post id: a post reached twice (e.g. via two URLs) is written once."""
+
+    def __init__(self, stats) -> None:
+        self.stats = stats
+        self.seen: set[str] = set()
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler.stats)
+
+    def process_item(self, item, spider=None):
+        post_id = str(ItemAdapter(item)["post_id"])
+        if post_id in self.seen:
+            self.stats.inc_value("kopitiam/dropped/duplicate_post")
+            raise DropItem(f"duplicate post id {post_id}")
+        self.seen.add(post_id)
+        return item

@@ -1,0 +1,70 @@
+# Scrapy settings for kopitiam: HTTP behaviour and wiring only. Everything a user tunes per run
+# (sources, spider arguments, the User-Agent, throttling per source) lives in params.yaml and
+# reaches Scrapy as `-a`/`-s` options from pipeline/crawl.py. Defaults here are polite enough
+# for a real site: robots.txt obeyed, AutoThrottle on, retries honouring Retry-After.
+"""Scrapy project settings (``scrapy.cfg`` points here)."""
+
+BOT_NAME = "kopitiam"
+SPIDER_MODULES = ["crawler.spiders"]
+NEWSPIDER_MODULE = "crawler.spiders"
+
+# Identify ourselves honestly; the crawl stage overrides this with params.yaml crawl.user_agent.
+USER_AGENT = "kopitiam/0.1 (character-LSTM research crawler; +https://github.com/kopitiam)"
+
+# Politeness: obey robots.txt, one site at a time, AutoThrottle adapts the delay to the server.
+ROBOTSTXT_OBEY = True
+CONCURRENT_REQUESTS = 16
+CONCURRENT_REQUESTS_PER_DOMAIN = 2  # at most two requests in flight per site
+DOWNLOAD_DELAY = 1.0  # seconds between requests to one site (AutoThrottle's minimum)
+AUTOTHROTTLE_ENABLED = True  # adapt the delay to the server's latency
+AUTOTHROTTLE_START_DELAY = 2.0  # seconds, before the first latencies are known
+AUTOTHROTTLE_MAX_DELAY = 60.0  # seconds, the slowest we ever go
+AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0  # mean requests in flight per site
+DOWNLOAD_TIMEOUT = 60  # seconds per request
+
+# Retries: transient server errors and rate limits, waiting as long as Retry-After asks.
+RETRY_ENABLED = True
+RETRY_TIMES = 3  # retries after the first attempt
+RETRY_HTTP_CODES = [500, 502, 503, 504, 522, 524, 408, 429]
+RETRY_AFTER_MAX = 120.0  # seconds; a longer Retry-After gives the request up instead
+DOWNLOADER_MIDDLEWARES = {
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,  # replaced by the one below
+    "crawler.middlewares.RetryAfterMiddleware": 550,
+}
+
+# A forum page is well under 1 MB; refuse anything absurd.
+DOWNLOAD_MAXSIZE = 16 * 1024 * 1024  # bytes, hard cap per response
+DOWNLOAD_WARNSIZE = 4 * 1024 * 1024  # bytes, log a warning above this
+
+# Nothing listens on our machine: no telnet console, no remote-control HTTP server.
+TELNETCONSOLE_ENABLED = False
+REMOTE_CONTROL_ENABLED = False
+
+# Cookies are not needed to read public forums logged out.
+COOKIES_ENABLED = False
+
+# Item pipelines: checks only (spiders extract, the clean stage cleans).
+ITEM_PIPELINES = {
+    "crawler.pipelines.RequiredFieldsPipeline": 100,
+    "crawler.pipelines.UniquePostPipeline": 200,
+}
+
+# Crawl stats as JSON for the crawl stage's metrics (on when KOPITIAM_STATS_FILE is set).
+EXTENSIONS = {
+    "crawler.extensions.StatsFile": 900,
+}
+KOPITIAM_STATS_FILE = None
+
+# Feeds: `-O out.parquet` writes the raw schema with zstd; local files are written atomically.
+FEED_EXPORTERS = {"parquet": "crawler.exporters.ParquetItemExporter"}
+FEED_STORAGES = {
+    "": "crawler.exporters.AtomicFileFeedStorage",
+    "file": "crawler.exporters.AtomicFileFeedStorage",
+}
+FEED_EXPORT_ENCODING = "utf-8"
+PARQUET_ROW_GROUP_SIZE = 5000  # items per Parquet row group (memory bound of the exporter)
+
+# Posts per thread page when a page does not number its posts (XenForo's default is 20).
+FORUM_POSTS_PER_PAGE = 20
+
+LOG_LEVEL = "INFO"

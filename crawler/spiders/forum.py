@@ -1,0 +1,266 @@
+"""ForumSpider: what every forum-engine spider shares, so a new engine is a small subclass.
+
+The base class owns the crawl logic: start URLs (boards or threads), following thread links and
+pagination, the limits (``max_threads``, ``max_pages`` per thread, ``since``), host restriction,
+positions, assembling ``PostItem``s and counting every skip and error in the crawl stats
+(``forum/...`` keys, which the crawl stage copies into ``metrics/crawl/<source>.json``).
+
+A subclass supplies the engine's markup, through these methods (all take a Scrapy response and
+use Scrapy's own selectors):
+
+- ``page_kind(response) -> "thread" | "board" | None``
+- ``thread_info(response) -> ThreadInfo`` (thread id, title, board, page number)
+- ``posts(response) -> list[PostData]`` (one per post on the page, in page order)
+- ``thread_links(response) -> list[str]`` (thread URLs on a board page, absolute or relative)
+- ``thread_page_links(response) -> list[str]`` (other pages of this thread)
+- ``board_next_page(response) -> str | None``
+- ``thread_id_from_url(url) -> str | None`` and ``canonical_thread_url(url) -> str``
+- ``page_from_url(url) -> int | None``
+
+Arguments (``-a name=value``): ``start_url`` (comma-separated URLs), ``max_threads`` (0 = no
+limit), ``max_pages`` (per thread, 0 = no limit), ``since`` (ISO date or time; older posts are
+skipped), ``source`` (the value of the items' ``source`` field; default: the spider name),
+``posts_per_page`` (for positions when a page does not number its posts). Unknown arguments are
+an error naming them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, ClassVar, Iterator
+from urllib.parse import urlparse
+
+import scrapy
+from scrapy.http import Response
+
+from crawler.exporters import to_utc
+from crawler.items import PostItem
+
+
+@dataclass
+class ThreadInfo:
+    thread_id: str | None
+    title: str | None
+    board: str | None
+    page: int
+
+
+@dataclass
+class PostData:
+    """What an engine extracts from one post's markup; the base class completes the item."""
+
+    post_id: str | None
+    author: str | None = None
+    posted_at: datetime | None = None
+    body: str | None = None
+    url: str | None = None
+    position: int | None = None  # 0-based, when the page numbers its posts
+    quoted_post_ids: list[str] = field(default_factory=list)
+
+
+def parse_since(value: str | None) -> datetime | None:
+    """``since`` argument: an ISO date (``2025-01-01``) or time; naive values are UTC."""
+    if value in (None, "", "None"):
+        return None
+    try:
+        return to_utc(str(value), "since")
+    except ValueError as exc:
+        raise ValueError(f"spider argument since={value!r}: expected an ISO date such as "
+                         f"2025-01-01 or 2025-01-01T08:00:00+08:00") from exc
+
+
+def parse_limit(name: str, value: Any) -> int:
+    """A non-negative integer argument (0 = no limit), with an error naming the argument."""
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise ValueError(f"spider argument {name}={value!r}: expected a whole number >= 0 "
+                         f"(0 = no limit)") from None
+    if number < 0:
+        raise ValueError(f"spider argument {name}={value!r}: must be >= 0 (0 = no limit)")
+    return number
+
+
+class ForumSpider(scrapy.Spider):
+    """Base class for forum engines (no ``name``: Scrapy does not list it as a spider)."""
+
+    #: Arguments every forum spider accepts (name -> meaning); subclasses may extend the dict.
+    ARGUMENTS: ClassVar[dict[str, str]] = {
+        "start_url": "board or thread URL(s), comma-separated",
+        "max_threads": "most threads to crawl (0 = no limit)",
+        "max_pages": "most pages per thread (0 = no limit)",
+        "since": "skip posts older than this ISO date/time",
+        "source": "value of the items' source field (default: spider name)",
+        "posts_per_page": "posts per thread page, for positions when posts are not numbered",
+    }
+
+    def __init__(self, start_url: str | None = None, max_threads: Any = 0, max_pages: Any = 0,
+                 since: str | None = None, source: str | None = None,
+                 posts_per_page: Any = None, **kwargs: Any) -> None:
+        unknown = sorted(set(kwargs) - set(self.ARGUMENTS) - {"name"})
+        if unknown:
+            raise ValueError(f"spider {self.name!r}: unknown argument(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(sorted(self.ARGUMENTS))}")
+        super().__init__(**{k: v for k, v in kwargs.items() if k == "name"})
+        urls = [u.strip() for u in (start_url or "").split(",") if u.strip()]
+        if not urls:
+            raise ValueError(f"spider {self.name!r}: start_url is required "
+                             f"(-a start_url=URL[,URL...], a board or a thread)")
+        for url in urls:
+            parts = urlparse(url)
+            if not (parts.scheme in ("http", "https") and parts.netloc or parts.scheme == "file"):
+                raise ValueError(f"spider {self.name!r}: start_url {url!r} is not an http(s) URL")
+        self.start_urls = urls
+        self.max_threads = parse_limit("max_threads", max_threads)
+        self.max_pages = parse_limit("max_pages", max_pages)
+        self.since = parse_since(since)
+        self.source = source or self.name
+        self._posts_per_page = parse_limit("posts_per_page", posts_per_page) if posts_per_page else None
+        # Only the start URLs' hosts (with their ports) are followed; OffsiteMiddleware also gets
+        # the host names, for redirects.
+        self.allowed_netlocs = {urlparse(u).netloc for u in urls}
+        self.allowed_domains = sorted({urlparse(u).hostname for u in urls if urlparse(u).hostname})
+        self.threads_seen: set[str] = set()
+        self.thread_limit_hit = False
+
+    @property
+    def posts_per_page(self) -> int:
+        if self._posts_per_page:
+            return self._posts_per_page
+        return self.settings.getint("FORUM_POSTS_PER_PAGE", 20) if hasattr(self, "settings") else 20
+
+    # ---- engine hooks (override in a subclass) ---------------------------------------------
+    def page_kind(self, response: Response) -> str | None:
+        raise NotImplementedError
+
+    def thread_info(self, response: Response) -> ThreadInfo:
+        raise NotImplementedError
+
+    def posts(self, response: Response) -> list[PostData]:
+        raise NotImplementedError
+
+    def thread_links(self, response: Response) -> list[str]:
+        raise NotImplementedError
+
+    def thread_page_links(self, response: Response) -> list[str]:
+        raise NotImplementedError
+
+    def board_next_page(self, response: Response) -> str | None:
+        raise NotImplementedError
+
+    def thread_id_from_url(self, url: str) -> str | None:
+        raise NotImplementedError
+
+    def canonical_thread_url(self, url: str) -> str:
+        return url
+
+    def page_from_url(self, url: str) -> int | None:
+        return None
+
+    # ---- crawl logic -------------------------------------------------------------------------
+    def inc(self, key: str, n: int = 1) -> None:
+        self.crawler.stats.inc_value(f"forum/{key}", n)
+
+    async def start(self):
+        for url in self.start_urls:
+            yield scrapy.Request(url, callback=self.parse)
+
+    def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
+        """A start URL: dispatch on what the page is."""
+        kind = self.page_kind(response)
+        if kind == "thread":
+            thread_id = self.thread_info(response).thread_id
+            if thread_id:
+                self._claim_thread(thread_id)
+            yield from self.parse_thread(response)
+        elif kind == "board":
+            yield from self.parse_board(response)
+        else:
+            self.inc("errors/unknown_page")
+            self.logger.error("%s is neither a board nor a thread page of a %s forum: skipped",
+                              response.url, self.name)
+
+    def _allowed(self, url: str) -> bool:
+        if urlparse(url).netloc in self.allowed_netlocs:
+            return True
+        self.inc("skipped/offsite")
+        self.logger.debug("not following %s: outside the start URLs' hosts", url)
+        return False
+
+    def _claim_thread(self, thread_id: str) -> bool:
+        """Reserve a thread under ``max_threads``; False when it was seen or the limit is hit."""
+        if thread_id in self.threads_seen:
+            return False
+        if self.max_threads and len(self.threads_seen) >= self.max_threads:
+            self.thread_limit_hit = True
+            self.inc("skipped/max_threads")
+            return False
+        self.threads_seen.add(thread_id)
+        self.inc("threads")
+        return True
+
+    def parse_board(self, response: Response) -> Iterator[scrapy.Request]:
+        self.inc("pages/board")
+        links = self.thread_links(response)
+        if not links:
+            self.inc("errors/board_without_threads")
+            self.logger.warning("board page %s lists no threads", response.url)
+        for link in links:
+            url = self.canonical_thread_url(response.urljoin(link))
+            thread_id = self.thread_id_from_url(url)
+            if thread_id is None:
+                self.inc("errors/thread_link_without_id")
+                self.logger.warning("board %s: no thread id in link %s", response.url, url)
+                continue
+            if self._allowed(url) and self._claim_thread(thread_id):
+                yield scrapy.Request(url, callback=self.parse_thread)
+        next_page = self.board_next_page(response)
+        if next_page and not self.thread_limit_hit:
+            url = response.urljoin(next_page)
+            if self._allowed(url):
+                yield scrapy.Request(url, callback=self.parse_board)
+
+    def parse_thread(self, response: Response) -> Iterator[Any]:
+        self.inc("pages/thread")
+        info = self.thread_info(response)
+        if not info.thread_id:
+            self.inc("errors/thread_without_id")
+            self.logger.error("thread page %s: no thread id found; page skipped", response.url)
+            return
+        posts = self.posts(response)
+        if not posts:
+            self.inc("errors/page_without_posts")
+            self.logger.error("thread page %s: no posts found (broken or unexpected markup)",
+                              response.url)
+        fetched_at = datetime.now(timezone.utc)
+        for index, post in enumerate(posts):
+            if not post.post_id:
+                self.inc("errors/post_without_id")
+                self.logger.error("thread page %s: post #%d has no id; skipped", response.url, index)
+                continue
+            if post.body is None:
+                self.inc("errors/post_without_body")
+                self.logger.warning("post %s on %s: no body found", post.post_id, response.url)
+            if self.since and post.posted_at and post.posted_at < self.since:
+                self.inc("skipped/before_since")
+                continue
+            position = post.position
+            if position is None:
+                position = (info.page - 1) * self.posts_per_page + index
+            self.inc("posts")
+            yield PostItem(
+                source=self.source, url=post.url or f"{response.url}#post-{post.post_id}",
+                board=info.board, thread_id=info.thread_id, thread_title=info.title,
+                page=info.page, position=position, post_id=post.post_id, author=post.author,
+                posted_at=post.posted_at, body=post.body, body_format="html",
+                quoted_post_ids=list(post.quoted_post_ids), fetched_at=fetched_at,
+            )
+        for link in self.thread_page_links(response):
+            url = response.urljoin(link)
+            page = self.page_from_url(url) or 1
+            if self.max_pages and page > self.max_pages:
+                self.inc("skipped/max_pages")
+                continue
+            if self._allowed(url):
+                yield scrapy.Request(url, callback=self.parse_thread)

@@ -1,0 +1,167 @@
+"""Spider ``xenforo``: XenForo 2 boards and threads (HardwareZone's forums, the demo forum).
+
+Markup it relies on (XenForo 2's default style, matched by CSS class tokens and ``contains``,
+never by exact class strings, so themed sites such as HardwareZone parse too):
+
+- posts: ``.message--post`` with ``data-author`` and ``id="js-post-N"`` / ``data-content="post-N"``;
+  number ``#N`` in ``.message-attribution-opposite``; time ``time.u-dt`` (``data-time`` epoch
+  seconds, else ``datetime`` with its offset, e.g. +0800);
+- body: the inner HTML of ``.message-body .bbWrapper``, followed by the post's signature
+  (``aside.message-signature``, outer HTML) when it has one, so the clean stage can drop it;
+- quotes: top-level ``blockquote.bbCodeBlock--quote``; the quoted post id from
+  ``data-source="post: N"``, else the title link ``a.bbCodeBlock-sourceJump``
+  (``data-content-selector="#post-N"`` or ``href="/goto/post?id=N"``), as on HardwareZone;
+- thread: id from ``html[data-content-key="thread-N"]`` or the URL ``/threads/slug.N/``, title in
+  ``h1.p-title-value``, board = last breadcrumb; pages in ``.pageNav`` (``/page-N``);
+- board: thread links in ``.structItem--thread .structItem-title``, next page
+  ``.pageNav-jump--next`` (or ``link[rel=next]``).
+
+Usage: ``scrapy crawl xenforo -a start_url=https://forums.example.com/forums/x.16/ -O out.parquet``
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+from parsel import Selector
+from scrapy.http import Response
+
+from crawler.exporters import to_utc
+from crawler.spiders.forum import ForumSpider, PostData, ThreadInfo
+
+THREAD_URL_RE = re.compile(r"^(?P<base>.*?/threads/(?:[^/?#]*\.)?(?P<id>\d+))(?:/|$|\?|#)")
+PAGE_RE = re.compile(r"/page-(\d+)(?:[/?#]|$)")
+POST_ID_RE = re.compile(r"(\d+)\s*$")
+QUOTE_SOURCE_RE = re.compile(r"post:\s*(\d+)")
+QUOTE_LINK_RE = re.compile(r"(?:#post-|[?&]id=|/posts/|/post-)(\d+)")
+NUMBER_RE = re.compile(r"#\s*([\d,]+)")
+
+# XPath class-token test: tolerant of extra classes and any order.
+def _has_class(name: str) -> str:
+    return f"contains(concat(' ', normalize-space(@class), ' '), ' {name} ')"
+
+
+TOP_QUOTES = (f".//blockquote[{_has_class('bbCodeBlock--quote')}]"
+              f"[not(ancestor::blockquote[{_has_class('bbCodeBlock--quote')}])]")
+
+
+def _text(sel: Selector | None) -> str | None:
+    if sel is None:
+        return None
+    text = " ".join(" ".join(sel.css("::text").getall()).split())
+    return text or None
+
+
+def inner_html(sel: Selector) -> str:
+    """The element's children serialised (text and tags), i.e. its inner HTML."""
+    return "".join(sel.xpath("node()").getall())
+
+
+class XenforoSpider(ForumSpider):
+    name = "xenforo"
+
+    def page_kind(self, response: Response) -> str | None:
+        if response.css(".message--post"):
+            return "thread"
+        if response.css(".structItem--thread"):
+            return "board"
+        template = response.xpath("/html/@data-template").get() or ""
+        if template.startswith("thread_view"):
+            return "thread"
+        if template.startswith("forum_view"):
+            return "board"
+        return None
+
+    def thread_id_from_url(self, url: str) -> str | None:
+        match = THREAD_URL_RE.match(url)
+        return match.group("id") if match else None
+
+    def canonical_thread_url(self, url: str) -> str:
+        match = THREAD_URL_RE.match(url)
+        return match.group("base") + "/" if match else url
+
+    def page_from_url(self, url: str) -> int | None:
+        match = PAGE_RE.search(url)
+        return int(match.group(1)) if match else None
+
+    def thread_info(self, response: Response) -> ThreadInfo:
+        key = response.xpath("/html/@data-content-key").get() or ""
+        thread_id = key.split("-", 1)[1] if key.startswith("thread-") else None
+        thread_id = thread_id or self.thread_id_from_url(response.url)
+        names = [n.strip() for n in response.css(".p-breadcrumbs [itemprop='name']::text").getall()
+                 if n.strip()]
+        page = self.page_from_url(response.url)
+        if page is None:
+            current = response.css(".pageNav-page--current ::text").re_first(r"\d+")
+            page = int(current) if current else 1
+        return ThreadInfo(thread_id=thread_id, title=_text(response.css("h1.p-title-value")),
+                          board=names[-1] if names else None, page=page)
+
+    def posts(self, response: Response) -> list[PostData]:
+        return [self.post(response, article) for article in response.css(".message--post")]
+
+    def post(self, response: Response, article: Selector) -> PostData:
+        raw_id = article.attrib.get("data-content") or article.attrib.get("id") or ""
+        match = POST_ID_RE.search(raw_id)
+        post_id = match.group(1) if match else None
+        author = article.attrib.get("data-author") or _text(article.css(".message-name .username"))
+
+        time = article.css(".message-attribution-main time.u-dt") or article.css("time.u-dt")
+        posted_at = None
+        if time:
+            epoch = time[0].attrib.get("data-time")
+            stamp = time[0].attrib.get("datetime")
+            if epoch and epoch.isdigit():
+                posted_at = datetime.fromtimestamp(int(epoch), tz=timezone.utc)
+            elif stamp:
+                try:
+                    posted_at = to_utc(stamp, "posted_at")
+                except ValueError:
+                    self.inc("errors/bad_time")
+
+        href = (article.css(".message-attribution-main a[href*='post']::attr(href)").get()
+                or article.css(".message-attribution-opposite a[href*='post']::attr(href)").get())
+        number = NUMBER_RE.search(" ".join(article.css(".message-attribution-opposite ::text").getall()))
+
+        body = None
+        wrapper = article.css(".message-body .bbWrapper")
+        if wrapper:
+            body = inner_html(wrapper[0])
+            signature = article.css("aside.message-signature")
+            if signature:
+                body += signature[0].get()
+        quotes = self.quoted_ids(wrapper[0]) if wrapper else []
+        return PostData(post_id=post_id, author=author, posted_at=posted_at, body=body,
+                        url=response.urljoin(href) if href else None,
+                        position=int(number.group(1).replace(",", "")) - 1 if number else None,
+                        quoted_post_ids=quotes)
+
+    @staticmethod
+    def quoted_ids(body: Selector) -> list[str]:
+        """Ids of the posts quoted at the top level of a body (nested quotes belong to them)."""
+        ids: list[str] = []
+        for quote in body.xpath(TOP_QUOTES):
+            found = QUOTE_SOURCE_RE.search(quote.attrib.get("data-source", ""))
+            if not found:
+                jump = quote.css(".bbCodeBlock-sourceJump")
+                if jump:
+                    found = QUOTE_LINK_RE.search(jump[0].attrib.get("data-content-selector", "")) \
+                        or QUOTE_LINK_RE.search(jump[0].attrib.get("href", ""))
+            if found and found.group(1) not in ids:
+                ids.append(found.group(1))
+        return ids
+
+    def thread_links(self, response: Response) -> list[str]:
+        links = response.css(".structItem--thread .structItem-title a::attr(href)").getall()
+        return [link for link in links if "threads/" in link]
+
+    def thread_page_links(self, response: Response) -> list[str]:
+        links = response.css(".pageNav .pageNav-page a::attr(href)").getall()
+        links += response.css(".pageNav .pageNav-jump--next::attr(href), "
+                              "link[rel='next']::attr(href)").getall()
+        return list(dict.fromkeys(links))
+
+    def board_next_page(self, response: Response) -> str | None:
+        return (response.css(".pageNav .pageNav-jump--next::attr(href)").get()
+                or response.css("link[rel='next']::attr(href)").get())
