@@ -13,6 +13,13 @@ The JSON file (``data/vocab.json``) is readable on purpose::
 
     {"specials": {"END": 0, "UNK": 1}, "tokens": ["<END>", "<UNK>", " ", "e", ...],
      "counts": [n_docs, 0, 1234, ...], "hash": "sha256:...", ...}
+
+Stage ``vocab`` (``python -m pipeline.vocab``, ``main()`` below): builds the vocabulary from
+``data/split/train.parquet`` only (params ``vocab.min_count``, ``vocab.max_size``), writes
+``data/vocab.json`` and ``metrics/vocab.json`` (size, coverage of train and val text = share of
+their characters inside the vocabulary, UNK counts and the most frequent unknown characters of val).
+Counting runs on code points with ``numpy.unique`` over record batches, so memory stays bounded and
+no Python loop runs per character.
 """
 
 from __future__ import annotations
@@ -164,3 +171,124 @@ class Vocab:
             raise FileNotFoundError(f"vocabulary file {path} not found: run `dvc repro vocab` first")
         with open(path, encoding="utf-8") as fh:
             return cls.from_dict(json.load(fh), origin=str(path))
+
+
+# -- stage `vocab` ------------------------------------------------------------------------------
+DEFAULTS: dict[str, Any] = {
+    "min_count": 2,  # a character seen fewer times in train becomes UNK
+    "max_size": 512,  # most ids in all, END and UNK included
+}
+_COUNT_CHUNK = 4_000_000  # characters counted per numpy.unique call
+
+
+def count_chars(texts: Iterable[str]) -> tuple[dict[str, int], int, int]:
+    """``(char -> count, n_documents, n_characters)`` over ``texts``."""
+    totals: dict[int, int] = {}
+    n_docs = n_chars = 0
+    pending: list[str] = []
+    size = 0
+
+    def flush() -> None:
+        cps = np.frombuffer("".join(pending).encode("utf-32-le"), dtype=np.uint32)
+        values, counts = np.unique(cps, return_counts=True)
+        for v, n in zip(values.tolist(), counts.tolist()):
+            totals[v] = totals.get(v, 0) + n
+        pending.clear()
+
+    for text in texts:
+        n_docs += 1
+        n_chars += len(text)
+        pending.append(text)
+        size += len(text)
+        if size >= _COUNT_CHUNK:
+            flush()
+            size = 0
+    if pending:
+        flush()
+    return {chr(cp): n for cp, n in totals.items()}, n_docs, n_chars
+
+
+def coverage(vocab: Vocab, char_counts: dict[str, int], *, top_unknown: int = 20) -> dict[str, Any]:
+    """Share of characters (by count) inside ``vocab``, the UNK count and the commonest unknowns."""
+    total = sum(char_counts.values())
+    unknown = {c: n for c, n in char_counts.items() if vocab.id_of(c) == UNK_ID}
+    n_unk = sum(unknown.values())
+    top = sorted(unknown.items(), key=lambda cn: (-cn[1], ord(cn[0])))[:top_unknown]
+    return {"characters": total, "unknown": n_unk, "coverage": round(1.0 - n_unk / total, 8) if total else 1.0,
+            "distinct_unknown": len(unknown), "top_unknown": [[f"U+{ord(c):04X}", c, n] for c, n in top]}
+
+
+def build_vocab(texts: Iterable[str], *, min_count: int = 1, max_size: int | None = None) -> Vocab:
+    """A vocabulary from ``texts`` (train text only), with how it was built in its ``extra``."""
+    return vocab_from_counts(*count_chars(texts), min_count=min_count, max_size=max_size)
+
+
+def vocab_from_counts(counts: dict[str, int], n_docs: int, n_chars: int, *, min_count: int = 1,
+                      max_size: int | None = None) -> Vocab:
+    """``Vocab.from_counts`` plus a record of how it was built (kept in the JSON, not in the hash)."""
+    vocab = Vocab.from_counts(counts, min_count=min_count, max_size=max_size, n_docs=n_docs)
+    extra = {"min_count": min_count, "max_size": max_size, "train_documents": n_docs, "train_characters": n_chars,
+             "train_coverage": coverage(vocab, counts)["coverage"]}
+    return Vocab(vocab.tokens, vocab.counts, extra)
+
+
+def _check_params(params: dict[str, Any]) -> tuple[int, int | None]:
+    from pipeline.common import ParamsError
+
+    min_count, max_size = params["min_count"], params["max_size"]
+    if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
+        raise ParamsError(f"params.yaml: vocab.min_count must be an integer >= 1, got {min_count!r}")
+    if max_size is not None and (isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 3):
+        raise ParamsError(f"params.yaml: vocab.max_size must be an integer >= 3 (END, UNK and one character) "
+                          f"or null for no cap, got {max_size!r}")
+    return min_count, max_size
+
+
+def iter_texts(path: str | os.PathLike, *, batch_rows: int = 65_536) -> Iterable[str]:
+    """The ``text`` column of a split file, in record batches (bounded memory)."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run `dvc repro split` first")
+    pf = pq.ParquetFile(path)
+    if "text" not in pf.schema_arrow.names:
+        raise ValueError(f"{path}: no 'text' column (columns: {', '.join(pf.schema_arrow.names)}); "
+                         "is it a data/split/<split>.parquet file?")
+    for batch in pf.iter_batches(batch_size=batch_rows, columns=["text"]):
+        yield from (t or "" for t in batch.column(0).to_pylist())
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import logging
+
+    from pipeline.common import section, setup_logging, write_json_atomic
+
+    parser = argparse.ArgumentParser(description="Build the character vocabulary from the train split.")
+    parser.add_argument("--train", default="data/split/train.parquet")
+    parser.add_argument("--val", default="data/split/val.parquet")
+    parser.add_argument("--out", default="data/vocab.json")
+    parser.add_argument("--metrics", default="metrics/vocab.json")
+    args = parser.parse_args(argv)
+    setup_logging()
+    log = logging.getLogger("pipeline.vocab")
+    min_count, max_size = _check_params(section("vocab", DEFAULTS))
+    train_counts, n_docs, n_chars = count_chars(iter_texts(args.train))
+    if n_docs == 0 or n_chars == 0:
+        raise ValueError(f"{args.train} holds no text ({n_docs} documents): cannot build a vocabulary "
+                         "from an empty train split; check metrics/split.json")
+    vocab = vocab_from_counts(train_counts, n_docs, n_chars, min_count=min_count, max_size=max_size)
+    val_counts, n_val_docs, _ = count_chars(iter_texts(args.val))
+    vocab.save(args.out)
+    metrics = {"size": len(vocab), "hash": vocab.hash, "specials": dict(SPECIALS), "min_count": min_count,
+               "max_size": max_size, "train_distinct_characters": len(train_counts),
+               "train": coverage(vocab, train_counts), "val": {"documents": n_val_docs, **coverage(vocab, val_counts)}}
+    write_json_atomic(args.metrics, metrics)
+    log.info("vocab: %d ids (%d distinct train characters), coverage train %.5f val %.5f, %d unknown val characters",
+             len(vocab), len(train_counts), metrics["train"]["coverage"], metrics["val"]["coverage"],
+             metrics["val"]["unknown"])
+
+
+if __name__ == "__main__":
+    main()

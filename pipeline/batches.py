@@ -1,0 +1,323 @@
+"""Stage ``batches``: documents -> END-delimited id sequences -> length buckets -> padded batches.
+
+Reads ``data/split/{train,val,test}.parquet`` and ``data/vocab.json``; writes ``data/batches/<split>/``
+and ``metrics/batches.json``. Params (``batches`` section): ``batch_size``, ``max_len``, ``buckets``
+(``auto`` or a list of lengths), ``max_buckets`` (auto only), ``seed``.
+
+Sequences (docs/contracts.md). A document of n characters is ``[END, c1, ..., cn, END]``; inputs are
+``seq[:-1]``, targets ``seq[1:]`` (n + 1 real targets: every character, then the END that ends the
+document). A document with more than ``max_len`` targets is cut into consecutive chunks of
+``max_len`` targets (the last one shorter); chunk k holds the window ``seq[k*max_len : k*max_len +
+len + 1]``, so its first input is the last character of chunk k - 1. The model therefore sees a
+continuation with one character of context and no carried state: every target appears exactly once.
+
+Buckets. A chunk with t targets goes to the first bucket whose length T >= t and is right-padded with
+END to T targets (T + 1 tokens stored). ``buckets: auto`` chooses at most ``max_buckets`` lengths from
+the train chunks' length distribution by dynamic programming over the distinct lengths, minimising
+the padded tokens (sum of T over all sequences) subject to every bucket holding at least one full
+batch; the last length is raised to cover the longest chunk of any split. A list in params is used as
+given (sorted); ``max_len`` is appended when the list stops short of it.
+
+Batches. Per split, sequences of each bucket are shuffled with ``numpy.random.default_rng([seed,
+split index])`` and cut into batches of ``batch_size``; a bucket's last batch may be smaller (it is
+kept: no data is ever dropped). The order of batches across buckets is a seeded permutation too.
+
+Shards, per split, read by ``model/data.py`` through ``from_tensor_slices`` (no Python loop per row):
+
+- ``bucket_<T>.tokens.npy``: ``[N, T + 1]`` ids (uint8/uint16/int32, the smallest that fits the
+  vocabulary), rows in batch order: rows ``[k*B, (k+1)*B)`` are the bucket's batch k.
+- ``bucket_<T>.rows.npy``: ``[N, 3]`` int32: real targets, document index (row of the split's
+  Parquet file), chunk index within the document.
+- ``order.npy``: bucket index (into the manifest's bucket list) of every batch, in order.
+- ``manifest.json``: batch size, buckets, counts and the vocabulary hash.
+
+``.npy`` rather than ``.npz`` or TFRecord: the bytes depend only on the arrays (no zip timestamps),
+numpy and tf.data both read them directly, and a whole bucket loads with one read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from pipeline.common import ParamsError, section, setup_logging, write_json_atomic
+from pipeline.split import SPLITS
+from pipeline.vocab import END_ID, UNK_ID, Vocab, iter_texts
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+DEFAULTS: dict[str, Any] = {
+    "batch_size": 64,  # sequences per batch (a bucket's last batch may hold fewer)
+    "max_len": 128,  # most targets per sequence; longer documents are cut into chunks
+    "buckets": "auto",  # "auto", or a list of bucket lengths in targets
+    "max_buckets": 16,  # auto: at most this many buckets
+    "seed": 0,  # shuffling of sequences and batch order
+}
+
+
+@dataclass(frozen=True)
+class BatchParams:
+    batch_size: int
+    max_len: int
+    buckets: tuple[int, ...] | None  # None = auto
+    max_buckets: int
+    seed: int
+
+
+def check_params(p: Mapping[str, Any]) -> BatchParams:
+    """Validated params; every error names the key, the value and what is allowed."""
+    def positive_int(key: str) -> int:
+        value = p[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ParamsError(f"params.yaml: batches.{key} must be an integer >= 1, got {value!r}")
+        return value
+
+    batch_size, max_len, max_buckets = positive_int("batch_size"), positive_int("max_len"), positive_int("max_buckets")
+    seed = p["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ParamsError(f"params.yaml: batches.seed must be an integer >= 0, got {seed!r}")
+    buckets = p["buckets"]
+    if buckets == "auto":
+        return BatchParams(batch_size, max_len, None, max_buckets, seed)
+    if not isinstance(buckets, (list, tuple)) or not buckets:
+        raise ParamsError(f"params.yaml: batches.buckets must be 'auto' or a non-empty list of lengths, got {buckets!r}")
+    bad = [b for b in buckets if isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= max_len]
+    if bad:
+        raise ParamsError(f"params.yaml: batches.buckets must hold integers in [1, max_len={max_len}], got {bad!r}")
+    lengths = sorted(set(buckets))
+    if lengths[-1] < max_len:
+        lengths.append(max_len)
+    return BatchParams(batch_size, max_len, tuple(lengths), max_buckets, seed)
+
+
+# -- sequences ----------------------------------------------------------------------------------
+def encode_stream(texts: Iterable[str], vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
+    """``(stream, n_chars)``: all documents as ``[END, doc0..., END, doc1..., END, ...]``.
+
+    Document d's sequence ``[END, c1..cn, END]`` is ``stream[p_d : p_d + n_d + 2]`` with
+    ``p_d = sum(n_e + 1 for e < d)``: neighbours share the END between them.
+    """
+    parts: list[np.ndarray] = [np.zeros(1, dtype=np.int32)]
+    lengths: list[int] = []
+    pending: list[str] = []
+
+    def flush() -> None:
+        ids = vocab.encode("".join(pending))
+        cuts = np.cumsum([len(t) for t in pending])
+        parts.append(np.insert(ids, cuts, END_ID))  # an END after every document
+        lengths.extend(len(t) for t in pending)
+        pending.clear()
+
+    size = 0
+    for text in texts:
+        pending.append(text)
+        size += len(text)
+        if size >= 4_000_000:
+            flush()
+            size = 0
+    if pending:
+        flush()
+    return np.concatenate(parts), np.asarray(lengths, dtype=np.int64)
+
+
+def make_chunks(n_chars: np.ndarray, max_len: int) -> dict[str, np.ndarray]:
+    """Chunk table of a split: ``start`` (offset in the stream), ``targets``, ``doc``, ``chunk``."""
+    n_targets = n_chars + 1
+    n_chunks = -(-n_targets // max_len)
+    doc_start = np.concatenate([[0], np.cumsum(n_targets)[:-1]]).astype(np.int64)
+    doc = np.repeat(np.arange(len(n_chars), dtype=np.int64), n_chunks)
+    first = np.concatenate([[0], np.cumsum(n_chunks)[:-1]])
+    chunk = np.arange(len(doc), dtype=np.int64) - np.repeat(first, n_chunks)
+    targets = np.minimum(max_len, n_targets[doc] - chunk * max_len)
+    return {"start": doc_start[doc] + chunk * max_len, "targets": targets, "doc": doc, "chunk": chunk}
+
+
+def auto_buckets(lengths: np.ndarray, batch_size: int, max_buckets: int) -> list[int]:
+    """Bucket lengths (at most ``max_buckets``) minimising ``sum(bucket length)`` over sequences,
+    each bucket holding at least ``batch_size`` sequences (one bucket if there are fewer)."""
+    values, counts = np.unique(np.asarray(lengths), return_counts=True)
+    if len(values) == 0:
+        raise ValueError("no sequences to choose bucket lengths from")
+    cum = np.concatenate([[0], np.cumsum(counts)])
+    d = len(values)
+    if cum[-1] < 2 * batch_size:
+        return [int(values[-1])]
+    inf = np.iinfo(np.int64).max // 4
+    # best[k][j]: least padded size of the first j distinct lengths in k buckets; arg holds the cut.
+    best = np.full((max_buckets + 1, d + 1), inf, dtype=np.int64)
+    arg = np.zeros((max_buckets + 1, d + 1), dtype=np.int64)
+    best[0, 0] = 0
+    for k in range(1, max_buckets + 1):
+        prev = best[k - 1]
+        for j in range(1, d + 1):
+            i = np.arange(j)
+            size = cum[j] - cum[i]
+            cost = np.where((size >= batch_size) & (prev[:j] < inf), prev[:j] + values[j - 1] * size, inf)
+            arg[k, j] = int(np.argmin(cost))
+            best[k, j] = cost[arg[k, j]]
+    k = int(np.argmin(best[1:, d])) + 1  # fewest buckets reaching the least cost
+    if best[k, d] >= inf:
+        return [int(values[-1])]
+    cuts, j = [], d
+    while k > 0:
+        cuts.append(int(values[j - 1]))
+        j, k = int(arg[k, j]), k - 1
+    return sorted(cuts)
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    """The smallest unsigned dtype holding every id."""
+    for dt in (np.uint8, np.uint16):
+        if vocab_size <= np.iinfo(dt).max + 1:
+            return np.dtype(dt)
+    return np.dtype(np.int32)
+
+
+# -- batches ------------------------------------------------------------------------------------
+def build_split(stream: np.ndarray, chunks: Mapping[str, np.ndarray], boundaries: Sequence[int], batch_size: int,
+                rng: np.random.Generator, dtype: np.dtype) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """``(buckets, order)``: per bucket its padded token rows and row table in batch order, and the
+    bucket index of every batch in the split's batch order."""
+    bucket_of = np.searchsorted(np.asarray(boundaries), chunks["targets"], side="left")
+    if len(chunks["targets"]) and bucket_of.max() >= len(boundaries):
+        raise ValueError(f"a sequence of {int(chunks['targets'].max())} targets exceeds the last bucket {boundaries[-1]}")
+    buckets, labels = [], []
+    for b, length in enumerate(boundaries):
+        sel = np.flatnonzero(bucket_of == b)
+        if len(sel) == 0:
+            continue
+        sel = sel[rng.permutation(len(sel))]
+        start, targets = chunks["start"][sel], chunks["targets"][sel]
+        pos = np.arange(length + 1)
+        idx = np.minimum(start[:, None] + pos[None, :], len(stream) - 1)
+        tokens = np.where(pos[None, :] <= targets[:, None], stream[idx], END_ID).astype(dtype)
+        rows = np.stack([targets, chunks["doc"][sel], chunks["chunk"][sel]], axis=1).astype(np.int32)
+        n_batches = -(-len(sel) // batch_size)
+        labels.append(np.full(n_batches, len(buckets), dtype=np.int32))
+        buckets.append({"length": int(length), "tokens": tokens, "rows": rows, "batches": n_batches})
+    order = rng.permutation(np.concatenate(labels)) if labels else np.zeros(0, dtype=np.int32)
+    return buckets, order.astype(np.int32)
+
+
+def bucket_stats(buckets: Sequence[Mapping[str, Any]], max_len: int) -> dict[str, Any]:
+    """Counts and padding efficiency (real targets over computed targets) overall and per bucket."""
+    per, real_all, total_all, seqs_all, batches_all = [], 0, 0, 0, 0
+    for b in buckets:
+        n, length = len(b["rows"]), b["length"]
+        real = int(b["rows"][:, 0].sum())
+        per.append({"length": length, "sequences": n, "batches": b["batches"], "real_tokens": real,
+                    "pad_tokens": n * length - real, "efficiency": round(real / (n * length), 6)})
+        real_all, total_all, seqs_all, batches_all = real_all + real, total_all + n * length, seqs_all + n, batches_all + b["batches"]
+    return {"batches": batches_all, "sequences": seqs_all, "real_tokens": real_all, "pad_tokens": total_all - real_all,
+            "efficiency": round(real_all / total_all, 6) if total_all else 0.0,
+            "pad_to_max_efficiency": round(real_all / (seqs_all * max_len), 6) if seqs_all else 0.0, "buckets": per}
+
+
+def write_split(out_dir: Path, split: str, buckets: Sequence[Mapping[str, Any]], order: np.ndarray,
+                manifest: dict[str, Any]) -> None:
+    """Shard files and manifest of one split into ``out_dir`` (a fresh folder)."""
+    out_dir.mkdir(parents=True)
+    entries = []
+    for b in buckets:
+        stem = f"bucket_{b['length']:05d}"
+        np.save(out_dir / f"{stem}.tokens.npy", b["tokens"], allow_pickle=False)
+        np.save(out_dir / f"{stem}.rows.npy", b["rows"], allow_pickle=False)
+        entries.append({"length": b["length"], "tokens": f"{stem}.tokens.npy", "rows": f"{stem}.rows.npy",
+                        "sequences": len(b["rows"]), "batches": b["batches"]})
+    np.save(out_dir / "order.npy", order, allow_pickle=False)
+    write_json_atomic(out_dir / "manifest.json", {**manifest, "format": FORMAT_VERSION, "split": split,
+                                                   "buckets": entries, "order": "order.npy"})
+
+
+def replace_dir(new: Path, target: Path) -> None:
+    """Swap ``new`` in for ``target`` (old contents removed), so readers never see a mix of runs."""
+    if target.exists():
+        trash = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old."))
+        os.replace(target, trash / target.name)
+        os.replace(new, target)
+        shutil.rmtree(trash)
+    else:
+        os.replace(new, target)
+
+
+def run(split_paths: Mapping[str, Path], vocab: Vocab, params: BatchParams, out_dir: Path) -> dict[str, Any]:
+    """Build every split's shards into ``out_dir`` (replaced as a whole); return the metrics."""
+    streams, chunk_tables, n_docs = {}, {}, {}
+    for split, path in split_paths.items():
+        stream, n_chars = encode_stream(iter_texts(path), vocab)
+        if len(n_chars) == 0:
+            raise ValueError(f"{path}: split '{split}' holds no documents; every split needs at least one "
+                             "(see metrics/split.json and params split.fractions)")
+        streams[split], chunk_tables[split], n_docs[split] = stream, make_chunks(n_chars, params.max_len), len(n_chars)
+    if params.buckets is None:
+        boundaries = auto_buckets(chunk_tables["train" if "train" in chunk_tables else next(iter(chunk_tables))]["targets"],
+                                  params.batch_size, params.max_buckets)
+        longest = max(int(c["targets"].max()) for c in chunk_tables.values())
+        boundaries[-1] = max(boundaries[-1], longest)
+    else:
+        boundaries = list(params.buckets)
+    dtype = token_dtype(len(vocab))
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp."))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; the shards are ordinary outputs
+    metrics: dict[str, Any] = {"batch_size": params.batch_size, "max_len": params.max_len, "seed": params.seed,
+                               "boundaries": boundaries, "vocab_hash": vocab.hash, "splits": {}}
+    try:
+        for split in split_paths:
+            rng = np.random.default_rng([params.seed, SPLITS.index(split) if split in SPLITS else len(SPLITS)])
+            buckets, order = build_split(streams[split], chunk_tables[split], boundaries, params.batch_size, rng, dtype)
+            stats = bucket_stats(buckets, params.max_len)
+            stats.update(documents=n_docs[split], chunked_documents=int((chunk_tables[split]["chunk"] == 1).sum()),
+                         unk_tokens=int((streams[split] == UNK_ID).sum()))
+            write_split(tmp / split, split, buckets, order, {
+                "batch_size": params.batch_size, "max_len": params.max_len, "seed": params.seed,
+                "vocab_hash": vocab.hash, "vocab_size": len(vocab), "dtype": dtype.name,
+                **{k: stats[k] for k in ("batches", "sequences", "documents", "real_tokens", "pad_tokens")}})
+            metrics["splits"][split] = stats
+            log.info("batches %s: %d documents -> %d sequences in %d batches, %d buckets, efficiency %.4f "
+                     "(pad-to-max %.4f), %d UNK", split, n_docs[split], stats["sequences"], stats["batches"],
+                     len(buckets), stats["efficiency"], stats["pad_to_max_efficiency"], stats["unk_tokens"])
+        replace_dir(tmp, out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    real = sum(s["real_tokens"] for s in metrics["splits"].values())
+    total = real + sum(s["pad_tokens"] for s in metrics["splits"].values())
+    seqs = sum(s["sequences"] for s in metrics["splits"].values())
+    metrics.update(real_tokens=real, pad_tokens=total - real, efficiency=round(real / total, 6),
+                   pad_to_max_efficiency=round(real / (seqs * params.max_len), 6))
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Length-bucketed, END-padded batches for every split.")
+    parser.add_argument("--split-dir", default="data/split")
+    parser.add_argument("--vocab", default="data/vocab.json")
+    parser.add_argument("--out-dir", default="data/batches")
+    parser.add_argument("--metrics", default="metrics/batches.json")
+    args = parser.parse_args(argv)
+    setup_logging()
+    params = check_params(section("batches", DEFAULTS))
+    vocab = Vocab.load(args.vocab)
+    paths = {s: Path(args.split_dir) / f"{s}.parquet" for s in SPLITS}
+    metrics = run(paths, vocab, params, Path(args.out_dir))
+    write_json_atomic(args.metrics, metrics)
+    log.info("batches: %d real tokens, %d pad, efficiency %.4f (pad-to-max %.4f), buckets %s",
+             metrics["real_tokens"], metrics["pad_tokens"], metrics["efficiency"], metrics["pad_to_max_efficiency"],
+             json.dumps(metrics["boundaries"]))
+
+
+if __name__ == "__main__":
+    main()
