@@ -1,0 +1,184 @@
+"""Test helper: serve fixture pages on 127.0.0.1, run a spider against them in a subprocess, and
+check its output against the raw schema.
+
+Usage in a test::
+
+    from tests.helpers.spider_server import FixtureServer, Page, run_spider
+
+    with FixtureServer({"/t/1": Page(html), "/robots.txt": Page("User-agent: *\\nAllow: /\\n",
+                        "text/plain")}) as server:
+        result = run_spider("vbulletin", {"start_url": server.url("/t/1")}, tmp_path)
+    assert len(result.items) == 20
+    assert server.count("/t/1") == 1
+
+- ``FixtureServer`` (a ``ThreadingHTTPServer`` on a free port) answers from a dict of paths
+  (path + query string) to ``Page`` objects, which may be changed between crawls; a ``Page`` may
+  be a list of pages served in turn (e.g. 503 then 200). Every request is logged (path and
+  headers) for request-counting assertions. Unknown paths answer 404.
+- ``run_spider`` runs ``python -m scrapy crawl`` (the reactor cannot restart in-process) with
+  throttling off, writes Parquet through the project's feed exporter, reads the crawl stats JSON,
+  and returns the items after ``check_raw`` has verified them against ``RAW_SCHEMA``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Mapping
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.schemas import RAW_SCHEMA
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = REPO_ROOT / "tests" / "fixtures"
+ROBOTS_ALLOW_ALL = "User-agent: *\nDisallow:\n"
+
+
+@dataclass
+class Page:
+    body: str | bytes
+    content_type: str = "text/html; charset=utf-8"
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def payload(self) -> bytes:
+        return self.body if isinstance(self.body, bytes) else self.body.encode("utf-8")
+
+
+class FixtureServer:
+    """Serve ``routes`` (path -> Page or list of Pages served in turn) on 127.0.0.1."""
+
+    def __init__(self, routes: Mapping[str, Page | list[Page]] | None = None) -> None:
+        self.routes: dict[str, Page | list[Page]] = dict(routes or {})
+        self.routes.setdefault("/robots.txt", Page(ROBOTS_ALLOW_ALL, "text/plain"))
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        self._hits: dict[str, int] = {}
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server API)
+                with server._lock:
+                    server.requests.append((self.path, dict(self.headers)))
+                    n = server._hits.get(self.path, 0)
+                    server._hits[self.path] = n + 1
+                    page = server.routes.get(self.path)
+                if isinstance(page, list):
+                    page = page[min(n, len(page) - 1)]
+                if page is None:
+                    page = Page("<html><body><h1>404 Not Found</h1></body></html>", status=404)
+                payload = page.payload()
+                self.send_response(page.status)
+                self.send_header("Content-Type", page.content_type)
+                self.send_header("Content-Length", str(len(payload)))
+                for key, value in page.headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:  # keep test output quiet
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def count(self, path: str | None = None) -> int:
+        """Requests for ``path`` (all requests but robots.txt when None)."""
+        with self._lock:
+            if path is None:
+                return sum(1 for p, _ in self.requests if p != "/robots.txt")
+            return sum(1 for p, _ in self.requests if p == path)
+
+    def paths(self) -> list[str]:
+        with self._lock:
+            return [p for p, _ in self.requests if p != "/robots.txt"]
+
+    def reset_log(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self._hits.clear()
+
+    def __enter__(self) -> "FixtureServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+@dataclass
+class SpiderRun:
+    returncode: int
+    items: list[dict[str, Any]]
+    stats: dict[str, Any]
+    log: str
+    output: Path
+
+
+FAST_SETTINGS = {
+    "AUTOTHROTTLE_ENABLED": "0",
+    "DOWNLOAD_DELAY": "0",
+    "RETRY_AFTER_MAX": "5",
+    "LOG_LEVEL": "INFO",
+}
+
+
+def run_spider(spider: str, args: Mapping[str, Any], workdir: Path, *, settings: Mapping[str, Any] | None = None,
+               output: str = "items.parquet", timeout: float = 120, check: bool = True,
+               append: bool = False) -> SpiderRun:
+    """Run ``scrapy crawl spider`` in a subprocess from the repository root; return items and stats.
+
+    ``output`` (relative to ``workdir``) is overwritten (``-O``) unless ``append``.
+    ``check`` asserts exit code 0 and that the items satisfy the raw schema.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    out = workdir / output
+    stats_file = workdir / (Path(output).stem + ".stats.json")
+    cmd = [sys.executable, "-m", "scrapy", "crawl", spider, "-o" if append else "-O", str(out)]
+    for key, value in args.items():
+        cmd += ["-a", f"{key}={value}"]
+    for key, value in {**FAST_SETTINGS, "KOPITIAM_STATS_FILE": str(stats_file), **(settings or {})}.items():
+        cmd += ["-s", f"{key}={value}"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    log = proc.stdout + proc.stderr
+    if check:
+        assert proc.returncode == 0, f"scrapy crawl {spider} failed ({proc.returncode}):\n{log[-4000:]}"
+    items = pq.read_table(out).to_pylist() if out.exists() else []
+    if check:
+        check_raw(items)
+    stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
+    return SpiderRun(proc.returncode, items, stats, log, out)
+
+
+def check_raw(items: list[dict[str, Any]]) -> pa.Table:
+    """Items as a RAW_SCHEMA table: every column present, required fields set, ids unique."""
+    table = pa.Table.from_pylist(items, schema=RAW_SCHEMA)
+    for f in RAW_SCHEMA:
+        if not f.nullable:
+            assert table[f.name].null_count == 0, f"raw field {f.name!r} is null in some items"
+    assert set(table["body_format"].to_pylist()) <= {"html", "text"}
+    ids = table["post_id"].to_pylist()
+    assert len(ids) == len(set(ids)), "post_id values are not unique"
+    return table
+
+
+def fixture_text(*parts: str, encoding: str = "utf-8") -> str:
+    return FIXTURES.joinpath(*parts).read_text(encoding=encoding)
+
+
+def fixture_bytes(*parts: str) -> bytes:
+    return FIXTURES.joinpath(*parts).read_bytes()
