@@ -1,0 +1,162 @@
+"""Sample text from the trained model: a command line for people, and the DVC ``sample`` stage.
+
+Command line (defaults to the model the pipeline trained, ``models/lstm/``)::
+
+    python -m model.sample --prime "ROMEO" --temperature 0.7 --n 5 --length 400 \\
+        [--top-k K] [--top-p P] [--greedy | --beam W [--length-norm A]] [--seed S] \\
+        [--model DIR] [--vocab FILE] [--json]
+
+prints each sample as readable text (prime + continuation) or, with ``--json``, one JSON object
+per line (the fields of ``model.sampler.Sample``). ``--temperature 0`` means greedy.
+
+DVC stage (``dvc.yaml``: ``python -m model.sample --report reports/samples.jsonl``): reads
+``models/lstm/`` and the ``sample`` section of params.yaml, and writes one JSON line per sample:
+``n`` samples for every prime x temperature (the seed of each combination is ``seed`` + its
+index, so any line is reproduced by the command line with that seed), plus one greedy and one
+beam-search text per prime. Fields: prime, method, temperature, seed, text, mean_logprob (nats
+per generated token, END included when produced), n_tokens, ended, top_k, top_p, stream,
+beam_width, length_norm.
+
+params.yaml ``sample`` keys: primes, temperatures, n, length, top_k, top_p, seed, greedy,
+beam_width, length_norm (meanings in ``DEFAULTS``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from model.artifacts import DEFAULT_MODEL_DIR, ModelFolderError
+from model.sampler import Sample, SamplerError, StatefulSampler
+from pipeline.common import ParamsError, atomic_path, section, setup_logging
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "primes": ["", "ROMEO", "The "],  # texts that warm the state before sampling ("" = start of a document)
+    "temperatures": [0.5, 0.8, 1.0],  # > 0; lower is more conservative
+    "n": 3,  # samples per prime and temperature
+    "length": 300,  # maximum characters per sample (a sample also stops at END)
+    "top_k": 0,  # keep the k most likely characters (0: off)
+    "top_p": 1.0,  # nucleus: smallest set of characters with this much probability (1.0: off)
+    "seed": 1234,  # seed of the first prime x temperature combination; the next ones count up
+    "greedy": True,  # also write one greedy (argmax) text per prime
+    "beam_width": 4,  # also write one beam-search text per prime (0: off)
+    "length_norm": 1.0,  # beam score = sum log p / n_tokens ** length_norm
+}
+
+
+def check_params(p: dict[str, Any]) -> None:
+    """Types and ranges of the ``sample`` section; errors name the key."""
+    def bad(key: str, value: Any, want: str) -> ParamsError:
+        return ParamsError(f"params.yaml: sample.{key} = {value!r}: expected {want}")
+
+    if not isinstance(p["primes"], list) or not all(isinstance(x, str) for x in p["primes"]):
+        raise bad("primes", p["primes"], "a list of strings")
+    temps = p["temperatures"]
+    if not isinstance(temps, list) or not all(isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 for t in temps):
+        raise bad("temperatures", temps, "a list of numbers > 0 (greedy has its own key)")
+    for key, lo in (("n", 1), ("length", 1), ("top_k", 0), ("beam_width", 0), ("seed", 0)):
+        if not isinstance(p[key], int) or isinstance(p[key], bool) or p[key] < lo:
+            raise bad(key, p[key], f"a whole number >= {lo}")
+    if not isinstance(p["top_p"], (int, float)) or not 0 < p["top_p"] <= 1:
+        raise bad("top_p", p["top_p"], "a number in (0, 1]")
+    if not isinstance(p["greedy"], bool):
+        raise bad("greedy", p["greedy"], "true or false")
+    if not isinstance(p["length_norm"], (int, float)) or p["length_norm"] < 0:
+        raise bad("length_norm", p["length_norm"], "a number >= 0")
+
+
+def sample_report(sampler: StatefulSampler, p: dict[str, Any]) -> list[Sample]:
+    """Every sample the stage writes, in a fixed order: per prime, temperatures, then greedy and beam."""
+    samples: list[Sample] = []
+    combo = 0
+    for prime in p["primes"]:
+        for temperature in p["temperatures"]:
+            samples += sampler.generate(prime, p["n"], p["length"], float(temperature), p["top_k"] or None,
+                                        p["top_p"] if p["top_p"] < 1 else None, seed=p["seed"] + combo)
+            combo += 1
+        if p["greedy"]:
+            samples.append(sampler.greedy(prime, p["length"]))
+        if p["beam_width"]:
+            samples.append(sampler.beam(prime, p["beam_width"], p["length"], float(p["length_norm"])))
+    return samples
+
+
+def write_jsonl(path: str | Path, samples: Sequence[Sample]) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for s in samples:
+                fh.write(json.dumps(s.to_dict(), ensure_ascii=False, sort_keys=True) + "\n")
+
+
+def format_sample(s: Sample, i: int, n: int) -> str:
+    """A header line with how the sample was made, then prime + continuation."""
+    how = {"sample": f"temperature {s.temperature:g}" + (f", top-k {s.top_k}" if s.top_k else "")
+                     + (f", top-p {s.top_p:g}" if s.top_p else "") + f", seed {s.seed}",
+           "greedy": "greedy", "beam": f"beam width {s.beam_width}, length norm {s.length_norm:g}"}[s.method]
+    stop = "stopped at END" if s.ended else "length limit"
+    return (f"=== sample {i}/{n} ({how}; {len(s.text)} chars, {stop}; "
+            f"mean log-prob {s.mean_logprob:.3f} nats/char) ===\n{s.full_text}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m model.sample", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--prime", default="", help="text that warms the state first (default: start of a document)")
+    ap.add_argument("--n", type=int, default=1, help="number of samples (streams in one batch)")
+    ap.add_argument("--length", type=int, default=400, help="maximum characters per sample (stops earlier at END)")
+    ap.add_argument("--temperature", type=float, default=0.8, help="> 0 samples; 0 means greedy; < 0 is an error")
+    ap.add_argument("--top-k", type=int, default=None, help="sample only among the K most likely characters")
+    ap.add_argument("--top-p", type=float, default=None, help="nucleus sampling: smallest set with probability P")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--greedy", action="store_true", help="most likely character at every step")
+    mode.add_argument("--beam", type=int, metavar="W", help="beam search with W beams")
+    ap.add_argument("--length-norm", type=float, default=1.0, help="beam score = sum log p / n_tokens ** A")
+    ap.add_argument("--seed", type=int, default=None, help="random seed (default: a fresh one, printed)")
+    ap.add_argument("--model", default=str(DEFAULT_MODEL_DIR), help="model folder (default: %(default)s)")
+    ap.add_argument("--vocab", default=None, help="check this vocabulary file against the model's")
+    ap.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
+    ap.add_argument("--report", metavar="JSONL", default=None,
+                    help="DVC stage: write the samples listed in params.yaml `sample` to JSONL")
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    setup_logging()
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    if (args.greedy or args.beam) and (args.top_k is not None or args.top_p is not None):
+        ap.error("--top-k/--top-p apply to sampling, not to --greedy or --beam")
+    try:
+        if args.report:
+            params = section("sample", DEFAULTS)
+            check_params(params)
+        sampler = StatefulSampler.from_dir(args.model, args.vocab)
+        if args.report:
+            samples = sample_report(sampler, params)
+            write_jsonl(args.report, samples)
+            log.info("wrote %d samples (%d primes x %d temperatures x %d, greedy %s, beam %d) to %s",
+                     len(samples), len(params["primes"]), len(params["temperatures"]), params["n"],
+                     params["greedy"], params["beam_width"], args.report)
+            return 0
+        if args.greedy:
+            samples = [sampler.greedy(args.prime, args.length)]
+        elif args.beam:
+            samples = [sampler.beam(args.prime, args.beam, args.length, args.length_norm)]
+        else:
+            samples = sampler.generate(args.prime, args.n, args.length, args.temperature, args.top_k, args.top_p,
+                                       args.seed, progress=sys.stderr.isatty())
+    except (ModelFolderError, SamplerError, ParamsError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for i, s in enumerate(samples, 1):
+        print(json.dumps(s.to_dict(), ensure_ascii=False) if args.json else format_sample(s, i, len(samples)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
