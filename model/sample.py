@@ -96,9 +96,13 @@ def write_jsonl(path: str | Path, samples: Sequence[Sample]) -> None:
 
 def format_sample(s: Sample, i: int, n: int) -> str:
     """A header line with how the sample was made, then prime + continuation."""
-    how = {"sample": f"temperature {s.temperature:g}" + (f", top-k {s.top_k}" if s.top_k else "")
-                     + (f", top-p {s.top_p:g}" if s.top_p else "") + f", seed {s.seed}",
-           "greedy": "greedy", "beam": f"beam width {s.beam_width}, length norm {s.length_norm:g}"}[s.method]
+    if s.method == "beam":
+        how = f"beam width {s.beam_width}, length norm {s.length_norm:g}"
+    elif s.method == "greedy":
+        how = "greedy"
+    else:
+        how = (f"temperature {s.temperature:g}" + (f", top-k {s.top_k}" if s.top_k else "")
+               + (f", top-p {s.top_p:g}" if s.top_p else "") + f", seed {s.seed}")
     stop = "stopped at END" if s.ended else "length limit"
     return (f"=== sample {i}/{n} ({how}; {len(s.text)} chars, {stop}; "
             f"mean log-prob {s.mean_logprob:.3f} nats/char) ===\n{s.full_text}\n")
