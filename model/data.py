@@ -116,6 +116,8 @@ def make_dataset(batches_dir: str | os.PathLike, split: str, *, seed: int | None
     if repeat:
         choice = choice.repeat()
     ds = tf.data.Dataset.choose_from_datasets(per_bucket, choice, stop_on_empty_dataset=True)
+    if not repeat:  # a known length lets Keras size epochs and progress bars
+        ds = ds.apply(tf.data.experimental.assert_cardinality(len(order)))
 
     def to_triplet(tokens, n_targets):
         tokens = tf.cast(tokens, tf.int32)

@@ -1,0 +1,240 @@
+"""Stage batches: chunking, buckets, END padding, every real token exactly once, seeded byte-identical shards."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from model.data import iter_numpy_batches, load_manifest
+from pipeline import batches as B
+from pipeline import split as S
+from pipeline import vocab as V
+from pipeline.common import ParamsError
+from test_split import make_corpus
+
+LONG = "".join(chr(ord("a") + i % 26) for i in range(700))  # several chunks at max_len 64
+
+
+def make_splits(root: Path, *, n_threads: int = 60) -> tuple[dict[str, Path], V.Vocab]:
+    """Split files (one val document is long and holds characters unknown to train) and a vocabulary."""
+    parts = S.split_table(make_corpus(n_threads), {"train": 0.8, "val": 0.1, "test": 0.1}, "t")
+    for name, text in (("train", LONG), ("val", "ünknown ŋ"), ("test", "x")):
+        rows = parts[name].to_pylist()
+        rows[0].update(text=text, n_chars=len(text))
+        parts[name] = pa.Table.from_pylist(rows, schema=parts[name].schema)
+    paths = {}
+    for name, table in parts.items():
+        paths[name] = root / "split" / f"{name}.parquet"
+        paths[name].parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, paths[name])
+    vocab = V.build_vocab(V.iter_texts(paths["train"]), min_count=1)
+    return paths, vocab
+
+
+def params(**kw) -> B.BatchParams:
+    return B.check_params({**B.DEFAULTS, "batch_size": 8, "max_len": 64, **kw})
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("batches")
+    paths, vocab = make_splits(root)
+    metrics = B.run(paths, vocab, params(), root / "out")
+    return root, paths, vocab, metrics
+
+
+def shard_rows(out: Path, split: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(tokens [T+1], row [targets, doc, chunk]) for every stored sequence of a split."""
+    m = load_manifest(out, split)
+    rows = []
+    for b in m["buckets"]:
+        tokens = np.load(out / split / b["tokens"])
+        table = np.load(out / split / b["rows"])
+        rows.extend(zip(tokens, table))
+    return rows
+
+
+def test_make_chunks_covers_every_target_once():
+    chunks = B.make_chunks(np.array([0, 3, 9, 10, 25]), max_len=5)
+    # targets per document: 1, 4, 10, 11, 26 -> chunks 1, 1, 2, 3, 6
+    assert chunks["doc"].tolist() == [0, 1, 2, 2, 3, 3, 3] + [4] * 6
+    assert chunks["chunk"].tolist() == [0, 0, 0, 1, 0, 1, 2, 0, 1, 2, 3, 4, 5]
+    assert chunks["targets"].tolist() == [1, 4, 5, 5, 5, 5, 1, 5, 5, 5, 5, 5, 1]
+    assert chunks["start"].tolist() == [0, 1, 5, 10, 15, 20, 25, 26, 31, 36, 41, 46, 51]
+
+
+@pytest.mark.parametrize("split", S.SPLITS)
+def test_every_real_token_appears_exactly_once(built, split):
+    root, paths, vocab, _ = built
+    texts = pq.read_table(paths[split]).column("text").to_pylist()
+    by_doc: dict[int, list] = {}
+    for tokens, (n, doc, chunk) in shard_rows(root / "out", split):
+        by_doc.setdefault(int(doc), []).append((int(chunk), tokens, int(n)))
+    assert sorted(by_doc) == list(range(len(texts)))
+    for doc, chunks in by_doc.items():
+        chunks.sort(key=lambda c: c[0])
+        assert [c[0] for c in chunks] == list(range(len(chunks)))
+        expected = np.append(vocab.encode(texts[doc]), V.END_ID)
+        targets = np.concatenate([tok[1:n + 1] for _, tok, n in chunks])
+        assert np.array_equal(targets, expected)  # every character then the END, once each
+        assert chunks[0][1][0] == V.END_ID  # a document starts from END
+        for (_, prev, pn), (_, cur, _) in itertools.pairwise(chunks):
+            assert cur[0] == prev[pn] and pn == 64  # continuation: input starts with the previous last char
+    assert len(by_doc[0]) == (11 if split == "train" else 1)
+
+
+def test_long_document_is_chunked(built):
+    root, paths, vocab, _ = built
+    docs = [int(doc) for _, (n, doc, chunk) in shard_rows(root / "out", "train") if chunk > 0]
+    texts = pq.read_table(paths["train"]).column("text").to_pylist()
+    assert texts[0] == LONG and docs.count(0) == 10  # 701 targets -> 11 chunks (10 beyond the first)
+
+
+def test_batches_hold_one_bucket_length_padding_is_end_and_masked(built):
+    root, _, _, metrics = built
+    for split in S.SPLITS:
+        m = load_manifest(root / "out", split)
+        lengths = {b["length"] for b in m["buckets"]}
+        sizes: dict[int, list[int]] = {}
+        n_batches = real = 0
+        for inputs, targets, mask in iter_numpy_batches(root / "out", split):
+            n_batches += 1
+            assert inputs.shape == targets.shape == mask.shape and inputs.dtype == np.int32 and mask.dtype == np.float32
+            t = inputs.shape[1]
+            assert t in lengths
+            sizes.setdefault(t, []).append(inputs.shape[0])
+            n = mask.sum(axis=1).astype(int)
+            assert np.array_equal(mask, (np.arange(t)[None, :] < n[:, None]).astype(np.float32))  # a real prefix
+            assert (targets[mask == 0] == V.END_ID).all() and (inputs[:, 1:][mask[:, :-1] == 0] == V.END_ID).all()
+            assert (n >= 1).all() and (n <= t).all()
+            real += int(mask.sum())
+        assert n_batches == m["batches"] == metrics["splits"][split]["batches"]
+        assert real == m["real_tokens"] == metrics["splits"][split]["real_tokens"]
+        for t, s in sizes.items():  # full batches, then at most one smaller batch per bucket
+            assert sum(x < 8 for x in s) <= 1 and all(x <= 8 for x in s)
+
+
+def test_first_end_is_a_real_target(built):
+    root, _, _, _ = built
+    inputs, targets, mask = next(iter_numpy_batches(root / "out", "train"))
+    for row in range(len(targets)):
+        n = int(mask[row].sum())
+        last = targets[row, n - 1]
+        if n < 64:  # a document's last chunk (shorter than max_len) ends with its END target
+            assert last == V.END_ID
+
+
+def test_metrics_count_real_and_pad_tokens(built):
+    root, paths, _, metrics = built
+    for split in S.SPLITS:
+        s = metrics["splits"][split]
+        n_chars = pq.read_table(paths[split]).column("n_chars").to_numpy()
+        assert s["real_tokens"] == int((n_chars + 1).sum()) and s["documents"] == len(n_chars)
+        total = sum(b["sequences"] * b["length"] for b in s["buckets"])
+        assert s["pad_tokens"] == total - s["real_tokens"]
+        assert s["efficiency"] == pytest.approx(s["real_tokens"] / total, abs=1e-6)
+        assert s["pad_to_max_efficiency"] == pytest.approx(s["real_tokens"] / (s["sequences"] * 64), abs=1e-6)
+        assert s["pad_to_max_efficiency"] < s["efficiency"]
+    assert metrics["splits"]["val"]["unk_tokens"] >= 2  # "ü" and "ŋ" are not in the train vocabulary
+    assert metrics["efficiency"] == pytest.approx(
+        metrics["real_tokens"] / (metrics["real_tokens"] + metrics["pad_tokens"]), abs=1e-6)
+
+
+def test_same_seed_gives_byte_identical_shards_new_seed_changes_order_only(built, tmp_path):
+    root, paths, vocab, _ = built
+    B.run(paths, vocab, params(), tmp_path / "again")
+    B.run(paths, vocab, params(seed=7), tmp_path / "other")
+    files = sorted(p.relative_to(root / "out") for p in (root / "out").rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(tmp_path / "again") for p in (tmp_path / "again").rglob("*") if p.is_file())
+    for f in files:
+        assert (root / "out" / f).read_bytes() == (tmp_path / "again" / f).read_bytes(), f
+    for split in S.SPLITS:
+        a, b = shard_rows(root / "out", split), shard_rows(tmp_path / "other", split)
+        as_bytes = lambda rows: [t.tobytes() + r.tobytes() for t, r in rows]  # noqa: E731
+        assert as_bytes(a) != as_bytes(b)  # order changed
+        assert sorted(as_bytes(a)) == sorted(as_bytes(b))  # content did not
+    assert any((root / "out" / s / "order.npy").read_bytes() != (tmp_path / "other" / s / "order.npy").read_bytes()
+               for s in S.SPLITS)
+
+
+def test_rerun_replaces_old_shards(built, tmp_path):
+    root, paths, vocab, _ = built
+    out = tmp_path / "b"
+    B.run(paths, vocab, params(buckets=[16, 32]), out)
+    B.run(paths, vocab, params(buckets=[8, 64]), out)
+    names = {p.name for p in (out / "train").iterdir()}
+    assert "bucket_00016.tokens.npy" not in names and "bucket_00008.tokens.npy" in names
+    assert [b["length"] for b in load_manifest(out, "train")["buckets"]] == [8, 64]
+
+
+def brute_force_padding(lengths: np.ndarray, batch_size: int, max_buckets: int) -> int:
+    values = np.unique(lengths)
+    best = None
+    for k in range(0, max_buckets):
+        for cuts in itertools.combinations(values[:-1], k):
+            bounds = [*cuts, values[-1]]
+            idx = np.searchsorted(bounds, lengths)
+            if np.bincount(idx, minlength=len(bounds)).min() < batch_size:
+                continue
+            cost = int(np.asarray(bounds)[idx].sum())
+            best = cost if best is None else min(best, cost)
+    return best
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_auto_buckets_minimise_padding_with_a_full_batch_each(seed):
+    rng = np.random.default_rng(seed)
+    lengths = np.minimum(40, rng.geometric(0.12, size=300))
+    bounds = B.auto_buckets(lengths, batch_size=16, max_buckets=4)
+    assert len(bounds) <= 4 and bounds[-1] == lengths.max()
+    idx = np.searchsorted(bounds, lengths)
+    assert np.bincount(idx, minlength=len(bounds)).min() >= 16
+    assert int(np.asarray(bounds)[idx].sum()) == brute_force_padding(lengths, 16, 4)
+    assert B.auto_buckets(np.array([3, 5, 9]), batch_size=16, max_buckets=4) == [9]  # too few for two buckets
+
+
+def test_listed_buckets_are_used_and_max_len_appended():
+    p = params(buckets=[32, 8, 16])
+    assert p.buckets == (8, 16, 32, 64)
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"batch_size": 0}, "batches.batch_size must be an integer >= 1, got 0"),
+    ({"max_len": -3}, "batches.max_len must be an integer >= 1"),
+    ({"buckets": [0, 16]}, "batches.buckets must hold integers in [1, max_len=64]"),
+    ({"buckets": [128]}, "got [128]"),
+    ({"buckets": "fixed"}, "'auto' or a non-empty list"),
+    ({"seed": -1}, "batches.seed must be an integer >= 0"),
+])
+def test_bad_params_are_clear_errors(override, message):
+    with pytest.raises(ParamsError) as err:
+        params(**override)
+    assert message in str(err.value)
+
+
+def test_empty_split_is_a_clear_error(tmp_path):
+    paths, vocab = make_splits(tmp_path, n_threads=30)
+    pq.write_table(pq.read_table(paths["test"]).slice(0, 0), paths["test"])
+    with pytest.raises(ValueError, match="split 'test' holds no documents"):
+        B.run(paths, vocab, params(), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_main_reads_params_and_writes_metrics(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    paths, vocab = make_splits(tmp_path / "data", n_threads=30)
+    vocab.save("data/vocab.json")
+    Path("params.yaml").write_text("batches:\n  batch_size: 4\n  max_len: 32\n  buckets: [8, 16]\n")
+    B.main([])
+    metrics = json.loads(Path("metrics/batches.json").read_text())
+    assert metrics["boundaries"] == [8, 16, 32] and metrics["batch_size"] == 4
+    assert load_manifest("data/batches", "val")["vocab_hash"] == vocab.hash
+    Path("params.yaml").write_text("batches:\n  batch_size: 0\n")
+    with pytest.raises(ParamsError, match="batch_size"):
+        B.main([])
