@@ -1,0 +1,300 @@
+"""Stage `clean`: raw posts (``data/raw/*.parquet``, RAW_SCHEMA) -> ``data/clean/posts.parquet``
+(CLEAN_SCHEMA), ``data/clean/dropped.parquet`` (DROPPED_SCHEMA) and ``metrics/clean.json``.
+
+Per post: HTML -> text (pipeline.htmltext; ``body_format="text"`` skips it), normalisation
+(pipeline.textnorm), personal-data scrubbing (pipeline.pii), keep-or-drop rules (pipeline.filters).
+Authors become ``author_hash`` = first 16 hex of sha256(salt, source, author): the raw username
+never leaves this stage. ``doc_id`` = first 16 hex of sha256(f"{source}\\x1f{post_id}").
+
+Raw files are read in record batches of ``batch_rows``; batches are cleaned by a process pool
+(``workers``, 0 = all cores) with a bounded window of batches in flight, and results are written
+in input order, so memory stays flat and the output is deterministic whatever the worker count.
+
+Params (``clean`` section): unicode_form, lowercase, scrub_urls, author_salt, image_alt,
+image_placeholder, mention_placeholder, min_chars, max_chars, max_raw_chars, min_letter_ratio,
+batch_rows, workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import hashlib
+import logging
+import multiprocessing as mp
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from pipeline import filters
+from pipeline.common import atomic_path, section, setup_logging, write_json_atomic
+from pipeline.htmltext import html_to_text
+from pipeline.pii import scrub_pii
+from pipeline.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA, RAW_SCHEMA
+from pipeline.textnorm import normalize_text
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "unicode_form": "NFC",  # NFC keeps characters as typed; NFKC also folds compatibility forms
+    "lowercase": False,
+    "scrub_urls": True,  # replace URLs by [URL]
+    "author_salt": "kopitiam",  # salt of author_hash; change it to unlink hashes from other runs
+    "image_alt": True,  # images -> alt text (smilies always); False -> image_placeholder
+    "image_placeholder": "",  # text for images without usable alt text ("" drops them)
+    "mention_placeholder": "@user",  # text for @username mentions
+    "min_chars": 2,  # drop shorter texts (code points)
+    "max_chars": 20000,  # drop longer texts
+    "max_raw_chars": 2000000,  # raw bodies above this are dropped unparsed (too_long_raw)
+    "min_letter_ratio": 0.5,  # letters / non-space chars
+    "batch_rows": 2000,  # rows per record batch (memory per worker)
+    "workers": 0,  # processes; 0 = os.cpu_count()
+}
+READ_COLUMNS = ["source", "board", "thread_id", "thread_title", "position", "post_id", "author",
+                "posted_at", "body", "body_format", "quoted_post_ids"]
+
+
+class RawInputError(ValueError):
+    """A raw file cannot be read as RAW_SCHEMA (names the file and the column)."""
+
+
+def doc_id_for(source: str, post_id: str) -> str:
+    return hashlib.sha256(f"{source}\x1f{post_id}".encode()).hexdigest()[:16]
+
+
+def author_hash(salt: str, source: str, author: str | None) -> str | None:
+    if author is None or author == "":
+        return None
+    return hashlib.sha256(f"{salt}\x1f{source}\x1f{author}".encode()).hexdigest()[:16]
+
+
+def clean_body(body: str, body_format: str, cfg: dict[str, Any], stats: dict[str, Any]):
+    """One body -> (text, quoted ids, verdict). Pure apart from adding to ``stats`` counters."""
+    html = None
+    if body_format == "html":
+        html = html_to_text(body, image_placeholder=cfg["image_placeholder"], image_alt=cfg["image_alt"],
+                            mention_placeholder=cfg["mention_placeholder"])
+        stats["quotes_removed"] += html.n_quotes
+        stats["signatures_removed"] += html.n_signatures
+        body = html.text
+    text, repaired = normalize_text(body, form=cfg["unicode_form"], lowercase=cfg["lowercase"])
+    stats["mojibake_repaired"] += repaired
+    text = scrub_pii(text, urls=cfg["scrub_urls"], counts=stats["pii"])
+    verdict = filters.content_filter(html) \
+        or filters.length_filter(text, cfg["min_chars"], cfg["max_chars"]) \
+        or filters.letter_filter(text, cfg["min_letter_ratio"])
+    return text, (html.quoted_post_ids if html else []), verdict
+
+
+def _decode(raw: bytes | None, stats: dict[str, Any]) -> str | None:
+    if raw is None:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        stats["invalid_utf8"] += 1
+        return raw.decode("utf-8", errors="replace")
+
+
+def new_stats() -> dict[str, Any]:
+    return {"per_source": {}, "bytes_in": 0, "bytes_out": 0, "chars_kept": 0, "quotes_removed": 0,
+            "signatures_removed": 0, "mojibake_repaired": 0, "invalid_utf8": 0, "pii": {},
+            "null_fields_filled": 0}
+
+
+def clean_batch(batch: pa.RecordBatch, name: str, offset: int, cfg: dict[str, Any]):
+    """Clean one raw record batch -> (kept rows, dropped rows, stats). Runs in a worker."""
+    stats = new_stats()
+    cols = {c: batch.column(c).to_pylist() for c in READ_COLUMNS if c != "body"}
+    bodies = batch.column("body").cast(pa.binary()).to_pylist()
+    kept: dict[str, list] = {f.name: [] for f in CLEAN_SCHEMA}
+    dropped: dict[str, list] = {f.name: [] for f in DROPPED_SCHEMA}
+    for i in range(batch.num_rows):
+        source = cols["source"][i] or name
+        per = stats["per_source"].setdefault(source, {"raw": 0, "kept": 0, "dropped": {}})
+        per["raw"] += 1
+        post_id = cols["post_id"][i]
+        body = _decode(bodies[i], stats)
+        stats["bytes_in"] += len(bodies[i] or b"")
+        verdict = None
+        if post_id is None or post_id == "":
+            doc_id = doc_id_for(source, f"<missing post_id: {name} row {offset + i}>")
+            verdict = ("missing_post_id", f"{name} row {offset + i}")
+        else:
+            doc_id = doc_id_for(source, post_id)
+        if verdict is None and body is None:
+            verdict = ("null_body", "body is null")
+        elif verdict is None and len(body) > cfg["max_raw_chars"]:
+            verdict = ("too_long_raw", f"raw body {len(body)} chars > max_raw_chars {cfg['max_raw_chars']}")
+        if verdict is None:
+            fmt = cols["body_format"][i] or "html"
+            text, quoted, verdict = clean_body(body, fmt, cfg, stats)
+        if verdict is not None:
+            per["dropped"][verdict[0]] = per["dropped"].get(verdict[0], 0) + 1
+            for k, v in zip(DROPPED_SCHEMA.names, (doc_id, source, verdict[0], verdict[1])):
+                dropped[k].append(v)
+            continue
+        per["kept"] += 1
+        position = cols["position"][i]
+        if position is None or cols["thread_id"][i] is None:
+            stats["null_fields_filled"] += 1
+        quoted = list(dict.fromkeys((cols["quoted_post_ids"][i] or []) + quoted))
+        row = (doc_id, source, cols["board"][i], cols["thread_id"][i] or "", cols["thread_title"][i],
+               post_id, -1 if position is None else position,
+               author_hash(cfg["author_salt"], source, cols["author"][i]), cols["posted_at"][i], text,
+               len(text), quoted)
+        for k, v in zip(CLEAN_SCHEMA.names, row):
+            kept[k].append(v)
+        stats["bytes_out"] += len(text.encode("utf-8"))
+        stats["chars_kept"] += len(text)
+    return (pa.table(kept, schema=CLEAN_SCHEMA), pa.table(dropped, schema=DROPPED_SCHEMA), stats)
+
+
+def merge_stats(total: dict[str, Any], part: dict[str, Any]) -> None:
+    for key, value in part.items():
+        if key == "per_source":
+            for src, p in value.items():
+                t = total["per_source"].setdefault(src, {"raw": 0, "kept": 0, "dropped": {}})
+                t["raw"] += p["raw"]
+                t["kept"] += p["kept"]
+                for r, n in p["dropped"].items():
+                    t["dropped"][r] = t["dropped"].get(r, 0) + n
+        elif key == "pii":
+            for k, n in value.items():
+                total["pii"][k] = total["pii"].get(k, 0) + n
+        else:
+            total[key] += value
+
+
+def raw_batches(paths: list[Path], batch_rows: int):
+    """Yield (file stem, row offset, record batch) from every raw file, checking columns first."""
+    for path in paths:
+        if path.stat().st_size == 0:
+            log.warning("%s is empty (0 bytes): no rows read from it", path)
+            continue
+        try:
+            pf = pq.ParquetFile(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise RawInputError(f"{path}: not a readable Parquet file ({exc})") from exc
+        missing = [c for c in READ_COLUMNS if c not in pf.schema_arrow.names]
+        if missing:
+            raise RawInputError(f"{path}: missing column(s) {', '.join(missing)}; raw files must follow "
+                                f"RAW_SCHEMA (pipeline/schemas.py); columns found: {', '.join(pf.schema_arrow.names)}")
+        offset = 0
+        for batch in pf.iter_batches(batch_size=batch_rows, columns=READ_COLUMNS):
+            arrays = []
+            for c in READ_COLUMNS:
+                want = pa.binary() if c == "body" else RAW_SCHEMA.field(c).type
+                try:
+                    arrays.append(batch.column(c).cast(want))
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                    raise RawInputError(f"{path}: column {c} has type {batch.column(c).type}, "
+                                        f"expected {want}: {exc}") from exc
+            yield path.stem, offset, pa.RecordBatch.from_arrays(arrays, names=READ_COLUMNS)
+            offset += batch.num_rows
+
+
+def run_clean(paths: list[Path], posts_path: Path, dropped_path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
+    """Clean every raw file into ``posts_path`` / ``dropped_path``; return the metrics."""
+    if cfg["unicode_form"] not in ("NFC", "NFKC"):
+        raise ValueError(f"params.yaml: clean.unicode_form must be NFC or NFKC, got {cfg['unicode_form']!r}")
+    started = time.perf_counter()
+    workers = cfg["workers"] or os.cpu_count() or 1
+    total_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in paths if p.stat().st_size > 0)
+    stats = new_stats()
+    seen: set[str] = set()
+    tasks = raw_batches(paths, cfg["batch_rows"])
+    with atomic_path(posts_path) as posts_tmp, atomic_path(dropped_path) as dropped_tmp, \
+            pq.ParquetWriter(posts_tmp, CLEAN_SCHEMA, compression="zstd") as kept_w, \
+            pq.ParquetWriter(dropped_tmp, DROPPED_SCHEMA, compression="zstd") as drop_w, \
+            tqdm(total=total_rows, unit="post", desc="clean", mininterval=2, disable=None) as bar:
+        def consume(result) -> None:
+            kept, dropped, part = result
+            merge_stats(stats, part)
+            ids = kept.column("doc_id").to_pylist()
+            dup = []
+            for i, d in enumerate(ids):
+                if d in seen:
+                    dup.append(i)
+                seen.add(d)
+            seen.update(dropped.column("doc_id").to_pylist())
+            if dup:
+                rows = kept.take(dup)
+                dup_dropped = pa.table({"doc_id": rows["doc_id"], "source": rows["source"],
+                                        "reason": ["duplicate_post_id"] * len(dup),
+                                        "detail": [f"post_id {p} seen before" for p in rows["post_id"].to_pylist()]},
+                                       schema=DROPPED_SCHEMA)
+                dropped = pa.concat_tables([dropped, dup_dropped])
+                dup_set = set(dup)
+                keep_mask = [i not in dup_set for i in range(kept.num_rows)]
+                for src, text in zip(rows["source"].to_pylist(), rows["text"].to_pylist()):
+                    per = stats["per_source"][src]
+                    per["kept"] -= 1
+                    per["dropped"]["duplicate_post_id"] = per["dropped"].get("duplicate_post_id", 0) + 1
+                    stats["bytes_out"] -= len(text.encode("utf-8"))
+                    stats["chars_kept"] -= len(text)
+                kept = kept.filter(pa.array(keep_mask))
+            kept_w.write_table(kept)
+            drop_w.write_table(dropped)
+            bar.update(kept.num_rows + dropped.num_rows - len(dup))
+
+        if workers == 1:
+            for name, offset, batch in tasks:
+                consume(clean_batch(batch, name, offset, cfg))
+        else:
+            with mp.get_context("fork").Pool(workers) as pool:
+                window: collections.deque = collections.deque()
+                for name, offset, batch in tasks:
+                    window.append(pool.apply_async(clean_batch, (batch, name, offset, cfg)))
+                    if len(window) >= 2 * workers:
+                        consume(window.popleft().get())
+                while window:
+                    consume(window.popleft().get())
+    seconds = time.perf_counter() - started
+    return finish_metrics(stats, seconds)
+
+
+def finish_metrics(stats: dict[str, Any], seconds: float) -> dict[str, Any]:
+    by_reason: dict[str, int] = {}
+    for src, per in stats["per_source"].items():
+        per["dropped_total"] = sum(per["dropped"].values())
+        if per["raw"] != per["kept"] + per["dropped_total"]:  # an internal bug, never bad input
+            raise AssertionError(f"clean accounting broken for source {src}: {per}")
+        for r, n in per["dropped"].items():
+            by_reason[r] = by_reason.get(r, 0) + n
+    raw = sum(p["raw"] for p in stats["per_source"].values())
+    kept = sum(p["kept"] for p in stats["per_source"].values())
+    return {**stats, "raw": raw, "kept": kept, "dropped": raw - kept, "dropped_by_reason": by_reason,
+            "seconds": round(seconds, 3), "mb_per_s": round(stats["bytes_in"] / 1e6 / max(seconds, 1e-9), 3)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--raw-dir", default="data/raw", type=Path)
+    parser.add_argument("--out-dir", default="data/clean", type=Path)
+    parser.add_argument("--metrics", default="metrics/clean.json", type=Path)
+    parser.add_argument("--params", default="params.yaml", type=Path)
+    args = parser.parse_args(argv)
+    setup_logging()
+    cfg = section("clean", DEFAULTS, path=args.params)
+    paths = sorted(args.raw_dir.glob("*.parquet"))
+    if not paths:
+        raise SystemExit(f"no raw files: {args.raw_dir}/*.parquet matched nothing (run the crawl stage first)")
+    try:
+        metrics = run_clean(paths, args.out_dir / "posts.parquet", args.out_dir / "dropped.parquet", cfg)
+    except RawInputError as exc:
+        log.error("%s", exc)
+        raise SystemExit(f"clean: {exc}") from None
+    write_json_atomic(args.metrics, metrics)
+    log.info("clean: %d raw posts from %d file(s) -> %d kept, %d dropped %s; %.1f MB in, %.1f s (%.2f MB/s)",
+             metrics["raw"], len(paths), metrics["kept"], metrics["dropped"], metrics["dropped_by_reason"],
+             metrics["bytes_in"] / 1e6, metrics["seconds"], metrics["mb_per_s"])
+
+
+if __name__ == "__main__":
+    main()

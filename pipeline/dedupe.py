@@ -1,0 +1,230 @@
+"""Stage `dedupe`: ``data/clean/posts.parquet`` -> ``data/dedup/corpus.parquet`` (CLEAN_SCHEMA),
+``data/dedup/duplicates.parquet`` (DUPLICATES_SCHEMA) and ``metrics/dedupe.json``.
+
+Exact duplicates: same blake2b-64 hash of the text casefolded with whitespace collapsed.
+Near duplicates: MinHash over character shingles with LSH banding (pipeline.minhash: vectorised
+NumPy one-permutation hashing, ~40x faster than datasketch here; the module docstring has the
+numbers), each LSH candidate pair verified by its estimated Jaccard similarity >= ``threshold``.
+Only texts of at least ``near_min_chars`` take part in near-duplicate search (short replies such as
+"My lord." are too small for shingles to tell apart; they still go through the exact pass).
+
+Survivor rule: documents are visited in order of (posted_at, doc_id), null posted_at last. A
+document is a duplicate of the FIRST earlier document that was itself kept and that it matches
+(exact hash, else a verified near pair); otherwise it is kept. So each cluster keeps its earliest
+post, every removed document names a kept one, and its similarity to that survivor is >= threshold
+(no chains of drifting near-copies).
+
+Pass 1 reads the posts in record batches and hashes them in a process pool (bounded window,
+ordered results); only per-document hashes and signatures stay in memory (num_perm * 4 bytes per
+document). Pass 2 streams the posts again and writes the survivors.
+
+Params (``dedupe`` section): shingle, num_perm, bands, threshold, near_min_chars, seed,
+bucket_window, batch_rows, workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import hashlib
+import logging
+import multiprocessing as mp
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from pipeline import minhash
+from pipeline.common import atomic_path, section, setup_logging, write_json_atomic
+from pipeline.schemas import CLEAN_SCHEMA, DUPLICATES_SCHEMA
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "shingle": 5,  # characters per shingle
+    "num_perm": 128,  # MinHash bins (signature length)
+    "bands": 32,  # LSH bands; num_perm / bands rows each (32 x 4: P(candidate | J=0.8) > 0.999)
+    "threshold": 0.8,  # estimated Jaccard at or above which a candidate pair is a near duplicate
+    "near_min_chars": 40,  # shorter texts only take part in exact dedupe
+    "seed": 0,  # MinHash hash seed
+    "bucket_window": 8,  # pairs per LSH bucket member (bounds work on huge buckets)
+    "batch_rows": 5000,
+    "workers": 0,  # processes; 0 = os.cpu_count()
+}
+WS_RE = re.compile(r"\s+")
+NULL_TIME = np.iinfo(np.int64).max
+
+
+def exact_key(text: str) -> int:
+    norm = WS_RE.sub(" ", text.casefold()).strip()
+    return int.from_bytes(hashlib.blake2b(norm.encode(), digest_size=8).digest(), "little")
+
+
+def hash_batch(batch: pa.RecordBatch, cfg: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Per-document keys for one batch of posts (runs in a worker)."""
+    texts = batch.column("text").to_pylist()
+    long_enough = np.fromiter((len(t) >= cfg["near_min_chars"] for t in texts), dtype=bool, count=len(texts))
+    near_texts = [t if ok else "" for t, ok in zip(texts, long_enough)]
+    posted = batch.column("posted_at").cast(pa.int64()).fill_null(NULL_TIME).to_numpy()
+    return {
+        "doc_id": np.array(batch.column("doc_id").to_pylist(), dtype="S16"),
+        "source": np.array(batch.column("source").to_pylist(), dtype=object),
+        "posted": posted,
+        "exact": np.fromiter((exact_key(t) for t in texts), dtype=np.uint64, count=len(texts)),
+        "near": long_enough,
+        "sig": minhash.signatures(near_texts, shingle=cfg["shingle"], num_perm=cfg["num_perm"], seed=cfg["seed"]),
+        "bytes": np.array([sum(len(t.encode()) for t in texts)]),
+    }
+
+
+def find_duplicates(docs: dict[str, np.ndarray], cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """-> (dup_of index or -1 per document, kind 0 kept / 1 exact / 2 near, similarity)."""
+    n = len(docs["doc_id"])
+    order = np.lexsort((docs["doc_id"], docs["posted"]))
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    dup_of = np.full(n, -1, dtype=np.int64)
+    kind = np.zeros(n, dtype=np.int8)
+    sim = np.zeros(n, dtype=np.float32)
+    # exact: within equal keys, the lowest rank survives
+    by_key = np.lexsort((rank, docs["exact"]))
+    keys = docs["exact"][by_key]
+    head = np.r_[True, keys[1:] != keys[:-1]]
+    head_idx = by_key[np.maximum.accumulate(np.where(head, np.arange(n), 0))]
+    is_dup = ~head
+    dup_of[by_key[is_dup]] = head_idx[is_dup]
+    kind[by_key[is_dup]] = 1
+    sim[by_key[is_dup]] = 1.0
+    # near: LSH candidates among exact-unique documents long enough, verified, then greedy in rank order
+    cand = np.flatnonzero((kind == 0) & docs["near"])
+    if len(cand) > 1:
+        sig = docs["sig"][cand]
+        keys = minhash.band_keys(sig, cfg["bands"])
+        pairs = minhash.candidate_pairs(keys, rank[cand], cfg["bucket_window"])
+        s = minhash.similarity(sig, pairs[:, 0], pairs[:, 1])
+        ok = s >= cfg["threshold"]
+        a, b, s = cand[pairs[ok, 0]], cand[pairs[ok, 1]], s[ok]
+        visit = np.lexsort((rank[a], rank[b]))
+        for i in visit:  # only verified pairs: few
+            ai, bi = a[i], b[i]
+            if kind[bi] == 0 and kind[ai] == 0:
+                dup_of[bi], kind[bi], sim[bi] = ai, 2, s[i]
+    return dup_of, kind, sim
+
+
+def read_docs(path: Path, cfg: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Pass 1: hash every post of ``path`` (pool of workers, ordered, bounded window)."""
+    pf = pq.ParquetFile(path)
+    columns = ["doc_id", "source", "posted_at", "text"]
+    missing = [c for c in columns if c not in pf.schema_arrow.names]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (expected CLEAN_SCHEMA)")
+    batches = pf.iter_batches(batch_size=cfg["batch_rows"], columns=columns)
+    workers = cfg["workers"] or os.cpu_count() or 1
+    parts: list[dict[str, np.ndarray]] = []
+    with tqdm(total=pf.metadata.num_rows, unit="doc", desc="dedupe", mininterval=2, disable=None) as bar:
+        if workers == 1:
+            for batch in batches:
+                parts.append(hash_batch(batch, cfg))
+                bar.update(batch.num_rows)
+        else:
+            with mp.get_context("fork").Pool(workers) as pool:
+                window: collections.deque = collections.deque()
+                for batch in batches:
+                    window.append(pool.apply_async(hash_batch, (batch, cfg)))
+                    if len(window) >= 2 * workers:
+                        parts.append(window.popleft().get())
+                        bar.update(len(parts[-1]["doc_id"]))
+                while window:
+                    parts.append(window.popleft().get())
+                    bar.update(len(parts[-1]["doc_id"]))
+    if not parts:
+        return {"doc_id": np.zeros(0, "S16"), "source": np.zeros(0, object), "posted": np.zeros(0, np.int64),
+                "exact": np.zeros(0, np.uint64), "near": np.zeros(0, bool),
+                "sig": np.zeros((0, cfg["num_perm"]), np.uint32), "bytes": np.zeros(1, np.int64)}
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def run_dedupe(posts: Path, corpus: Path, duplicates: Path, cfg: dict[str, Any],
+               dropped: Path | None = None) -> dict[str, Any]:
+    """Dedupe ``posts`` into ``corpus`` and ``duplicates``; return the metrics."""
+    if cfg["num_perm"] % cfg["bands"]:
+        raise ValueError(f"params.yaml: dedupe.num_perm ({cfg['num_perm']}) must be a multiple of "
+                         f"dedupe.bands ({cfg['bands']})")
+    started = time.perf_counter()
+    docs = read_docs(posts, cfg)
+    dup_of, kind, sim = find_duplicates(docs, cfg)
+    keep = kind == 0
+    with atomic_path(corpus) as tmp, pq.ParquetWriter(tmp, CLEAN_SCHEMA, compression="zstd") as writer:
+        offset = 0
+        for batch in pq.ParquetFile(posts).iter_batches(batch_size=cfg["batch_rows"]):
+            mask = pa.array(keep[offset:offset + batch.num_rows])
+            writer.write_table(pa.Table.from_batches([batch]).filter(mask).cast(CLEAN_SCHEMA))
+            offset += batch.num_rows
+    rows = np.flatnonzero(~keep)
+    dup_table = pa.table({
+        "doc_id": pa.array(docs["doc_id"][rows].astype(str), pa.string()),
+        "kept_doc_id": pa.array(docs["doc_id"][dup_of[rows]].astype(str), pa.string()),
+        "source": pa.array(docs["source"][rows].tolist(), pa.string()),
+        "kind": pa.array(np.where(kind[rows] == 1, "exact", "near").tolist(), pa.string()),
+        "similarity": pa.array(sim[rows], pa.float32()),
+    }, schema=DUPLICATES_SCHEMA)
+    with atomic_path(duplicates) as tmp:
+        pq.write_table(dup_table, tmp, compression="zstd")
+    seconds = time.perf_counter() - started
+    return build_metrics(docs, kind, dup_of, seconds, dropped)
+
+
+def build_metrics(docs, kind, dup_of, seconds: float, dropped: Path | None) -> dict[str, Any]:
+    per: dict[str, dict[str, int]] = {}
+    for src in sorted(set(docs["source"].tolist())):
+        m = docs["source"] == src
+        per[src] = {"in": int(m.sum()), "kept": int((m & (kind == 0)).sum()),
+                    "exact": int((m & (kind == 1)).sum()), "near": int((m & (kind == 2)).sum())}
+    if dropped is not None and dropped.exists():  # accounting against the raw rows: raw = kept + dropped + dups
+        counts = pc.value_counts(pq.read_table(dropped, columns=["source"]).column("source")).to_pylist()
+        for item in counts:
+            per.setdefault(item["values"], {"in": 0, "kept": 0, "exact": 0, "near": 0})["dropped_clean"] = item["counts"]
+        for src, p in per.items():
+            p.setdefault("dropped_clean", 0)
+            p["raw"] = p["in"] + p["dropped_clean"]
+            p["duplicates"] = p["exact"] + p["near"]
+            if p["raw"] != p["kept"] + p["dropped_clean"] + p["duplicates"]:
+                raise AssertionError(f"accounting broken for source {src}: {p}")
+    n_bytes = int(docs["bytes"].sum())
+    survivors = dup_of[kind > 0]
+    return {"per_source": per, "docs_in": int(len(kind)), "kept": int((kind == 0).sum()),
+            "exact_duplicates": int((kind == 1).sum()), "near_duplicates": int((kind == 2).sum()),
+            "duplicate_clusters": int(len(np.unique(survivors))), "bytes_in": n_bytes,
+            "seconds": round(seconds, 3), "mb_per_s": round(n_bytes / 1e6 / max(seconds, 1e-9), 3)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--posts", default="data/clean/posts.parquet", type=Path)
+    parser.add_argument("--dropped", default="data/clean/dropped.parquet", type=Path)
+    parser.add_argument("--out-dir", default="data/dedup", type=Path)
+    parser.add_argument("--metrics", default="metrics/dedupe.json", type=Path)
+    parser.add_argument("--params", default="params.yaml", type=Path)
+    args = parser.parse_args(argv)
+    setup_logging()
+    cfg = section("dedupe", DEFAULTS, path=args.params)
+    if not args.posts.exists():
+        raise SystemExit(f"{args.posts} not found: run the clean stage first")
+    metrics = run_dedupe(args.posts, args.out_dir / "corpus.parquet", args.out_dir / "duplicates.parquet",
+                         cfg, args.dropped)
+    write_json_atomic(args.metrics, metrics)
+    log.info("dedupe: %d docs -> %d kept, %d exact + %d near duplicates in %d clusters; %.1f s (%.2f MB/s)",
+             metrics["docs_in"], metrics["kept"], metrics["exact_duplicates"], metrics["near_duplicates"],
+             metrics["duplicate_clusters"], metrics["seconds"], metrics["mb_per_s"])
+
+
+if __name__ == "__main__":
+    main()

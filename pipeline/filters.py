@@ -1,0 +1,54 @@
+"""Keep-or-drop rules of the clean stage. Each rule returns None (keep) or (reason, detail).
+
+Reasons (the ``reason`` column of ``data/clean/dropped.parquet``):
+``null_body``, ``too_long_raw`` (raw body above ``max_raw_chars``, not parsed), ``empty``,
+``only_quotes`` (nothing left once quotes are removed), ``only_links``, ``only_smilies``,
+``too_short`` / ``too_long`` (``min_chars`` / ``max_chars``), ``low_letters`` (letters / non-space
+characters below ``min_letter_ratio``; placeholders do not count as letters), plus the stage-level
+``missing_post_id`` and ``duplicate_post_id``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+from pipeline.htmltext import HtmlText
+from pipeline.pii import PLACEHOLDERS
+
+Verdict = Optional[tuple[str, str]]
+_PLACEHOLDER_RE = re.compile("|".join(re.escape(p) for p in PLACEHOLDERS.values()))
+
+
+def content_filter(stats: HtmlText | None) -> Verdict:
+    """Posts whose only content was quotes, links or smilies (HTML sources only)."""
+    if stats is None or stats.chars_text > 0:
+        return None
+    if stats.chars_link > 0:
+        return "only_links", f"{stats.chars_link} link chars, no own text"
+    if stats.chars_image > 0:
+        return "only_smilies", f"{stats.chars_image} smilie/image chars, no own text"
+    if stats.n_quotes > 0:
+        return "only_quotes", f"{stats.n_quotes} quote block(s), no reply text"
+    return None
+
+
+def length_filter(text: str, min_chars: int, max_chars: int) -> Verdict:
+    n = len(text)
+    if n == 0:
+        return "empty", "no text after cleaning"
+    if n < min_chars:
+        return "too_short", f"{n} chars < min_chars {min_chars}"
+    if n > max_chars:
+        return "too_long", f"{n} chars > max_chars {max_chars}"
+    return None
+
+
+def letter_filter(text: str, min_ratio: float) -> Verdict:
+    stripped = _PLACEHOLDER_RE.sub("", text)
+    visible = sum(1 for ch in stripped if not ch.isspace())
+    letters = sum(1 for ch in stripped if ch.isalpha())
+    ratio = letters / visible if visible else 0.0
+    if ratio < min_ratio:
+        return "low_letters", f"letter ratio {ratio:.2f} < min_letter_ratio {min_ratio}"
+    return None

@@ -1,0 +1,156 @@
+"""Forum post HTML -> plain text, for the clean stage.
+
+Parsed with BeautifulSoup on the lxml parser (tolerant of broken markup, fast C parser
+underneath; the crawl stage deliberately leaves all HTML interpretation to this module).
+Rules, tuned on XenForo 2 post bodies (``.bbWrapper`` content):
+
+- quote blocks (``blockquote``: XenForo ``bbCodeBlock--quote``, any nesting depth) are removed;
+  the ids of the posts they quote are returned (``data-source="post: N"``, or the title link's
+  ``/goto/post?id=N`` / ``#post-N``);
+- signatures (``aside.message-signature``, ``.message-signature``, ``.signature``), XenForo's
+  "Click to expand..." / "Click to shrink..." links, ``<script>``, ``<style>``, ``<noscript>``,
+  ``<template>``, ``<iframe>`` and comments are removed;
+- smilies become their alt text (``:)``); other images their alt text unless it looks like a file
+  name, else ``image_placeholder``; ``@mentions`` (``a.username`` / ``[data-user-id]``) become
+  ``mention_placeholder`` so no username reaches the text;
+- links become their text; ``<br>`` and block elements become line breaks; whitespace inside text
+  nodes collapses as a browser would; entities are decoded by the parser.
+
+The walk is iterative (no recursion limit on deeply nested input) and records how many characters
+came from plain text, link text and images, so filters can tell "only links/smilies" posts apart.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from bs4 import BeautifulSoup
+from bs4.element import Comment, Declaration, Doctype, NavigableString, ProcessingInstruction, Tag
+
+SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "iframe", "head", "title",
+                       "object", "embed", "svg", "button", "input", "select", "textarea"})
+BLOCK_TAGS = frozenset({"p", "div", "li", "ul", "ol", "dl", "dt", "dd", "table", "tr", "h1", "h2",
+                        "h3", "h4", "h5", "h6", "pre", "section", "article", "header", "footer",
+                        "hr", "blockquote", "figure", "figcaption", "details", "summary", "td", "th",
+                        "address", "center", "main", "nav"})
+SIGNATURE_CLASSES = ("message-signature", "signature")
+EXPAND_CLASSES = ("bbCodeBlock-expandLink", "bbCodeBlock-shrinkLink")
+EXPAND_TEXT_RE = re.compile(r"^[ \t]*Click to (?:expand|shrink)\.\.\.[ \t]*$", re.MULTILINE)
+POST_ID_RES = (re.compile(r"post:\s*(\d+)"), re.compile(r"[?&]id=(\d+)"), re.compile(r"#?post-(\d+)"),
+               re.compile(r"/posts/(\d+)"))
+FILENAME_RE = re.compile(r"\.(?:png|jpe?g|gif|webp|bmp|svg|heic)$", re.IGNORECASE)
+WS_RE = re.compile(r"[ \t\r\n\f\v]+")
+_SKIP_STRINGS = (Comment, Declaration, Doctype, ProcessingInstruction)
+
+TEXT, LINK, IMAGE = 0, 1, 2
+
+
+@dataclass
+class HtmlText:
+    """The text of one post body and what was taken out of it."""
+
+    text: str
+    quoted_post_ids: list[str] = field(default_factory=list)
+    n_quotes: int = 0
+    n_signatures: int = 0
+    chars_text: int = 0  # non-space characters from plain text
+    chars_link: int = 0  # ... from link text
+    chars_image: int = 0  # ... from image / smilie alt text and placeholders
+
+
+def _classes(tag: Tag) -> list[str]:
+    cls = tag.attrs.get("class") or []
+    return cls if isinstance(cls, list) else str(cls).split()
+
+
+def _has_class(tag: Tag, names: tuple[str, ...]) -> bool:
+    return any(c in names for c in _classes(tag))
+
+
+def quote_source_ids(quote: Tag) -> list[str]:
+    """Post ids a quote block cites, from its own attributes and its title link (not nested quotes)."""
+    ids: list[str] = []
+    src = quote.attrs.get("data-source")
+    if isinstance(src, str):
+        ids += POST_ID_RES[0].findall(src)
+    title = quote.find(class_="bbCodeBlock-title")
+    links = title.find_all("a") if isinstance(title, Tag) else []
+    for a in links:
+        for attr in ("href", "data-content-selector"):
+            value = a.attrs.get(attr)
+            if isinstance(value, str):
+                for rx in POST_ID_RES[1:]:
+                    ids += rx.findall(value)
+    return list(dict.fromkeys(ids))
+
+
+def html_to_text(html: str, *, image_placeholder: str = "", image_alt: bool = True,
+                 mention_placeholder: str = "@user") -> HtmlText:
+    """Convert one post body to text; see the module docstring for the rules."""
+    soup = BeautifulSoup(html, "lxml")
+    out = HtmlText(text="")
+    parts: list[str] = []
+    # stack of (node or None=newline marker, category)
+    stack: list[tuple[object, int]] = [(soup, TEXT)]
+    while stack:
+        node, cat = stack.pop()
+        if node is None:
+            parts.append("\n")
+            continue
+        if isinstance(node, NavigableString):
+            if isinstance(node, _SKIP_STRINGS):
+                continue
+            s = WS_RE.sub(" ", str(node))
+            if s:
+                parts.append(s)
+                n = len(s) - s.count(" ")
+                if cat == TEXT:
+                    out.chars_text += n
+                elif cat == LINK:
+                    out.chars_link += n
+                else:
+                    out.chars_image += n
+            continue
+        if not isinstance(node, Tag):
+            continue
+        name = node.name
+        if name in SKIP_TAGS:
+            continue
+        if name == "br":
+            parts.append("\n")
+            continue
+        if name == "img":
+            alt = node.attrs.get("alt")
+            alt = alt.strip() if isinstance(alt, str) else ""
+            smilie = any("smilie" in c for c in _classes(node))
+            if not smilie and (not image_alt or not alt or FILENAME_RE.search(alt)):
+                alt = image_placeholder
+            if alt:
+                parts.append(f" {alt} ")
+                out.chars_image += len(alt)
+            continue
+        if name == "blockquote" or _has_class(node, ("bbCodeBlock--quote",)):
+            out.n_quotes += 1
+            out.quoted_post_ids += [i for i in quote_source_ids(node) if i not in out.quoted_post_ids]
+            parts.append("\n")
+            continue
+        if name == "aside" or _has_class(node, SIGNATURE_CLASSES):
+            out.n_signatures += 1
+            continue
+        if _has_class(node, EXPAND_CLASSES):
+            continue
+        if name == "a" and ("data-user-id" in node.attrs or _has_class(node, ("username",))):
+            if mention_placeholder:
+                parts.append(mention_placeholder)
+                out.chars_link += len(mention_placeholder)
+            continue
+        child_cat = LINK if name == "a" and cat == TEXT else cat
+        block = name in BLOCK_TAGS
+        if block:
+            parts.append("\n")
+            stack.append((None, cat))
+        stack.extend((child, child_cat) for child in reversed(node.contents))
+    text = "".join(parts)
+    out.text = EXPAND_TEXT_RE.sub("", text)
+    return out
