@@ -14,8 +14,9 @@ PLACEHOLDERS = {"email": "[EMAIL]", "url": "[URL]", "nric": "[NRIC]", "phone": "
 EMAIL_RE = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
 URL_RE = re.compile(r"\b(?:https?://|ftp://|www\.)[^\s<>\"']+[^\s<>\"'.,;:!?)\]}]", re.IGNORECASE)
 NRIC_RE = re.compile(r"(?<![A-Za-z0-9])[STFGM]\d{7}[A-Z](?![A-Za-z0-9])", re.IGNORECASE)
-# Singapore: 8 digits starting 6/8/9, optional +65 / 65 / (65), separators space, dot or hyphen
-SG_PHONE_RE = re.compile(r"(?<![\w+$/.,-])(?:(?:\+|00)?\(?65\)?[ .-]?)?[689]\d{3}[ .-]?\d{4}(?![\w/]|[.,]\d)")
+# Singapore: 8 digits starting 6/8/9, optional +65 / 65 / (65); a space or hyphen may split the 8 digits
+# (not a dot: "9123.4567" is a decimal number)
+SG_PHONE_RE = re.compile(r"(?<![\w+$/.,-])(?:(?:\+|00)?\(?65\)?[ .-]?)?[689]\d{3}[ -]?\d{4}(?![\w/]|[.,]\d)")
 # international: + or 00 and country code, then 6-14 more digits in groups
 INTL_PHONE_RE = re.compile(r"(?<![\w+$])(?:\+|00)[1-9]\d{0,2}(?:[ .-]?\(?\d{1,4}\)?){2,6}(?![\w/]|[.,]\d)")
 # North-American style (555) 123-4567 / 555-123-4567
