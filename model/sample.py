@@ -3,7 +3,7 @@
 Command line (defaults to the model the pipeline trained, ``models/lstm/``)::
 
     python -m model.sample --prime "ROMEO" --temperature 0.7 --n 5 --length 400 \\
-        [--top-k K] [--top-p P] [--greedy | --beam W [--length-norm A]] [--seed S] \\
+        [--top-k K] [--top-p P] [--min-length M] [--greedy | --beam W [--length-norm A]] [--seed S] \\
         [--model DIR] [--vocab FILE] [--json]
 
 prints each sample as readable text (prime + continuation) or, with ``--json``, one JSON object
@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--prime", default="", help="text that warms the state first (default: start of a document)")
     ap.add_argument("--n", type=int, default=1, help="number of samples (streams in one batch)")
     ap.add_argument("--length", type=int, default=400, help="maximum characters per sample (stops earlier at END)")
+    ap.add_argument("--min-length", type=int, default=0, help="no END before this many characters (sampling, greedy)")
     ap.add_argument("--temperature", type=float, default=0.8, help="> 0 samples; 0 means greedy; < 0 is an error")
     ap.add_argument("--top-k", type=int, default=None, help="sample only among the K most likely characters")
     ap.add_argument("--top-p", type=float, default=None, help="nucleus sampling: smallest set with probability P")
@@ -148,12 +149,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                      params["greedy"], params["beam_width"], args.report)
             return 0
         if args.greedy:
-            samples = [sampler.greedy(args.prime, args.length)]
+            samples = [sampler.greedy(args.prime, args.length, min_length=args.min_length)]
         elif args.beam:
             samples = [sampler.beam(args.prime, args.beam, args.length, args.length_norm)]
         else:
             samples = sampler.generate(args.prime, args.n, args.length, args.temperature, args.top_k, args.top_p,
-                                       args.seed, progress=sys.stderr.isatty())
+                                       args.seed, min_length=args.min_length, progress=sys.stderr.isatty())
     except (ModelFolderError, SamplerError, ParamsError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

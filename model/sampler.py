@@ -268,69 +268,72 @@ class StatefulSampler:
 
     def generate(self, prime: str = "", n: int = 1, length: int = 400, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-                 *, progress: bool = False) -> list[Sample]:
-        """``n`` independent samples in one batch; each stops at END or after ``length`` characters."""
+                 *, min_length: int = 0, progress: bool = False) -> list[Sample]:
+        """``n`` independent samples in one batch; each stops at END or after ``length`` characters.
+
+        ``min_length`` forbids END for the first ``min_length`` characters (the log-probabilities
+        reported stay the model's own).
+        """
         check_decoding(temperature, top_k, top_p, length)
         if int(n) != n or n < 1:
             raise SamplerError(f"n must be a whole number >= 1, got {n!r}")
         if temperature == 0:
             log.info("temperature 0: greedy decoding, so the %d stream(s) are identical", n)
-            first = self._decode_greedy(prime, length)
+            first = self._decode_greedy(prime, length, min_length)
             return [replace(first, stream=i) for i in range(n)]
         if seed is None:
             seed = secrets.randbits(31)
         rngs = [np.random.default_rng([seed, i]) for i in range(n)]
         logits, state = self.warm(prime, n)
-        out = [[] for _ in range(n)]
+        buf = np.full((n, length), END_ID, dtype=np.int32)  # generated ids; END where a stream stopped
+        lengths = np.full(n, length)
         logp = np.zeros(n)
-        ended = np.zeros(n, dtype=bool)
         active = np.arange(n)
-        steps = _progress(range(length), progress, f"sampling {n} x {length}")
-        for _ in steps:
-            order, probs = decode_probs(logits, temperature, top_k or None, top_p)
-            u = np.array([rngs[s].random() for s in active])
-            tokens = draw(order, probs, u)
+        for t in _progress(range(length), progress, f"sampling {n} x {length}"):
+            order, probs = decode_probs(_no_end(logits) if t < min_length else logits, temperature, top_k or None, top_p)
+            tokens = draw(order, probs, np.array([rngs[s].random() for s in active]))
             logp[active] += log_softmax(logits)[np.arange(len(active)), tokens]
+            buf[active, t] = tokens
             done = tokens == END_ID
-            for s, t in zip(active[~done], tokens[~done]):
-                out[s].append(int(t))
             if done.any():
-                ended[active[done]] = True
+                lengths[active[done]] = t
                 keep = ~done
                 active, tokens = active[keep], tokens[keep]
                 state = [(h[keep], c[keep]) for h, c in state]
                 if not len(active):
                     break
-            logits, state = self.step(tokens, state)
+            if t + 1 < length:
+                logits, state = self.step(tokens, state)
+        ended = lengths < length
         samples = []
         for s in range(n):
-            n_tok = len(out[s]) + int(ended[s])
-            samples.append(Sample(prime, self.vocab.decode(out[s]), _mean(logp[s], n_tok), n_tok, bool(ended[s]),
-                                  "sample", float(temperature), int(top_k) if top_k else None,
+            n_tok = int(lengths[s]) + int(ended[s])
+            samples.append(Sample(prime, self.vocab.decode(buf[s, :lengths[s]]), _mean(logp[s], n_tok), n_tok,
+                                  bool(ended[s]), "sample", float(temperature), int(top_k) if top_k else None,
                                   float(top_p) if top_p is not None and top_p < 1 else None, int(seed), s))
-        log.info("sampled %d stream(s), %d characters in all, %d ended with END",
-                 n, sum(len(o) for o in out), int(ended.sum()))
+        log.info("sampled %d stream(s), %d characters in all, %d ended with END", n, int(lengths.sum()), int(ended.sum()))
         return samples
 
-    def greedy(self, prime: str = "", length: int = 400) -> Sample:
-        """Most likely next character at every step (deterministic)."""
+    def greedy(self, prime: str = "", length: int = 400, *, min_length: int = 0) -> Sample:
+        """Most likely next character at every step (deterministic); END is barred before ``min_length``."""
         check_decoding(0.0, None, None, length)
-        return self._decode_greedy(prime, length)
+        return self._decode_greedy(prime, length, min_length)
 
-    def _decode_greedy(self, prime: str, length: int, stream: int = 0) -> Sample:
+    def _decode_greedy(self, prime: str, length: int, min_length: int = 0) -> Sample:
         logits, state = self.warm(prime)
         out: list[int] = []
         total, ended = 0.0, False
-        for _ in range(length):
-            tok = int(np.argmax(logits[0]))
+        for t in range(length):
+            tok = int(np.argmax(_no_end(logits)[0] if t < min_length else logits[0]))
             total += float(log_softmax(logits[0])[tok])
             if tok == END_ID:
                 ended = True
                 break
             out.append(tok)
-            logits, state = self.step(np.array([tok]), state)
+            if t + 1 < length:
+                logits, state = self.step(np.array([tok]), state)
         n_tok = len(out) + int(ended)
-        return Sample(prime, self.vocab.decode(out), _mean(total, n_tok), n_tok, ended, "greedy", 0.0, stream=stream)
+        return Sample(prime, self.vocab.decode(out), _mean(total, n_tok), n_tok, ended, "greedy", 0.0)
 
     def beam(self, prime: str = "", width: int = 4, length: int = 400, length_norm: float = 1.0) -> Sample:
         """Beam search; the winner maximises ``sum log p / n_tokens ** length_norm``.
@@ -374,6 +377,12 @@ class StatefulSampler:
         n_tok = len(ids) + int(end)
         return Sample(prime, self.vocab.decode(ids), _mean(total, n_tok), n_tok, end, "beam",
                       beam_width=int(width), length_norm=float(length_norm))
+
+
+def _no_end(logits: np.ndarray) -> np.ndarray:
+    barred = np.array(logits, dtype=np.float64)
+    barred[:, END_ID] = -np.inf
+    return barred
 
 
 def _mean(total: float, n: int) -> float:
