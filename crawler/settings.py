@@ -4,6 +4,8 @@
 # for a real site: robots.txt obeyed, AutoThrottle on, retries honouring Retry-After.
 """Scrapy project settings (``scrapy.cfg`` points here)."""
 
+from pathlib import Path
+
 BOT_NAME = "kopitiam"
 SPIDER_MODULES = ["crawler.spiders"]
 NEWSPIDER_MODULE = "crawler.spiders"
@@ -30,7 +32,11 @@ RETRY_AFTER_MAX = 120.0  # seconds; a longer Retry-After gives the request up in
 DOWNLOADER_MIDDLEWARES = {
     "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,  # replaced by the one below
     "crawler.middlewares.RetryAfterMiddleware": 550,
+    "crawler.encoding.EncodingRepairMiddleware": 580,  # after decompression (590): fix a wrong charset
+    "crawler.crawldelay.CrawlDelayMiddleware": 101,  # after RobotsTxtMiddleware (100): apply Crawl-delay
 }
+ROBOTSTXT_CRAWL_DELAY = True  # honour robots.txt Crawl-delay as each site's minimum delay
+ROBOTSTXT_CRAWL_DELAY_MAX = 60.0  # seconds; a longer Crawl-delay is capped (and logged)
 
 # A forum page is well under 1 MB; refuse anything absurd.
 DOWNLOAD_MAXSIZE = 16 * 1024 * 1024  # bytes, hard cap per response
@@ -68,3 +74,19 @@ PARQUET_ROW_GROUP_SIZE = 5000  # items per Parquet row group (memory bound of th
 FORUM_POSTS_PER_PAGE = 20
 
 LOG_LEVEL = "INFO"
+
+# HTTP cache for development (off by default; params crawl/sources switch it on per run):
+# re-running a crawl then reads pages from .scrapy/httpcache instead of the site.
+HTTPCACHE_ENABLED = False
+HTTPCACHE_DIR = "httpcache"  # under the project's .scrapy/ folder (git-ignored)
+HTTPCACHE_EXPIRATION_SECS = 0  # 0 = cached pages never expire
+HTTPCACHE_IGNORE_HTTP_CODES = [429, 500, 502, 503, 504]  # never cache transient errors
+
+# `scrapy check`: @url also takes a project-relative fixture path (offline contracts).
+SPIDER_CONTRACTS = {
+    "scrapy.contracts.default.UrlContract": None,
+    "crawler.contracts.ProjectUrlContract": 1,
+}
+
+# `scrapy genspider -t forum NAME URL`: project templates (a ForumSpider subclass skeleton).
+TEMPLATES_DIR = str(Path(__file__).resolve().parent / "templates")  # holds spiders/forum.tmpl
