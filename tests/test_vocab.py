@@ -6,11 +6,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from pipeline import vocab as V
 from pipeline.common import ParamsError
+from pipeline.schemas import CLEAN_SCHEMA
 from test_split import make_corpus
 
 
@@ -73,8 +75,6 @@ def _write_splits(root: Path, val_extra: str) -> None:
     val = corpus.slice(n - 10).to_pylist()
     val[0]["text"] += val_extra
     val[0]["n_chars"] = len(val[0]["text"])
-    import pyarrow as pa
-    from pipeline.schemas import CLEAN_SCHEMA
     pq.write_table(pa.Table.from_pylist(val, schema=CLEAN_SCHEMA), root / "data/split/val.parquet")
 
 
