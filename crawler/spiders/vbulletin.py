@@ -1,0 +1,215 @@
+"""Spider ``vbulletin``: vBulletin 3 and 4 boards and threads (the old EDMW archive ran vBulletin).
+
+A ``ForumSpider`` subclass: the base class owns the crawl (pagination, limits, positions, items);
+this module only knows the markup. Markup it relies on, common to vB 3.x and 4.x default styles
+and the themes built on them (matched by id prefixes and class tokens, never exact class strings):
+
+- posts: every ``div[id^=post_message_]`` inside ``ol#posts`` (vB4, ``li.postcontainer``) or
+  ``div#posts`` (vB3, one ``table#postN`` per post); the page-wide set when neither exists.
+  ``^=`` is deliberate: themes wrap the body in a decoy ``div#ppost_message_N`` that ``*=`` would
+  also match. The body is the ``post_message_N`` div's inner HTML as served (scripts, styles and
+  ads included: the clean stage removes them).
+- post container: the nearest ``li[id^=post_]`` / ``table[id^=post]`` / ``div[id^=edit]`` ancestor;
+  author ``.username`` / ``a.bigusername``; number ``a[id^=postcount]@name`` or ``a.postcounter``
+  (``#661``); permalink ``a.postcounter`` / ``a[id^=postcount]``.
+- time: the first date-like text of ``.postdate``/``.date``/``.userstats dd``/``td.thead``,
+  parsed with dateparser (a maintained library that knows "Today", "Gestern", 12/24-hour clocks
+  and ~200 locales), in the forum's time zone (argument ``timezone``, default UTC) and
+  ``date_order`` (``MDY`` default, vBulletin's own; dotted dates are always read day first).
+- quotes: ``.bbcode_quote`` (vB4) or a quote table (vB3) holding a link to ``#postN``.
+- thread: id from ``input[name=t]``, else the URL (``showthread.php?t=N``, ``showthread.php?N-``,
+  ``/N-slug(-page).html``); title ``.threadtitle``/``h1``/vB3 ``td.navbar strong``/``<title>``; board = the last breadcrumb
+  link (``.navbit a``, vB3 ``.navbar a``); pages in ``div.pagination`` (vB3 ``div.pagenav``).
+- board: thread links ``a[id^=thread_title_]``, next page ``a[rel=next]``/``link[rel=next]``.
+
+vBulletin appends a session id (``s=...``) to every link; it is stripped so a page has one URL.
+
+Usage: ``scrapy crawl vbulletin -a start_url=https://forum.example.com/forumdisplay.php?f=16
+-a timezone=Asia/Singapore -a date_order=DMY -O out.parquet``
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, ClassVar
+
+import dateparser
+from parsel import Selector
+from scrapy.http import Response
+from w3lib.url import url_query_cleaner
+
+from crawler.spiders.forum import ForumSpider, PostData, ThreadInfo
+
+THREAD_URL_RES = (
+    re.compile(r"showthread\.php\?(?:.*&)?t=(\d+)"),
+    re.compile(r"showthread\.php[/?](\d+)(?:-|$|/|&)"),
+    re.compile(r"/threads/(\d+)"),
+    re.compile(r"/(\d+)-[^/?#]*\.html"),
+)
+PAGE_RES = (re.compile(r"[?&]page=(\d+)"), re.compile(r"/page(\d+)(?:[/?#&]|$)"),
+            re.compile(r"/\d+-[^/?#]*-(\d+)\.html"))
+POST_LINK_RE = re.compile(r"(?:#post|[?&]p=|-post)(\d+)")
+POST_MESSAGE_ID_RE = re.compile(r"^post_message_(\d+)$")
+DATE_LIKE_RE = re.compile(r"\d{1,4}[./-]\d{1,2}[./-]\d{2,4}|today|yesterday|heute|gestern", re.I)
+PAGE_SUFFIX_RE = re.compile(r"\s+[-|]\s+(?:page|seite|pagina|página)\s+\d+\s*$", re.I)
+SESSION_PARAMS = ("s",)
+
+CONTAINER_XPATH = ("ancestor::li[starts-with(@id, 'post_')][1] | ancestor::table[starts-with(@id, 'post')][1]"
+                   " | ancestor::div[starts-with(@id, 'edit')][1]")
+
+
+def _text(sel: Selector | list | None) -> str | None:
+    if not sel:
+        return None
+    text = " ".join(" ".join(sel.css("::text").getall()).replace("\xa0", " ").split())
+    return text or None
+
+
+def strip_session(url: str) -> str:
+    """The URL without vBulletin's session parameter and without a fragment."""
+    return url_query_cleaner(url, SESSION_PARAMS, remove=True, keep_fragments=False)
+
+
+def parse_vb_date(text: str, timezone: str = "UTC", date_order: str = "MDY") -> datetime | None:
+    """A vBulletin post date ("03-03-2011, 02:17 PM", "03.03.2011, 14:17", "Today, 09:12") in UTC."""
+    text = " ".join(text.replace("\xa0", " ").split())
+    match = DATE_LIKE_RE.search(text)
+    if not match:
+        return None
+    text = text[match.start():]
+    order = "DMY" if re.match(r"\d{1,2}\.\d{1,2}\.\d{2,4}", text) else date_order
+    return dateparser.parse(text, settings={
+        "TIMEZONE": timezone, "TO_TIMEZONE": "UTC", "RETURN_AS_TIMEZONE_AWARE": True,
+        "DATE_ORDER": order, "PREFER_DAY_OF_MONTH": "first"})
+
+
+class VbulletinSpider(ForumSpider):
+    name = "vbulletin"
+    ARGUMENTS: ClassVar[dict[str, str]] = {
+        **ForumSpider.ARGUMENTS,
+        "timezone": "the forum's display time zone (IANA name or UTC offset, default UTC)",
+        "date_order": "order of numeric dates: MDY (vBulletin's default), DMY or YMD",
+    }
+
+    def __init__(self, *args: Any, timezone: str = "UTC", date_order: str = "MDY", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if date_order.upper() not in ("MDY", "DMY", "YMD"):
+            raise ValueError(f"spider 'vbulletin': date_order={date_order!r}: expected MDY, DMY or YMD")
+        self.timezone, self.date_order = timezone, date_order.upper()
+
+    # ---- what the page is --------------------------------------------------------------------
+    def page_kind(self, response: Response) -> str | None:
+        if response.css("div[id^='post_message_']"):
+            return "thread"
+        if response.css("a[id^='thread_title_']"):
+            return "board"
+        return None
+
+    def thread_id_from_url(self, url: str) -> str | None:
+        for pattern in THREAD_URL_RES:
+            if match := pattern.search(url):
+                return match.group(1)
+        return None
+
+    def canonical_thread_url(self, url: str) -> str:
+        return strip_session(url)
+
+    def page_from_url(self, url: str) -> int | None:
+        for pattern in PAGE_RES:
+            if match := pattern.search(url):
+                return int(match.group(1))
+        return None
+
+    def thread_info(self, response: Response) -> ThreadInfo:
+        thread_id = (response.css("input[name='t']::attr(value)").re_first(r"^\d+$")
+                     or self.thread_id_from_url(response.url))
+        title = (_text(response.css(".threadtitle")[:1]) or _text(response.css("h1")[:1])
+                 or _text(response.css("td.navbar strong")[:1]))
+        if not title:
+            title = _text(response.css("title"))
+            title = PAGE_SUFFIX_RE.sub("", title) if title else None
+        crumbs = [t for t in (_text(a) for a in response.css(".navbit a, .navbar a")) if t]
+        current = (response.css(".pagination .selected ::text, .pagenav .alt2 strong::text")
+                   .re_first(r"\d+"))
+        page = int(current) if current else (self.page_from_url(response.url) or 1)
+        return ThreadInfo(thread_id=thread_id, title=title, board=crumbs[-1] if crumbs else None, page=page)
+
+    # ---- posts -------------------------------------------------------------------------------
+    def posts(self, response: Response) -> list[PostData]:
+        scope = response.css("ol#posts, div#posts") or [response]
+        bodies = scope[0].css("div[id^='post_message_']")
+        return [self.post(response, body) for body in bodies]
+
+    def post(self, response: Response, body: Selector) -> PostData:
+        match = POST_MESSAGE_ID_RE.match(body.attrib.get("id", ""))
+        post_id = match.group(1) if match else None
+        containers = body.xpath(CONTAINER_XPATH)
+        box = containers[-1] if containers else body
+        author = _text(box.css(".username_container .username, a.username, .username, a.bigusername")[:1])
+        if author is None:
+            author = _text(box.css("div[id^='postmenu_']")[:1])
+        counter = box.css("a[id^='postcount']")
+        number = counter.attrib.get("name") if counter else None
+        if not (number and number.isdigit()):
+            number = box.css("a.postcounter::text").re_first(r"#?\s*(\d+)")
+        link = box.css("a.postcounter::attr(href)").get() or (counter.attrib.get("href") if counter else None)
+        return PostData(
+            post_id=post_id, author=author, posted_at=self.posted_at(box), body="".join(body.xpath("node()").getall()),
+            url=strip_session(response.urljoin(link)) if link else None,
+            position=int(number) - 1 if number and number.isdigit() else None,
+            quoted_post_ids=self.quoted_ids(body, post_id))
+
+    def posted_at(self, box: Selector) -> datetime | None:
+        for sel in box.css(".postdate, .posthead .date, span.date, .userstats dd, td.thead"):
+            text = _text(sel)
+            if text and DATE_LIKE_RE.search(text):
+                when = parse_vb_date(text, self.timezone, self.date_order)
+                if when is not None:
+                    return when
+                self.inc("errors/bad_time")
+                self.logger.warning("unreadable post date %r", text)
+                return None
+        return None
+
+    @staticmethod
+    def quoted_ids(body: Selector, own_id: str | None) -> list[str]:
+        """Ids of the posts quoted in a body: quote blocks' back-links to ``#postN``."""
+        ids: list[str] = []
+        for quote in body.css(".bbcode_quote, .bbcode_postedby, table, blockquote"):
+            for href in quote.css("a::attr(href)").getall():
+                found = POST_LINK_RE.search(href)
+                if found and found.group(1) != own_id and found.group(1) not in ids:
+                    ids.append(found.group(1))
+        return ids
+
+    # ---- links -------------------------------------------------------------------------------
+    def _links(self, response: Response, css: str) -> list[str]:
+        links = [strip_session(response.urljoin(h)) for h in response.css(css).getall()
+                 if h and not h.startswith(("javascript:", "#"))]
+        return list(dict.fromkeys(links))
+
+    def thread_links(self, response: Response) -> list[str]:
+        return self._links(response, "a[id^='thread_title_']::attr(href)")
+
+    def thread_page_links(self, response: Response) -> list[str]:
+        thread_id = self.thread_info(response).thread_id
+        links = self._links(response, ".pagination a::attr(href), .pagenav a::attr(href), "
+                                      "link[rel='next']::attr(href)")
+        return [u for u in links if self.thread_id_from_url(u) == thread_id and u != strip_session(response.url)]
+
+    def board_next_page(self, response: Response) -> str | None:
+        links = self._links(response, ".pagination a[rel='next']::attr(href), .pagenav a[rel='next']::attr(href), "
+                                      "link[rel='next']::attr(href)")
+        return links[0] if links else None
+
+    # ---- contracts ---------------------------------------------------------------------------
+    def parse(self, response: Response, **kwargs: Any):
+        """A start URL: a board (thread links, next page) or a thread (posts, other pages).
+
+        @url tests/fixtures/vbulletin/vb4_thread_p1.html
+        @returns items 3 3
+        @returns requests 1 1
+        @scrapes source url thread_id thread_title page position post_id author posted_at body body_format fetched_at
+        """
+        yield from super().parse(response, **kwargs)

@@ -1,0 +1,145 @@
+"""Spider ``vbulletin`` (crawler/spiders/vbulletin.py): vB3/vB4 markup on fixture pages, the real
+vBulletin 4 page in ../shared (skipped when absent), and a real crawl on 127.0.0.1."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from helpers.spider_server import FixtureServer, Page, fixture_bytes, run_spider
+from scrapy.http import HtmlResponse
+from scrapy.utils.test import get_crawler
+
+from crawler.spiders.vbulletin import VbulletinSpider, parse_vb_date, strip_session
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def spider():
+    crawler = get_crawler(VbulletinSpider)
+    return VbulletinSpider.from_crawler(crawler, start_url="http://forum.test/forumdisplay.php?f=16")
+
+
+def response(name: str, url: str) -> HtmlResponse:
+    return HtmlResponse(url, body=fixture_bytes("vbulletin", name))
+
+
+def test_vb4_thread_page(spider):
+    page = response("vb4_thread_p1.html", "http://forum.test/showthread.php?t=5001&s=abc123")
+    assert spider.page_kind(page) == "thread"
+    info = spider.thread_info(page)
+    assert (info.thread_id, info.title, info.board, info.page) == (
+        "5001", "Where to get the best kopi near Toa Payoh?", "Eat-Drink-Man-Woman", 1)
+    posts = spider.posts(page)
+    assert [p.post_id for p in posts] == ["70001", "70002", "70003"]
+    assert [p.author for p in posts] == ["kopi_king", "ah_beng88", "Guest"]
+    assert [p.position for p in posts] == [0, 1, 2]
+    assert posts[0].posted_at == utc(2011, 3, 2, 9, 15) and posts[2].posted_at == utc(2011, 3, 2, 13, 30)
+    assert posts[1].quoted_post_ids == ["70001"] and posts[0].quoted_post_ids == []
+    assert "<b>kopi-o kosong</b>" in posts[0].body  # HTML as served
+    assert 'id="ppost_message_70002"' in posts[1].body  # the decoy is inside the body, not a post
+    assert posts[0].url == "http://forum.test/showthread.php?t=5001&p=70001"  # session id stripped
+    assert spider.thread_page_links(page) == ["http://forum.test/showthread.php?t=5001&page=2"]
+
+
+def test_vb4_page_two_missing_date_and_vb3_markup(spider):
+    page2 = response("vb4_thread_p2.html", "http://forum.test/showthread.php?t=5001&page=2")
+    posts = spider.posts(page2)
+    assert spider.thread_info(page2).page == 2 and [p.position for p in posts] == [3, 4]
+    assert posts[1].posted_at is None and posts[1].author == "kopi_king"  # no date: null, not a crash
+    vb3 = response("vb3_thread.html", "http://forum.test/showthread.php?t=5002")
+    info = spider.thread_info(vb3)
+    assert (info.thread_id, info.title, info.board) == ("5002", "Café or kopitiam?", "Eat-Drink-Man-Woman")
+    posts = spider.posts(vb3)
+    assert [(p.post_id, p.author, p.position) for p in posts] == [("80001", "sotong", 0), ("80002", "kiasu_kid", 1)]
+    assert posts[0].posted_at == utc(2008, 5, 6, 23, 42) and posts[1].posted_at == utc(2008, 5, 7, 0, 5)
+    assert posts[1].quoted_post_ids == ["80001"] and "Kopitiam still the best" in posts[1].body
+
+
+def test_board_page(spider):
+    board = response("vb4_board_p1.html", "http://forum.test/forumdisplay.php?f=16")
+    assert spider.page_kind(board) == "board"
+    assert spider.thread_links(board) == ["http://forum.test/showthread.php?t=5001",
+                                          "http://forum.test/showthread.php?t=5002"]
+    assert spider.board_next_page(board) == "http://forum.test/forumdisplay.php?f=16&page=2"
+
+
+@pytest.mark.parametrize("url, thread, page", [
+    ("https://f.test/showthread.php?t=123&page=4", "123", 4),
+    ("https://f.test/showthread.php?123-some-title/page3", "123", 3),
+    ("https://f.test/forum-x/122760-microsoft-beginnt-auslieferung-34.html", "122760", 34),
+    ("https://f.test/forumdisplay.php?f=16", None, None),
+])
+def test_urls(spider, url, thread, page):
+    assert spider.thread_id_from_url(url) == thread
+    assert spider.page_from_url(url) == page
+
+
+def test_dates_and_session_ids():
+    assert parse_vb_date("03-04-2011, 02:17 PM") == utc(2011, 3, 4, 14, 17)
+    assert parse_vb_date("03-04-2011, 02:17 PM", date_order="DMY") == utc(2011, 4, 3, 14, 17)
+    assert parse_vb_date("03.04.2011,\xa014:17") == utc(2011, 4, 3, 14, 17)  # dotted: day first
+    assert parse_vb_date("03-04-2011, 10:00 PM", timezone="Asia/Singapore") == utc(2011, 3, 4, 14, 0)
+    assert parse_vb_date("Today, 09:12 AM") is not None and parse_vb_date("no date here") is None
+    assert strip_session("http://f/showthread.php?s=ab12&t=5#post9") == "http://f/showthread.php?t=5"
+
+
+def test_bad_argument_is_named():
+    with pytest.raises(ValueError, match="date_order='XYZ'"):
+        VbulletinSpider(start_url="http://f.test/", date_order="XYZ")
+    with pytest.raises(ValueError, match="unknown argument\\(s\\) max_thread"):
+        VbulletinSpider(start_url="http://f.test/", max_thread=3)
+
+
+def test_real_vbulletin4_page(spider, forum_pages):
+    """A real vB4 page (pocketpc.ch, ISO-8859-1, decoy div#ppost_message_N in every post)."""
+    path = forum_pages / "vb4_pocketpc_showthread.html"
+    if not path.exists():
+        pytest.skip(f"{path} is absent")
+    url = "https://www.pocketpc.ch/windows-phone-7-allgemein/122760-microsoft-beginnt-auslieferung-vorbereitungsupdate-34.html"
+    page = HtmlResponse(url, body=path.read_bytes(), headers={"Content-Type": "text/html; charset=ISO-8859-1"})
+    assert spider.page_kind(page) == "thread"
+    info = spider.thread_info(page)
+    assert (info.thread_id, info.page) == ("122760", 34)
+    assert info.title == "Microsoft beginnt mit der Auslieferung des Vorbereitungsupdate!"
+    posts = spider.posts(page)
+    assert len(posts) == 20  # not 40: the decoys are not posts
+    assert [p.position for p in posts] == list(range(660, 680))
+    assert (posts[0].post_id, posts[0].author) == ("949757", "Predator")
+    assert posts[0].posted_at == utc(2011, 3, 3, 14, 17)
+    assert (posts[1].post_id, posts[1].author) == ("949763", "Chatfix")
+    assert (posts[-1].post_id, posts[-1].author) == ("949908", "tommyp")
+    assert posts[0].quoted_post_ids and posts[1].quoted_post_ids  # TheFreeman's, Predator's posts
+    assert posts[1].quoted_post_ids[0] != posts[0].post_id
+    assert all(p.body and p.posted_at for p in posts)
+    assert "<script" in posts[0].body  # ads kept as served: the clean stage removes them
+    links = spider.thread_page_links(page)
+    assert any(link.endswith("-35.html") for link in links) and not any("s=" in link for link in links)
+
+
+def test_crawl_board_pagination_wrong_encoding_and_404(tmp_path):
+    latin1 = fixture_bytes("vbulletin", "vb3_thread.html")  # ISO-8859-1 bytes ...
+    routes = {
+        "/forumdisplay.php?f=16": Page(fixture_bytes("vbulletin", "vb4_board_p1.html")),
+        "/forumdisplay.php?f=16&page=2": Page(fixture_bytes("vbulletin", "vb4_board_p2.html")),
+        "/showthread.php?t=5001": Page(fixture_bytes("vbulletin", "vb4_thread_p1.html")),
+        "/showthread.php?t=5001&page=2": Page(fixture_bytes("vbulletin", "vb4_thread_p2.html")),
+        "/showthread.php?t=5002": Page(latin1, "text/html; charset=UTF-8"),  # ... declared UTF-8
+        # /showthread.php?t=5003 is listed on board page 2 and answers 404
+    }
+    with FixtureServer(routes) as server:
+        run = run_spider("vbulletin", {"start_url": server.url("/forumdisplay.php?f=16"), "source": "vb"}, tmp_path)
+        requested = server.paths()
+    assert sorted(requested) == sorted(list(routes) + ["/showthread.php?t=5003"])  # each page once
+    by_id = {i["post_id"]: i for i in run.items}
+    assert sorted(by_id) == ["70001", "70002", "70003", "70010", "70011", "80001", "80002"]
+    assert [by_id[i]["position"] for i in ("70001", "70002", "70003", "70010", "70011")] == [0, 1, 2, 3, 4]
+    assert by_id["70010"]["page"] == 2 and by_id["70011"]["posted_at"] is None
+    assert "café" in by_id["80001"]["body"] and "£3" in by_id["80001"]["body"]  # repaired encoding
+    assert by_id["80002"]["quoted_post_ids"] == ["80001"]
+    assert {i["board"] for i in run.items} == {"Eat-Drink-Man-Woman"} and {i["source"] for i in run.items} == {"vb"}
+    assert run.stats["downloader/response_status_count/404"] == 1
+    assert run.stats["kopitiam/encoding_fixed/utf-8->cp1252"] == 1
