@@ -1,0 +1,141 @@
+"""Characters per second of the in-browser sampler (reports/sampler.html) in headless Chromium.
+
+Builds a default-sized model (the `train.model` defaults of model/network.py: Embedding 64,
+2 x LSTM(256), a 100-token vocabulary; random weights: speed does not depend on their values) or
+takes a trained folder with --model, exports it with model.export, opens the page and measures:
+
+- ``stream``: KopitiamSampler.generate, the code path of the Generate button (chunks of ~25 ms
+  handed back to the browser between them, text appended to the page as it streams);
+- ``compute``: the same generation's time inside the forward pass only;
+- ``baseline_naive_js``: in the same page and run, a straightforward port (Keras-layout weights
+  as nested JS arrays, separate x.W and h.U products per step, fresh arrays every step), the way
+  a first JS port tends to look.
+
+Sampling at temperature 1 with END not stopping the stream, so every run makes LENGTH characters.
+Prints one JSON object. Usage: python bench/js_sampler.py [--model DIR] [--length N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+# ---- config ------------------------------------------------------------------------------------
+SEED = 0
+VOCAB_SIZE = 100  # tokens incl. END and UNK, for the random default-sized model
+LENGTH = 3000  # characters per timed pass
+WARMUP = 300  # characters generated before timing (JIT warm-up)
+BASELINE_LENGTH = 300  # the naive port is slow: fewer characters
+
+NAIVE_JS = r"""
+(function () {
+  const doc = JSON.parse(document.getElementById("kopitiam-model").textContent);
+  const flat = KopitiamLSTM.decodeWeights(doc);
+  const nested = (t) => { const [r, c] = t.shape; const out = [];
+    for (let i = 0; i < r; i++) out.push(Array.from(t.data.subarray(i * c, (i + 1) * c))); return out; };
+  const emb = nested(flat.embedding), layers = [];
+  for (let l = 0; l < doc.network.num_layers; l++)
+    layers.push({ W: nested(flat["lstm_" + l + "/kernel"]), U: nested(flat["lstm_" + l + "/recurrent_kernel"]),
+                  b: Array.from(flat["lstm_" + l + "/bias"].data) });
+  const K = nested(flat["logits/kernel"]), bd = Array.from(flat["logits/bias"].data);
+  const matvec = (x, W) => { const out = new Array(W[0].length).fill(0);
+    for (let i = 0; i < x.length; i++) for (let j = 0; j < out.length; j++) out[j] += x[i] * W[i][j]; return out; };
+  const sig = (v) => 1 / (1 + Math.exp(-v));
+  window.naiveGenerate = function (n, seed) {
+    const H = layers[0].U.length, rng = KopitiamLSTM.mulberry32(seed);
+    let hs = layers.map(() => new Array(H).fill(0)), cs = layers.map(() => new Array(H).fill(0));
+    let tok = doc.vocab.end_id, text = "";
+    const t0 = performance.now();
+    for (let s = 0; s < n; s++) {
+      let x = emb[tok].slice();
+      layers.forEach((L, l) => {
+        const a = matvec(x, L.W), r = matvec(hs[l], L.U), z = a.map((v, j) => v + r[j] + L.b[j]);
+        const i = z.slice(0, H).map(sig), f = z.slice(H, 2 * H).map(sig), g = z.slice(2 * H, 3 * H).map(Math.tanh),
+              o = z.slice(3 * H).map(sig);
+        cs[l] = cs[l].map((c, j) => f[j] * c + i[j] * g[j]);
+        hs[l] = cs[l].map((c, j) => o[j] * Math.tanh(c));
+        x = hs[l];
+      });
+      const logits = matvec(x, K).map((v, j) => v + bd[j]);
+      const m = Math.max(...logits), e = logits.map((v) => Math.exp(v - m)), z = e.reduce((p, q) => p + q, 0);
+      const u = rng() * z; let acc = 0; tok = e.length - 1;
+      for (let j = 0; j < e.length; j++) { acc += e[j]; if (u < acc) { tok = j; break; } }
+      text += tok > 1 ? doc.vocab.tokens[tok] : "";
+    }
+    return { chars: n, ms: performance.now() - t0, text: text };
+  };
+})();
+"""
+
+
+def build_model_dir(out: Path) -> Path:
+    import keras
+
+    from model.artifacts import save_trained
+    from model.network import NetworkConfig, build_model
+    from pipeline.vocab import Vocab
+
+    keras.utils.set_random_seed(SEED)
+    chars = [chr(c) for c in range(32, 127)] + ["\n", "\u2019", "\u201c"]
+    vocab = Vocab.from_counts({c: 1000 - i for i, c in enumerate(chars)}, max_size=VOCAB_SIZE)
+    config = NetworkConfig(vocab_size=len(vocab))
+    save_trained(out, build_model(config), vocab, {"network": config.to_dict(), "params": {}})
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", help="trained model folder (default: a random default-sized model)")
+    parser.add_argument("--length", type=int, default=LENGTH)
+    args = parser.parse_args()
+
+    from model.browser import Browser
+    from model.export import DEFAULTS, export
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        model_dir = Path(args.model) if args.model else build_model_dir(tmp / "model")
+        params = {**DEFAULTS, "model_dir": str(model_dir), "json_out": str(tmp / "model.json"),
+                  "html_out": str(tmp / "sampler.html")}
+        metrics = export(params)
+        with Browser() as browser:
+            page = browser.open((tmp / "sampler.html").as_uri())
+            run = ("KopitiamSampler.generate({prime: '', greedy: false, temperature: 1, seed: %d, length: %d,"
+                   " stopAtEnd: false}, (p) => document.querySelector('#output .gen').append(p))")
+            page.evaluate(run % (SEED, WARMUP))
+            t0 = time.perf_counter()
+            timed = page.evaluate(run % (SEED + 1, args.length), timeout=600)
+            outer_s = time.perf_counter() - t0
+            page.evaluate(NAIVE_JS)
+            page.evaluate("naiveGenerate(%d, %d)" % (WARMUP // 10, SEED))
+            naive = page.evaluate("naiveGenerate(%d, %d)" % (BASELINE_LENGTH, SEED + 1), timeout=600)
+            version = browser.send("Browser.getVersion")["product"]
+    stream = timed["chars"] / (timed["wallMs"] / 1000)
+    naive_cps = naive["chars"] / (naive["ms"] / 1000)
+    print(json.dumps({
+        "bench": "js_sampler",
+        "browser": version,
+        "model": {"source": args.model or "random default-sized", "n_params": metrics["n_params"],
+                  "vocab_size": metrics["vocab_size"], "html_mb": round(metrics["html_bytes"] / 1e6, 2)},
+        "length": timed["chars"],
+        "chunks": timed["chunks"],
+        "stream_chars_per_s": round(stream, 1),
+        "compute_chars_per_s": round(timed["charsPerSecond"], 1),
+        "outer_chars_per_s": round(timed["chars"] / outer_s, 1),
+        "baseline_naive_js_chars_per_s": round(naive_cps, 1),
+        "speedup_vs_naive": round(stream / naive_cps, 2),
+        "target_chars_per_s": 1000,
+        "meets_target": stream >= 1000,
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Stage `export`: the browser model format (model/webmodel.py) and the stage (model/export.py)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from _tiny_lstm import keras_probs, tiny_model_dir
+from model.artifacts import ModelFolderError, load_trained
+from model.export import DEFAULTS, check_export, export, main, script_json
+from model.webmodel import ExportError, decode_model, encode_model, reference_logits
+from pipeline.common import ParamsError
+from pipeline.vocab import END_ID, Vocab
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    model_dir = tiny_model_dir(tmp_path_factory.getbasetemp())
+    model, vocab, meta = load_trained(model_dir)
+    return model_dir, model, vocab, meta
+
+
+def test_encode_decode_round_trip_is_exact(trained):
+    _, model, vocab, meta = trained
+    doc = json.loads(json.dumps(encode_model(model, vocab, meta)))  # through real JSON text
+    assert doc["vocab_hash"] == meta["vocab_hash"] == vocab.hash
+    assert doc["n_params"] == model.count_params()
+    back_vocab, tensors = decode_model(doc)
+    assert back_vocab.tokens == vocab.tokens
+    assert [t["name"] for t in doc["tensors"]] == [
+        "embedding", "lstm_0/kernel", "lstm_0/recurrent_kernel", "lstm_0/bias",
+        "lstm_1/kernel", "lstm_1/recurrent_kernel", "lstm_1/bias", "logits/kernel", "logits/bias"]
+    for name, layer, index in (("embedding", "embedding", 0), ("lstm_1/recurrent_kernel", "lstm_1", 1),
+                               ("lstm_0/bias", "lstm_0", 2), ("logits/kernel", "logits", 0)):
+        np.testing.assert_array_equal(tensors[name], model.get_layer(layer).get_weights()[index])
+    assert doc["network"] == {"vocab_size": len(vocab), "embedding_dim": 8, "hidden_size": 24, "num_layers": 2}
+
+
+def test_reference_forward_pass_matches_keras(trained):
+    _, model, vocab, meta = trained
+    _, tensors = decode_model(encode_model(model, vocab, meta))
+    ids = np.concatenate([[END_ID], vocab.encode("the cat sat on the mat. she sells")])
+    logits = reference_logits(tensors, ids)
+    z = np.exp(logits - logits.max(-1, keepdims=True))
+    np.testing.assert_allclose(z / z.sum(-1, keepdims=True), keras_probs(model, ids), atol=1e-5)
+
+
+def test_self_check_catches_a_wrong_gate_order(trained):
+    _, model, vocab, meta = trained
+    doc = encode_model(model, vocab, meta)
+    assert check_export(model, doc, "the dog") < 1e-5
+    flat = np.frombuffer(base64.b64decode(doc["weights_base64"]), dtype="<f4").copy()
+    entry = next(t for t in doc["tensors"] if t["name"] == "lstm_0/bias")
+    hidden = entry["shape"][0] // 4
+    bias = flat[entry["offset"]: entry["offset"] + 4 * hidden].reshape(4, hidden)
+    flat[entry["offset"]: entry["offset"] + 4 * hidden] = bias[[1, 0, 2, 3]].ravel()  # swap i and f
+    blob = flat.tobytes()
+    import hashlib
+    bad = {**doc, "weights_base64": base64.b64encode(blob).decode(), "weights_sha256": hashlib.sha256(blob).hexdigest()}
+    assert check_export(model, bad, "the dog") > 1e-3
+
+
+def test_bad_inputs_give_clear_errors(trained, tmp_path):
+    model_dir, model, vocab, meta = trained
+    other = Vocab.from_counts({"a": 3, "b": 2}, n_docs=1)
+    with pytest.raises(ExportError, match="vocabulary has 4"):
+        encode_model(model, other, {})
+    doc = encode_model(model, vocab, meta)
+    with pytest.raises(ExportError, match="corrupt"):
+        decode_model({**doc, "weights_base64": doc["weights_base64"][:-8]})
+    with pytest.raises(ExportError, match="not a kopitiam-char-lstm v1"):
+        decode_model({**doc, "version": 2})
+    with pytest.raises(ModelFolderError, match="nowhere"):
+        export({**DEFAULTS, "model_dir": str(tmp_path / "nowhere")})
+    assert "</" not in script_json({"prime": "</script><!-- x"})
+    assert json.loads(script_json({"prime": "</script><!-- x"})) == {"prime": "</script><!-- x"}
+
+
+def test_unknown_params_key_is_an_error(tmp_path, monkeypatch):
+    (tmp_path / "params.yaml").write_text("export:\n  model_dri: models/lstm\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ParamsError, match="export.model_dri"):
+        main([])
+
+
+def test_stage_writes_self_contained_page(trained, tmp_path, python_exe, repo_root):
+    model_dir, _, vocab, meta = trained
+    params = {"export": {"model_dir": str(model_dir), "prime": "the </script> cat", "length": 77}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = subprocess.run([python_exe, "-m", "model.export"], cwd=tmp_path, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(repo_root), "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads((tmp_path / "reports/model.json").read_text(encoding="utf-8"))
+    assert doc["vocab_hash"] == meta["vocab_hash"]
+    metrics = json.loads((tmp_path / "metrics/export.json").read_text())
+    assert metrics["check_max_abs_prob_diff"] <= 1e-4 and metrics["n_params"] == doc["n_params"]
+
+    html = (tmp_path / "reports/sampler.html").read_text(encoding="utf-8")
+    assert "__KOPITIAM_" not in html
+    assert "Content-Security-Policy" in html and "default-src 'none'" in html
+    assert not re.search(r"https?://|\bsrc\s*=|<link\b|\bimport\s*\(|fetch\(", html), "page must not load anything"
+    embedded = re.search(r'<script id="kopitiam-model" type="application/json">(.*?)</script>', html, re.S).group(1)
+    assert json.loads(embedded) == doc
+    defaults = re.search(r'<script id="kopitiam-defaults" type="application/json">(.*?)</script>', html, re.S).group(1)
+    assert json.loads(defaults)["prime"] == "the </script> cat" and json.loads(defaults)["length"] == 77
+    assert "KopitiamLSTM" in html and "Float32Array" in html
