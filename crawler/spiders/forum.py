@@ -8,7 +8,8 @@ positions, assembling ``PostItem``s and counting every skip and error in the cra
 A subclass supplies the engine's markup, through these methods (all take a Scrapy response and
 use Scrapy's own selectors):
 
-- ``page_kind(response) -> "thread" | "board" | None``
+- ``page_kind(response) -> "thread" | "board" | "index" | None`` (index: a list of boards)
+- ``board_links(response) -> list[str]`` (boards listed on an index page; default none)
 - ``thread_info(response) -> ThreadInfo`` (thread id, title, board, page number)
 - ``posts(response) -> list[PostData]`` (one per post on the page, in page order)
 - ``thread_links(response) -> list[str]`` (thread URLs on a board page, absolute or relative)
@@ -138,6 +139,9 @@ class ForumSpider(scrapy.Spider):
     def page_kind(self, response: Response) -> str | None:
         raise NotImplementedError
 
+    def board_links(self, response: Response) -> list[str]:
+        return []
+
     def thread_info(self, response: Response) -> ThreadInfo:
         raise NotImplementedError
 
@@ -180,6 +184,12 @@ class ForumSpider(scrapy.Spider):
             yield from self.parse_thread(response)
         elif kind == "board":
             yield from self.parse_board(response)
+        elif kind == "index":
+            self.inc("pages/index")
+            for link in self.board_links(response):
+                url = response.urljoin(link)
+                if self._allowed(url):
+                    yield scrapy.Request(url, callback=self.parse_board)
         else:
             self.inc("errors/unknown_page")
             self.logger.error("%s is neither a board nor a thread page of a %s forum: skipped",

@@ -13,6 +13,7 @@ never by exact class strings, so themed sites such as HardwareZone parse too):
   (``data-content-selector="#post-N"`` or ``href="/goto/post?id=N"``), as on HardwareZone;
 - thread: id from ``html[data-content-key="thread-N"]`` or the URL ``/threads/slug.N/``, title in
   ``h1.p-title-value``, board = last breadcrumb; pages in ``.pageNav`` (``/page-N``);
+- index (``/``): board links in ``.node-title a`` (a start URL may be the forum's index);
 - board: thread links in ``.structItem--thread .structItem-title``, next page
   ``.pageNav-jump--next`` (or ``link[rel=next]``).
 
@@ -71,7 +72,12 @@ class XenforoSpider(ForumSpider):
             return "thread"
         if template.startswith("forum_view"):
             return "board"
+        if self.board_links(response):
+            return "index"
         return None
+
+    def board_links(self, response: Response) -> list[str]:
+        return [link for link in response.css(".node-title a::attr(href)").getall() if "forums/" in link]
 
     def thread_id_from_url(self, url: str) -> str | None:
         match = THREAD_URL_RE.match(url)
@@ -95,7 +101,9 @@ class XenforoSpider(ForumSpider):
         if page is None:
             current = response.css(".pageNav-page--current ::text").re_first(r"\d+")
             page = int(current) if current else 1
-        return ThreadInfo(thread_id=thread_id, title=_text(response.css("h1.p-title-value")),
+        title = " ".join(" ".join(response.css("h1.p-title-value").xpath(
+            ".//text()[not(ancestor::*[contains(@class, 'label')])]").getall()).split())
+        return ThreadInfo(thread_id=thread_id, title=title or None,
                           board=names[-1] if names else None, page=page)
 
     def posts(self, response: Response) -> list[PostData]:

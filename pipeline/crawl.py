@@ -1,0 +1,209 @@
+"""Stage ``crawl``: one source of params.yaml -> ``data/raw/<source>.parquet`` + crawl metrics.
+
+Reads params ``sources.<name>`` (what to crawl) and ``crawl`` (how); writes
+``data/raw/<name>.parquet`` (``pipeline.schemas.RAW_SCHEMA``, through the Parquet feed exporter)
+and ``metrics/crawl/<name>.json`` (pages, posts, errors by kind, bytes, seconds).
+
+A source entry names a ``spider`` (a Scrapy spider name, ``scrapy list``) with its ``args``;
+``demo_forum`` serves the offline demo forum on 127.0.0.1 for the crawl (``{server}`` in args
+becomes its base URL); ``throttle: false`` switches AutoThrottle and delays off (only for sites
+we own); ``settings`` passes extra Scrapy settings. Scrapy runs in a subprocess
+(``python -m scrapy crawl``): Twisted's reactor cannot restart in one process, and a crawl that
+dies cannot take this process down with it. New source kinds plug into ``RUNNERS``.
+
+Usage: ``python -m pipeline.crawl --source demo`` (dvc.yaml runs it once per ``crawl.sources``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import pyarrow.parquet as pq
+
+from pipeline.common import ParamsError, atomic_path, load_params, section, setup_logging, write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "sources": ["demo"],  # the sources `dvc repro` crawls (names of entries under `sources`)
+    "user_agent": "kopitiam/0.1 (character-LSTM research crawler)",  # sent to every site
+    "log_level": "INFO",  # Scrapy's log level in the crawl subprocess
+    "min_posts": 1,  # fewer posts than this fails the stage (a wrong start_url, a blocked crawler)
+}
+SOURCE_KEYS = {"spider", "args", "demo_forum", "throttle", "settings"}
+DEMO_FORUM_KEYS = {"genres", "plays", "seed", "posts_per_page", "threads_per_page"}
+UNTHROTTLED = {"AUTOTHROTTLE_ENABLED": "False", "DOWNLOAD_DELAY": "0",
+               "CONCURRENT_REQUESTS_PER_DOMAIN": "16"}
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def source_entry(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``sources.<name>`` entry, checked: known keys, exactly one kind, well-typed values."""
+    sources = params.get("sources") or {}
+    if name not in sources:
+        raise ParamsError(f"params.yaml: no source {name!r} under 'sources'; "
+                          f"known: {', '.join(sorted(sources)) or '(none)'}")
+    entry = sources[name]
+    if not isinstance(entry, Mapping):
+        raise ParamsError(f"params.yaml sources.{name}: expected a mapping, got {type(entry).__name__}")
+    unknown = sorted(set(entry) - SOURCE_KEYS)
+    if unknown:
+        raise ParamsError(f"params.yaml sources.{name}: unknown key(s) {', '.join(unknown)}; "
+                          f"known: {', '.join(sorted(SOURCE_KEYS))}")
+    kinds = [kind for kind in RUNNERS if kind in entry]
+    if len(kinds) != 1:
+        raise ParamsError(f"params.yaml sources.{name}: name exactly one of {', '.join(RUNNERS)}")
+    for key in ("args", "demo_forum", "settings"):
+        if entry.get(key) is not None and not isinstance(entry[key], Mapping):
+            raise ParamsError(f"params.yaml sources.{name}.{key}: expected a mapping")
+    bad = sorted(set(entry.get("demo_forum") or {}) - DEMO_FORUM_KEYS)
+    if bad:
+        raise ParamsError(f"params.yaml sources.{name}.demo_forum: unknown key(s) {', '.join(bad)}; "
+                          f"known: {', '.join(sorted(DEMO_FORUM_KEYS))}")
+    return dict(entry)
+
+
+def check_spider(name: str, spider: str, args: Mapping[str, Any]) -> None:
+    """Fail early, naming the params key, on an unknown spider or an argument it does not take."""
+    from scrapy.spiderloader import SpiderLoader
+    from scrapy.utils.project import get_project_settings
+
+    loader = SpiderLoader.from_settings(get_project_settings())
+    if spider not in loader.list():
+        raise ParamsError(f"params.yaml sources.{name}.spider: unknown spider {spider!r}; "
+                          f"available: {', '.join(sorted(loader.list()))}")
+    known = getattr(loader.load(spider), "ARGUMENTS", None)
+    if known is not None:
+        unknown = sorted(set(args) - set(known))
+        if unknown:
+            raise ParamsError(f"params.yaml sources.{name}.args: unknown argument(s) "
+                              f"{', '.join(unknown)} for spider {spider!r}; known: {', '.join(sorted(known))}")
+
+
+def scrapy_command(spider: str, args: Mapping[str, Any], settings: Mapping[str, Any], feed: Path) -> list[str]:
+    cmd = [sys.executable, "-m", "scrapy", "crawl", spider]
+    for key, value in args.items():
+        cmd += ["-a", f"{key}={value}"]
+    for key, value in settings.items():
+        cmd += ["-s", f"{key}={value}"]
+    return cmd + ["-O", f"{feed}:parquet"]
+
+
+def summarize(stats: Mapping[str, Any]) -> dict[str, Any]:
+    """Crawl metrics from Scrapy's stats dump: counts by kind, bytes, seconds, rates."""
+    def group(prefix: str) -> dict[str, int]:
+        return {k[len(prefix):]: v for k, v in sorted(stats.items()) if k.startswith(prefix)}
+
+    errors = {**group("forum/errors/"), **{f"dropped/{k}": v for k, v in group("kopitiam/dropped/").items()},
+              **{f"spider_exception/{k}": v for k, v in group("spider_exceptions/").items()},
+              **{f"http_{k}": v for k, v in group("httperror/response_ignored_status_count/").items()},
+              **{f"download/{k.rsplit('.', 1)[-1]}": v for k, v in
+                 group("downloader/exception_type_count/").items() if not k.endswith("IgnoreRequest")}}
+    if stats.get("retry/max_reached"):
+        errors["retry_max_reached"] = stats["retry/max_reached"]
+    seconds = float(stats.get("elapsed_time_seconds") or 0.0)
+    pages = int(stats.get("response_received_count", 0))
+    posts = int(stats.get("item_scraped_count", 0))
+    return {
+        "pages": pages, "pages_by_kind": group("forum/pages/"), "posts": posts,
+        "threads": int(stats.get("forum/threads", 0)), "errors": errors,
+        "errors_total": int(sum(errors.values())), "skipped": group("forum/skipped/"),
+        "retries": int(stats.get("retry/count", 0)), "robots_forbidden": int(stats.get("robotstxt/forbidden", 0)),
+        "http_status": group("downloader/response_status_count/"),
+        "bytes": int(stats.get("downloader/response_bytes", 0)), "seconds": round(seconds, 3),
+        "pages_per_s": round(pages / seconds, 2) if seconds else None,
+        "posts_per_s": round(posts / seconds, 2) if seconds else None,
+        "finish_reason": stats.get("finish_reason"),
+    }
+
+
+def run_spider(name: str, entry: Mapping[str, Any], cfg: Mapping[str, Any], out: Path) -> dict[str, Any]:
+    """Crawl one spider source into ``out``; return the metrics (demo forum served if asked)."""
+    from crawler.demo.server import DemoForumServer
+    from crawler.demo.site import DemoForum
+
+    spider, args = entry["spider"], dict(entry.get("args") or {})
+    check_spider(name, spider, args)
+    server = None
+    if entry.get("demo_forum") is not None:
+        server = DemoForumServer(DemoForum(**(entry["demo_forum"] or {}))).start()
+        args = {k: str(v).replace("{server}", server.base_url) for k, v in args.items()}
+    args["source"] = name
+    settings = {"USER_AGENT": cfg["user_agent"], "LOG_LEVEL": cfg["log_level"]}
+    if entry.get("throttle", True) is False:
+        settings.update(UNTHROTTLED)
+    settings.update(entry.get("settings") or {})
+    try:
+        with tempfile.TemporaryDirectory() as tmp, atomic_path(out) as feed:
+            settings["KOPITIAM_STATS_FILE"] = str(Path(tmp) / "stats.json")
+            cmd = scrapy_command(spider, args, settings, feed)
+            logger.info("crawling %s: %s", name, " ".join(cmd))
+            done = subprocess.run(cmd, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                                      p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)})
+            if done.returncode != 0:
+                raise RuntimeError(f"source {name!r}: scrapy crawl {spider} exited {done.returncode} (see log above)")
+            stats_file = Path(settings["KOPITIAM_STATS_FILE"])
+            if not stats_file.exists():
+                raise RuntimeError(f"source {name!r}: the crawl wrote no stats ({stats_file}); did it start?")
+            metrics = summarize(json.loads(stats_file.read_text(encoding="utf-8")))
+            if metrics["finish_reason"] != "finished":
+                raise RuntimeError(f"source {name!r}: crawl ended with {metrics['finish_reason']!r}, not 'finished'")
+            rows = pq.ParquetFile(feed).metadata.num_rows
+            if rows < cfg["min_posts"]:
+                raise RuntimeError(f"source {name!r}: {rows} posts < crawl.min_posts {cfg['min_posts']}: "
+                                   f"check sources.{name}.args.start_url, robots.txt and the crawl log")
+            metrics["raw_rows"] = rows
+    finally:
+        if server is not None:
+            server.stop()
+    return metrics
+
+
+# Source kinds: an entry names exactly one of these keys. (Issue 9 adds "reader" here.)
+RUNNERS: dict[str, Callable[[str, Mapping[str, Any], Mapping[str, Any], Path], dict[str, Any]]] = {
+    "spider": run_spider,
+}
+
+
+def crawl_source(name: str, params: Mapping[str, Any], *, raw_dir: Path, metrics_dir: Path) -> dict[str, Any]:
+    """Crawl (or read) one source: ``raw_dir/<name>.parquet`` and ``metrics_dir/<name>.json``."""
+    cfg = section("crawl", DEFAULTS, params)
+    entry = source_entry(name, params)
+    kind = next(kind for kind in RUNNERS if kind in entry)
+    out = (raw_dir / f"{name}.parquet").resolve()
+    started = time.monotonic()
+    metrics = RUNNERS[kind](name, entry, cfg, out)
+    metrics.update(source=name, kind=kind, name=entry[kind], output=str(out),
+                   output_bytes=out.stat().st_size, wall_seconds=round(time.monotonic() - started, 3))
+    write_json_atomic(metrics_dir / f"{name}.json", metrics)
+    logger.info("crawl %s: %s posts, %s pages, %s errors, %.1f MB in %.1f s -> %s", name,
+                metrics.get("raw_rows"), metrics.get("pages"), metrics.get("errors_total"),
+                metrics.get("bytes", 0) / 1e6, metrics["wall_seconds"], out)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", action="append", help="source name (repeatable; default: crawl.sources)")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--raw-dir", default="data/raw", type=Path)
+    parser.add_argument("--metrics-dir", default="metrics/crawl", type=Path)
+    args = parser.parse_args(argv)
+    setup_logging()
+    params = load_params(args.params)
+    names = args.source or section("crawl", DEFAULTS, params)["sources"]
+    for name in names:
+        crawl_source(name, params, raw_dir=args.raw_dir, metrics_dir=args.metrics_dir)
+
+
+if __name__ == "__main__":
+    main()
