@@ -1,0 +1,364 @@
+"""Stage ``train``: fit the character LSTM on the length-bucketed batches, resumably.
+
+Reads ``data/batches/{train,val}`` (through ``model.data.make_dataset``), ``data/vocab.json`` and,
+for the compressor baseline, ``data/split/{train,val}.parquet``. Writes ``models/lstm/`` (model,
+vocabulary, meta), ``metrics/train.json``, ``plots/train.csv``, ``reports/evolution.jsonl`` and
+``logs/tensorboard/``. Checkpoints go to ``checkpoints/train/``, which is *not* a DVC output
+(DVC deletes outputs before a stage runs), so a killed ``dvc repro`` resumes where it stopped.
+Params: the ``train`` section (see DEFAULTS and README).
+
+Keras ``fit`` drives training (progress bar, callbacks, TensorBoard); every side effect is a
+callback in :mod:`model.callbacks`. Keras' own ``BackupAndRestore`` restarts an interrupted epoch
+from its beginning, so resumption here is our own: a checkpoint stores weights, optimizer slots
+and the position (epoch, step); a resumed run skips the batches already trained on in that epoch
+(each epoch's order is a pure function of ``seed + epoch``), so it sees the same batches in the
+same order as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import lzma
+import math
+import sys
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+log = logging.getLogger(__name__)
+
+MODEL_DEFAULTS: dict[str, Any] = {
+    "embedding_dim": 64,
+    "hidden_size": 256,
+    "num_layers": 2,
+    "dropout": 0.1,  # between LSTM layers (outputs), training only; no recurrent dropout (cuDNN)
+    "mixed_precision": False,  # GPU only: float16 compute, float32 logits, dynamic loss scaling
+}
+EVOLUTION_DEFAULTS: dict[str, Any] = {
+    "primes": ["", "The ", "I think "],
+    "temperatures": [0.5, 1.0],
+    "length": 120,  # characters per sample
+    "seed": 1234,
+}
+DEFAULTS: dict[str, Any] = {
+    "seed": 0,
+    "model": MODEL_DEFAULTS,
+    "optimizer": "adam",  # adam | rmsprop
+    "learning_rate": 0.002,
+    "lr_schedule": "cosine",  # cosine (linear warm-up, then cosine decay) | constant
+    "warmup_steps": 50,
+    "min_lr_fraction": 0.1,  # cosine floor as a fraction of learning_rate
+    "clip_global_norm": 5.0,  # 0 = no clipping
+    "epochs": 4,
+    "max_steps_per_epoch": 0,  # 0 = the whole train split every epoch
+    "val_max_steps": 0,  # 0 = the whole val split
+    "max_minutes": 0.0,  # wall-clock cap over all resumed runs; 0 = none (a cap makes runs timing-dependent)
+    "checkpoint_every_steps": 100,  # plus one at every epoch end; 0 = epoch ends only
+    "keep_checkpoints": False,  # False: delete checkpoints/train once the model is saved
+    "xz_context_chars": 4_000_000,  # train text (its tail) xz sees before the val text
+    "evolution": EVOLUTION_DEFAULTS,
+}
+# Keys that may change between a killed run and its resumption without invalidating the checkpoint.
+RESUMABLE_KEYS = {"max_minutes", "checkpoint_every_steps", "keep_checkpoints", "val_max_steps",
+                  "xz_context_chars", "evolution"}
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or continue (diverged, checkpoint for another vocabulary, no data)."""
+
+
+def load_config(params: Mapping[str, Any] | None = None, path: str = "params.yaml") -> dict[str, Any]:
+    """The ``train`` section merged over DEFAULTS, nested sections too; unknown keys are errors."""
+    from pipeline.common import ParamsError, section
+
+    cfg = section("train", DEFAULTS, params, path=path)
+    for name, defaults in (("model", MODEL_DEFAULTS), ("evolution", EVOLUTION_DEFAULTS)):
+        given = cfg[name] or {}
+        unknown = sorted(set(given) - set(defaults))
+        if unknown:
+            raise ParamsError(f"params.yaml: unknown key(s) {', '.join(f'train.{name}.{k}' for k in unknown)}; "
+                              f"known keys: {', '.join(sorted(defaults))}")
+        cfg[name] = {**defaults, **given}
+    if cfg["optimizer"] not in ("adam", "rmsprop"):
+        raise ParamsError(f"params.yaml: train.optimizer must be 'adam' or 'rmsprop', got {cfg['optimizer']!r}")
+    if cfg["lr_schedule"] not in ("cosine", "constant"):
+        raise ParamsError(f"params.yaml: train.lr_schedule must be 'cosine' or 'constant', got {cfg['lr_schedule']!r}")
+    for key in ("epochs",):
+        if int(cfg[key]) < 1:
+            raise ParamsError(f"params.yaml: train.{key} must be >= 1, got {cfg[key]!r}")
+    for key in ("max_steps_per_epoch", "val_max_steps", "checkpoint_every_steps", "warmup_steps", "max_minutes",
+                "clip_global_norm"):
+        if float(cfg[key]) < 0:
+            raise ParamsError(f"params.yaml: train.{key} must be >= 0, got {cfg[key]!r}")
+    if not float(cfg["learning_rate"]) > 0:
+        raise ParamsError(f"params.yaml: train.learning_rate must be > 0, got {cfg['learning_rate']!r}")
+    return cfg
+
+
+def make_optimizer(cfg: Mapping[str, Any], total_steps: int):
+    import keras
+
+    lr = float(cfg["learning_rate"])
+    schedule: Any = lr
+    if cfg["lr_schedule"] == "cosine":
+        warmup = min(int(cfg["warmup_steps"]), max(total_steps - 1, 0))
+        schedule = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=lr * 0.1 if warmup else lr, decay_steps=max(total_steps - warmup, 1),
+            alpha=float(cfg["min_lr_fraction"]), warmup_target=lr if warmup else None, warmup_steps=warmup)
+    clip = float(cfg["clip_global_norm"]) or None
+    cls = keras.optimizers.Adam if cfg["optimizer"] == "adam" else keras.optimizers.RMSprop
+    opt = cls(learning_rate=schedule, global_clipnorm=clip)
+    if cfg["model"]["mixed_precision"]:
+        opt = keras.optimizers.LossScaleOptimizer(opt)
+    return opt
+
+
+def build_and_compile(cfg: Mapping[str, Any], vocab_size: int, total_steps: int):
+    from model.losses import MaskedBits, MaskedNats, RealTokens, masked_loss
+    from model.network import NetworkConfig, build_model
+
+    net = NetworkConfig(vocab_size=vocab_size, **cfg["model"])
+    model = build_model(net)
+    model.compile(optimizer=make_optimizer(cfg, total_steps), loss=masked_loss(),
+                  weighted_metrics=[MaskedNats(), MaskedBits(), RealTokens()])
+    return model, net
+
+
+def count_batches(ds) -> int:
+    return int(ds.reduce(0, lambda n, _: n + 1).numpy())
+
+
+def fingerprint(cfg: Mapping[str, Any], vocab_hash: str, steps_per_epoch: int) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed."""
+    return {"vocab_hash": vocab_hash, "steps_per_epoch": steps_per_epoch,
+            "params": {k: v for k, v in cfg.items() if k not in RESUMABLE_KEYS}}
+
+
+def make_sample_fn(vocab, length: int, seed: int) -> Callable:
+    """``fn(model, prime, temperature) -> text``: the stateful sampler of model/sampler.py when
+    present, otherwise a small loop that reruns the model over the growing prefix."""
+    try:
+        from model.sampler import StatefulSampler
+    except ImportError:
+        StatefulSampler = None
+    if StatefulSampler is not None:
+        def sample(model, prime: str, temperature: float) -> str:
+            sampler = StatefulSampler.from_model(model, vocab)
+            return sampler.generate(prime, n=1, length=length, temperature=temperature, seed=seed)[0].text
+        return sample
+
+    import numpy as np
+
+    from pipeline.vocab import END_ID
+
+    def sample_slow(model, prime: str, temperature: float) -> str:
+        rng = np.random.default_rng(seed)
+        ids = [END_ID, *vocab.encode(prime).tolist()]
+        out: list[int] = []
+        for _ in range(length):
+            logits = np.asarray(model(np.array([ids], dtype=np.int32), training=False))[0, -1].astype(np.float64)
+            z = logits / max(temperature, 1e-6)
+            p = np.exp(z - z.max())
+            nxt = int(rng.choice(len(p), p=p / p.sum()))
+            if nxt == END_ID:
+                break
+            out.append(nxt)
+            ids.append(nxt)
+        return vocab.decode(out)
+
+    return sample_slow
+
+
+def fit(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int], Any], val_data: Callable[[], Any],
+        model_dir: Path, checkpoint_dir: Path, csv_path: Path, evolution_path: Path,
+        tensorboard_dir: Path | None = None, verbose: int | str = "auto",
+        extra_callbacks: list | None = None) -> tuple[Any, dict[str, Any]]:
+    """Train (or resume) and save the model folder. ``train_data(seed)`` yields one epoch of
+    ``(inputs, targets, mask)`` batches in an order fixed by ``seed``; ``val_data()`` the val split.
+    Returns ``(model, summary)``; raises TrainingError on divergence or a foreign checkpoint."""
+    import keras
+    import tensorflow as tf
+
+    from model import callbacks as cb
+    from model.artifacts import save_trained
+    from model.losses import nats_to_bpc, perplexity
+
+    seed = int(cfg["seed"])
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+    n_batches = count_batches(train_data(seed))
+    if n_batches == 0:
+        raise TrainingError("the train split has no batches: check data/batches/train (did `dvc repro batches` run?)")
+    steps = min(n_batches, int(cfg["max_steps_per_epoch"])) if cfg["max_steps_per_epoch"] else n_batches
+    epochs = int(cfg["epochs"])
+    model, net = build_and_compile(cfg, len(vocab), steps * epochs)
+
+    ckpt = cb.Checkpointer(checkpoint_dir, fingerprint=fingerprint(cfg, vocab.hash, steps))
+    state = cb.TrainState()
+    latest = ckpt.latest()
+    if latest is not None:
+        found, saved = ckpt.read(latest)
+        if found.get("vocab_hash") != vocab.hash:
+            raise TrainingError(
+                f"checkpoint {latest} was trained with vocabulary {found.get('vocab_hash')}, but data/vocab.json "
+                f"is {vocab.hash}: resuming would scramble the characters. Restore the vocabulary it was made "
+                f"with, or delete {checkpoint_dir} to train from scratch")
+        if found != ckpt.fingerprint:
+            changed = sorted(k for k in set(found.get("params", {})) | set(ckpt.fingerprint["params"])
+                             if found.get("params", {}).get(k) != ckpt.fingerprint["params"].get(k))
+            log.warning("checkpoint %s was made with other settings (%s): training from scratch",
+                        latest, ", ".join(changed) or "steps per epoch")
+            ckpt.clear()
+        else:
+            ckpt.restore(latest, model)
+            state = saved
+            state.stop_reason = ""
+            state.resumes.append({"epoch": state.epoch, "step_in_epoch": state.step_in_epoch,
+                                  "global_step": state.global_step})
+            log.info("resuming from %s: epoch %d, step %d of %d", latest, state.epoch + 1, state.step_in_epoch, steps)
+    if latest is None or not state.resumes:
+        if tensorboard_dir is not None:
+            import shutil
+            shutil.rmtree(tensorboard_dir, ignore_errors=True)
+
+    evo = cfg["evolution"]
+    sample_fn = make_sample_fn(vocab, int(evo["length"]), int(evo["seed"]))
+    val_ds = val_data()
+    if cfg["val_max_steps"]:
+        val_ds = val_ds.take(int(cfg["val_max_steps"]))
+    n_val = count_batches(val_ds)
+    if n_val == 0:
+        raise TrainingError("the val split has no batches: check data/batches/val")
+    val_ds = val_ds.apply(tf.data.experimental.assert_cardinality(n_val))  # lets Keras size its epochs
+
+    def callbacks(step_offset: int) -> list:
+        cbs = [cb.NanGuard(state), cb.RunClock(state, step_offset), cb.TimeBudget(state, cfg["max_minutes"]),
+               cb.EpochCSV(csv_path, state),
+               cb.SampleEvolution(evolution_path, state, sample_fn, evo["primes"], evo["temperatures"]),
+               cb.StepCheckpoint(ckpt, state, int(cfg["checkpoint_every_steps"]))]
+        if tensorboard_dir is not None:
+            cbs.append(keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False, profile_batch=0))
+        return cbs + list(extra_callbacks or [])
+
+    def epoch_ds(epoch: int):
+        return train_data(seed + epoch).take(steps).apply(tf.data.experimental.assert_cardinality(steps))
+
+    def stopped() -> bool:
+        return bool(state.diverged or state.stop_reason)
+
+    log.info("training %s: %d steps per epoch (%d batches in the split), %d epochs, %s parameters",
+             net, steps, n_batches, epochs, f"{model.count_params():,}")
+    if state.step_in_epoch and state.epoch < epochs:  # finish the interrupted epoch first
+        done = state.step_in_epoch
+        rest = epoch_ds(state.epoch).skip(done).apply(tf.data.experimental.assert_cardinality(steps - done))
+        model.fit(rest, epochs=state.epoch + 1, initial_epoch=state.epoch,
+                  steps_per_epoch=steps - done, validation_data=val_ds, callbacks=callbacks(done), verbose=verbose)
+    if state.epoch < epochs and not stopped():
+        ds = epoch_ds(state.epoch)
+        for e in range(state.epoch + 1, epochs):
+            ds = ds.concatenate(epoch_ds(e))
+        model.fit(ds, epochs=epochs, initial_epoch=state.epoch, steps_per_epoch=steps,
+                  validation_data=val_ds, callbacks=callbacks(0), verbose=verbose)
+    if state.diverged:
+        raise TrainingError(state.diverged)
+    if not state.history:
+        raise TrainingError(f"no epoch finished; checkpoints are in {checkpoint_dir}")
+
+    last = state.history[-1]
+    summary = {
+        "train_nats": last["train_loss"], "train_bpc": nats_to_bpc(last["train_loss"]),
+        "train_perplexity": perplexity(last["train_loss"]),
+        "val_nats": last["val_loss"], "val_bpc": last["val_bpc"], "val_perplexity": perplexity(last["val_loss"]),
+        "tokens_per_s": state.train_tokens / state.train_seconds if state.train_seconds else 0.0,
+        "epochs": state.epoch, "steps": state.global_step, "steps_per_epoch": steps,
+        "seconds": round(state.seconds, 2), "resumes": len(state.resumes),
+        "stop_reason": state.stop_reason or f"{epochs} epochs done",
+        "parameters": int(model.count_params()),
+    }
+    meta = {"network": net.to_dict(), "params": dict(cfg), "history": state.history, **summary}
+    save_trained(model_dir, model, vocab, meta)
+    if not cfg["keep_checkpoints"]:
+        ckpt.clear()
+    return model, summary
+
+
+def _split_texts(split_dir: Path, split: str) -> list[str]:
+    import pyarrow.parquet as pq
+
+    path = split_dir / f"{split}.parquet"
+    if not path.exists():
+        raise TrainingError(f"{path} not found: the xz baseline needs the split texts (run `dvc repro split`)")
+    return pq.read_table(path, columns=["text"]).column("text").to_pylist()
+
+
+def xz_bpc(train_texts: list[str], val_texts: list[str], context_chars: int = 4_000_000) -> dict[str, Any]:
+    """Bits per character ``xz -9`` spends on the val text after seeing (the tail of) the train text:
+    ``8 * (|xz(train + val)| - |xz(train)|) / chars(val)``. Documents are joined with a newline
+    standing for END, so the count (characters + one per document) is the model's target count."""
+    train = "".join(t + "\n" for t in train_texts)[-context_chars:] if context_chars else ""
+    val = "".join(t + "\n" for t in val_texts)
+    n_chars = len(val)
+    if not n_chars:
+        raise TrainingError("the val split is empty: no baseline to compare against")
+
+    def size(text: str) -> int:
+        return len(lzma.compress(text.encode("utf-8"), preset=9)) if text else 0
+
+    cond = size(train + val) - size(train)
+    alone = size(val)
+    return {"xz9_val_bpc": 8.0 * cond / n_chars, "xz9_val_alone_bpc": 8.0 * alone / n_chars,
+            "xz9_context_chars": len(train), "val_chars": n_chars}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pipeline.common import setup_logging, write_json_atomic
+    from pipeline.vocab import Vocab
+
+    ap = argparse.ArgumentParser(prog="python -m model.train", description=__doc__.split("\n")[0])
+    ap.add_argument("--batches", type=Path, default=Path("data/batches"))
+    ap.add_argument("--vocab", type=Path, default=Path("data/vocab.json"))
+    ap.add_argument("--splits", type=Path, default=Path("data/split"), help="split Parquet files (xz baseline)")
+    ap.add_argument("--model-dir", type=Path, default=Path("models/lstm"))
+    ap.add_argument("--checkpoints", type=Path, default=Path("checkpoints/train"))
+    ap.add_argument("--metrics", type=Path, default=Path("metrics/train.json"))
+    ap.add_argument("--plots", type=Path, default=Path("plots/train.csv"))
+    ap.add_argument("--evolution", type=Path, default=Path("reports/evolution.jsonl"))
+    ap.add_argument("--tensorboard", type=Path, default=Path("logs/tensorboard"))
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--verbose", default="auto", help="Keras fit verbosity: auto (progress bar), 0, 1, 2")
+    args = ap.parse_args(argv)
+    setup_logging()
+    verbose = args.verbose if args.verbose == "auto" else int(args.verbose)
+    if verbose == "auto" and not sys.stdout.isatty():
+        verbose = 2  # one line per epoch in logs instead of thousands of progress-bar redraws
+
+    cfg = load_config(path=args.params)
+    from model.data import make_dataset
+
+    vocab = Vocab.load(args.vocab)
+    try:
+        model, summary = fit(
+            cfg, vocab=vocab,
+            train_data=lambda s: make_dataset(args.batches, "train", seed=s),
+            val_data=lambda: make_dataset(args.batches, "val"),
+            model_dir=args.model_dir, checkpoint_dir=args.checkpoints, csv_path=args.plots,
+            evolution_path=args.evolution, tensorboard_dir=args.tensorboard, verbose=verbose)
+    except TrainingError as err:
+        log.error("%s", err)
+        return 1
+    base = xz_bpc(_split_texts(args.splits, "train"), _split_texts(args.splits, "val"), int(cfg["xz_context_chars"]))
+    summary.update(base)
+    summary["beats_xz9"] = bool(summary["val_bpc"] < base["xz9_val_bpc"])
+    write_json_atomic(args.metrics, summary)
+    verdict = "beats" if summary["beats_xz9"] else "does NOT beat"
+    log.info("done: %d epochs, %d steps in %.0f s (%.0f tokens/s); val %.4f nats = %.4f bpc (perplexity %.2f); "
+             "xz -9: %.4f bpc given the train text (%.4f alone): the model %s xz",
+             summary["epochs"], summary["steps"], summary["seconds"], summary["tokens_per_s"], summary["val_nats"],
+             summary["val_bpc"], summary["val_perplexity"], base["xz9_val_bpc"], base["xz9_val_alone_bpc"], verdict)
+    print(f"val bpc: model {summary['val_bpc']:.4f}, xz -9 {base['xz9_val_bpc']:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
