@@ -96,7 +96,8 @@ def find_duplicates(docs: dict[str, np.ndarray], cfg: dict[str, Any]) -> tuple[n
     # exact: within equal keys, the lowest rank survives
     by_key = np.lexsort((rank, docs["exact"]))
     keys = docs["exact"][by_key]
-    head = np.r_[True, keys[1:] != keys[:-1]]
+    head = np.ones(n, dtype=bool)
+    head[1:] = keys[1:] != keys[:-1]
     head_idx = by_key[np.maximum.accumulate(np.where(head, np.arange(n), 0))]
     is_dup = ~head
     dup_of[by_key[is_dup]] = head_idx[is_dup]

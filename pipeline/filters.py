@@ -18,6 +18,8 @@ from pipeline.pii import PLACEHOLDERS
 
 Verdict = Optional[tuple[str, str]]
 _PLACEHOLDER_RE = re.compile("|".join(re.escape(p) for p in PLACEHOLDERS.values()))
+_SPACE_RE = re.compile(r"\s")
+_NON_LETTER_RE = re.compile(r"[\W\d_]+")  # deleting these leaves the letters (str.isalpha)
 
 
 def content_filter(stats: HtmlText | None) -> Verdict:
@@ -46,8 +48,8 @@ def length_filter(text: str, min_chars: int, max_chars: int) -> Verdict:
 
 def letter_filter(text: str, min_ratio: float) -> Verdict:
     stripped = _PLACEHOLDER_RE.sub("", text)
-    visible = sum(1 for ch in stripped if not ch.isspace())
-    letters = sum(1 for ch in stripped if ch.isalpha())
+    visible = len(stripped) - len(_SPACE_RE.findall(stripped))
+    letters = len(_NON_LETTER_RE.sub("", stripped))
     ratio = letters / visible if visible else 0.0
     if ratio < min_ratio:
         return "low_letters", f"letter ratio {ratio:.2f} < min_letter_ratio {min_ratio}"
