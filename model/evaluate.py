@@ -1,0 +1,241 @@
+"""Stage `evaluate`: the LSTM's test loss beside honest baselines, and the novelty of its samples.
+
+Reads ``models/lstm/`` (load_trained), ``data/split/{train,test}.parquet`` (``text`` column) and
+``reports/samples.jsonl``. Writes ``metrics/eval.json`` (a DVC metric) and
+``reports/novelty.jsonl`` (one line per sample: its longest verbatim copy and novel-word share).
+
+What is measured (the same symbols for every model): the test split, each document encoded with
+the model's vocabulary (characters outside it are UNK) as ``[END, c1..cn, END]``; the n + 1 targets
+``c1..cn, END`` per document. The LSTM runs on these sequences itself (not through data/batches:
+this keeps the stage self-contained and independent of batching params); a document longer than
+``max_len`` targets is cut by the contract's chunk rule (a chunk's input starts with the last
+character of the chunk before, no state carried), so it sees what it saw in training. The loss is
+the masked mean over real targets, in nats per character, bits per character and perplexity.
+Baselines (model/baselines.py) are fitted on the train split and score the same targets.
+
+Params (``evaluate`` section): ``ngram_order`` (Kneser-Ney order, default 5), ``unigram_alpha``
+(add-alpha smoothing), ``batch_size`` and ``max_len`` (LSTM evaluation batches), ``max_test_chars``
+(0 = the whole test split; else the first documents up to that many characters, for every model
+alike), ``compressors`` (any of gzip_9, bzip2_9, xz_9).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from statistics import median
+from typing import Any, Sequence
+
+import numpy as np
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from model import baselines, novelty
+from pipeline.common import atomic_path, section, setup_logging, write_json_atomic
+from pipeline.vocab import END_ID, UNK_ID, Vocab
+
+LOG = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "ngram_order": 5,  # Kneser-Ney n-gram order (context = order - 1 characters)
+    "unigram_alpha": 1.0,  # add-alpha smoothing of the unigram baseline
+    "batch_size": 32,  # LSTM evaluation sequences per batch
+    "max_len": 1000,  # LSTM evaluation chunk length in targets (longer documents are chunked)
+    "max_test_chars": 0,  # 0 = the whole test split
+    "compressors": ["gzip_9", "bzip2_9", "xz_9"],
+}
+
+
+def read_texts(path: str | Path) -> list[str]:
+    """The ``text`` column of a split file, in file order; None becomes '' (and is counted)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: run `dvc repro split` first")
+    table = pq.read_table(path, columns=None)
+    if "text" not in table.column_names:
+        raise ValueError(f"{path}: no 'text' column (columns: {', '.join(table.column_names)}); expected CLEAN_SCHEMA")
+    texts = table.column("text").to_pylist()
+    nulls = sum(t is None for t in texts)
+    if nulls:
+        LOG.warning("%s: %d documents with a null text, measured as empty documents", path, nulls)
+    return [t or "" for t in texts]
+
+
+def limit_chars(texts: list[str], max_chars: int) -> list[str]:
+    """The first documents holding at most ``max_chars`` characters (at least one); 0 = all."""
+    if max_chars <= 0:
+        return texts
+    out, total = [], 0
+    for t in texts:
+        if out and total + len(t) > max_chars:
+            break
+        out.append(t)
+        total += len(t)
+    return out
+
+
+def chunk_sequences(docs: Sequence[np.ndarray], max_len: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(inputs, targets) chunks of ``[END, ids..., END]`` with at most ``max_len`` targets each."""
+    if max_len < 1:
+        raise ValueError(f"evaluate.max_len must be >= 1, got {max_len}")
+    chunks = []
+    for d in docs:
+        seq = np.concatenate([[END_ID], d, [END_ID]]).astype(np.int32)
+        for start in range(0, len(seq) - 1, max_len):
+            end = min(start + max_len, len(seq) - 1)
+            chunks.append((seq[start:end], seq[start + 1:end + 1]))
+    return chunks
+
+
+def lstm_nats(model, docs: Sequence[np.ndarray], *, batch_size: int, max_len: int) -> tuple[float, int]:
+    """Total negative log-likelihood (nats) of every target of ``docs`` under ``model``, and the count."""
+    import tensorflow as tf
+
+    chunks = sorted(chunk_sequences(docs, max_len), key=lambda c: len(c[0]))
+    total, count = 0.0, 0
+    for b in tqdm(range(0, len(chunks), batch_size), desc="lstm test", unit="batch", leave=False):
+        group = chunks[b:b + batch_size]
+        width = max(len(c[0]) for c in group)
+        inputs = np.full((len(group), width), END_ID, dtype=np.int32)
+        targets = np.full((len(group), width), END_ID, dtype=np.int32)
+        mask = np.zeros((len(group), width), dtype=np.float64)
+        for i, (x, y) in enumerate(group):
+            inputs[i, :len(x)], targets[i, :len(y)], mask[i, :len(y)] = x, y, 1.0
+        logits = tf.cast(model(inputs, training=False), tf.float32)
+        nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits).numpy()
+        total += float((nll.astype(np.float64) * mask).sum())
+        count += int(mask.sum())
+    return total, count
+
+
+def evaluate(model, vocab: Vocab, train_texts: list[str], test_texts: list[str], samples: list[dict],
+             cfg: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """All measurements as the ``metrics/eval.json`` dict, plus per-sample novelty rows."""
+    train = [vocab.encode(t) for t in train_texts]
+    test = [vocab.encode(t) for t in limit_chars(test_texts, int(cfg["max_test_chars"]))]
+    n_targets = baselines.count_targets(test)
+    models: dict[str, dict[str, float]] = {}
+    seconds: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    if model is not None:
+        nats, count = lstm_nats(model, test, batch_size=int(cfg["batch_size"]), max_len=int(cfg["max_len"]))
+        if count != n_targets:
+            raise RuntimeError(f"LSTM measured {count} targets, expected {n_targets}: chunking bug")
+        models["lstm"] = baselines.bits_summary(nats / math.log(2), count)
+    seconds["lstm"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    lp = baselines.unigram_log2probs(train, test, len(vocab), float(cfg["unigram_alpha"]))
+    models["unigram"] = baselines.bits_summary(-lp.sum(), n_targets)
+    seconds["unigram"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    order = int(cfg["ngram_order"])
+    kn = baselines.KneserNey(len(vocab), order).fit(train)
+    models[f"kneser_ney_{order}"] = {**baselines.bits_summary(-kn.log2probs(test).sum(), n_targets),
+                                     "discounts": [round(d, 6) for d in kn.discounts]}
+    seconds["kneser_ney"] = time.perf_counter() - t0
+
+    train_text, test_text = baselines.render_text(train, vocab), baselines.render_text(test, vocab)
+    for name in cfg["compressors"]:
+        t0 = time.perf_counter()
+        models[name] = baselines.bits_summary(baselines.compressor_bits(name, train_text, test_text), n_targets)
+        seconds[name] = time.perf_counter() - t0
+        LOG.info("%s: %.4f bits/char", name, models[name]["bpc"])
+
+    result: dict[str, Any] = {
+        "test": {"documents": len(test), "characters": n_targets - len(test), "targets": n_targets,
+                 "unknown_characters": int(sum(int(np.count_nonzero(d == UNK_ID)) for d in test)),
+                 "train_documents": len(train), "train_characters": int(sum(len(d) for d in train))},
+        "models": models,
+    }
+    if "lstm" in models:
+        base = {k: v["bpc"] for k, v in models.items() if k != "lstm"}
+        best = min(base, key=base.__getitem__)
+        result["comparison"] = {"best_baseline": best, "best_baseline_bpc": base[best],
+                                "lstm_bpc": models["lstm"]["bpc"], "lstm_beats_all": bool(models["lstm"]["bpc"] < base[best])}
+    t0 = time.perf_counter()
+    result["novelty"], rows = novelty_summary(samples, train_texts)
+    seconds["novelty"] = time.perf_counter() - t0
+    result["seconds"] = {k: round(v, 3) for k, v in seconds.items()}
+    return result, rows
+
+
+def generated_part(sample: dict) -> str:
+    """The text the model generated: a sample that starts with its prime has the prime removed."""
+    text, prime = sample.get("text") or "", sample.get("prime") or ""
+    return text[len(prime):] if prime and text.startswith(prime) else text
+
+
+def novelty_summary(samples: list[dict], train_texts: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    if not samples:
+        return {"samples": 0, "note": "no samples to measure (reports/samples.jsonl missing or empty)"}, []
+    texts = [generated_part(s) for s in samples]
+    vocab = novelty.train_vocabulary(train_texts)
+    share, novel, total = novelty.novel_word_share(texts, vocab)
+    copies = novelty.longest_copies(texts, train_texts)
+    rows = []
+    for s, text, c in zip(samples, texts, copies):
+        s_share, s_novel, s_total = novelty.novel_word_share([text], vocab)
+        rows.append({k: s.get(k) for k in ("prime", "method", "temperature", "seed")} |
+                    {"chars": len(text), "words": s_total, "novel_words": s_novel, "novel_word_share": s_share,
+                     "longest_copy": c.length, "longest_copy_text": c.text, "longest_copy_start": c.start})
+    lengths = [c.length for c in copies]
+    return {"samples": len(samples), "word_tokens": total, "novel_word_tokens": novel, "novel_word_share": share,
+            "longest_copy_max": int(max(lengths)), "longest_copy_median": float(median(lengths)),
+            "longest_copy_mean": sum(lengths) / len(lengths)}, rows
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Rows of a JSON-lines file; a bad line is an error naming the file and line."""
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for i, line in enumerate(fh, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{path}:{i}: not JSON ({exc.msg})") from None
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="models/lstm")
+    parser.add_argument("--split-dir", default="data/split")
+    parser.add_argument("--samples", default="reports/samples.jsonl")
+    parser.add_argument("--out", default="metrics/eval.json")
+    parser.add_argument("--novelty-out", default="reports/novelty.jsonl")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    setup_logging()
+    cfg = section("evaluate", DEFAULTS, path=args.params)
+    unknown = set(cfg["compressors"]) - set(baselines.COMPRESSORS)
+    if unknown:
+        raise ValueError(f"params.yaml: evaluate.compressors has unknown {sorted(unknown)}; known: {list(baselines.COMPRESSORS)}")
+    from model.artifacts import load_trained
+
+    model, vocab, _ = load_trained(args.model)
+    split = Path(args.split_dir)
+    samples_path = Path(args.samples)
+    samples = read_jsonl(samples_path) if samples_path.exists() else []
+    if not samples:
+        LOG.warning("%s missing or empty: novelty is not measured", samples_path)
+    result, rows = evaluate(model, vocab, read_texts(split / "train.parquet"), read_texts(split / "test.parquet"),
+                            samples, cfg)
+    write_json_atomic(args.out, result)
+    with atomic_path(args.novelty_out) as tmp:
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    m = result["models"]
+    LOG.info("evaluated %d test documents (%d targets): %s; novelty over %d samples",
+             result["test"]["documents"], result["test"]["targets"],
+             ", ".join(f"{k} {v['bpc']:.3f}" for k, v in m.items()), result["novelty"]["samples"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""Looking inside the LSTM: what it expects next, and what a few of its cells track.
+
+- ``expectations``: for a validation snippet fed as ``[END, c1, c2, ...]``, the probability the
+  model gave each character before seeing it, and its top-k guesses for the character after it.
+- ``interpretable_cells``: runs the network over a longer validation text, computes simple
+  features of the text at every position (inside double quotes, position in the line, bracket
+  depth, position in the word) and, for each feature, picks the cell whose activation correlates
+  most with it (|Pearson r|, over the cells of every layer), as in Karpathy's char-rnn write-up.
+
+Cell states are not outputs of a Keras LSTM layer, so ``lstm_states`` recomputes the stacked LSTM
+in NumPy from the layers' weights (Keras gate order i, f, c, o). Its hidden outputs equal the Keras
+layers' outputs (tested to 1e-4), so the cells shown are the model's own. The activation shown is
+tanh(c), in [-1, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from pipeline.vocab import END_ID, Vocab
+
+OPEN_BRACKETS, CLOSE_BRACKETS = "([{", ")]}"
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def lstm_weights(model) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """(embedding matrix, [(kernel, recurrent_kernel, bias) per LSTM layer]) as float64 arrays."""
+    emb = np.asarray(model.get_layer("embedding").get_weights()[0], dtype=np.float64)
+    layers, i = [], 0
+    while True:
+        try:
+            layer = model.get_layer(f"lstm_{i}")
+        except ValueError:
+            break
+        layers.append(tuple(np.asarray(w, dtype=np.float64) for w in layer.get_weights()))
+        i += 1
+    if not layers:
+        raise ValueError("model has no layer named lstm_0: not a kopitiam character LSTM (see model/network.py)")
+    return emb, layers
+
+
+def lstm_states(model, ids: Sequence[int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per layer, hidden outputs h and cell states c, each [T, H], for one token sequence."""
+    emb, layers = lstm_weights(model)
+    x = emb[np.asarray(ids, dtype=np.int64)]
+    hs, cs = [], []
+    for kernel, recurrent, bias in layers:
+        size = recurrent.shape[0]
+        xz = x @ kernel + bias  # input contributions for every step at once
+        h, c = np.zeros(size), np.zeros(size)
+        h_all, c_all = np.empty((len(x), size)), np.empty((len(x), size))
+        for t in range(len(x)):
+            z = xz[t] + h @ recurrent
+            i, f = _sigmoid(z[:size]), _sigmoid(z[size:2 * size])
+            g, o = np.tanh(z[2 * size:3 * size]), _sigmoid(z[3 * size:])
+            c = f * c + i * g
+            h = o * np.tanh(c)
+            h_all[t], c_all[t] = h, c
+        hs.append(h_all)
+        cs.append(c_all)
+        x = h_all
+    return hs, cs
+
+
+def expectations(model, vocab: Vocab, snippet: str, top_k: int = 5) -> dict[str, Any]:
+    """Probability of each snippet character before it was seen, and the top-k next guesses."""
+    ids = np.concatenate([[END_ID], vocab.encode(snippet)]).astype(np.int32)
+    logits = np.asarray(model(ids[None, :], training=False), dtype=np.float64)[0]
+    logits -= logits.max(axis=-1, keepdims=True)
+    probs = np.exp(logits)
+    probs /= probs.sum(axis=-1, keepdims=True)
+    actual = [float(probs[t, ids[t + 1]]) for t in range(len(snippet))]
+    guesses = []
+    for t in range(1, len(ids)):  # after reading snippet[t - 1]
+        top = np.argsort(-probs[t], kind="stable")[:top_k]
+        guesses.append([(vocab.tokens[j], float(probs[t, j])) for j in top])
+    return {"snippet": snippet, "prob_of_char": actual, "next_guesses": guesses}
+
+
+def text_features(text: str) -> dict[str, np.ndarray]:
+    """Features of the text after reading each character (what a cell might track)."""
+    quote = np.zeros(len(text))
+    line_pos = np.zeros(len(text))
+    depth = np.zeros(len(text))
+    word_pos = np.zeros(len(text))
+    inside, col, d, w = False, 0, 0, 0
+    for t, ch in enumerate(text):
+        if ch in "\"\u201c\u201d":
+            inside = {"\u201c": True, "\u201d": False}.get(ch, not inside)
+        col = 0 if ch == "\n" else col + 1
+        if ch in OPEN_BRACKETS:
+            d += 1
+        elif ch in CLOSE_BRACKETS:
+            d = max(d - 1, 0)
+        w = w + 1 if ch.isalnum() else 0
+        quote[t], line_pos[t], depth[t], word_pos[t] = inside, col, d, w
+    return {"inside quotes": quote, "position in line": line_pos, "bracket depth": depth,
+            "position in word": word_pos}
+
+
+def _correlations(feature: np.ndarray, acts: np.ndarray) -> np.ndarray:
+    f = feature - feature.mean()
+    a = acts - acts.mean(axis=0)
+    den = np.sqrt((f ** 2).sum() * (a ** 2).sum(axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (f @ a) / den
+    return np.nan_to_num(r)
+
+
+@dataclass(frozen=True)
+class Cell:
+    feature: str
+    layer: int
+    index: int
+    r: float  # Pearson correlation of tanh(c) with the feature on the analysis text
+
+
+def interpretable_cells(model, vocab: Vocab, texts: Sequence[str], *,
+                        features: Callable[[str], dict[str, np.ndarray]] = text_features) -> tuple[list[Cell], list[str]]:
+    """The most feature-correlated cell per feature over ``texts`` (each fed from END), distinct
+    cells; also the features skipped because they are constant on these texts."""
+    acts, feats = [], []
+    for text in texts:
+        _, cs = lstm_states(model, np.concatenate([[END_ID], vocab.encode(text)]))
+        acts.append(np.tanh(np.concatenate(cs, axis=1))[1:])  # state after each character
+        feats.append(features(text))
+    if not acts:
+        return [], []
+    all_acts = np.concatenate(acts)
+    sizes = [c.shape[1] for c in lstm_states(model, [END_ID])[1]]
+    chosen, skipped, taken = [], [], set()
+    for name in feats[0]:
+        f = np.concatenate([x[name] for x in feats])
+        if f.std() == 0:
+            skipped.append(name)
+            continue
+        r = _correlations(f, all_acts)
+        for j in np.argsort(-np.abs(r), kind="stable"):
+            if int(j) not in taken:
+                taken.add(int(j))
+                layer = int(np.searchsorted(np.cumsum(sizes), j, side="right"))
+                chosen.append(Cell(name, layer, int(j - sum(sizes[:layer])), float(r[j])))
+                break
+    return chosen, skipped
+
+
+def cell_activations(model, vocab: Vocab, snippet: str, cells: Sequence[Cell]) -> list[list[float]]:
+    """tanh(c) of each chosen cell after each character of ``snippet`` (fed from END)."""
+    _, cs = lstm_states(model, np.concatenate([[END_ID], vocab.encode(snippet)]))
+    return [np.tanh(cs[c.layer][1:, c.index]).round(4).tolist() for c in cells]

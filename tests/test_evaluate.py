@@ -1,0 +1,87 @@
+"""Stage evaluate (issue 7): the LSTM's masked test loss over [END, chars..., END], counted on the
+same targets as every baseline, and the stage end to end on a tiny trained model."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from eval_project import COPIED, shared_project
+from model.evaluate import chunk_sequences, generated_part, limit_chars, lstm_nats
+from pipeline.vocab import END_ID
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    return shared_project(tmp_path_factory)
+
+
+def test_chunks_cover_every_target_once_and_continue_from_the_previous_chunk():
+    docs = [np.arange(2, 12, dtype=np.int32), np.zeros(0, dtype=np.int32), np.array([5], dtype=np.int32)]
+    chunks = chunk_sequences(docs, max_len=4)
+    targets = np.concatenate([y for _, y in chunks])
+    assert len(targets) == sum(len(d) + 1 for d in docs)
+    assert targets[:11].tolist() == list(range(2, 12)) + [END_ID]
+    for (x, y) in chunks:
+        assert len(x) == len(y) <= 4
+    # the chunk after [END,2,3,4] -> targets [2,3,4,5] starts its input with 5, the last target before
+    assert chunks[1][0][0] == chunks[0][1][-1] == 5
+    assert chunks[0][0][0] == END_ID
+    with pytest.raises(ValueError, match="max_len"):
+        chunk_sequences(docs, 0)
+
+
+def test_lstm_loss_equals_direct_softmax_per_document(project):
+    from model.artifacts import load_trained
+
+    root, facts = project
+    model, vocab, _ = load_trained(root / "models/lstm")
+    docs = [vocab.encode(t) for t in facts["test"][:5]]
+    nats, count = lstm_nats(model, docs, batch_size=2, max_len=10_000)
+    expected = 0.0
+    for d in docs:
+        seq = np.concatenate([[END_ID], d, [END_ID]]).astype(np.int32)
+        logits = np.asarray(model(seq[None, :-1]), dtype=np.float64)[0]
+        logz = np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1)) + logits.max(1)
+        expected += float((logz - logits[np.arange(len(seq) - 1), seq[1:]]).sum())
+    assert count == sum(len(d) + 1 for d in docs)
+    assert nats == pytest.approx(expected, rel=1e-5)
+    # chunking changes the context at chunk starts only: the loss stays close, the count identical
+    nats_chunked, count_chunked = lstm_nats(model, docs, batch_size=3, max_len=7)
+    assert count_chunked == count and nats_chunked == pytest.approx(expected, rel=0.2)
+
+
+def test_eval_json_has_lstm_beside_every_baseline(project):
+    root, facts = project
+    ev = json.loads((root / "metrics/eval.json").read_text())
+    assert set(ev["models"]) == {"lstm", "unigram", "kneser_ney_4", "gzip_9", "bzip2_9", "xz_9"}
+    targets = sum(len(t) + 1 for t in facts["test"])
+    assert ev["test"]["targets"] == targets and ev["test"]["documents"] == len(facts["test"])
+    for name, m in ev["models"].items():
+        assert m["targets"] == targets, name
+        assert m["nats_per_char"] == pytest.approx(m["bpc"] * math.log(2))
+        assert m["perplexity"] == pytest.approx(2 ** m["bpc"])
+        assert 0 < m["bpc"] < 10, name
+    assert ev["comparison"]["best_baseline"] in ev["models"]
+
+
+def test_novelty_finds_the_planted_copy(project):
+    root, _ = project
+    ev = json.loads((root / "metrics/eval.json").read_text())
+    rows = [json.loads(line) for line in (root / "reports/novelty.jsonl").read_text().splitlines()]
+    assert len(rows) == ev["novelty"]["samples"] == 4
+    planted = rows[0]
+    assert COPIED in planted["longest_copy_text"] and planted["longest_copy"] >= len(COPIED)
+    assert ev["novelty"]["longest_copy_max"] == planted["longest_copy"]
+    assert 0 < ev["novelty"]["novel_word_share"] < 1  # "zzqx", "qqzz" are new; "kopi" is not
+
+
+def test_helpers():
+    assert generated_part({"prime": "ab", "text": "abcd"}) == "cd"
+    assert generated_part({"prime": "zz", "text": "abcd"}) == "abcd"
+    assert limit_chars(["aaa", "bb", "c"], 5) == ["aaa", "bb"]
+    assert limit_chars(["aaaaaa", "b"], 2) == ["aaaaaa"]
+    assert limit_chars(["a"], 0) == ["a"]
