@@ -122,3 +122,10 @@ def test_signatures_independent_of_batch_composition():
     alone = np.vstack([minhash.signatures([t]) for t in texts])
     assert (together == alone).all()
     assert (together[1] == minhash.EMPTY).all() and (together[2] != minhash.EMPTY).all()
+
+
+def test_empty_clean_corpus(tmp_path):
+    corpus, dups, metrics = pipeline_run(tmp_path, [raw_row("1", ""), raw_row("2", "   ")])
+    assert corpus == [] and dups == [] and metrics["docs_in"] == 0
+    assert metrics["per_source"]["demo"] == {"in": 0, "kept": 0, "exact": 0, "near": 0, "dropped_clean": 2,
+                                             "raw": 2, "duplicates": 0}

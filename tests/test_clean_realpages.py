@@ -1,0 +1,30 @@
+"""Realism check on a real XenForo 2 page (HardwareZone EDMW), skipped when ../shared is absent."""
+
+from __future__ import annotations
+
+from bs4 import BeautifulSoup
+
+from pipeline.htmltext import html_to_text
+from pipeline.textnorm import normalize_text
+
+
+def test_hardwarezone_post_bodies(forum_pages):
+    page = (forum_pages / "xf2_hardwarezone_edmw_thread_p2.html").read_text(encoding="utf-8")
+    soup = BeautifulSoup(page, "lxml")
+    posts = soup.select("article.message--post")
+    assert len(posts) == 20
+    results = {}
+    for post in posts:
+        wrapper = post.select_one(".message-body .bbWrapper")
+        out = html_to_text(wrapper.decode_contents())
+        text, _ = normalize_text(out.text)
+        results[post["id"].removeprefix("js-post-")] = (text, out)
+    first_text, first = results["155324874"]
+    assert first_text == ("If we have sufficient solar electricity or nuclear power generator\u2026 we can have "
+                          "endless supply of water\u2026\n\nWe are limited by energy\u2026")
+    assert first.quoted_post_ids == ["155324854"]
+    assert sum(1 for _, out in results.values() if out.n_quotes) == 11
+    for text, _ in results.values():
+        assert "Click to expand" not in text and " said:" not in text
+        assert "<" not in text and "{" not in text and "document.write" not in text
+        assert "Long island project" not in text  # the quoted post's words never survive
