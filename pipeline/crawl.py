@@ -162,6 +162,11 @@ def run_spider(name: str, entry: Mapping[str, Any], cfg: Mapping[str, Any], out:
                 raise RuntimeError(f"source {name!r}: {rows} posts < crawl.min_posts {cfg['min_posts']}: "
                                    f"check sources.{name}.args.start_url, robots.txt and the crawl log")
             metrics["raw_rows"] = rows
+            if rows != metrics["posts"]:  # the exporter refused some items: logged by Scrapy
+                metrics["errors"]["export_failed"] = metrics["posts"] - rows
+                metrics["errors_total"] += metrics["posts"] - rows
+                logger.error("source %r: %d of %d items could not be written to Parquet (see the "
+                             "crawl log for the field and value)", name, metrics["posts"] - rows, metrics["posts"])
     finally:
         if server is not None:
             server.stop()

@@ -1,0 +1,199 @@
+"""The crawl stage end to end (one real crawl in a subprocess against the demo forum on
+127.0.0.1), its params errors, the Parquet feed exporter and the Retry-After handling."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from crawler.demo.server import DemoForumServer
+from crawler.demo.site import DemoForum
+from crawler.exporters import AtomicFileFeedStorage, ParquetItemExporter
+from crawler.items import PostItem
+from crawler.middlewares import retry_after_seconds
+from pipeline.common import ParamsError
+from pipeline.crawl import crawl_source
+from pipeline.schemas import RAW_SCHEMA
+
+PLAY = "a-midsummer-night-s-dream"
+
+
+@pytest.fixture(scope="module")
+def crawled(tmp_path_factory, repo_root, python_exe):
+    """Crawl a small demo forum (3 board pages, 9 threads, 500 posts) through `python -m pipeline.crawl`,
+    with one page answering 503 once and one page of broken markup."""
+    tmp = tmp_path_factory.mktemp("crawl")
+    forum = DemoForum(plays=[PLAY], threads_per_page=4)
+    threads = [t for t in forum.crawlable_threads() if forum.thread_pages(t) >= 2]
+    flaky, broken = threads[0].path + "page-2", threads[1].path + "page-2"
+    with DemoForumServer(forum, fail_once=[flaky], broken=[broken]) as server:
+        board = forum.boards[0]
+        params = {"sources": {"t": {"spider": "xenforo", "throttle": False,
+                                    "args": {"start_url": server.base_url + board.path}}},
+                  "crawl": {"sources": ["t"], "log_level": "INFO"}}
+        (tmp / "params.yaml").write_text(yaml.safe_dump(params))
+        done = subprocess.run([python_exe, "-m", "pipeline.crawl", "--params", str(tmp / "params.yaml"),
+                               "--raw-dir", str(tmp / "raw"), "--metrics-dir", str(tmp / "metrics")],
+                              cwd=repo_root, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+        requests = list(server.requests)
+    table = pq.read_table(tmp / "raw" / "t.parquet")
+    metrics = json.loads((tmp / "metrics" / "t.json").read_text())
+    return forum, table, metrics, requests, flaky, broken, done.stderr
+
+
+def test_every_post_exactly_once_with_correct_fields(crawled):
+    forum, table, metrics, _, _, broken, _ = crawled
+    rows = table.to_pylist()
+    ids = [r["post_id"] for r in rows]
+    assert len(ids) == len(set(ids))
+    broken_thread = next(t for t in forum.crawlable_threads() if broken.startswith(t.path))
+    lost = {str(p.post_id) for p in broken_thread.posts[20:40]}  # the broken page's posts
+    expected = {str(p.post_id): (t, p) for t in forum.crawlable_threads() for p in t.posts}
+    assert set(ids) == set(expected) - lost
+    for row in rows:
+        thread, post = expected[row["post_id"]]
+        page = post.position // 20 + 1
+        assert row["source"] == "t" and row["body_format"] == "html"
+        assert (row["thread_id"], row["thread_title"], row["board"]) == (str(thread.thread_id), thread.title, "Comedies")
+        assert (row["author"], row["position"], row["page"]) == (post.author, post.position, page)
+        assert row["posted_at"] == datetime.fromtimestamp(post.epoch, tz=timezone.utc)
+        assert row["quoted_post_ids"] == [str(q) for q in post.quoted_post_ids]
+        assert row["url"].endswith(f"{thread.path}post-{post.post_id}")
+        assert ("message-signature" in row["body"]) == (post.signature is not None)
+        assert row["fetched_at"] is not None
+    assert metrics["raw_rows"] == len(rows) == metrics["posts"]
+
+
+def test_pagination_robots_retry_and_broken_page(crawled):
+    forum, table, metrics, requests, flaky, broken, _ = crawled
+    board_pages = forum.board_pages(forum.boards[0])
+    assert board_pages == 3 and metrics["pages_by_kind"]["board"] == board_pages
+    assert metrics["threads"] == len(forum.crawlable_threads()) + 1  # + the robots-blocked sticky
+    assert metrics["pages_by_kind"]["thread"] == sum(forum.thread_pages(t) for t in forum.crawlable_threads())
+    # robots.txt: the backstage thread was found on the board but never requested.
+    assert "/robots.txt" in requests
+    assert not any(r.startswith("/threads/backstage-") for r in requests)
+    assert metrics["robots_forbidden"] == 1
+    # 503 (Retry-After: 1) then 200: retried once, its posts kept.
+    assert requests.count(flaky) == 2 and metrics["retries"] == 1
+    assert metrics["http_status"] == {"200": metrics["pages"], "503": 1}
+    flaky_ids = {str(p.post_id) for t in forum.crawlable_threads() if flaky.startswith(t.path) for p in t.posts[20:40]}
+    assert flaky_ids <= set(table.column("post_id").to_pylist())
+    # Broken markup: logged and counted, the crawl went on to the end.
+    assert metrics["errors"] == {"post_without_id": 1} and metrics["errors_total"] == 1
+    assert metrics["finish_reason"] == "finished"
+    assert {"bytes", "seconds", "pages", "posts", "pages_per_s", "posts_per_s"} <= set(metrics)
+
+
+def test_raw_schema_on_disk(crawled):
+    assert crawled[1].schema.equals(RAW_SCHEMA)
+
+
+def params_with(entry: dict) -> dict:
+    return {"sources": {"bad": entry}, "crawl": {"sources": ["bad"]}}
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"spider": "xenfrogo", "args": {"start_url": "http://127.0.0.1:9/"}},
+     r"sources\.bad\.spider: unknown spider 'xenfrogo'; available: .*xenforo"),
+    ({"spider": "xenforo", "args": {"start_url": "http://127.0.0.1:9/", "max_thread": 5}},
+     r"sources\.bad\.args: unknown argument\(s\) max_thread for spider 'xenforo'"),
+    ({"spider": "xenforo", "start_url": "http://127.0.0.1:9/"}, r"sources\.bad: unknown key\(s\) start_url"),
+    ({"args": {}}, r"sources\.bad: name exactly one of"),
+    ({"spider": "xenforo", "demo_forum": {"genre": ["x"]}}, r"sources\.bad\.demo_forum: unknown key\(s\) genre"),
+])
+def test_bad_source_entries_are_named(tmp_path, entry, message):
+    with pytest.raises(ParamsError, match=message):
+        crawl_source("bad", params_with(entry), raw_dir=tmp_path, metrics_dir=tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_unknown_source_and_crawl_key(tmp_path):
+    with pytest.raises(ParamsError, match=r"no source 'nope' under 'sources'; known: bad"):
+        crawl_source("nope", params_with({"spider": "xenforo"}), raw_dir=tmp_path, metrics_dir=tmp_path)
+    params = {**params_with({"spider": "xenforo"}), "crawl": {"user_agnet": "x"}}
+    with pytest.raises(ParamsError, match=r"crawl\.user_agnet"):
+        crawl_source("bad", params, raw_dir=tmp_path, metrics_dir=tmp_path)
+
+
+def item(i: int, **over) -> PostItem:
+    base = dict(source="s", url=f"http://x/p{i}", board="B", thread_id="7", thread_title="T — ünï",
+                page=1, position=i, post_id=str(1000 + i), author="A", body=f"<b>{i}</b> &amp; ☕",
+                posted_at=datetime(2025, 2, 15, 11, 48, 27, tzinfo=timezone.utc), body_format="html",
+                quoted_post_ids=[str(999 + i)] if i else [],
+                fetched_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    return PostItem(**{**base, **over})
+
+
+def test_parquet_round_trip_keeps_every_field_and_type(tmp_path):
+    path = tmp_path / "raw.parquet"
+    items = [item(i) for i in range(5)] + [item(5, board=None, author=None, posted_at=None, page=None,
+                                               quoted_post_ids=None, body_format="text", body="plain")]
+    with open(path, "wb") as fh:
+        exporter = ParquetItemExporter(fh, row_group_size=2)
+        exporter.start_exporting()
+        for it in items:
+            exporter.export_item(it)
+        exporter.finish_exporting()
+    file = pq.ParquetFile(path)
+    assert file.metadata.num_row_groups == 3 and file.schema_arrow.equals(RAW_SCHEMA)
+    assert file.metadata.row_group(0).column(0).compression == "ZSTD"
+    rows = file.read().to_pylist()
+    for got, want in zip(rows[:5], items[:5]):
+        assert got == dict(want)
+    assert rows[5] == {**dict(items[5]), "quoted_post_ids": []}
+
+
+def test_exporter_names_a_bad_value(tmp_path):
+    with open(tmp_path / "x.parquet", "wb") as fh:
+        exporter = ParquetItemExporter(fh)
+        exporter.start_exporting()
+        with pytest.raises(ValueError, match="field 'position'"):
+            exporter.export_item(item(0, position="first"))
+        with pytest.raises(ValueError, match="field 'posted_at'"):
+            exporter.export_item(item(0, posted_at="yesterday"))
+        exporter.export_item(item(1))
+        exporter.finish_exporting()
+    assert pq.read_table(tmp_path / "x.parquet").column("post_id").to_pylist() == ["1001"]
+
+
+def test_atomic_feed_storage(tmp_path):
+    target = tmp_path / "out" / "feed.parquet"
+    storage = AtomicFileFeedStorage(str(target), feed_options={"overwrite": True})
+    fh = storage.open(None)
+    fh.write(b"data")
+    assert not target.exists()  # nothing visible until the feed is stored
+    storage.store(fh)
+    assert target.read_bytes() == b"data" and list(target.parent.iterdir()) == [target]
+
+
+def test_retry_after_values():
+    now = datetime(2025, 1, 1, 0, 0, 0, tzinfo=timezone.utc)
+    assert retry_after_seconds(b"7") == 7.0
+    assert retry_after_seconds("Wed, 01 Jan 2025 00:00:30 GMT", now=now) == 30.0
+    assert retry_after_seconds("Tue, 31 Dec 2024 00:00:30 GMT", now=now) == 0.0
+    assert retry_after_seconds(None) is None and retry_after_seconds(b"soon") is None
+
+
+def test_scrapy_crawl_cli_writes_json_lines(tmp_path, repo_root, python_exe):
+    """`scrapy crawl xenforo -a start_url=<thread> -O out.jsonl` at the repo root (the README's use)."""
+    forum = DemoForum(plays=[PLAY])
+    thread = next(t for t in forum.crawlable_threads() if forum.thread_pages(t) >= 2)
+    with DemoForumServer(forum) as server:
+        done = subprocess.run([python_exe, "-m", "scrapy", "crawl", "xenforo", "-a",
+                               f"start_url={server.base_url}{thread.path}", "-s", "AUTOTHROTTLE_ENABLED=False",
+                               "-s", "DOWNLOAD_DELAY=0", "-O", str(tmp_path / "out.jsonl")],
+                              cwd=repo_root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert sorted(r["position"] for r in rows) == list(range(len(thread.posts)))
+    first = min(rows, key=lambda r: r["position"])
+    assert first["posted_at"] == datetime.fromtimestamp(thread.posts[0].epoch, tz=timezone.utc).isoformat()
+    assert first["source"] == "xenforo" and first["thread_id"] == str(thread.thread_id)
