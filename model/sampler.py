@@ -12,6 +12,9 @@ is as fast as TensorFlow for 64 streams. The step matches the Keras model's logi
 (tested), decoding (top-k, top-p, beam search) runs on the host anyway, and it is the same
 arithmetic the in-browser sampler runs. The first layer's input projection is folded into a
 lookup table (``embedding @ kernel + bias``, one row per token), which saves a matmul per step.
+BLAS runs on one thread while sampling (``threadpoolctl``, the scikit-learn team's library for
+this): these matmuls are too small to split, and on a busy 2-core machine OpenBLAS' threads
+competing with TensorFlow's made a 64-stream step 40x slower (measured 66 ms vs 2.6 ms).
 
 Conventions (docs/contracts.md): a document is ``[END, c1..cn, END]``, so generation feeds END
 and then the prime to warm the state, and a stream stops when it produces END (not part of the
@@ -34,9 +37,11 @@ import math
 import os
 import re
 import secrets
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
+from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 
@@ -45,6 +50,27 @@ from pipeline.vocab import END_ID, UNK_ID, Vocab
 log = logging.getLogger(__name__)
 
 _LSTM_NAME = re.compile(r"^lstm_(\d+)$")
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_controller = None
+
+
+def _one_blas_thread(method: _F) -> _F:
+    """Run a sampler method with BLAS limited to ``self.blas_threads`` threads (None: untouched)."""
+    @wraps(method)
+    def wrapper(self, *args, **kwargs):
+        global _controller
+        if self.blas_threads is None:
+            ctx = nullcontext()
+        else:
+            from threadpoolctl import ThreadpoolController
+
+            _controller = _controller or ThreadpoolController()
+            ctx = _controller.limit(limits=self.blas_threads, user_api="blas")
+        with ctx:
+            return method(self, *args, **kwargs)
+    return wrapper  # type: ignore[return-value]
 
 
 class SamplerError(ValueError):
@@ -187,7 +213,7 @@ State = list  # [(h, c) per layer], each (B, H) float32
 class StatefulSampler:
     """Generate text from a trained character LSTM, carrying its state one character at a time."""
 
-    def __init__(self, weights: StepWeights, vocab: Vocab) -> None:
+    def __init__(self, weights: StepWeights, vocab: Vocab, *, blas_threads: int | None = 1) -> None:
         if weights.vocab_size != len(vocab):
             raise SamplerError(f"vocabulary has {len(vocab)} tokens but the model's embedding has "
                                f"{weights.vocab_size} rows: use the vocabulary the model was trained with")
@@ -196,6 +222,7 @@ class StatefulSampler:
                                f"{weights.dense_w.shape[1]} outputs")
         self.weights = weights
         self.vocab = vocab
+        self.blas_threads = blas_threads
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -261,11 +288,13 @@ class StatefulSampler:
         return logits, state
 
     # -- public API ---------------------------------------------------------------------------
+    @_one_blas_thread
     def next_probs(self, prime: str = "") -> np.ndarray:
         """Model probabilities (V,) of the next token after END + ``prime`` (temperature 1)."""
         logits, _ = self.warm(prime)
         return np.exp(log_softmax(logits[0]))
 
+    @_one_blas_thread
     def generate(self, prime: str = "", n: int = 1, length: int = 400, temperature: float = 1.0,
                  top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
                  *, min_length: int = 0, progress: bool = False) -> list[Sample]:
@@ -314,6 +343,7 @@ class StatefulSampler:
         log.info("sampled %d stream(s), %d characters in all, %d ended with END", n, int(lengths.sum()), int(ended.sum()))
         return samples
 
+    @_one_blas_thread
     def greedy(self, prime: str = "", length: int = 400, *, min_length: int = 0) -> Sample:
         """Most likely next character at every step (deterministic); END is barred before ``min_length``."""
         check_decoding(0.0, None, None, length)
@@ -335,6 +365,7 @@ class StatefulSampler:
         n_tok = len(out) + int(ended)
         return Sample(prime, self.vocab.decode(out), _mean(total, n_tok), n_tok, ended, "greedy", 0.0)
 
+    @_one_blas_thread
     def beam(self, prime: str = "", width: int = 4, length: int = 400, length_norm: float = 1.0) -> Sample:
         """Beam search; the winner maximises ``sum log p / n_tokens ** length_norm``.
 
