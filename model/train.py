@@ -334,9 +334,15 @@ def main(argv: list[str] | None = None) -> int:
         verbose = 2  # one line per epoch in logs instead of thousands of progress-bar redraws
 
     cfg = load_config(path=args.params)
-    from model.data import make_dataset
+    from model.data import dataset_stats, make_dataset
 
     vocab = Vocab.load(args.vocab)
+    for split in ("train", "val"):
+        stats = dataset_stats(args.batches, split)
+        if stats["vocab_hash"] != vocab.hash:
+            log.error("%s/%s was encoded with vocabulary %s, but %s is %s: rerun `dvc repro batches`",
+                      args.batches, split, stats["vocab_hash"], args.vocab, vocab.hash)
+            return 1
     try:
         model, summary = fit(
             cfg, vocab=vocab,
