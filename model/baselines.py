@@ -51,7 +51,7 @@ def bits_summary(total_bits: float, n_targets: int) -> dict[str, float]:
     """bits per character, nats per character and perplexity from a total cost in bits."""
     if n_targets <= 0:
         raise ValueError("no targets to measure: the test split is empty")
-    bpc = total_bits / n_targets
+    bpc = float(total_bits) / n_targets
     return {"bpc": bpc, "nats_per_char": bpc * math.log(2), "perplexity": 2.0 ** bpc, "targets": int(n_targets)}
 
 
