@@ -9,7 +9,8 @@ the model's vocabulary (characters outside it are UNK) as ``[END, c1..cn, END]``
 ``c1..cn, END`` per document. The LSTM runs on these sequences itself (not through data/batches:
 this keeps the stage self-contained and independent of batching params); a document longer than
 ``max_len`` targets is cut by the contract's chunk rule (a chunk's input starts with the last
-character of the chunk before, no state carried), so it sees what it saw in training. The loss is
+character of the chunk before, no state carried); with ``max_len`` = ``batches.max_len`` (the
+default) it sees contexts as long as in training, and the test loss compares with the val loss. The loss is
 the masked mean over real targets, in nats per character, bits per character and perplexity.
 Baselines (model/baselines.py) are fitted on the train split and score the same targets.
 
@@ -44,7 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "ngram_order": 5,  # Kneser-Ney n-gram order (context = order - 1 characters)
     "unigram_alpha": 1.0,  # add-alpha smoothing of the unigram baseline
     "batch_size": 32,  # LSTM evaluation sequences per batch
-    "max_len": 1000,  # LSTM evaluation chunk length in targets (longer documents are chunked)
+    "max_len": 128,  # LSTM evaluation chunk length in targets, as batches.max_len (longer documents are chunked)
     "max_test_chars": 0,  # 0 = the whole test split
     "compressors": ["gzip_9", "bzip2_9", "xz_9"],
 }

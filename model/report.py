@@ -55,7 +55,9 @@ def missing(what: str, how: str) -> str:
 
 
 def fmt(v: Any) -> str:
-    if isinstance(v, bool) or v is None:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
         return str(v)
     if isinstance(v, float):
         return f"{v:,.4f}" if abs(v) < 1e5 else f"{v:,.0f}"
