@@ -15,6 +15,8 @@ use Scrapy's own selectors):
 - ``thread_links(response) -> list[str]`` (thread URLs on a board page, absolute or relative)
 - ``thread_page_links(response) -> list[str]`` (other pages of this thread)
 - ``board_next_page(response) -> str | None``
+- ``thread_last_posts(response) -> dict[str, LastPost]`` (optional: the last post of each thread a
+  board lists, so incremental re-crawls skip unchanged threads; see crawler/incremental.py)
 - ``thread_id_from_url(url) -> str | None`` and ``canonical_thread_url(url) -> str``
 - ``page_from_url(url) -> int | None``
 
@@ -37,6 +39,8 @@ import scrapy
 from scrapy.http import Response
 
 from crawler.exporters import to_utc
+from crawler.incremental import SETTING as INCREMENTAL_SETTING
+from crawler.incremental import LastPost, ThreadIndex
 from crawler.items import PostItem
 
 
@@ -145,6 +149,18 @@ class ForumSpider(scrapy.Spider):
     def thread_info(self, response: Response) -> ThreadInfo:
         raise NotImplementedError
 
+    def thread_last_posts(self, response: Response) -> dict[str, LastPost]:
+        """Board page: thread id -> its last post as listed (for incremental re-crawls; default none)."""
+        return {}
+
+    @property
+    def thread_index(self) -> ThreadIndex | None:
+        """The previous crawl's threads (``KOPITIAM_INCREMENTAL_STATE``), or None: fetch everything."""
+        if not hasattr(self, "_thread_index"):
+            path = self.settings.get(INCREMENTAL_SETTING) if hasattr(self, "settings") else None
+            self._thread_index = ThreadIndex.load(path)
+        return self._thread_index
+
     def posts(self, response: Response) -> list[PostData]:
         raise NotImplementedError
 
@@ -220,12 +236,16 @@ class ForumSpider(scrapy.Spider):
         if not links:
             self.inc("errors/board_without_threads")
             self.logger.warning("board page %s lists no threads", response.url)
+        last_posts = self.thread_last_posts(response) if self.thread_index else {}
         for link in links:
             url = self.canonical_thread_url(response.urljoin(link))
             thread_id = self.thread_id_from_url(url)
             if thread_id is None:
                 self.inc("errors/thread_link_without_id")
                 self.logger.warning("board %s: no thread id in link %s", response.url, url)
+                continue
+            if self.thread_index and self.thread_index.unchanged(thread_id, last_posts.get(thread_id)):
+                self.inc("skipped/unchanged")  # incremental re-crawl: nothing new since last time
                 continue
             if self._allowed(url) and self._claim_thread(thread_id):
                 yield scrapy.Request(url, callback=self.parse_thread)
