@@ -9,6 +9,8 @@ linear fit of step time against prefix length (steps timed at the start and at p
 Uses ``models/lstm/`` when it exists, otherwise a default-sized untrained model
 (``NetworkConfig`` defaults over the pipeline vocabulary, or over printable ASCII); ``model``
 in the output says which. ``min_length`` = ``length`` keeps every sample at 500 characters.
+``tf_function_step_1_stream_chars_per_s`` is a design check: the same carried-state step as a
+compiled ``tf.function`` (argmax, 1 stream), the alternative the NumPy step was chosen over.
 
     python bench/sample.py            # prints one JSON object
 """
@@ -98,6 +100,38 @@ def time_naive(model, batch: int, cfg) -> dict:
             "s_per_step_first_chars": short, "s_per_step_prefix_500": long}
 
 
+def time_tf_function(sampler, cfg) -> float:
+    """Design check: the same carried-state step as a compiled ``tf.function`` (1 stream, argmax)."""
+    import tensorflow as tf
+
+    w = sampler.weights
+    consts = [tf.constant(a) for a in (w.input_table, *w.recurrent, *w.kernels, *w.biases, w.dense_w, w.dense_b)]
+    n_layers = len(w.recurrent)
+
+    @tf.function
+    def step(tok, state):
+        table, rec = consts[0], consts[1:1 + n_layers]
+        kernels, biases = consts[1 + n_layers:2 * n_layers], consts[2 * n_layers:3 * n_layers - 1]
+        x, new = None, []
+        for i, (h, c) in enumerate(state):
+            z = tf.gather(table, tok) + h @ rec[i] if i == 0 else x @ kernels[i - 1] + h @ rec[i] + biases[i - 1]
+            zi, zf, zg, zo = tf.split(z, 4, axis=1)
+            c = tf.sigmoid(zf) * c + tf.sigmoid(zi) * tf.tanh(zg)
+            x = tf.sigmoid(zo) * tf.tanh(c)
+            new.append((x, c))
+        return x @ consts[-2] + consts[-1], new
+
+    state = [(tf.zeros((1, h)), tf.zeros((1, h))) for h in w.hidden_sizes]
+    tok = tf.constant([0])
+    for _ in range(10):  # warm-up (tracing)
+        logits, state = step(tok, state)
+    t0 = time.perf_counter()
+    for _ in range(cfg["length"]):
+        logits, state = step(tok, state)
+        tok = tf.constant([int(np.argmax(logits.numpy()[0, 1:])) + 1])  # END barred, like min_length
+    return cfg["length"] / (time.perf_counter() - t0)
+
+
 def time_stateful(sampler, n: int, repeats: int, cfg) -> dict:
     kw = dict(length=cfg["length"], min_length=cfg["length"], temperature=cfg["temperature"])
     sampler.generate("", n=n, seed=cfg["seed"], **{**kw, "length": 20, "min_length": 20})  # warm-up
@@ -115,6 +149,7 @@ def main() -> None:
     model, vocab, sampler, label = load_model(cfg)
     one = time_stateful(sampler, 1, cfg["single_repeats"], cfg)
     many = time_stateful(sampler, cfg["streams"], 1, cfg)
+    tf_fn = time_tf_function(sampler, cfg)
     naive1 = time_naive(model, 1, cfg)
     naive_many = time_naive(model, cfg["streams"], cfg)
     r = lambda x: float(f"{x:.4g}")  # noqa: E731
@@ -133,6 +168,7 @@ def main() -> None:
         "ratio_1_stream": r(one["chars_per_s"] / naive1["chars_per_s_measured"]),
         "ratio_1_stream_500_extrapolated": r(one["chars_per_s"] / naive1["chars_per_s_extrapolated_500"]),
         f"ratio_{cfg['streams']}_streams": r(many["chars_per_s"] / naive_many["chars_per_s_measured"]),
+        "tf_function_step_1_stream_chars_per_s": r(tf_fn),
         "naive_detail": {"1": {k: r(v) for k, v in naive1.items()}, str(cfg["streams"]): {k: r(v) for k, v in naive_many.items()}},
         "note": (f"naive = model.predict on the growing prefix per character, timed on the first {cfg['naive_chars']} "
                  f"characters (cheaper than later ones, so the plain ratio favours the baseline); *_500_extrapolated "
