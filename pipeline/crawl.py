@@ -11,6 +11,13 @@ we own); ``settings`` passes extra Scrapy settings. Scrapy runs in a subprocess
 (``python -m scrapy crawl``): Twisted's reactor cannot restart in one process, and a crawl that
 dies cannot take this process down with it. New source kinds plug into ``RUNNERS``.
 
+``reader: FORMAT`` (instead of ``spider``) reads a local dataset (Parquet, JSONL, plain lines, the
+``babynames`` corpus) through pipeline/readers.py. Spider sources keep state in
+``<crawl.jobs_dir>/<name>/`` (pipeline/crawlstate.py): ``resume`` (default true) gives Scrapy a
+JOBDIR, so an interrupted crawl continues on the next run; ``incremental`` (default false) keeps
+every post fetched so far and lets forum spiders skip threads whose last post is unchanged; new
+posts are merged by post_id. ``crawl.http_cache`` switches Scrapy's HTTP cache on (development).
+
 Usage: ``python -m pipeline.crawl --source demo`` (dvc.yaml runs it once per ``crawl.sources``).
 """
 
@@ -20,7 +27,6 @@ import argparse
 import json
 import logging
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +35,9 @@ from typing import Any, Callable, Mapping
 
 import pyarrow.parquet as pq
 
-from pipeline.common import ParamsError, atomic_path, load_params, section, setup_logging, write_json_atomic
+from pipeline import crawlstate
+from pipeline.common import ParamsError, load_params, section, setup_logging, write_json_atomic
+from pipeline.readers import run_reader
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +46,10 @@ DEFAULTS: dict[str, Any] = {
     "user_agent": "kopitiam/0.1 (character-LSTM research crawler)",  # sent to every site
     "log_level": "INFO",  # Scrapy's log level in the crawl subprocess
     "min_posts": 1,  # fewer posts than this fails the stage (a wrong start_url, a blocked crawler)
+    "jobs_dir": ".jobs",  # per-source crawl state: Scrapy JOBDIR (resume), run parts, incremental store
+    "http_cache": False,  # development: serve repeated requests from .scrapy/httpcache (HTTPCACHE_ENABLED)
 }
-SOURCE_KEYS = {"spider", "args", "demo_forum", "throttle", "settings"}
+SOURCE_KEYS = {"spider", "reader", "args", "demo_forum", "throttle", "settings", "resume", "incremental"}
 DEMO_FORUM_KEYS = {"genres", "plays", "seed", "posts_per_page", "threads_per_page"}
 UNTHROTTLED = {"AUTOTHROTTLE_ENABLED": "False", "DOWNLOAD_DELAY": "0",
                "CONCURRENT_REQUESTS_PER_DOMAIN": "16"}
@@ -117,7 +127,9 @@ def summarize(stats: Mapping[str, Any]) -> dict[str, Any]:
         "pages": pages, "pages_by_kind": group("forum/pages/"), "posts": posts,
         "threads": int(stats.get("forum/threads", 0)), "errors": errors,
         "errors_total": int(sum(errors.values())), "skipped": group("forum/skipped/"),
-        "retries": int(stats.get("retry/count", 0)), "robots_forbidden": int(stats.get("robotstxt/forbidden", 0)),
+        "retries": int(stats.get("retry/count", 0)),
+        "retry_after_honoured": int(stats.get("kopitiam/retry_after/honoured", 0)),
+        "robots_forbidden": int(stats.get("robotstxt/forbidden", 0)),
         "http_status": group("downloader/response_status_count/"),
         "bytes": int(stats.get("downloader/response_bytes", 0)), "seconds": round(seconds, 3),
         "pages_per_s": round(pages / seconds, 2) if seconds else None,
@@ -141,41 +153,55 @@ def run_spider(name: str, entry: Mapping[str, Any], cfg: Mapping[str, Any], out:
     settings = {"USER_AGENT": cfg["user_agent"], "LOG_LEVEL": cfg["log_level"]}
     if entry.get("throttle", True) is False:
         settings.update(UNTHROTTLED)
+    if cfg["http_cache"]:
+        settings["HTTPCACHE_ENABLED"] = "True"
+    job = crawlstate.CrawlJob(Path(cfg["jobs_dir"]), name, resume=entry.get("resume", True),
+                              incremental=entry.get("incremental", False), fingerprint=crawlstate.fingerprint(
+                                  {k: entry.get(k) for k in ("spider", "args", "demo_forum", "settings")}))
+    settings.update(job.begin())  # JOBDIR (resume) and the incremental thread index
     settings.update(entry.get("settings") or {})
     try:
-        with tempfile.TemporaryDirectory() as tmp, atomic_path(out) as feed:
+        with tempfile.TemporaryDirectory() as tmp:
+            feed = job.part_path()
             settings["KOPITIAM_STATS_FILE"] = str(Path(tmp) / "stats.json")
             cmd = scrapy_command(spider, args, settings, feed)
             logger.info("crawling %s: %s", name, " ".join(cmd))
-            done = subprocess.run(cmd, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": os.pathsep.join(
-                                      p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)})
-            if done.returncode != 0:
-                raise RuntimeError(f"source {name!r}: scrapy crawl {spider} exited {done.returncode} (see log above)")
+            returncode = crawlstate.run_graceful(cmd, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                                                 p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)})
+            if returncode != 0:
+                raise RuntimeError(f"source {name!r}: scrapy crawl {spider} exited {returncode} (see log above)")
             stats_file = Path(settings["KOPITIAM_STATS_FILE"])
             if not stats_file.exists():
                 raise RuntimeError(f"source {name!r}: the crawl wrote no stats ({stats_file}); did it start?")
             metrics = summarize(json.loads(stats_file.read_text(encoding="utf-8")))
+            if metrics["finish_reason"] == "shutdown" and job.resume:
+                job.interrupted()
+                raise RuntimeError(f"source {name!r}: crawl interrupted; its state is saved in {job.dir}: "
+                                   f"run the stage again to resume where it stopped")
             if metrics["finish_reason"] != "finished":
                 raise RuntimeError(f"source {name!r}: crawl ended with {metrics['finish_reason']!r}, not 'finished'")
-            rows = pq.ParquetFile(feed).metadata.num_rows
+            run_rows = pq.ParquetFile(feed).metadata.num_rows if feed.exists() else 0
+            rows = job.commit(out)  # store + this run's (and resumed runs') posts, merged by post_id
+            metrics["run_rows"], metrics["state"] = run_rows, crawlstate.describe(job)
             if rows < cfg["min_posts"]:
                 raise RuntimeError(f"source {name!r}: {rows} posts < crawl.min_posts {cfg['min_posts']}: "
                                    f"check sources.{name}.args.start_url, robots.txt and the crawl log")
             metrics["raw_rows"] = rows
-            if rows != metrics["posts"]:  # the exporter refused some items: logged by Scrapy
-                metrics["errors"]["export_failed"] = metrics["posts"] - rows
-                metrics["errors_total"] += metrics["posts"] - rows
+            if run_rows != metrics["posts"]:  # the exporter refused some items: logged by Scrapy
+                metrics["errors"]["export_failed"] = metrics["posts"] - run_rows
+                metrics["errors_total"] += metrics["posts"] - run_rows
                 logger.error("source %r: %d of %d items could not be written to Parquet (see the "
-                             "crawl log for the field and value)", name, metrics["posts"] - rows, metrics["posts"])
+                             "crawl log for the field and value)", name, metrics["posts"] - run_rows, metrics["posts"])
     finally:
         if server is not None:
             server.stop()
     return metrics
 
 
-# Source kinds: an entry names exactly one of these keys. (Issue 9 adds "reader" here.)
+# Source kinds: an entry names exactly one of these keys.
 RUNNERS: dict[str, Callable[[str, Mapping[str, Any], Mapping[str, Any], Path], dict[str, Any]]] = {
     "spider": run_spider,
+    "reader": run_reader,  # local datasets (Parquet, JSONL, lines, baby names): pipeline/readers.py
 }
 
 

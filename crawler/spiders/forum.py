@@ -132,6 +132,7 @@ class ForumSpider(scrapy.Spider):
         self.allowed_domains = sorted({urlparse(u).hostname for u in urls if urlparse(u).hostname})
         self.threads_seen: set[str] = set()
         self.thread_limit_hit = False
+        self.pages_skipped: set[str] = set()
 
     @property
     def posts_per_page(self) -> int:
@@ -294,7 +295,9 @@ class ForumSpider(scrapy.Spider):
             url = response.urljoin(link)
             page = self.page_from_url(url) or 1
             if self.max_pages and page > self.max_pages:
-                self.inc("skipped/max_pages")
+                if url not in self.pages_skipped:
+                    self.pages_skipped.add(url)
+                    self.inc("skipped/max_pages")
                 continue
             if self._allowed(url):
                 yield scrapy.Request(url, callback=self.parse_thread)
