@@ -8,9 +8,9 @@ costs one step of the network for every stream in the batch.
 Why NumPy rather than a ``tf.function``: measured on the 2-core CPU this project targets, the
 fixed cost of calling a compiled TensorFlow function (~400-600 us, ~390 us with XLA) dominates a
 one-character step, while the same step in NumPy (BLAS matmuls) takes ~100 us for one stream and
-is as fast as TensorFlow for 64 streams. The step matches the Keras model's logits to 1e-5
-(tested), decoding (top-k, top-p, beam search) runs on the host anyway, and it is the same
-arithmetic the in-browser sampler runs. The first layer's input projection is folded into a
+is as fast as TensorFlow for 64 streams (``bench/sample.py`` times a ``tf.function`` step in the
+same run). The step matches the Keras model's logits to 1e-5 (tested), decoding (top-k, top-p,
+beam search) runs on the host anyway, and the arithmetic is plain enough to mirror in a browser. The first layer's input projection is folded into a
 lookup table (``embedding @ kernel + bias``, one row per token), which saves a matmul per step.
 BLAS runs on one thread while sampling (``threadpoolctl``, the scikit-learn team's library for
 this): these matmuls are too small to split, and on a busy 2-core machine OpenBLAS' threads
