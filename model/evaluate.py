@@ -168,9 +168,8 @@ def evaluate(model, vocab: Vocab, train_texts: list[str], test_texts: list[str],
 
 
 def generated_part(sample: dict) -> str:
-    """The text the model generated: a sample that starts with its prime has the prime removed."""
-    text, prime = sample.get("text") or "", sample.get("prime") or ""
-    return text[len(prime):] if prime and text.startswith(prime) else text
+    """The text the model generated: ``text`` is the continuation, the prime excluded (issue 6)."""
+    return str(sample.get("text") or "")
 
 
 def novelty_summary(samples: list[dict], train_texts: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -217,13 +217,11 @@ def training_section(inp: Inputs, cfg: dict) -> str:
 
 
 def sample_text(s: dict, limit: int) -> str:
+    """Prime (bold) then the generated continuation (``text`` excludes the prime), escaped."""
     text, prime = str(s.get("text") or ""), str(s.get("prime") or "")
-    if prime and text.startswith(prime):
-        body = f'<b class="prime">{esc(prime)}</b>{esc(text[len(prime):limit])}'
-    else:
-        body = (f'<b class="prime">{esc(prime)}</b> ' if prime else "") + esc(text[:limit])
     cut = f' <i class="note">[{len(text) - limit:,} more characters]</i>' if len(text) > limit else ""
-    return f'<pre class="sample">{body}{cut}</pre>'
+    end = ' <i class="note">[END]</i>' if s.get("ended") else ""
+    return f'<pre class="sample"><b class="prime">{esc(prime)}</b>{esc(text[:limit])}{cut or end}</pre>'
 
 
 def samples_section(inp: Inputs, cfg: dict) -> str:
@@ -416,7 +414,7 @@ def summary_markdown(inp: Inputs) -> str:
         out += ["", "## Samples (the first per method and temperature)", ""]
         for s in picked:
             out += [f"**{s.get('method')}, T={s.get('temperature')}, prime {s.get('prime')!r}**", "",
-                    _fence(str(s.get("text") or "")[:500]), ""]
+                    _fence((str(s.get("prime") or "") + str(s.get("text") or ""))[:500]), ""]
     return "\n".join(out).rstrip() + "\n"
 
 

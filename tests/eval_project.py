@@ -115,13 +115,13 @@ def build_project(root: Path) -> dict:
     (root / "plots/train.csv").write_text("epoch,train_loss,val_loss,val_bpc,lr,tokens_per_s\n"
                                           "1,2.9,2.7,3.9,0.002,1000\n2,2.2,2.1,3.03,0.001,1100\n", encoding="utf-8")
     _jsonl(root / "reports/evolution.jsonl", [
-        {"epoch": e, "temperature": 0.7, "prime": p, "text": p + f" epoch {e} text"} for e in (1, 2) for p in ("kopi", "<b>")])
+        {"epoch": e, "temperature": 0.7, "prime": p, "text": f" epoch {e} text"} for e in (1, 2) for p in ("kopi", "<b>")])
     _jsonl(root / "reports/samples.jsonl", [
-        {"prime": "kopi", "method": "sample", "temperature": 0.5, "seed": 1, "text": "kopi zzqx " + COPIED + " qqzz",
+        {"prime": "kopi", "method": "sample", "temperature": 0.5, "seed": 1, "text": " zzqx " + COPIED + " qqzz",
          "mean_logprob": -1.2},
         {"prime": "", "method": "sample", "temperature": 1.0, "seed": 2, "text": XSS_SAMPLE, "mean_logprob": -2.5},
-        {"prime": "teh", "method": "greedy", "temperature": None, "seed": None, "text": "teh kopi kopi", "mean_logprob": -0.9},
-        {"prime": "teh", "method": "beam", "temperature": None, "seed": None, "text": "teh lah lah", "mean_logprob": -0.8}])
+        {"prime": "teh", "method": "greedy", "temperature": None, "seed": None, "text": " kopi kopi", "mean_logprob": -0.9, "ended": True},
+        {"prime": "teh", "method": "beam", "temperature": None, "seed": None, "text": " lah lah", "mean_logprob": -0.8}])
     (root / "params.yaml").write_text("evaluate:\n  ngram_order: 4\nreport:\n  snippet_chars: 60\n  analysis_chars: 800\n",
                                       encoding="utf-8")
     return {"train": train, "val": val, "test": test, "vocab": vocab}

@@ -39,7 +39,7 @@ def test_lstm_loss_equals_direct_softmax_per_document(project):
 
     root, facts = project
     model, vocab, _ = load_trained(root / "models/lstm")
-    docs = [vocab.encode(t) for t in facts["test"][:5]]
+    docs = [vocab.encode(t) for t in facts["test"][:3]]
     nats, count = lstm_nats(model, docs, batch_size=2, max_len=10_000)
     expected = 0.0
     for d in docs:
@@ -80,8 +80,8 @@ def test_novelty_finds_the_planted_copy(project):
 
 
 def test_helpers():
-    assert generated_part({"prime": "ab", "text": "abcd"}) == "cd"
-    assert generated_part({"prime": "zz", "text": "abcd"}) == "abcd"
+    assert generated_part({"prime": "ab", "text": "abcd"}) == "abcd"  # text is the continuation already
+    assert generated_part({"prime": "ab", "text": None}) == ""
     assert limit_chars(["aaa", "bb", "c"], 5) == ["aaa", "bb"]
     assert limit_chars(["aaaaaa", "b"], 2) == ["aaaaaa"]
     assert limit_chars(["a"], 0) == ["a"]
