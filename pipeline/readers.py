@@ -1,7 +1,7 @@
 """Local-dataset readers: files already on disk -> ``data/raw/<source>.parquet`` (RAW_SCHEMA).
 
-A ``sources`` entry with ``reader: <format>`` (instead of ``spider:``) is handled here by the crawl
-stage. Formats:
+A ``sources`` entry with ``reader: <format>`` (instead of ``spider:``) and its ``args`` is handled
+here by the crawl stage (``python -m pipeline.crawl --source NAME``, runner ``run_reader``). Formats:
 
 - ``parquet``: any Parquet file(s); columns mapped to raw fields with ``columns``.
 - ``jsonl``: one JSON object per line; same mapping. A line that is not a JSON object is logged
@@ -13,7 +13,7 @@ stage. Formats:
   char-rnn "baby names" experiment. The package is located with ``importlib.util.find_spec`` and
   never imported (importing it demands pandas or polars, which the project does not need).
 
-Arguments of an entry (all optional except ``path`` for the file formats)::
+``args`` of an entry (all optional except ``path`` for the file formats)::
 
     path: data/external/*.jsonl      # file, folder or glob, relative to the repository root
     columns: {body: text, post_id: id, thread_id: book, posted_at: date}   # raw field -> column
@@ -219,7 +219,7 @@ def read_documents(source: str, args: Mapping[str, Any], root: Path = Path("."),
     fmt = args.get("reader")
     if fmt not in FORMATS:
         raise ReaderError(f"sources.{source}.reader: unknown format {fmt!r}; known: {', '.join(FORMATS)}")
-    unknown = sorted(set(args) - ARGS - {"reader", "enabled"})
+    unknown = sorted(set(args) - ARGS - {"reader"})
     if unknown:
         raise ReaderError(f"sources.{source}: unknown reader argument(s) {', '.join(unknown)}; "
                           f"known: {', '.join(sorted(ARGS))}")
@@ -299,6 +299,24 @@ def write_source(source: str, args: Mapping[str, Any], out_path: Path, metrics_p
     return stats
 
 
+def run_reader(name: str, entry: Mapping[str, Any], cfg: Mapping[str, Any], out: Path) -> dict[str, Any]:
+    """The crawl stage's runner for ``reader:`` sources (``sources.<name>: {reader: FORMAT, args: {...}}``).
+
+    Writes ``out`` and returns metrics shaped like a crawl's (posts, errors by kind, bytes, seconds).
+    """
+    args = {"reader": entry["reader"], **(entry.get("args") or {})}
+    try:
+        stats = write_source(name, args, out)
+    except ReaderError as exc:
+        raise ParamsError(f"params.yaml sources.{name}: {exc}") from exc
+    if stats["posts"] < cfg.get("min_posts", 1):
+        raise RuntimeError(f"source {name!r}: {stats['posts']} documents < crawl.min_posts {cfg['min_posts']}")
+    errors = {f"skipped_{reason}": n for reason, n in sorted(stats["skipped"].items())}
+    return {"pages": 0, "posts": stats["posts"], "raw_rows": stats["posts"], "files": stats.get("files", 0),
+            "errors": errors, "errors_total": sum(errors.values()), "bytes": stats.get("bytes_in", 0),
+            "seconds": stats["seconds"], "format": stats["format"], "finish_reason": "finished"}
+
+
 def is_reader(entry: Mapping[str, Any]) -> bool:
     """True when a ``sources`` entry is a local-dataset reader (``reader:`` instead of ``spider:``)."""
     return "reader" in entry
@@ -322,7 +340,8 @@ def main(argv: Iterable[str] | None = None) -> None:
     entry = sources[opts.source] or {}
     if not is_reader(entry):
         raise ParamsError(f"params.yaml: sources.{opts.source} has no 'reader:' key (is it a spider?)")
-    write_source(opts.source, entry, opts.out or Path("data/raw") / f"{opts.source}.parquet",
+    write_source(opts.source, {"reader": entry["reader"], **(entry.get("args") or {})},
+                 opts.out or Path("data/raw") / f"{opts.source}.parquet",
                  opts.metrics or Path("metrics/crawl") / f"{opts.source}.json")
 
 

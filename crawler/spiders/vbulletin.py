@@ -20,7 +20,8 @@ and the themes built on them (matched by id prefixes and class tokens, never exa
 - thread: id from ``input[name=t]``, else the URL (``showthread.php?t=N``, ``showthread.php?N-``,
   ``/N-slug(-page).html``); title ``.threadtitle``/``h1``/vB3 ``td.navbar strong``/``<title>``; board = the last breadcrumb
   link (``.navbit a``, vB3 ``.navbar a``); pages in ``div.pagination`` (vB3 ``div.pagenav``).
-- board: thread links ``a[id^=thread_title_]``, next page ``a[rel=next]``/``link[rel=next]``.
+- board: thread links ``a[id^=thread_title_]``, next page ``a[rel=next]``/``link[rel=next]``; each
+  thread's last post (incremental re-crawls) from the ``#postN`` link in its row.
 
 vBulletin appends a session id (``s=...``) to every link; it is stripped so a page has one URL.
 
@@ -39,6 +40,7 @@ from parsel import Selector
 from scrapy.http import Response
 from w3lib.url import url_query_cleaner
 
+from crawler.incremental import LastPost
 from crawler.spiders.forum import ForumSpider, PostData, ThreadInfo
 
 THREAD_URL_RES = (
@@ -197,6 +199,20 @@ class VbulletinSpider(ForumSpider):
         links = self._links(response, ".pagination a::attr(href), .pagenav a::attr(href), "
                                       "link[rel='next']::attr(href)")
         return [u for u in links if self.thread_id_from_url(u) == thread_id and u != strip_session(response.url)]
+
+    def thread_last_posts(self, response: Response) -> dict[str, LastPost]:
+        """Each listed thread's last post id, from its row's "go to last post" link (``#postN``)."""
+        found: dict[str, LastPost] = {}
+        for title in response.css("a[id^='thread_title_']"):
+            thread_id = (title.attrib.get("id") or "").rsplit("_", 1)[-1]
+            rows = title.xpath("ancestor::li[starts-with(@id, 'thread_')][1] | ancestor::tr[1]")
+            if not thread_id.isdigit() or not rows:
+                continue
+            ids = [m.group(1) for href in rows[-1].css("a::attr(href)").getall()
+                   if "#post" in href and (m := POST_LINK_RE.search(href))]
+            if ids:
+                found[thread_id] = LastPost(post_id=ids[-1])
+        return found
 
     def board_next_page(self, response: Response) -> str | None:
         links = self._links(response, ".pagination a[rel='next']::attr(href), .pagenav a[rel='next']::attr(href), "

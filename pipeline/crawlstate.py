@@ -1,0 +1,203 @@
+"""Per-source crawl state under ``<jobs_dir>/<source>/`` (git-ignored ``.jobs/``): resumable and
+incremental crawls for the crawl stage.
+
+Layout of ``.jobs/<source>/``:
+
+- ``scrapy/``: Scrapy's ``JOBDIR`` (pending requests, seen-request fingerprints, spider state).
+  A crawl interrupted gracefully (Ctrl-C / SIGINT / SIGTERM: Scrapy finishes the requests in
+  flight and saves its queue) continues from there on the next run: ``dvc repro`` again.
+- ``parts/run-NNNN.parquet``: the posts of each run (the feed of that run, written atomically
+  when it closes). An interrupted run keeps its part, so nothing already fetched is lost.
+- ``RUNNING``: present while a crawl runs. Found at start, it means the last run died without
+  closing (SIGKILL, power loss): its seen-fingerprints may name pages whose posts never reached a
+  part, so ``scrapy/`` is discarded and the crawl starts over (parts and store are kept; the
+  incremental index below then skips the threads they hold completely). No gaps, at the price of
+  re-fetching.
+- ``SOURCE``: a fingerprint of the spider and its arguments; when they change, the state is
+  discarded (other arguments, other crawl).
+- ``store.parquet``: every post of the source so far (incremental mode), merged by ``post_id``
+  (the newest fetch wins: edited posts are updated, never duplicated).
+- ``threads.json``: the incremental index handed to spiders (crawler/incremental.py): per thread
+  the last post (id, time) and whether its positions are contiguous (``complete``).
+
+``commit`` (after a run that finished) merges store + parts into ``data/raw/<source>.parquet``,
+makes that the new store, and clears ``scrapy/``, ``parts/`` and ``RUNNING``. pyarrow does all
+table work (group-by, sort, dedupe by index), as everywhere else in the pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.common import atomic_path, write_json_atomic
+from pipeline.schemas import RAW_SCHEMA
+
+log = logging.getLogger(__name__)
+
+
+def merge_posts(tables: list[pa.Table]) -> pa.Table:
+    """Concatenate raw tables; keep the last row per post_id; sort by thread, position, post."""
+    tables = [t.select(RAW_SCHEMA.names).cast(RAW_SCHEMA) for t in tables if t.num_rows]
+    if not tables:
+        return RAW_SCHEMA.empty_table()
+    table = pa.concat_tables(tables)
+    table = table.append_column("_row", pa.array(range(table.num_rows), pa.int64()))
+    last = table.group_by("post_id", use_threads=False).aggregate([("_row", "max")])
+    table = table.take(last["_row_max"])
+    table = table.sort_by([("thread_id", "ascending"), ("position", "ascending"), ("post_id", "ascending")])
+    return table.drop_columns(["_row"])
+
+
+def thread_index(table: pa.Table) -> dict[str, dict[str, Any]]:
+    """Per thread: last post (highest position), its time, count, and contiguity of positions."""
+    if table.num_rows == 0:
+        return {}
+    stats = table.group_by("thread_id", use_threads=False).aggregate(
+        [("position", "min"), ("position", "max"), ("position", "count_distinct"), ("posted_at", "max")])
+    ordered = table.sort_by([("thread_id", "ascending"), ("position", "descending")])
+    last_ids: dict[str, str] = {}
+    for thread, post in zip(ordered["thread_id"].to_pylist(), ordered["post_id"].to_pylist()):
+        last_ids.setdefault(thread, post)
+    index = {}
+    for row in stats.to_pylist():
+        span = row["position_max"] - row["position_min"] + 1
+        when = row["posted_at_max"]
+        index[row["thread_id"]] = {
+            "last_post_id": last_ids[row["thread_id"]], "last_posted_at": when.isoformat() if when else None,
+            "posts": row["position_count_distinct"], "complete": row["position_count_distinct"] == span}
+    return index
+
+
+class CrawlJob:
+    """The state folder of one source (see the module docstring)."""
+
+    def __init__(self, jobs_dir: Path, source: str, *, resume: bool = True, incremental: bool = False,
+                 fingerprint: str = "") -> None:
+        self.dir = Path(jobs_dir) / source
+        self.source, self.resume, self.incremental = source, resume, incremental
+        self.fingerprint = fingerprint  # what is crawled (spider + args): other args, other state
+        self.fingerprint_file = self.dir / "SOURCE"
+        self.jobdir, self.parts = self.dir / "scrapy", self.dir / "parts"
+        self.store, self.index = self.dir / "store.parquet", self.dir / "threads.json"
+        self.running = self.dir / "RUNNING"
+
+    def _part_files(self) -> list[Path]:
+        return sorted(self.parts.glob("run-*.parquet")) if self.parts.is_dir() else []
+
+    def begin(self) -> dict[str, str]:
+        """Prepare a run; return the Scrapy settings it needs (JOBDIR, incremental index path)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        previous = self.fingerprint_file.read_text() if self.fingerprint_file.exists() else None
+        if previous is not None and previous != self.fingerprint:
+            log.warning("source %s: its spider or arguments changed since the state in %s was saved; "
+                        "starting over", self.source, self.dir)
+            for path in (self.jobdir, self.parts):
+                shutil.rmtree(path, ignore_errors=True)
+            for path in (self.store, self.index, self.running):
+                path.unlink(missing_ok=True)
+        self.fingerprint_file.write_text(self.fingerprint)
+        if self.running.exists():
+            log.warning("source %s: the previous crawl did not close (killed?); its Scrapy job state "
+                        "is discarded and the crawl starts over (posts already saved are kept)", self.source)
+            shutil.rmtree(self.jobdir, ignore_errors=True)
+        if not self.resume:
+            shutil.rmtree(self.jobdir, ignore_errors=True)
+            shutil.rmtree(self.parts, ignore_errors=True)
+        elif self.jobdir.exists():
+            log.info("source %s: resuming the interrupted crawl from %s (%d saved part(s))",
+                     self.source, self.jobdir, len(self._part_files()))
+        if not self.incremental and self.store.exists():
+            self.store.unlink()
+        self.running.touch()
+        settings: dict[str, str] = {}
+        if self.resume:
+            settings["JOBDIR"] = str(self.jobdir)
+        if self.incremental:
+            known = merge_posts(self._load([self.store, *self._part_files()]))
+            write_json_atomic(self.index, thread_index(known))
+            settings["KOPITIAM_INCREMENTAL_STATE"] = str(self.index)
+        return settings
+
+    def part_path(self) -> Path:
+        """Where this run's feed goes: the next ``parts/run-NNNN.parquet``."""
+        self.parts.mkdir(parents=True, exist_ok=True)
+        files = self._part_files()
+        number = int(files[-1].stem.split("-")[1]) + 1 if files else 1
+        return self.parts / f"run-{number:04d}.parquet"
+
+    def interrupted(self) -> None:
+        """The run stopped gracefully before finishing: keep the job state and parts for resuming."""
+        self.running.unlink(missing_ok=True)
+
+    @staticmethod
+    def _load(paths: list[Path]) -> list[pa.Table]:
+        return [pq.read_table(p) for p in paths if p.exists()]
+
+    def commit(self, out: Path) -> int:
+        """Merge store + parts into ``out`` (atomically); it becomes the store; clear the run state."""
+        parts = self._part_files()
+        table = merge_posts(self._load(([self.store] if self.incremental else []) + parts))
+        with atomic_path(out) as tmp:
+            pq.write_table(table, tmp, compression="zstd")
+        if self.incremental:
+            with atomic_path(self.store) as tmp:
+                shutil.copyfile(out, tmp)
+        shutil.rmtree(self.jobdir, ignore_errors=True)
+        shutil.rmtree(self.parts, ignore_errors=True)
+        self.running.unlink(missing_ok=True)
+        if not self.incremental:  # nothing to keep for the next run
+            shutil.rmtree(self.dir, ignore_errors=True)
+        log.info("source %s: %d posts after merging %d run part(s)%s", self.source, table.num_rows,
+                 len(parts), " into the store" if self.incremental else "")
+        return table.num_rows
+
+
+def fingerprint(entry: Any) -> str:
+    """A stable digest of a source entry (spider, args, demo forum, settings)."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(entry, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def describe(job: CrawlJob) -> dict[str, Any]:
+    """A short JSON-able summary for the crawl metrics."""
+    return {"resume": job.resume, "incremental": job.incremental, "state_dir": str(job.dir),
+            "threads_known": len(json.loads(job.index.read_text())) if job.index.exists() else 0}
+
+
+def run_graceful(cmd: list[str], **popen_kwargs: Any) -> int:
+    """Run a crawl subprocess that an interruption stops cleanly, so it can be resumed.
+
+    The child runs in its own session, so a terminal's Ctrl-C reaches only this process; the
+    first Ctrl-C (or SIGTERM) is forwarded once as SIGINT, and Scrapy then finishes the requests
+    in flight, writes its feed and saves its JOBDIR before exiting; a second one is forwarded
+    again and forces Scrapy to stop. (``subprocess.run`` would kill the child 0.25 s after Ctrl-C,
+    leaving a job folder that cannot be trusted.)
+    """
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(cmd, start_new_session=True, **popen_kwargs)
+    interrupts = 0
+
+    def forward(signum: int, frame: Any) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        log.warning("interrupted (%d): asking the crawl to stop%s", interrupts,
+                    " cleanly and save its state; interrupt again to force" if interrupts == 1 else " now")
+        proc.send_signal(signal.SIGINT)
+
+    old_int, old_term = signal.signal(signal.SIGINT, forward), signal.signal(signal.SIGTERM, forward)
+    try:
+        return proc.wait()
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
