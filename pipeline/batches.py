@@ -53,7 +53,7 @@ from pipeline.common import ParamsError, section, setup_logging, write_json_atom
 from pipeline.split import SPLITS
 from pipeline.vocab import END_ID, UNK_ID, Vocab, iter_texts
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("pipeline.batches")
 
 FORMAT_VERSION = 1
 DEFAULTS: dict[str, Any] = {

@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from pipeline.common import ParamsError, atomic_path, section, setup_logging, write_json_atomic
 from pipeline.schemas import CLEAN_SCHEMA, missing_columns
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("pipeline.split")
 
 SPLITS = ("train", "val", "test")
 DEFAULTS: dict[str, Any] = {
