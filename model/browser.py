@@ -59,14 +59,11 @@ class Browser:
         self._profile = tempfile.TemporaryDirectory(prefix="kopitiam-chromium-")
         to_child_r, self._to_child = os.pipe()
         self._from_child, from_child_w = os.pipe()
-
-        def wire_fds() -> None:  # in the child: commands on fd 3, replies on fd 4
-            r, w = os.dup(to_child_r), os.dup(from_child_w)
-            os.dup2(r, 3)
-            os.dup2(w, 4)
-
-        cmd = [self.executable, *FLAGS, f"--user-data-dir={self._profile.name}", "about:blank"]
-        self.process = subprocess.Popen(cmd, preexec_fn=wire_fds, close_fds=False, stdin=subprocess.DEVNULL,
+        # Chromium wants commands on fd 3 and writes replies on fd 4. /bin/sh moves the pipe ends
+        # there before exec'ing it (no Python preexec_fn: unsafe in a process with threads, e.g. TensorFlow).
+        wire = f'exec "$0" "$@" 3<&{to_child_r} 4>&{from_child_w}'
+        cmd = ["/bin/sh", "-c", wire, self.executable, *FLAGS, f"--user-data-dir={self._profile.name}", "about:blank"]
+        self.process = subprocess.Popen(cmd, pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(to_child_r)
         os.close(from_child_w)
