@@ -36,7 +36,7 @@ def crawled(tmp_path_factory, repo_root, python_exe):
         board = forum.boards[0]
         params = {"sources": {"t": {"spider": "xenforo", "throttle": False,
                                     "args": {"start_url": server.base_url + board.path}}},
-                  "crawl": {"sources": ["t"], "log_level": "INFO"}}
+                  "crawl": {"sources": ["t"], "log_level": "INFO", "jobs_dir": str(tmp / "jobs")}}
         (tmp / "params.yaml").write_text(yaml.safe_dump(params))
         done = subprocess.run([python_exe, "-m", "pipeline.crawl", "--params", str(tmp / "params.yaml"),
                                "--raw-dir", str(tmp / "raw"), "--metrics-dir", str(tmp / "metrics")],
