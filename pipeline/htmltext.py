@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass, field
 
 from bs4 import BeautifulSoup
+from bs4.builder._lxml import LXMLTreeBuilder
 from bs4.element import Comment, Declaration, Doctype, NavigableString, ProcessingInstruction, Tag
 
 SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "iframe", "head", "title",
@@ -44,6 +45,36 @@ WS_RE = re.compile(r"[ \t\r\n\f\v]+")
 _SKIP_STRINGS = (Comment, Declaration, Doctype, ProcessingInstruction)
 
 TEXT, LINK, IMAGE = 0, 1, 2
+
+
+class _ReusingLXMLTreeBuilder(LXMLTreeBuilder):
+    """bs4's lxml builder, keeping its lxml parser between documents (lxml parsers may be fed again
+    after ``close()``). Building a parser costs ~0.06 ms, a quarter of the time of a short post."""
+
+    _parser = None
+
+    def parser_for(self, encoding):
+        if self._parser is None:
+            self._parser = super().parser_for(encoding)
+        return self._parser
+
+    def feed(self, markup) -> None:
+        try:
+            super().feed(markup)
+        except BaseException:
+            self._parser = None  # never reuse a parser left mid-document
+            raise
+
+
+_BUILDER: _ReusingLXMLTreeBuilder | None = None
+
+
+def parse(html: str) -> BeautifulSoup:
+    """BeautifulSoup on lxml, ``class`` kept as one string (skips bs4's per-tag splitting)."""
+    global _BUILDER
+    if _BUILDER is None:
+        _BUILDER = _ReusingLXMLTreeBuilder(multi_valued_attributes=None)
+    return BeautifulSoup(html, builder=_BUILDER)
 
 
 @dataclass
@@ -90,7 +121,7 @@ def quote_source_ids(quote: Tag) -> list[str]:
 def html_to_text(html: str, *, image_placeholder: str = "", image_alt: bool = True,
                  mention_placeholder: str = "@user") -> HtmlText:
     """Convert one post body to text; see the module docstring for the rules."""
-    soup = BeautifulSoup(html, "lxml", multi_valued_attributes=None)  # class stays one string: faster
+    soup = parse(html)
     out = HtmlText(text="")
     parts: list[str] = []
     # stack of (node or None=newline marker, category)
