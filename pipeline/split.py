@@ -115,17 +115,13 @@ def split_metrics(parts: Mapping[str, pa.Table]) -> dict[str, Any]:
     total_docs = sum(t.num_rows for t in parts.values())
     out: dict[str, Any] = {"documents": total_docs, "splits": {}}
     for name, t in parts.items():
-        sources = t.column("source").to_pylist()
-        threads = t.column("thread_id").to_pylist()
-        n_chars = t.column("n_chars").to_numpy()
-        per_source: dict[str, dict[str, int]] = {}
-        for src in sorted(set(sources)):
-            mask = np.array([s == src for s in sources])
-            per_source[src] = {"documents": int(mask.sum()), "characters": int(n_chars[mask].sum()),
-                               "threads": len({th for s, th in zip(sources, threads) if s == src})}
-        out["splits"][name] = {"documents": t.num_rows, "threads": len(set(zip(sources, threads))),
-                               "characters": int(n_chars.sum()), "share": round(t.num_rows / total_docs, 6),
-                               "sources": per_source}
+        by_source = t.group_by("source").aggregate(
+            [("doc_id", "count"), ("n_chars", "sum"), ("thread_id", "count_distinct")]).sort_by("source")
+        per_source = {row["source"]: {"documents": row["doc_id_count"], "characters": row["n_chars_sum"],
+                                      "threads": row["thread_id_count_distinct"]} for row in by_source.to_pylist()}
+        out["splits"][name] = {"documents": t.num_rows, "threads": sum(s["threads"] for s in per_source.values()),
+                               "characters": sum(s["characters"] for s in per_source.values()),
+                               "share": round(t.num_rows / total_docs, 6), "sources": per_source}
     return out
 
 
