@@ -161,8 +161,10 @@ def corpus_section(inp: Inputs, cfg: dict) -> str:
     parts = []
     crawl = sorted(inp.path("metrics/crawl").glob("*.json")) if inp.path("metrics/crawl").is_dir() else []
     if crawl:
-        rows = [(p.stem, k, v) for p in crawl for k, v in flatten(inp.json(f"metrics/crawl/{p.name}") or {})]
-        parts.append("<h3>Sources</h3>" + table(["source", "metric", "value"], rows, "compact"))
+        per = {p.stem: dict(flatten(inp.json(f"metrics/crawl/{p.name}") or {})) for p in crawl}
+        keys = sorted({k for d in per.values() for k in d})
+        rows = [(k, *(per[src].get(k, "") for src in per)) for k in keys]
+        parts.append("<h3>Sources</h3>" + table(["metric", *per], rows, "compact"))
     else:
         parts.append("<h3>Sources</h3>" + missing("metrics/crawl/*.json", "run `dvc repro crawl`"))
     stages = []
