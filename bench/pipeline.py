@@ -209,7 +209,8 @@ def baselines(posts: Path, n_docs: int, cfg: dict) -> dict:
     t = time.perf_counter()
     sig = minhash.signatures(texts, shingle=k, num_perm=cfg["num_perm"], seed=cfg["seed"])
     rank = np.arange(len(texts))
-    pairs = minhash.candidate_pairs(minhash.band_keys(sig, cfg["bands"]), rank, cfg["bucket_window"])
+    pairs = minhash.candidate_pairs(minhash.band_keys(sig, cfg["bands"]), rank, cfg["bucket_window"],
+                                    cfg["min_shared_bands"])
     sims = minhash.similarity(sig, pairs[:, 0], pairs[:, 1])
     found = {tuple(p) for p, s in zip(pairs.tolist(), sims) if s >= thr}
     mh_s = time.perf_counter() - t

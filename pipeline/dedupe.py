@@ -19,7 +19,7 @@ ordered results); only per-document hashes and signatures stay in memory (num_pe
 document). Pass 2 streams the posts again and writes the survivors.
 
 Params (``dedupe`` section): shingle, num_perm, bands, threshold, near_min_chars, seed,
-bucket_window, batch_rows, workers.
+bucket_window, min_shared_bands, batch_rows, workers.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ import hashlib
 import logging
 import multiprocessing as mp
 import os
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -55,15 +54,15 @@ DEFAULTS: dict[str, Any] = {
     "near_min_chars": 40,  # shorter texts only take part in exact dedupe
     "seed": 0,  # MinHash hash seed
     "bucket_window": 8,  # pairs per LSH bucket member (bounds work on huge buckets)
+    "min_shared_bands": 2,  # candidates must share this many bands (2: far fewer chance pairs)
     "batch_rows": 5000,
     "workers": 0,  # processes; 0 = os.cpu_count()
 }
-WS_RE = re.compile(r"\s+")
 NULL_TIME = np.iinfo(np.int64).max
 
 
 def exact_key(text: str) -> int:
-    norm = WS_RE.sub(" ", text.casefold()).strip()
+    norm = " ".join(text.casefold().split())
     return int.from_bytes(hashlib.blake2b(norm.encode(), digest_size=8).digest(), "little")
 
 
@@ -108,7 +107,7 @@ def find_duplicates(docs: dict[str, np.ndarray], cfg: dict[str, Any]) -> tuple[n
     if len(cand) > 1:
         sig = docs["sig"][cand]
         keys = minhash.band_keys(sig, cfg["bands"])
-        pairs = minhash.candidate_pairs(keys, rank[cand], cfg["bucket_window"])
+        pairs = minhash.candidate_pairs(keys, rank[cand], cfg["bucket_window"], cfg["min_shared_bands"])
         s = minhash.similarity(sig, pairs[:, 0], pairs[:, 1])
         ok = s >= cfg["threshold"]
         a, b, s = cand[pairs[ok, 0]], cand[pairs[ok, 1]], s[ok]
