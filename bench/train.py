@@ -1,0 +1,180 @@
+"""Training throughput of the char LSTM beside a naive baseline, in the same run.
+
+Ours: int token ids -> Embedding -> LSTMs, length-bucketed END-padded batches (the batches stage),
+masked loss, no Keras mask (cuDNN-eligible on a GPU). Naive baseline (as common tutorials): the
+same LSTMs fed one-hot float inputs through a ``Masking`` layer, every batch padded to the longest
+sequence (``max_len``). Tokens/s counts real (unmasked) targets only.
+
+Configs: ``reference`` is char-rnn's (2 x 512, batch 100, sequence 100: full-length batches, so
+only one-hot vs embedding differs); ``default`` is params.yaml's train model with the batch shapes
+of data/batches/train when present (else seeded synthetic batches: a random bucket of
+16..128, lengths uniform inside it).
+char-rnn reported 0.46 s per 100 x 100 batch on a TITAN Z GPU.
+
+    python bench/train.py [--steps 6] [--warmup 2] [--batches data/batches] [--configs reference,default]
+
+Prints exactly one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+SEED = 0
+CHAR_RNN_TITAN_Z_S_PER_BATCH = 0.46
+CONFIGS = {
+    "reference": {"hidden_size": 512, "num_layers": 2, "embedding_dim": 64, "batch_size": 100, "seq_len": 100,
+                  "vocab_size": 65, "lengths": "full"},
+    "default": {"from_params": True, "batch_size": 64, "seq_len": 128, "vocab_size": 100, "lengths": "buckets"},
+}
+
+
+def device_name() -> str:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return "GPU: " + tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
+    return f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+
+
+def synthetic_batches(rng, n: int, batch: int, seq_len: int, vocab: int, lengths: str):
+    """``n`` (x, y, mask) batches: full length, or a long-tailed document length mix bucketed."""
+    buckets = [16, 32, 48, 64, 96, seq_len]
+    out = []
+    for _ in range(n):
+        if lengths == "full":
+            real = np.full(batch, seq_len)
+            t = seq_len
+        else:
+            i = int(rng.integers(len(buckets)))  # a bucket, then lengths that fall into it
+            t = buckets[i]
+            real = rng.integers((buckets[i - 1] if i else 0) + 1, t + 1, size=batch)
+        x = rng.integers(2, vocab, size=(batch, t)).astype(np.int32)
+        mask = (np.arange(t)[None, :] < real[:, None]).astype(np.float32)
+        x = np.where(mask > 0, x, 0).astype(np.int32)
+        y = np.roll(x, -1, axis=1)
+        out.append((x, y, mask))
+    return out
+
+
+def real_batches(batches_dir: Path, n: int):
+    from model.data import make_dataset
+
+    ds = make_dataset(batches_dir, "train", seed=SEED).take(n)
+    return [tuple(np.asarray(t) for t in b) for b in ds]
+
+
+def pad_to_max(batch, max_len: int):
+    x, y, m = batch
+    pad = max_len - x.shape[1]
+    return tuple(np.pad(a, ((0, 0), (0, pad))) for a in (x, y, m))
+
+
+def naive_model(cfg: dict):
+    """One-hot float inputs, a Masking layer, the same LSTMs and logits (the tutorial recipe)."""
+    import keras
+    from keras import layers
+
+    inp = keras.Input(shape=(None, cfg["vocab_size"]), dtype="float32")
+    x = layers.Masking(mask_value=0.0)(inp)
+    for i in range(cfg["num_layers"]):
+        x = layers.LSTM(cfg["hidden_size"], return_sequences=True, name=f"lstm_{i}")(x)
+    return keras.Model(inp, layers.Dense(cfg["vocab_size"], name="logits")(x))
+
+
+def time_steps(model, batches, warmup: int, one_hot: int | None = None) -> dict:
+    """Seconds per batch and real tokens per second of ``train_on_batch`` (after ``warmup``)."""
+    def feed(b):
+        x, y, m = b
+        if one_hot:
+            x = np.eye(one_hot, dtype=np.float32)[x] * (m[..., None] > 0)  # padding = all-zero rows (masked)
+        return x, y, m
+
+    timed = batches[warmup:]
+    shapes = {b[0].shape: b for b in timed}  # every shape once first: tracing is not training time
+    for b in batches[:warmup] + list(shapes.values()):
+        model.train_on_batch(*feed(b)[:2], sample_weight=b[2])
+    fed = [feed(b) for b in timed]
+    t0 = time.perf_counter()
+    for x, y, m in fed:
+        model.train_on_batch(x, y, sample_weight=m)
+    secs = time.perf_counter() - t0
+    real = float(sum(b[2].sum() for b in timed))
+    total = float(sum(b[2].size for b in timed))
+    return {"s_per_batch": secs / len(timed), "tokens_per_s": real / secs, "padding_efficiency": real / total,
+            "batches": len(timed)}
+
+
+def run_config(name: str, cfg: dict, steps: int, warmup: int, batches_dir: Path) -> dict:
+    import keras
+
+    from model.losses import masked_loss
+    from model.network import NetworkConfig, build_model
+    from model.train import load_config
+
+    cfg = dict(cfg)
+    data = "synthetic"
+    if cfg.pop("from_params", False):
+        cfg.update({k: v for k, v in load_config()["model"].items() if k in ("hidden_size", "num_layers", "embedding_dim")})
+    rng = np.random.default_rng(SEED)
+    n = steps + warmup
+    batches = None
+    if cfg["lengths"] == "buckets" and (batches_dir / "train").is_dir():
+        batches = real_batches(batches_dir, n)
+        if len(batches) == n:
+            data = str(batches_dir / "train")
+            cfg["vocab_size"] = int(max(b[0].max() for b in batches)) + 1
+            cfg["batch_size"] = int(max(b[0].shape[0] for b in batches))
+            cfg["seq_len"] = int(max(b[0].shape[1] for b in batches))
+        else:
+            batches = None
+    if batches is None:
+        batches = synthetic_batches(rng, n, cfg["batch_size"], cfg["seq_len"], cfg["vocab_size"], cfg["lengths"])
+
+    keras.utils.set_random_seed(SEED)
+    ours = build_model(NetworkConfig(cfg["vocab_size"], cfg["embedding_dim"], cfg["hidden_size"], cfg["num_layers"]))
+    ours.compile(optimizer=keras.optimizers.Adam(2e-3, global_clipnorm=5.0), loss=masked_loss())
+    fast = time_steps(ours, batches, warmup)
+    del ours
+    keras.utils.set_random_seed(SEED)
+    naive = naive_model(cfg)
+    naive.compile(optimizer=keras.optimizers.Adam(2e-3, global_clipnorm=5.0),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    slow = time_steps(naive, [pad_to_max(b, cfg["seq_len"]) for b in batches], warmup, one_hot=cfg["vocab_size"])
+    out = {"config": {**cfg, "data": data}, "ours": fast, "naive_onehot_pad_to_max": slow,
+           "speedup_tokens_per_s": fast["tokens_per_s"] / slow["tokens_per_s"]}
+    if name == "reference":
+        out["char_rnn_titan_z_s_per_batch"] = CHAR_RNN_TITAN_Z_S_PER_BATCH
+        out["vs_char_rnn_titan_z"] = CHAR_RNN_TITAN_Z_S_PER_BATCH / fast["s_per_batch"]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--steps", type=int, default=6, help="timed batches per model")
+    ap.add_argument("--warmup", type=int, default=2, help="untimed batches first (tracing, allocation)")
+    ap.add_argument("--batches", type=Path, default=Path("data/batches"))
+    ap.add_argument("--configs", default="reference,default")
+    args = ap.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    results = {name: run_config(name, CONFIGS[name], args.steps, args.warmup, args.batches)
+               for name in args.configs.split(",")}
+    print(json.dumps({"bench": "train", "device": device_name(), "tensorflow": tf.__version__, "seed": SEED,
+                      "steps": args.steps, "warmup": args.warmup, "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
