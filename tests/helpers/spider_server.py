@@ -182,3 +182,80 @@ def fixture_text(*parts: str, encoding: str = "utf-8") -> str:
 
 def fixture_bytes(*parts: str) -> bytes:
     return FIXTURES.joinpath(*parts).read_bytes()
+
+
+def run_crawl_stage(sources: Mapping[str, Any], workdir: Path, *, crawl: Mapping[str, Any] | None = None,
+                    timeout: float = 180, background: bool = False):
+    """Run the crawl stage (``python -m pipeline.crawl``) on a params file written to ``workdir``.
+
+    State goes to ``workdir/jobs``, output to ``workdir/raw`` and ``workdir/metrics``. Returns the
+    finished ``CompletedProcess`` or, with ``background``, the running ``Popen``.
+    """
+    import yaml
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    params = {"sources": dict(sources),
+              "crawl": {"sources": list(sources), "jobs_dir": str(workdir / "jobs"), **(crawl or {})}}
+    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    cmd = [sys.executable, "-m", "pipeline.crawl", "--params", str(workdir / "params.yaml"),
+           "--raw-dir", str(workdir / "raw"), "--metrics-dir", str(workdir / "metrics")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+    if background:
+        return subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def vb_thread_html(thread_id: int, page: int, pages: int, posts: list[tuple[int, str]], first_number: int) -> str:
+    """A minimal vBulletin 4 thread page: ``posts`` are (post id, text); numbering from ``first_number``."""
+    items = "".join(
+        f'<li class="postbit postcontainer" id="post_{pid}"><div class="posthead"><span class="date">'
+        f'01-0{1 + page % 9}-2011, <span class="time">10:{i:02d} AM</span></span>'
+        f'<a id="postcount{pid}" name="{first_number + i}"></a></div>'
+        f'<div class="username_container"><a class="username"><strong>user{pid % 7}</strong></a></div>'
+        f'<div id="post_message_{pid}"><blockquote class="postcontent">{text}</blockquote></div></li>'
+        for i, (pid, text) in enumerate(posts))
+    nav = "".join(f'<span class="selected"><a href="javascript://">{n}</a></span>' if n == page else
+                  f'<span><a href="showthread.php?t={thread_id}{f"&amp;page={n}" if n > 1 else ""}">{n}</a></span>'
+                  for n in range(1, pages + 1))
+    return (f'<html><head><meta charset="utf-8"><title>Thread {thread_id}</title></head><body>'
+            f'<div class="navbit"><a href="forumdisplay.php?f=1">Board</a></div>'
+            f'<span class="threadtitle"><a>Thread {thread_id}</a></span>'
+            f'<div class="pagination"><input type="hidden" name="t" value="{thread_id}">{nav}</div>'
+            f'<ol id="posts">{items}</ol></body></html>')
+
+
+def vb_board_html(threads: list[tuple[int, int]], next_url: str | None = None) -> str:
+    """A minimal vBulletin 4 board page: ``threads`` are (thread id, last post id)."""
+    rows = "".join(f'<li class="threadbit" id="thread_{tid}"><a id="thread_title_{tid}" '
+                   f'href="showthread.php?t={tid}&amp;s=0f">T{tid}</a>'
+                   f'<a href="showthread.php?t={tid}&amp;p={last}#post{last}">last</a></li>'
+                   for tid, last in threads)
+    nxt = f'<div class="pagination"><a rel="next" href="{next_url}">Next</a></div>' if next_url else ""
+    return f'<html><head><meta charset="utf-8"><title>Board</title></head><body><ol id="threads">{rows}</ol>{nxt}</body></html>'
+
+
+def vb_forum(threads: int, pages: int, per_page: int, extra_posts: Mapping[int, int] | None = None
+             ) -> tuple[dict[str, Page], set[str]]:
+    """A vBulletin 4 forum: one board (2 pages), ``threads`` threads of ``pages`` x ``per_page`` posts.
+
+    ``extra_posts`` {thread index: n} appends n posts to a thread (on its last page), so a second
+    crawl sees a changed thread. Returns (routes, every post id).
+    """
+    routes: dict[str, Page] = {}
+    all_ids: set[str] = set()
+    board: list[tuple[int, int]] = []
+    for t in range(threads):
+        tid = 100 + t
+        ids = [tid * 1000 + n for n in range(pages * per_page + (extra_posts or {}).get(t, 0))]
+        chunks = [ids[i * per_page:(i + 1) * per_page] for i in range(pages)]
+        chunks[-1] = ids[(pages - 1) * per_page:]
+        for p, chunk in enumerate(chunks, start=1):
+            path = f"/showthread.php?t={tid}" + (f"&page={p}" if p > 1 else "")
+            routes[path] = Page(vb_thread_html(tid, p, pages, [(i, f"post {i} text") for i in chunk],
+                                               (p - 1) * per_page + 1))
+        all_ids.update(str(i) for i in ids)
+        board.append((tid, ids[-1]))
+    half = (len(board) + 1) // 2
+    routes["/forumdisplay.php?f=1"] = Page(vb_board_html(board[:half], "forumdisplay.php?f=1&page=2"))
+    routes["/forumdisplay.php?f=1&page=2"] = Page(vb_board_html(board[half:]))
+    return routes, all_ids
