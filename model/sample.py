@@ -136,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if (args.greedy or args.beam) and (args.top_k is not None or args.top_p is not None):
         ap.error("--top-k/--top-p apply to sampling, not to --greedy or --beam")
+    if (args.greedy or args.beam) and args.n != 1:
+        ap.error("--greedy and --beam are deterministic: they give one text, so --n must be 1")
     try:
         if args.report:
             params = section("sample", DEFAULTS)

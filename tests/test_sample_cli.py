@@ -60,6 +60,8 @@ def test_greedy_and_beam_flags(model_dir, sampler, capsys):
     assert row["method"] == "beam" and row["beam_width"] == 3 and row["text"] == sampler.beam("", 3, 30).text
     with pytest.raises(SystemExit):
         cli.main(["--model", str(model_dir), "--greedy", "--top-k", "3"])
+    with pytest.raises(SystemExit):
+        cli.main(["--model", str(model_dir), "--beam", "2", "--n", "3"])
 
 
 def test_clear_errors_name_the_file(model_dir, tmp_path, capsys):
