@@ -213,7 +213,7 @@ def crawl_source(name: str, params: Mapping[str, Any], *, raw_dir: Path, metrics
     out = (raw_dir / f"{name}.parquet").resolve()
     started = time.monotonic()
     metrics = RUNNERS[kind](name, entry, cfg, out)
-    metrics.update(source=name, kind=kind, name=entry[kind], output=str(out),
+    metrics.update(source=name, kind=kind, name=entry[kind], output=os.path.relpath(out),
                    output_bytes=out.stat().st_size, wall_seconds=round(time.monotonic() - started, 3))
     write_json_atomic(metrics_dir / f"{name}.json", metrics)
     logger.info("crawl %s: %s posts, %s pages, %s errors, %.1f MB in %.1f s -> %s", name,

@@ -106,6 +106,16 @@ def test_board_page_limits_and_pagination(forum):
     assert len([u for u in requests if "/threads/" in u]) == 4
 
 
+def test_board_last_posts(forum):
+    board = forum.boards[0]
+    spider, _ = make_spider()
+    html = pages.board_page(forum, board, 1)
+    last = spider.thread_last_posts(HtmlResponse(url=DEMO + board.path, body=html.encode(), encoding="utf-8"))
+    assert set(last) == {str(t.thread_id) for t in board.threads[:4]}
+    for thread in board.threads[:4]:
+        assert last[str(thread.thread_id)].posted_at == datetime.fromtimestamp(thread.posts[-1].epoch, timezone.utc)
+
+
 def test_max_pages_since_and_host_restriction(forum):
     thread = next(t for t in forum.crawlable_threads() if forum.thread_pages(t) >= 3)
     cutoff = thread.posts[5].epoch

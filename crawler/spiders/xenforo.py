@@ -15,7 +15,8 @@ never by exact class strings, so themed sites such as HardwareZone parse too):
   ``h1.p-title-value``, board = last breadcrumb; pages in ``.pageNav`` (``/page-N``);
 - index (``/``): board links in ``.node-title a`` (a start URL may be the forum's index);
 - board: thread links in ``.structItem--thread .structItem-title``, next page
-  ``.pageNav-jump--next`` (or ``link[rel=next]``).
+  ``.pageNav-jump--next`` (or ``link[rel=next]``), each thread's last post time in
+  ``.structItem-cell--latest time.u-dt`` (for incremental re-crawls).
 
 Usage: ``scrapy crawl xenforo -a start_url=https://forums.example.com/forums/x.16/ -O out.parquet``
 """
@@ -29,6 +30,7 @@ from parsel import Selector
 from scrapy.http import Response
 
 from crawler.exporters import to_utc
+from crawler.incremental import LastPost
 from crawler.spiders.forum import ForumSpider, PostData, ThreadInfo
 
 THREAD_URL_RE = re.compile(r"^(?P<base>.*?/threads/(?:[^/?#]*\.)?(?P<id>\d+))(?:/|$|\?|#)")
@@ -163,6 +165,18 @@ class XenforoSpider(ForumSpider):
     def thread_links(self, response: Response) -> list[str]:
         links = response.css(".structItem--thread .structItem-title a::attr(href)").getall()
         return [link for link in links if "threads/" in link]
+
+    def thread_last_posts(self, response: Response) -> dict[str, LastPost]:
+        """Board page: each listed thread's last post time (``.structItem-cell--latest time.u-dt``);
+        XenForo's board rows link to ``/latest``, not to a post id."""
+        found: dict[str, LastPost] = {}
+        for row in response.css(".structItem--thread"):
+            link = next((h for h in row.css(".structItem-title a::attr(href)").getall() if "threads/" in h), None)
+            thread_id = self.thread_id_from_url(response.urljoin(link)) if link else None
+            epoch = row.css(".structItem-cell--latest time.u-dt::attr(data-time)").get()
+            if thread_id and epoch and epoch.isdigit():
+                found[thread_id] = LastPost(posted_at=datetime.fromtimestamp(int(epoch), tz=timezone.utc))
+        return found
 
     def thread_page_links(self, response: Response) -> list[str]:
         links = response.css(".pageNav .pageNav-page a::attr(href)").getall()
