@@ -27,6 +27,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -60,6 +61,7 @@ class FixtureServer:
         self.routes: dict[str, Page | list[Page]] = dict(routes or {})
         self.routes.setdefault("/robots.txt", Page(ROBOTS_ALLOW_ALL, "text/plain"))
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self.times: list[tuple[str, float]] = []  # (path, time.monotonic()) of every request
         self._hits: dict[str, int] = {}
         self._lock = threading.Lock()
         server = self
@@ -68,6 +70,7 @@ class FixtureServer:
             def do_GET(self) -> None:  # noqa: N802 (http.server API)
                 with server._lock:
                     server.requests.append((self.path, dict(self.headers)))
+                    server.times.append((self.path, time.monotonic()))
                     n = server._hits.get(self.path, 0)
                     server._hits[self.path] = n + 1
                     page = server.routes.get(self.path)
@@ -108,6 +111,7 @@ class FixtureServer:
     def reset_log(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.times.clear()
             self._hits.clear()
 
     def __enter__(self) -> "FixtureServer":
