@@ -18,6 +18,12 @@ import yaml
 PARAMS_FILE = Path("params.yaml")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 class ParamsError(ValueError):
     """A params.yaml section is missing, has an unknown key, or a value out of range."""
 
@@ -61,6 +67,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.is_file():
+            os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
