@@ -19,6 +19,7 @@ import os
 import select
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from typing import Any
@@ -31,6 +32,15 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
          "--mute-audio", "--remote-debugging-pipe")
 
 
+_TRAMPOLINE = """
+import fcntl, os, sys
+r, w = (fcntl.fcntl(int(fd), fcntl.F_DUPFD, 10) for fd in sys.argv[1:3])
+os.dup2(r, 3)
+os.dup2(w, 4)
+os.execvp(sys.argv[3], sys.argv[3:])
+"""
+
+
 class BrowserError(RuntimeError):
     """Chromium could not start, a DevTools command failed, or the page threw."""
 
@@ -39,7 +49,7 @@ def find_chromium() -> str | None:
     """``$KOPITIAM_CHROMIUM`` if set, else the first Chromium/Chrome on PATH, else None."""
     explicit = os.environ.get("KOPITIAM_CHROMIUM")
     if explicit:
-        return explicit
+        return shutil.which(explicit) or explicit
     for name in CANDIDATES:
         path = shutil.which(name)
         if path:
@@ -59,10 +69,11 @@ class Browser:
         self._profile = tempfile.TemporaryDirectory(prefix="kopitiam-chromium-")
         to_child_r, self._to_child = os.pipe()
         self._from_child, from_child_w = os.pipe()
-        # Chromium wants commands on fd 3 and writes replies on fd 4. /bin/sh moves the pipe ends
-        # there before exec'ing it (no Python preexec_fn: unsafe in a process with threads, e.g. TensorFlow).
-        wire = f'exec "$0" "$@" 3<&{to_child_r} 4>&{from_child_w}'
-        cmd = ["/bin/sh", "-c", wire, self.executable, *FLAGS, f"--user-data-dir={self._profile.name}", "about:blank"]
+        # Chromium wants commands on fd 3 and writes replies on fd 4. A fresh Python (no threads)
+        # moves the pipe ends there and execs it: preexec_fn is unsafe in a threaded process such as
+        # one running TensorFlow, and /bin/sh (dash) cannot redirect from fds above 9.
+        cmd = [sys.executable, "-c", _TRAMPOLINE, str(to_child_r), str(from_child_w), self.executable, *FLAGS,
+               f"--user-data-dir={self._profile.name}", "about:blank"]
         self.process = subprocess.Popen(cmd, pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(to_child_r)
@@ -93,7 +104,12 @@ class Browser:
         msg: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
         if session:
             msg["sessionId"] = session
-        os.write(self._to_child, json.dumps(msg).encode() + b"\0")
+        try:
+            os.write(self._to_child, json.dumps(msg).encode() + b"\0")
+        except BrokenPipeError:
+            time.sleep(0.5)
+            raise BrowserError(f"Chromium ({self.executable}) is not running (exit code {self.process.poll()}): "
+                               "run it by hand with --headless --no-sandbox to see why") from None
         deadline = time.monotonic() + (timeout or self.timeout)
         while True:
             reply = self._read_message(deadline)
