@@ -156,6 +156,12 @@ def generate(path: Path, size_mb: float, seed: int) -> dict:
     return {"planted": planted, "raw_mb": n_bytes / 1e6, "posts": pid}
 
 
+def cpu_seconds() -> float:
+    """User + system CPU of this process and its reaped children (the pool workers)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def peak_rss_mb() -> dict:
     self_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -169,11 +175,14 @@ def run_once(size_mb: float, workdir: Path) -> dict:
     t = time.perf_counter()
     truth = generate(raw, size_mb, CONFIG["seed"])
     gen_s = time.perf_counter() - t
+    cpu0 = cpu_seconds()
     cm = clean.run_clean([raw], workdir / "clean" / "posts.parquet", workdir / "clean" / "dropped.parquet",
                          dict(clean.DEFAULTS))
+    cpu1 = cpu_seconds()
     dm = dedupe.run_dedupe(workdir / "clean" / "posts.parquet", workdir / "dedup" / "corpus.parquet",
                            workdir / "dedup" / "duplicates.parquet", dict(dedupe.DEFAULTS),
                            workdir / "clean" / "dropped.parquet")
+    cpu2 = cpu_seconds()
     dups = pq.read_table(workdir / "dedup" / "duplicates.parquet").to_pylist()
     removed = {d["doc_id"] for d in dups}
     id_of = {pid: clean.doc_id_for("bench", pid) for pid in truth["planted"]}
@@ -184,6 +193,13 @@ def run_once(size_mb: float, workdir: Path) -> dict:
             "clean_s": cm["seconds"], "clean_mb_per_s": cm["mb_per_s"], "clean_kept": cm["kept"],
             "clean_dropped": cm["dropped_by_reason"], "text_mb": round(dm["bytes_in"] / 1e6, 1),
             "dedupe_s": dm["seconds"], "dedupe_mb_per_s": dm["mb_per_s"],
+            # CPU seconds (main + pool workers): MB per CPU-second does not depend on how busy a shared
+            # machine is; x2 is what two idle cores would give if the pool scaled perfectly
+            "clean_cpu_s": round(cpu1 - cpu0, 1), "clean_mb_per_cpu_s": round(truth["raw_mb"] / (cpu1 - cpu0), 3),
+            "clean_2core_projected_mb_per_s": round(2 * truth["raw_mb"] / (cpu1 - cpu0), 2),
+            "dedupe_cpu_s": round(cpu2 - cpu1, 1),
+            "dedupe_mb_per_cpu_s": round(dm["bytes_in"] / 1e6 / (cpu2 - cpu1), 3),
+            "dedupe_2core_projected_mb_per_s": round(2 * dm["bytes_in"] / 1e6 / (cpu2 - cpu1), 2),
             "planted_near": len(near), "planted_near_found": found,
             "planted_exact_recall": round(sum(id_of[p] in removed for p in exact) / max(len(exact), 1), 4),
             "planted_recall": round(found / max(len(near), 1), 4),

@@ -129,3 +129,13 @@ def test_empty_clean_corpus(tmp_path):
     assert corpus == [] and dups == [] and metrics["docs_in"] == 0
     assert metrics["per_source"]["demo"] == {"in": 0, "kept": 0, "exact": 0, "near": 0, "dropped_clean": 2,
                                              "raw": 2, "duplicates": 0}
+
+
+def test_candidate_pairs_min_shared_bands_and_rank_order():
+    keys = np.array([[1, 5, 9], [1, 6, 9], [2, 6, 8], [1, 5, 9]], dtype=np.uint64)
+    rank = np.array([3, 2, 1, 0])  # document 3 is the earliest
+    pairs = minhash.candidate_pairs(keys, rank, window=8, min_bands=1)
+    assert {tuple(p) for p in pairs.tolist()} == {(1, 0), (3, 0), (3, 1), (2, 1)}
+    pairs = minhash.candidate_pairs(keys, rank, window=8, min_bands=2)
+    assert {tuple(p) for p in pairs.tolist()} == {(3, 0), (1, 0), (3, 1)}
+    assert {tuple(p) for p in minhash.candidate_pairs(keys, rank, min_bands=3).tolist()} == {(3, 0)}
