@@ -253,13 +253,14 @@ def fit(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int], Any], val_
         done = state.step_in_epoch
         rest = epoch_ds(state.epoch).skip(done).apply(tf.data.experimental.assert_cardinality(steps - done))
         model.fit(rest, epochs=state.epoch + 1, initial_epoch=state.epoch,
-                  steps_per_epoch=steps - done, validation_data=val_ds, callbacks=callbacks(done), verbose=verbose)
+                  steps_per_epoch=steps - done, validation_data=val_ds, callbacks=callbacks(done), verbose=verbose,
+                  shuffle=False)
     if state.epoch < epochs and not stopped():
         ds = epoch_ds(state.epoch)
         for e in range(state.epoch + 1, epochs):
             ds = ds.concatenate(epoch_ds(e))
         model.fit(ds, epochs=epochs, initial_epoch=state.epoch, steps_per_epoch=steps,
-                  validation_data=val_ds, callbacks=callbacks(0), verbose=verbose)
+                  validation_data=val_ds, callbacks=callbacks(0), verbose=verbose, shuffle=False)
     if state.diverged:
         raise TrainingError(state.diverged)
     if not state.history:
