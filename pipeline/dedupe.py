@@ -3,7 +3,7 @@
 
 Exact duplicates: same blake2b-64 hash of the text casefolded with whitespace collapsed.
 Near duplicates: MinHash over character shingles with LSH banding (pipeline.minhash: vectorised
-NumPy one-permutation hashing, ~40x faster than datasketch here; the module docstring has the
+NumPy one-permutation hashing, 30-37x faster than datasketch here; the module docstring has the
 numbers), each LSH candidate pair verified by its estimated Jaccard similarity >= ``threshold``.
 Only texts of at least ``near_min_chars`` take part in near-duplicate search (short replies such as
 "My lord." are too small for shingles to tell apart; they still go through the exact pass).
@@ -66,7 +66,7 @@ def exact_key(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(norm.encode(), digest_size=8).digest(), "little")
 
 
-def hash_batch(batch: pa.RecordBatch, cfg: dict[str, Any]) -> dict[str, np.ndarray]:
+def hash_batch(batch: pa.RecordBatch | pa.Table, cfg: dict[str, Any]) -> dict[str, np.ndarray]:
     """Per-document keys for one batch of posts (runs in a worker)."""
     texts = batch.column("text").to_pylist()
     long_enough = np.fromiter((len(t) >= cfg["near_min_chars"] for t in texts), dtype=bool, count=len(texts))
@@ -119,26 +119,45 @@ def find_duplicates(docs: dict[str, np.ndarray], cfg: dict[str, Any]) -> tuple[n
     return dup_of, kind, sim
 
 
+COLUMNS = ["doc_id", "source", "posted_at", "text"]
+
+
+def hash_row_groups(path: Path, groups: list[int], cfg: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Read some row groups of ``path`` and hash them (in a worker: no text crosses processes)."""
+    return hash_batch(pq.ParquetFile(path).read_row_groups(groups, columns=COLUMNS), cfg)
+
+
+def row_group_tasks(pf: pq.ParquetFile, batch_rows: int) -> list[list[int]]:
+    """Consecutive row groups, about ``batch_rows`` rows per task, in file order."""
+    tasks, current, rows = [], [], 0
+    for i in range(pf.metadata.num_row_groups):
+        current.append(i)
+        rows += pf.metadata.row_group(i).num_rows
+        if rows >= batch_rows:
+            tasks.append(current)
+            current, rows = [], 0
+    return tasks + ([current] if current else [])
+
+
 def read_docs(path: Path, cfg: dict[str, Any]) -> dict[str, np.ndarray]:
     """Pass 1: hash every post of ``path`` (pool of workers, ordered, bounded window)."""
     pf = pq.ParquetFile(path)
-    columns = ["doc_id", "source", "posted_at", "text"]
-    missing = [c for c in columns if c not in pf.schema_arrow.names]
+    missing = [c for c in COLUMNS if c not in pf.schema_arrow.names]
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (expected CLEAN_SCHEMA)")
-    batches = pf.iter_batches(batch_size=cfg["batch_rows"], columns=columns)
-    workers = cfg["workers"] or os.cpu_count() or 1
+    tasks = row_group_tasks(pf, cfg["batch_rows"])
+    workers = min(cfg["workers"] or os.cpu_count() or 1, max(len(tasks), 1))
     parts: list[dict[str, np.ndarray]] = []
     with tqdm(total=pf.metadata.num_rows, unit="doc", desc="dedupe", mininterval=2, disable=None) as bar:
         if workers == 1:
-            for batch in batches:
-                parts.append(hash_batch(batch, cfg))
-                bar.update(batch.num_rows)
+            for groups in tasks:
+                parts.append(hash_row_groups(path, groups, cfg))
+                bar.update(len(parts[-1]["doc_id"]))
         else:
             with mp.get_context("fork").Pool(workers) as pool:
                 window: collections.deque = collections.deque()
-                for batch in batches:
-                    window.append(pool.apply_async(hash_batch, (batch, cfg)))
+                for groups in tasks:
+                    window.append(pool.apply_async(hash_row_groups, (path, groups, cfg)))
                     if len(window) >= 2 * workers:
                         parts.append(window.popleft().get())
                         bar.update(len(parts[-1]["doc_id"]))
