@@ -187,3 +187,13 @@ class XenforoSpider(ForumSpider):
     def board_next_page(self, response: Response) -> str | None:
         return (response.css(".pageNav .pageNav-jump--next::attr(href)").get()
                 or response.css("link[rel='next']::attr(href)").get())
+
+    def parse(self, response: Response, **kwargs):
+        """A start URL (board, thread or forum index); contract for ``scrapy check`` (offline).
+
+        @url tests/fixtures/xenforo/thread_p1.html
+        @returns items 20 20
+        @returns requests 1
+        @scrapes source url board thread_id thread_title page position post_id author posted_at body body_format fetched_at
+        """
+        yield from super().parse(response, **kwargs)
