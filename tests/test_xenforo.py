@@ -116,6 +116,19 @@ def test_board_last_posts(forum):
         assert last[str(thread.thread_id)].posted_at == datetime.fromtimestamp(thread.posts[-1].epoch, timezone.utc)
 
 
+def test_since_skips_old_threads_and_ends_the_board(forum):
+    board = forum.boards[0]
+    newest = board.threads[1:4]  # threads_per_page=4: the old backstage sticky, then by activity
+    cutoff = datetime.fromtimestamp(newest[1].posts[-1].epoch, timezone.utc)
+    spider, stats = make_spider(since=cutoff.isoformat())
+    _, requests = run(spider, DEMO + board.path, pages.board_page(forum, board, 1))
+    assert requests == [DEMO + t.path for t in newest[:2]] + [DEMO + board.path + "page-2"]
+    assert stats.get_value("forum/skipped/thread_before_since") == 2
+    spider, stats = make_spider(since=cutoff.isoformat())
+    _, requests = run(spider, DEMO + board.path + "page-2", pages.board_page(forum, board, 2))
+    assert requests == [] and stats.get_value("forum/skipped/board_pages_before_since") == 1
+
+
 def test_max_pages_since_and_host_restriction(forum):
     thread = next(t for t in forum.crawlable_threads() if forum.thread_pages(t) >= 3)
     cutoff = thread.posts[5].epoch

@@ -22,7 +22,8 @@ use Scrapy's own selectors):
 
 Arguments (``-a name=value``): ``start_url`` (comma-separated URLs), ``max_threads`` (0 = no
 limit), ``max_pages`` (per thread, 0 = no limit), ``since`` (ISO date or time; older posts are
-skipped), ``source`` (the value of the items' ``source`` field; default: the spider name),
+skipped, and so are threads a board lists with an older last post, and the board's later pages
+once a whole page is older), ``source`` (the value of the items' ``source`` field; default: the spider name),
 ``posts_per_page`` (for positions when a page does not number its posts). Unknown arguments are
 an error naming them.
 """
@@ -237,7 +238,8 @@ class ForumSpider(scrapy.Spider):
         if not links:
             self.inc("errors/board_without_threads")
             self.logger.warning("board page %s lists no threads", response.url)
-        last_posts = self.thread_last_posts(response) if self.thread_index else {}
+        last_posts = self.thread_last_posts(response) if (self.thread_index or self.since) else {}
+        stale = 0  # threads whose last post is older than `since`: nothing to read there
         for link in links:
             url = self.canonical_thread_url(response.urljoin(link))
             thread_id = self.thread_id_from_url(url)
@@ -245,12 +247,22 @@ class ForumSpider(scrapy.Spider):
                 self.inc("errors/thread_link_without_id")
                 self.logger.warning("board %s: no thread id in link %s", response.url, url)
                 continue
+            last = last_posts.get(thread_id)
+            if self.since and last and last.posted_at and last.posted_at < self.since:
+                stale += 1
+                self.inc("skipped/thread_before_since")
+                continue
             if self.thread_index and self.thread_index.unchanged(thread_id, last_posts.get(thread_id)):
                 self.inc("skipped/unchanged")  # incremental re-crawl: nothing new since last time
                 continue
             if self._allowed(url) and self._claim_thread(thread_id):
                 yield scrapy.Request(url, callback=self.parse_thread)
         next_page = self.board_next_page(response)
+        # Boards list threads by latest activity: once a whole page is older than `since`, so is
+        # every later page.
+        if next_page and self.since and links and stale == len(links):
+            self.inc("skipped/board_pages_before_since")
+            next_page = None
         if next_page and not self.thread_limit_hit:
             url = response.urljoin(next_page)
             if self._allowed(url):
