@@ -97,6 +97,12 @@ def lstm_nats(model, docs: Sequence[np.ndarray], *, batch_size: int, max_len: in
     import tensorflow as tf
 
     chunks = sorted(chunk_sequences(docs, max_len), key=lambda c: len(c[0]))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)] * 2)
+    def token_nll(inputs, targets):  # one graph for every batch shape (eager Keras LSTMs are slow)
+        logits = tf.cast(model(inputs, training=False), tf.float32)
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+
     total, count = 0.0, 0
     for b in tqdm(range(0, len(chunks), batch_size), desc="lstm test", unit="batch", leave=False):
         group = chunks[b:b + batch_size]
@@ -106,8 +112,7 @@ def lstm_nats(model, docs: Sequence[np.ndarray], *, batch_size: int, max_len: in
         mask = np.zeros((len(group), width), dtype=np.float64)
         for i, (x, y) in enumerate(group):
             inputs[i, :len(x)], targets[i, :len(y)], mask[i, :len(y)] = x, y, 1.0
-        logits = tf.cast(model(inputs, training=False), tf.float32)
-        nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits).numpy()
+        nll = token_nll(tf.constant(inputs), tf.constant(targets)).numpy()
         total += float((nll.astype(np.float64) * mask).sum())
         count += int(mask.sum())
     return total, count
