@@ -130,29 +130,33 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def run_stage(model_dir: str, report: str) -> None:
+    """The DVC stage: the params-driven sample set -> ``report`` (JSONL)."""
+    params = section("sample", DEFAULTS)
+    check_params(params)
+    samples = sample_report(StatefulSampler.from_dir(model_dir), params)
+    write_jsonl(report, samples)
+    log.info("wrote %d samples (%d primes x %d temperatures x %d, greedy %s, beam %d) to %s", len(samples),
+             len(params["primes"]), len(params["temperatures"]), params["n"], params["greedy"], params["beam_width"], report)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     setup_logging()
     ap = build_parser()
     args = ap.parse_args(argv)
-    if (args.greedy or args.beam) and (args.top_k is not None or args.top_p is not None):
+    deterministic = args.greedy or args.beam is not None
+    if deterministic and (args.top_k is not None or args.top_p is not None):
         ap.error("--top-k/--top-p apply to sampling, not to --greedy or --beam")
-    if (args.greedy or args.beam) and args.n != 1:
+    if deterministic and args.n != 1:
         ap.error("--greedy and --beam are deterministic: they give one text, so --n must be 1")
     try:
         if args.report:
-            params = section("sample", DEFAULTS)
-            check_params(params)
-        sampler = StatefulSampler.from_dir(args.model, args.vocab)
-        if args.report:
-            samples = sample_report(sampler, params)
-            write_jsonl(args.report, samples)
-            log.info("wrote %d samples (%d primes x %d temperatures x %d, greedy %s, beam %d) to %s",
-                     len(samples), len(params["primes"]), len(params["temperatures"]), params["n"],
-                     params["greedy"], params["beam_width"], args.report)
+            run_stage(args.model, args.report)
             return 0
+        sampler = StatefulSampler.from_dir(args.model, args.vocab)
         if args.greedy:
             samples = [sampler.greedy(args.prime, args.length, min_length=args.min_length)]
-        elif args.beam:
+        elif args.beam is not None:
             samples = [sampler.beam(args.prime, args.beam, args.length, args.length_norm)]
         else:
             samples = sampler.generate(args.prime, args.n, args.length, args.temperature, args.top_k, args.top_p,
