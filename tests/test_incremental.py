@@ -42,3 +42,21 @@ def test_recrawl_fetches_only_changed_threads(tmp_path):
         paths, table, metrics = crawl(server, tmp_path)
         assert sorted(paths) == sorted(boards)
         assert table.num_rows == len(new_ids) and metrics["run_rows"] == 0
+
+
+def test_http_cache_switch_replays_pages(tmp_path):
+    """crawl.http_cache: a second run is answered from the cache (development), same posts."""
+    from helpers.spider_server import Page, fixture_bytes
+
+    routes = {"/book.txt": Page(fixture_bytes("text", "gutenberg_book.txt"), "text/plain; charset=utf-8")}
+    with FixtureServer(routes) as server:
+        source = {"spider": "text", "throttle": False, "args": {"start_url": server.url("/book.txt")},
+                  "settings": {"HTTPCACHE_DIR": str(tmp_path / "httpcache")}}
+        runs = []
+        for _ in range(2):
+            server.reset_log()
+            done = run_crawl_stage({"book": source}, tmp_path, crawl={"http_cache": True})
+            assert done.returncode == 0, done.stderr[-3000:]
+            runs.append((len(server.requests), pq.read_table(tmp_path / "raw" / "book.parquet")))
+    assert runs[0][0] >= 1 and runs[1][0] == 0  # robots.txt and the book both came from the cache
+    assert runs[0][1]["body"].to_pylist() == runs[1][1]["body"].to_pylist() and runs[1][1].num_rows == 3
