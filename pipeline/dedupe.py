@@ -182,10 +182,13 @@ def run_dedupe(posts: Path, corpus: Path, duplicates: Path, cfg: dict[str, Any],
     dup_of, kind, sim = find_duplicates(docs, cfg)
     keep = kind == 0
     with atomic_path(corpus) as tmp, pq.ParquetWriter(tmp, CLEAN_SCHEMA, compression="zstd") as writer:
-        offset = 0
+        offset, out = 0, {"bytes_out": 0, "chars_kept": 0}
         for batch in pq.ParquetFile(posts).iter_batches(batch_size=cfg["batch_rows"]):
             mask = pa.array(keep[offset:offset + batch.num_rows])
-            writer.write_table(pa.Table.from_batches([batch]).filter(mask).cast(CLEAN_SCHEMA))
+            kept = pa.Table.from_batches([batch]).filter(mask).cast(CLEAN_SCHEMA)
+            writer.write_table(kept)
+            out["bytes_out"] += pc.sum(pc.binary_length(kept.column("text"))).as_py() or 0
+            out["chars_kept"] += pc.sum(kept.column("n_chars")).as_py() or 0
             offset += batch.num_rows
     rows = np.flatnonzero(~keep)
     dup_table = pa.table({
@@ -198,7 +201,7 @@ def run_dedupe(posts: Path, corpus: Path, duplicates: Path, cfg: dict[str, Any],
     with atomic_path(duplicates) as tmp:
         pq.write_table(dup_table, tmp, compression="zstd")
     seconds = time.perf_counter() - started
-    return build_metrics(docs, kind, dup_of, seconds, dropped)
+    return {**build_metrics(docs, kind, dup_of, seconds, dropped), **out}
 
 
 def build_metrics(docs, kind, dup_of, seconds: float, dropped: Path | None) -> dict[str, Any]:

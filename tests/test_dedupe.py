@@ -93,6 +93,7 @@ def test_accounting_per_source_and_main(tmp_path, monkeypatch):
         assert cm["per_source"][src]["raw"] == raw == p["raw"]
         assert raw == p["kept"] + cm["per_source"][src]["dropped_total"] + p["exact"] + p["near"]
     assert dm["per_source"]["demo"]["exact"] == 1 and dm["per_source"]["demo"]["near"] == 1
+    assert 0 < dm["bytes_out"] < dm["bytes_in"] and 0 < dm["chars_kept"] < cm["chars_kept"]
     # "x1" in source "other" copies an earlier demo post: the earlier one survives
     assert dm["per_source"]["other"]["kept"] == 0
     corpus = pq.read_table(tmp_path / "data" / "dedup" / "corpus.parquet")
