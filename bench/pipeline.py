@@ -209,7 +209,8 @@ def run_once(size_mb: float, workdir: Path) -> dict:
 
 def baselines(posts: Path, n_docs: int, cfg: dict) -> dict:
     """Naive pairwise Jaccard and datasketch on the first n_docs clean texts, against pipeline.minhash."""
-    texts = pq.read_table(posts, columns=["text"]).column("text").to_pylist()[:n_docs]
+    first = next(pq.ParquetFile(posts).iter_batches(batch_size=n_docs, columns=["text"]))
+    texts = first.column("text").to_pylist()
     texts = [t for t in texts if len(t) >= cfg["near_min_chars"]]
     mb = sum(len(t.encode()) for t in texts) / 1e6
     k, thr = cfg["shingle"], cfg["threshold"]
