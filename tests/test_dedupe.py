@@ -140,3 +140,20 @@ def test_candidate_pairs_min_shared_bands_and_rank_order():
     pairs = minhash.candidate_pairs(keys, rank, window=8, min_bands=2)
     assert {tuple(p) for p in pairs.tolist()} == {(3, 0), (1, 0), (3, 1)}
     assert {tuple(p) for p in minhash.candidate_pairs(keys, rank, min_bands=3).tolist()} == {(3, 0)}
+
+
+def test_survivor_rule_has_no_chains():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 2**32 - 1, 128, dtype=np.uint32)
+    b = a.copy()
+    b[:10] += 1  # J(a, b) ~ 0.92
+    c = b.copy()
+    c[100:120] += 1  # J(b, c) ~ 0.84, J(a, c) ~ 0.77
+    d = a.copy()  # exact text duplicate of a, posted later
+    docs = {"doc_id": np.array([b"c", b"a", b"b", b"d"], dtype="S16"), "posted": np.array([3, 1, 2, 4]),
+            "exact": np.array([30, 10, 20, 10], dtype=np.uint64), "near": np.ones(4, dtype=bool),
+            "sig": np.stack([c, a, b, d]), "source": np.array(["s"] * 4, dtype=object)}
+    dup_of, kind, sim = dedupe.find_duplicates(docs, {**dedupe.DEFAULTS})
+    assert kind.tolist() == [0, 0, 2, 1]  # c kept (its only match, b, was removed), a kept, b near, d exact
+    assert dup_of.tolist() == [-1, -1, 1, 1]
+    assert 0.9 < sim[2] < 1.0 and sim[3] == 1.0
