@@ -4,8 +4,9 @@
   model gave each character before seeing it, and its top-k guesses for the character after it.
 - ``interpretable_cells``: runs the network over a longer validation text, computes simple
   features of the text at every position (inside double quotes, position in the line, bracket
-  depth, position in the word) and, for each feature, picks the cell whose activation correlates
-  most with it (|Pearson r|, over the cells of every layer), as in Karpathy's char-rnn write-up.
+  depth, position in the word, inside an all-caps word such as a speaker name) and, for each
+  feature, picks the cell whose activation correlates most with it (|Pearson r|, over the cells
+  of every layer), as in Karpathy's char-rnn write-up.
 
 Cell states are not outputs of a Keras LSTM layer, so ``lstm_states`` recomputes the stacked LSTM
 in NumPy from the layers' weights (Keras gate order i, f, c, o). Its hidden outputs equal the Keras
@@ -89,7 +90,8 @@ def text_features(text: str) -> dict[str, np.ndarray]:
     line_pos = np.zeros(len(text))
     depth = np.zeros(len(text))
     word_pos = np.zeros(len(text))
-    inside, col, d, w = False, 0, 0, 0
+    caps = np.zeros(len(text))
+    inside, col, d, w, word = False, 0, 0, 0, ""
     for t, ch in enumerate(text):
         if ch in "\"\u201c\u201d":
             inside = {"\u201c": True, "\u201d": False}.get(ch, not inside)
@@ -99,9 +101,11 @@ def text_features(text: str) -> dict[str, np.ndarray]:
         elif ch in CLOSE_BRACKETS:
             d = max(d - 1, 0)
         w = w + 1 if ch.isalnum() else 0
+        word = word + ch if ch.isalpha() else ""
         quote[t], line_pos[t], depth[t], word_pos[t] = inside, col, d, w
+        caps[t] = len(word) >= 2 and word.isupper()
     return {"inside quotes": quote, "position in line": line_pos, "bracket depth": depth,
-            "position in word": word_pos}
+            "position in word": word_pos, "in an ALL-CAPS word": caps}
 
 
 def _correlations(feature: np.ndarray, acts: np.ndarray) -> np.ndarray:

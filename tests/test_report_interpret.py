@@ -47,6 +47,7 @@ def test_text_features():
     assert f["bracket depth"].tolist()[5:12] == [0, 1, 1, 2, 2, 1, 0]
     assert f["position in line"].tolist()[-3:] == [0, 1, 2]
     assert f["position in word"].tolist()[:3] == [1, 0, 0]
+    assert interpret.text_features("ROMEO: Ay")["in an ALL-CAPS word"].tolist() == [0, 1, 1, 1, 1, 0, 0, 0, 0]
 
 
 def test_cell_selection_finds_the_cell_that_tracks_a_feature(trained):
