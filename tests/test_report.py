@@ -5,6 +5,7 @@ headless Chromium when one is installed."""
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -102,8 +103,9 @@ def test_missing_inputs_are_named_on_the_page(tmp_path):
     assert "plots/train.csv" in page and "metrics/eval.json" in summary
 
 
+@pytest.mark.browser
 def test_renders_in_headless_chromium(project, tmp_path):
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    browser = os.environ.get("KOPITIAM_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     if not browser:
         pytest.skip("no chromium installed (apt-get install chromium)")
     url = (project[0] / "reports/index.html").resolve().as_uri()
