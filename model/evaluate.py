@@ -144,7 +144,7 @@ def evaluate(model, vocab: Vocab, train_texts: list[str], test_texts: list[str],
     order = int(cfg["ngram_order"])
     kn = baselines.KneserNey(len(vocab), order).fit(train)
     models[f"kneser_ney_{order}"] = {**baselines.bits_summary(-kn.log2probs(test).sum(), n_targets),
-                                     "discounts": [round(d, 6) for d in kn.discounts]}
+                                     "discounts": {f"order_{k}": round(d, 6) for k, d in enumerate(kn.discounts, 1)}}
     seconds["kneser_ney"] = time.perf_counter() - t0
 
     train_text, test_text = baselines.render_text(train, vocab), baselines.render_text(test, vocab)
