@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline import filters
-from pipeline.htmltext import html_to_text
+from pipeline.htmltext import html_to_text, strip_app_signatures
 from pipeline.pii import scrub_pii
 from pipeline.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA
 from pipeline.textnorm import normalize_text
@@ -39,8 +39,8 @@ def clean_body(body: str, body_format: str, cfg: dict[str, Any], stats: dict[str
         html = html_to_text(body, image_placeholder=cfg["image_placeholder"], image_alt=cfg["image_alt"],
                             mention_placeholder=cfg["mention_placeholder"])
         stats["quotes_removed"] += html.n_quotes
-        stats["signatures_removed"] += html.n_signatures
-        body = html.text
+        body, n_app_signatures = strip_app_signatures(html.text)  # forum posts only, never books
+        stats["signatures_removed"] += html.n_signatures + n_app_signatures
     text, repaired = normalize_text(body, form=cfg["unicode_form"], lowercase=cfg["lowercase"])
     stats["mojibake_repaired"] += repaired
     text = scrub_pii(text, urls=cfg["scrub_urls"], counts=stats["pii"])

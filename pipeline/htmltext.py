@@ -39,12 +39,29 @@ SIGNATURE_CLASSES = ("message-signature", "signature")
 EXPAND_CLASSES = ("bbCodeBlock-expandLink", "bbCodeBlock-shrinkLink")
 EXPAND_TEXT_RE = re.compile(r"^[ \t]*Click to (?:expand|shrink)\.\.\.[ \t]*$", re.MULTILINE)
 POST_ID_RES = (re.compile(r"post:\s*(\d+)"), re.compile(r"[?&]id=(\d+)"), re.compile(r"#?post-(\d+)"),
-               re.compile(r"/posts/(\d+)"))
+               re.compile(r"/posts/(\d+)"), re.compile(r"#post(\d+)$"), re.compile(r"[?&]p=(\d+)"))
+# quote containers: XenForo 2, XenForo 1, vBulletin 4 (its .bbcode_container also wraps code blocks,
+# so the inner .bbcode_quote is the quote); a <blockquote> is a quote unless its class says otherwise
+# (vBulletin themes wrap the whole post in blockquote.postcontent)
+QUOTE_CLASSES = ("bbCodeBlock--quote", "bbCodeQuote", "quoteContainer", "bbcode_quote", "quote")
+NOT_QUOTE_BLOCKQUOTE_CLASSES = ("postcontent", "message-body", "messageText")
+QUOTE_TITLE_CLASSES = ("bbCodeBlock-title", "attribution", "bbcode_postedby")
 FILENAME_RE = re.compile(r"\.(?:png|jpe?g|gif|webp|bmp|svg|heic)$", re.IGNORECASE)
 WS_RE = re.compile(r"[ \t\r\n\f\v]+")
 _SKIP_STRINGS = (Comment, Declaration, Doctype, ProcessingInstruction)
 
+# "Sent from my iPhone using Tapatalk"-style lines that mobile apps append (plain-text signatures)
+APP_SIGNATURE_RE = re.compile(
+    r"^[ \t]*(?:(?:sent|posted) (?:from|via|using) [^\n]{1,80}"
+    r"|(?:gesendet|geschrieben) (?:von|mit) [^\n]{1,80}"
+    r"|mit der [^\n]{1,60} app [^\n]{1,60}geschrieben\.?)[ \t]*$\n?", re.IGNORECASE | re.MULTILINE)
+
 TEXT, LINK, IMAGE = 0, 1, 2
+
+
+def strip_app_signatures(text: str) -> tuple[str, int]:
+    """Remove whole lines such as "Sent from my iPhone using Tapatalk"; return (text, lines removed)."""
+    return APP_SIGNATURE_RE.subn("", text)
 
 
 class _ReusingLXMLTreeBuilder(LXMLTreeBuilder):
@@ -107,8 +124,11 @@ def quote_source_ids(quote: Tag) -> list[str]:
     src = quote.attrs.get("data-source")
     if isinstance(src, str):
         ids += POST_ID_RES[0].findall(src)
-    title = quote.find(class_="bbCodeBlock-title")
-    links = title.find_all("a") if isinstance(title, Tag) else []
+    links = []
+    for cls in QUOTE_TITLE_CLASSES:
+        title = quote.find(class_=cls)
+        if isinstance(title, Tag):
+            links += title.find_all("a")
     for a in links:
         for attr in ("href", "data-content-selector"):
             value = a.attrs.get(attr)
@@ -163,7 +183,7 @@ def html_to_text(html: str, *, image_placeholder: str = "", image_alt: bool = Tr
                 parts.append(f" {alt} ")
                 out.chars_image += len(alt)
             continue
-        if name == "blockquote" or _has_class(node, ("bbCodeBlock--quote",)):
+        if _has_class(node, QUOTE_CLASSES) or (name == "blockquote" and not _has_class(node, NOT_QUOTE_BLOCKQUOTE_CLASSES)):
             out.n_quotes += 1
             out.quoted_post_ids += [i for i in quote_source_ids(node) if i not in out.quoted_post_ids]
             parts.append("\n")

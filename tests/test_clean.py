@@ -146,3 +146,11 @@ def test_stage_main_writes_metrics(tmp_path, monkeypatch):
     metrics = json.loads((tmp_path / "metrics" / "clean.json").read_text())
     assert metrics["raw"] == 2 and metrics["kept"] == 1 and metrics["dropped_by_reason"] == {"empty": 1}
     assert metrics["bytes_in"] > metrics["bytes_out"] > 0
+
+
+def test_app_signature_lines_removed_but_similar_prose_kept(tmp_path):
+    body = ("I sent from my house a letter to the king.<br />Sent from my iPhone using Tapatalk<br />"
+            "more words here<br/>Posted via Mobile Device")
+    kept, _, metrics = run(tmp_path, [raw_row("1", body)])
+    assert kept[0]["text"] == "I sent from my house a letter to the king.\nmore words here"
+    assert metrics["signatures_removed"] == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bs4 import BeautifulSoup
 
-from pipeline.htmltext import html_to_text
+from pipeline.htmltext import html_to_text, strip_app_signatures
 from pipeline.textnorm import normalize_text
 
 
@@ -28,3 +28,22 @@ def test_hardwarezone_post_bodies(forum_pages):
         assert "Click to expand" not in text and " said:" not in text
         assert "<" not in text and "{" not in text and "document.write" not in text
         assert "Long island project" not in text  # the quoted post's words never survive
+
+
+def test_vbulletin4_post_bodies(forum_pages):
+    raw = (forum_pages / "vb4_pocketpc_showthread.html").read_bytes().decode("iso-8859-1")
+    soup = BeautifulSoup(raw, "lxml")
+    bodies = [d for d in soup.select("div[id^=post_message_]")]
+    assert len(bodies) == 20
+    texts = {}
+    for div in bodies:
+        out = html_to_text(div.decode_contents())
+        text, _ = strip_app_signatures(out.text)
+        texts[div["id"].removeprefix("post_message_")] = (normalize_text(text)[0], out)
+    first, out = texts["949757"]
+    assert out.n_quotes == 1 and out.quoted_post_ids == ["949745"]
+    assert "Zitat von" not in first and "TheFreeman" not in first and len(first) > 20
+    assert sum(1 for t, _ in texts.values() if t) >= 18  # the post-wide blockquote.postcontent is not a quote
+    for text, _ in texts.values():
+        assert "Zitat von" not in text and "$(document)" not in text and "{" not in text
+        assert "App von meinem" not in text  # the app's plain-text signature line
