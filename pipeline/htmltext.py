@@ -4,10 +4,12 @@ Parsed with BeautifulSoup on the lxml parser (tolerant of broken markup, fast C 
 underneath; the crawl stage deliberately leaves all HTML interpretation to this module).
 Rules, tuned on XenForo 2 post bodies (``.bbWrapper`` content):
 
-- quote blocks (``blockquote``: XenForo ``bbCodeBlock--quote``, any nesting depth) are removed;
-  the ids of the posts they quote are returned (``data-source="post: N"``, or the title link's
-  ``/goto/post?id=N`` / ``#post-N``);
-- signatures (``aside.message-signature``, ``.message-signature``, ``.signature``), XenForo's
+- quote blocks (XenForo 2 ``bbCodeBlock--quote``, XenForo 1 ``bbCodeQuote``, vBulletin 4
+  ``bbcode_quote``, a plain ``<blockquote>``; any nesting depth) are removed; the ids of the posts
+  they quote are returned (``data-source="post: N"``, or the attribution link's
+  ``/goto/post?id=N`` / ``#post-N`` / ``#postN``);
+- signatures (``aside.message-signature``, ``.message-signature``, ``.signature``; and, on the
+  text, whole "Sent from my iPhone using Tapatalk"-style app lines: ``strip_app_signatures``), XenForo's
   "Click to expand..." / "Click to shrink..." links, ``<script>``, ``<style>``, ``<noscript>``,
   ``<template>``, ``<iframe>`` and comments are removed;
 - smilies become their alt text (``:)``); other images their alt text unless it looks like a file
