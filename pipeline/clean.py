@@ -29,10 +29,10 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm import tqdm
 
 from pipeline.cleaner import READ_COLUMNS, clean_batch, doc_id_for, merge_stats, new_stats
 from pipeline.common import atomic_path, section, setup_logging, write_json_atomic
+from pipeline.progress import Progress
 from pipeline.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA, RAW_SCHEMA
 
 __all__ = ["DEFAULTS", "RawInputError", "doc_id_for", "run_clean", "main"]
@@ -101,7 +101,7 @@ def run_clean(paths: list[Path], posts_path: Path, dropped_path: Path, cfg: dict
     with atomic_path(posts_path) as posts_tmp, atomic_path(dropped_path) as dropped_tmp, \
             pq.ParquetWriter(posts_tmp, CLEAN_SCHEMA, compression="zstd") as kept_w, \
             pq.ParquetWriter(dropped_tmp, DROPPED_SCHEMA, compression="zstd") as drop_w, \
-            tqdm(total=total_rows, unit="post", desc="clean", mininterval=2, disable=None) as bar:
+            Progress(total_rows, "clean", "post", log) as bar:
         def consume(result) -> None:
             kept, dropped, part = result
             merge_stats(stats, part)

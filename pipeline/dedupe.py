@@ -38,10 +38,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from tqdm import tqdm
 
 from pipeline import minhash
 from pipeline.common import atomic_path, section, setup_logging, write_json_atomic
+from pipeline.progress import Progress
 from pipeline.schemas import CLEAN_SCHEMA, DUPLICATES_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ def read_docs(path: Path, cfg: dict[str, Any]) -> dict[str, np.ndarray]:
     tasks = row_group_tasks(pf, cfg["batch_rows"])
     workers = min(cfg["workers"] or os.cpu_count() or 1, max(len(tasks), 1))
     parts: list[dict[str, np.ndarray]] = []
-    with tqdm(total=pf.metadata.num_rows, unit="doc", desc="dedupe", mininterval=2, disable=None) as bar:
+    with Progress(pf.metadata.num_rows, "dedupe", "doc", log) as bar:
         if workers == 1:
             for groups in tasks:
                 parts.append(hash_row_groups(path, groups, cfg))
