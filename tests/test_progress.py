@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import logging
+import sys
 
 from pipeline.progress import Progress
 
 
-def test_progress_logs_periodically_without_a_terminal(caplog):
+def test_progress_logs_periodically_without_a_terminal(caplog, monkeypatch):
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal, whatever pytest was given
     caplog.set_level(logging.INFO)
     log = logging.getLogger("kopitiam.test.progress")
     with Progress(10, "clean", "post", log, every=0.0) as bar:
