@@ -37,16 +37,16 @@ BLOCK_TAGS = frozenset({"p", "div", "li", "ul", "ol", "dl", "dt", "dd", "table",
                         "h3", "h4", "h5", "h6", "pre", "section", "article", "header", "footer",
                         "hr", "blockquote", "figure", "figcaption", "details", "summary", "td", "th",
                         "address", "center", "main", "nav"})
-SIGNATURE_CLASSES = ("message-signature", "signature")
-EXPAND_CLASSES = ("bbCodeBlock-expandLink", "bbCodeBlock-shrinkLink")
+SIGNATURE_CLASSES = frozenset({"message-signature", "signature"})
+EXPAND_CLASSES = frozenset({"bbCodeBlock-expandLink", "bbCodeBlock-shrinkLink"})
 EXPAND_TEXT_RE = re.compile(r"^[ \t]*Click to (?:expand|shrink)\.\.\.[ \t]*$", re.MULTILINE)
 POST_ID_RES = (re.compile(r"post:\s*(\d+)"), re.compile(r"[?&]id=(\d+)"), re.compile(r"#?post-(\d+)"),
                re.compile(r"/posts/(\d+)"), re.compile(r"#post(\d+)$"), re.compile(r"[?&]p=(\d+)"))
 # quote containers: XenForo 2, XenForo 1, vBulletin 4 (its .bbcode_container also wraps code blocks,
 # so the inner .bbcode_quote is the quote); a <blockquote> is a quote unless its class says otherwise
 # (vBulletin themes wrap the whole post in blockquote.postcontent)
-QUOTE_CLASSES = ("bbCodeBlock--quote", "bbCodeQuote", "quoteContainer", "bbcode_quote", "quote")
-NOT_QUOTE_BLOCKQUOTE_CLASSES = ("postcontent", "message-body", "messageText")
+QUOTE_CLASSES = frozenset({"bbCodeBlock--quote", "bbCodeQuote", "quoteContainer", "bbcode_quote", "quote"})
+NOT_QUOTE_BLOCKQUOTE_CLASSES = frozenset({"postcontent", "message-body", "messageText"})
 QUOTE_TITLE_CLASSES = ("bbCodeBlock-title", "attribution", "bbcode_postedby")
 FILENAME_RE = re.compile(r"\.(?:png|jpe?g|gif|webp|bmp|svg|heic)$", re.IGNORECASE)
 WS_RE = re.compile(r"[ \t\r\n\f\v]+")
@@ -109,15 +109,14 @@ class HtmlText:
     chars_image: int = 0  # ... from image / smilie alt text and placeholders
 
 
-def _classes(tag: Tag) -> list[str]:
+_NO_CLASSES: frozenset[str] = frozenset()
+
+
+def _class_set(tag: Tag) -> frozenset[str] | set[str]:
     cls = tag.attrs.get("class")
     if not cls:
-        return []
-    return cls if isinstance(cls, list) else str(cls).split()
-
-
-def _has_class(tag: Tag, names: tuple[str, ...]) -> bool:
-    return any(c in names for c in _classes(tag))
+        return _NO_CLASSES
+    return set(cls.split()) if isinstance(cls, str) else set(cls)
 
 
 def quote_source_ids(quote: Tag) -> list[str]:
@@ -175,27 +174,28 @@ def html_to_text(html: str, *, image_placeholder: str = "", image_alt: bool = Tr
         if name == "br":
             parts.append("\n")
             continue
+        classes = _class_set(node)
         if name == "img":
             alt = node.attrs.get("alt")
             alt = alt.strip() if isinstance(alt, str) else ""
-            smilie = any("smilie" in c for c in _classes(node))
+            smilie = any("smilie" in c for c in classes)
             if not smilie and (not image_alt or not alt or FILENAME_RE.search(alt)):
                 alt = image_placeholder
             if alt:
                 parts.append(f" {alt} ")
                 out.chars_image += len(alt)
             continue
-        if _has_class(node, QUOTE_CLASSES) or (name == "blockquote" and not _has_class(node, NOT_QUOTE_BLOCKQUOTE_CLASSES)):
+        if classes & QUOTE_CLASSES or (name == "blockquote" and not classes & NOT_QUOTE_BLOCKQUOTE_CLASSES):
             out.n_quotes += 1
             out.quoted_post_ids += [i for i in quote_source_ids(node) if i not in out.quoted_post_ids]
             parts.append("\n")
             continue
-        if name == "aside" or _has_class(node, SIGNATURE_CLASSES):
+        if name == "aside" or classes & SIGNATURE_CLASSES:
             out.n_signatures += 1
             continue
-        if _has_class(node, EXPAND_CLASSES):
+        if classes & EXPAND_CLASSES:
             continue
-        if name == "a" and ("data-user-id" in node.attrs or _has_class(node, ("username",))):
+        if name == "a" and ("data-user-id" in node.attrs or "username" in classes):
             if mention_placeholder:
                 parts.append(mention_placeholder)
                 out.chars_link += len(mention_placeholder)
