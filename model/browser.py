@@ -193,6 +193,14 @@ class Page:
             self.browser.send("Input.dispatchMouseEvent", {"type": kind, "x": box[0], "y": box[1], "button": "left",
                                                            "clickCount": 1}, self.session)
 
+    def set_file(self, selector: str, path: str) -> None:
+        """Choose ``path`` in the file input ``selector``, as the user's file dialog would."""
+        root = self.browser.send("DOM.getDocument", {"depth": 0}, self.session)["root"]["nodeId"]
+        node = self.browser.send("DOM.querySelector", {"nodeId": root, "selector": selector}, self.session)["nodeId"]
+        if not node:
+            raise BrowserError(f"no element matches {selector!r}")
+        self.browser.send("DOM.setFileInputFiles", {"files": [str(path)], "nodeId": node}, self.session)
+
     def errors(self) -> list[str]:
         """Uncaught exceptions the page reported so far."""
         return [ev["params"]["exceptionDetails"].get("exception", {}).get("description", "")

@@ -18,6 +18,7 @@ from _tiny_lstm import keras_greedy, keras_probs, tiny_model_dir
 from model.artifacts import load_trained
 from model.browser import Browser, find_chromium
 from model.export import DEFAULTS, export
+from model.webmodel import encode_model
 from pipeline.vocab import END_ID
 
 pytestmark = pytest.mark.browser
@@ -123,3 +124,33 @@ def test_url_parameters_prefill_and_autostart(browser, page_path, trained):
     text = page.evaluate("""new Promise((r) => { const f = () => KopitiamSampler.lastResult
         ? r(KopitiamSampler.lastResult.text) : setTimeout(f, 20); f(); })""")
     assert text == keras_greedy(model, vocab, "she s", 60)
+
+
+def test_load_another_model_json_from_disk(browser, page_path, tmp_path):
+    import keras
+
+    from model.network import NetworkConfig, build_model
+    from pipeline.vocab import Vocab
+
+    vocab = Vocab.from_counts({c: 10 + i for i, c in enumerate("kopitiam teh-c")}, n_docs=1)
+    keras.utils.set_random_seed(3)
+    model = build_model(NetworkConfig(vocab_size=len(vocab), embedding_dim=5, hidden_size=7, num_layers=1))
+    (tmp_path / "other.json").write_text(json.dumps(encode_model(model, vocab)), encoding="utf-8")
+    (tmp_path / "broken.json").write_text('{"format": "something else"}', encoding="utf-8")
+    page = browser.open(page_path.as_uri())
+    wait = """new Promise((r) => document.addEventListener("kopitiam:model", (e) => r(e.detail), {once: true}))"""
+
+    page.evaluate(f"window.__loaded = {wait}; null")
+    page.set_file("#model-file", tmp_path / "broken.json")
+    detail = page.evaluate("window.__loaded")
+    assert "not a kopitiam-char-lstm v1 model" in detail["error"] and detail["vocabHash"] != vocab.hash
+    assert "broken.json not loaded" in page.evaluate("document.getElementById('warning').textContent")
+
+    page.evaluate(f"window.__loaded = {wait}; null")
+    page.set_file("#model-file", tmp_path / "other.json")
+    detail = page.evaluate("window.__loaded")
+    assert detail["error"] is None and detail["vocabHash"] == vocab.hash
+    js = np.array(page.evaluate("KopitiamSampler.nextProbs('teh ')"))
+    np.testing.assert_allclose(js, keras_probs(model, np.concatenate([[END_ID], vocab.encode("teh ")]))[-1], atol=1e-4)
+    result = click_generate(page, prime="kopi", greedy=True, length=40)
+    assert result["text"] == keras_greedy(model, vocab, "kopi", 40)
