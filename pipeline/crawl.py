@@ -166,8 +166,8 @@ def run_spider(name: str, entry: Mapping[str, Any], cfg: Mapping[str, Any], out:
             settings["KOPITIAM_STATS_FILE"] = str(Path(tmp) / "stats.json")
             cmd = scrapy_command(spider, args, settings, feed)
             logger.info("crawling %s: %s", name, " ".join(cmd))
-            returncode = crawlstate.run_graceful(cmd, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": os.pathsep.join(
-                                                 p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)})
+            returncode = job.run(cmd, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                                 p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)})
             if returncode != 0:
                 raise RuntimeError(f"source {name!r}: scrapy crawl {spider} exited {returncode} (see log above)")
             stats_file = Path(settings["KOPITIAM_STATS_FILE"])

@@ -8,7 +8,8 @@ Layout of ``.jobs/<source>/``:
   flight and saves its queue) continues from there on the next run: ``dvc repro`` again.
 - ``parts/run-NNNN.parquet``: the posts of each run (the feed of that run, written atomically
   when it closes). An interrupted run keeps its part, so nothing already fetched is lost.
-- ``RUNNING``: present while a crawl runs. Found at start, it means the last run died without
+- ``RUNNING``: present while a crawl runs (it holds the Scrapy process id: a second crawl of the
+  same source is refused while that process lives). Found at start, it means the last run died without
   closing (SIGKILL, power loss): its seen-fingerprints may name pages whose posts never reached a
   part, so ``scrapy/`` is discarded and the crawl starts over (parts and store are kept; the
   incremental index below then skips the threads they hold completely). No gaps, at the price of
@@ -95,6 +96,10 @@ class CrawlJob:
     def begin(self) -> dict[str, str]:
         """Prepare a run; return the Scrapy settings it needs (JOBDIR, incremental index path)."""
         self.dir.mkdir(parents=True, exist_ok=True)
+        owner = self._running_pid()
+        if owner is not None and _alive(owner):
+            raise RuntimeError(f"source {self.source}: a crawl of it is still running (pid {owner}, "
+                               f"{self.running}); stop it or wait for it before starting another")
         previous = self.fingerprint_file.read_text() if self.fingerprint_file.exists() else None
         if previous is not None and previous != self.fingerprint:
             log.warning("source %s: its spider or arguments changed since the state in %s was saved; "
@@ -125,6 +130,17 @@ class CrawlJob:
             write_json_atomic(self.index, thread_index(known))
             settings["KOPITIAM_INCREMENTAL_STATE"] = str(self.index)
         return settings
+
+    def _running_pid(self) -> int | None:
+        try:
+            text = self.running.read_text().strip()
+        except FileNotFoundError:
+            return None
+        return int(text) if text.isdigit() else None
+
+    def run(self, cmd: list[str], **popen_kwargs: Any) -> int:
+        """Run the crawl (``run_graceful``), recording its pid in ``RUNNING`` while it lives."""
+        return run_graceful(cmd, on_start=lambda pid: self.running.write_text(str(pid)), **popen_kwargs)
 
     def part_path(self) -> Path:
         """Where this run's feed goes: the next ``parts/run-NNNN.parquet``."""
@@ -173,7 +189,19 @@ def describe(job: CrawlJob) -> dict[str, Any]:
             "threads_known": len(json.loads(job.index.read_text())) if job.index.exists() else 0}
 
 
-def run_graceful(cmd: list[str], **popen_kwargs: Any) -> int:
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_graceful(cmd: list[str], on_start: Any = None, **popen_kwargs: Any) -> int:
     """Run a crawl subprocess that an interruption stops cleanly, so it can be resumed.
 
     The child runs in its own session, so a terminal's Ctrl-C reaches only this process; the
@@ -186,6 +214,8 @@ def run_graceful(cmd: list[str], **popen_kwargs: Any) -> int:
     import subprocess
 
     proc = subprocess.Popen(cmd, start_new_session=True, **popen_kwargs)
+    if on_start is not None:
+        on_start(proc.pid)
     interrupts = 0
 
     def forward(signum: int, frame: Any) -> None:

@@ -4,6 +4,7 @@ continues on the next run; together the runs fetch every page once and keep ever
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 import time
@@ -12,6 +13,7 @@ from datetime import datetime, timezone
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from helpers.spider_server import FixtureServer, Page, run_crawl_stage, vb_forum
 
 from pipeline.crawlstate import CrawlJob, merge_posts, thread_index
@@ -99,3 +101,11 @@ def test_merge_keeps_the_newest_copy_and_index_marks_gaps():
     assert thread_index(merged)["t1"] == {"last_post_id": "3", "last_posted_at": None, "posts": 3, "complete": True}
     gap = pa.Table.from_pylist(rows([1, 3], [0, 2], "x"), schema=RAW_SCHEMA)
     assert thread_index(gap)["t1"]["complete"] is False  # a missing page: never skipped
+
+
+def test_second_crawl_of_a_running_source_is_refused(tmp_path):
+    job = CrawlJob(tmp_path, "s", fingerprint="a")
+    job.begin()
+    job.running.write_text(str(os.getpid()))  # a live process holds the source
+    with pytest.raises(RuntimeError, match=f"still running \\(pid {os.getpid()}"):
+        CrawlJob(tmp_path, "s", fingerprint="a").begin()
