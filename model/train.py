@@ -143,8 +143,14 @@ def make_sample_fn(vocab, length: int, seed: int) -> Callable:
         StatefulSampler = None
     if StatefulSampler is not None:
         def sample(model, prime: str, temperature: float) -> str:
-            sampler = StatefulSampler.from_model(model, vocab)
-            return sampler.generate(prime, n=1, length=length, temperature=temperature, seed=seed)[0].text
+            quiet = logging.getLogger("model.sampler")  # one INFO line per sample: too chatty here
+            level = quiet.level
+            quiet.setLevel(logging.WARNING)
+            try:
+                sampler = StatefulSampler.from_model(model, vocab)
+                return sampler.generate(prime, n=1, length=length, temperature=temperature, seed=seed)[0].text
+            finally:
+                quiet.setLevel(level)
         return sample
 
     import numpy as np
