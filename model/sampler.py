@@ -223,6 +223,7 @@ class StatefulSampler:
         self.weights = weights
         self.vocab = vocab
         self.blas_threads = blas_threads
+        self._warned: set[str] = set()  # primes already warned about (warn once per prime)
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -271,7 +272,8 @@ class StatefulSampler:
         """END followed by the prime's ids; characters outside the vocabulary become UNK (warned once)."""
         ids = self.vocab.encode(prime)
         unknown = int(np.count_nonzero(ids == UNK_ID))
-        if unknown:
+        if unknown and prime not in self._warned:
+            self._warned.add(prime)
             chars = sorted({ch for ch, i in zip(prime, ids) if i == UNK_ID})
             log.warning("prime has %d character(s) outside the vocabulary %s: fed to the model as %s",
                         unknown, repr("".join(chars)[:40]), self.vocab.tokens[UNK_ID])
@@ -310,6 +312,7 @@ class StatefulSampler:
             log.info("temperature 0: greedy decoding, so the %d stream(s) are identical", n)
             first = self._decode_greedy(prime, length, min_length)
             return [replace(first, stream=i) for i in range(n)]
+        top_k = int(top_k) if top_k else None
         if seed is None:
             seed = secrets.randbits(31)
         rngs = [np.random.default_rng([seed, i]) for i in range(n)]
@@ -319,7 +322,7 @@ class StatefulSampler:
         logp = np.zeros(n)
         active = np.arange(n)
         for t in _progress(range(length), progress, f"sampling {n} x {length}"):
-            order, probs = decode_probs(_no_end(logits) if t < min_length else logits, temperature, top_k or None, top_p)
+            order, probs = decode_probs(_no_end(logits) if t < min_length else logits, temperature, top_k, top_p)
             tokens = draw(order, probs, np.array([rngs[s].random() for s in active]))
             logp[active] += log_softmax(logits)[np.arange(len(active)), tokens]
             buf[active, t] = tokens
@@ -338,7 +341,7 @@ class StatefulSampler:
         for s in range(n):
             n_tok = int(lengths[s]) + int(ended[s])
             samples.append(Sample(prime, self.vocab.decode(buf[s, :lengths[s]]), _mean(logp[s], n_tok), n_tok,
-                                  bool(ended[s]), "sample", float(temperature), int(top_k) if top_k else None,
+                                  bool(ended[s]), "sample", float(temperature), top_k,
                                   float(top_p) if top_p is not None and top_p < 1 else None, int(seed), s))
         log.info("sampled %d stream(s), %d characters in all, %d ended with END", n, int(lengths.sum()), int(ended.sum()))
         return samples

@@ -232,6 +232,10 @@ def test_prime_outside_vocabulary_maps_to_unk_with_a_warning(sampler, caplog):
     with caplog.at_level(logging.WARNING, logger="model.sampler"):
         a = sampler.next_probs("the \u2603")
     assert "outside the vocabulary" in caplog.text and "\u2603" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="model.sampler"):
+        sampler.generate("the \u2603", n=2, length=5, seed=0)
+    assert "outside the vocabulary" not in caplog.text  # warned once per prime
     np.testing.assert_allclose(a, sampler.next_probs("the \u2602"))  # both are UNK
     assert not np.allclose(a, sampler.next_probs("the "))
 
