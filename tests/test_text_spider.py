@@ -3,9 +3,10 @@ http and file:// URLs, a wrongly declared encoding and a 404 among the start URL
 
 from __future__ import annotations
 
+import pytest
 from helpers.spider_server import FIXTURES, FixtureServer, Page, fixture_bytes, run_spider
 
-from crawler.spiders.text import decode_text, paragraph_blocks, split_chapters, strip_gutenberg
+from crawler.spiders.text import TextSpider, decode_text, paragraph_blocks, split_chapters, strip_gutenberg
 
 BOOK = fixture_bytes("text", "gutenberg_book.txt")
 DUMP = fixture_bytes("text", "plain_dump.txt")
@@ -71,3 +72,12 @@ def test_crawl_file_url_in_paragraph_mode(tmp_path):
     body, _, _ = strip_gutenberg(BOOK.decode("utf-8"))
     assert [i["body"] for i in run.items] == [b for _, b in paragraph_blocks(body, 3)]
     assert all(i["url"].startswith("file://") for i in run.items)
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="unknown argument\\(s\\) paragraph;"):
+        TextSpider(start_url="http://x/a.txt", paragraph=3)
+    with pytest.raises(ValueError, match="split must be 'chapter' or 'paragraph', got 'page'"):
+        TextSpider(start_url="http://x/a.txt", split="page")
+    with pytest.raises(ValueError, match="chapter_pattern='\\(' is not a regex"):
+        TextSpider(start_url="http://x/a.txt", chapter_pattern="(")

@@ -120,11 +120,23 @@ def as_url(value: str) -> str:
 
 class TextSpider(scrapy.Spider):
     name = "text"
-    custom_settings = {"ROBOTSTXT_OBEY": True}
+    ARGUMENTS = {
+        "start_url": "text file URL(s) (http(s)://, file://) or local paths, comma-separated",
+        "split": "chapter (default; paragraph blocks when a text has no headings) or paragraph",
+        "paragraphs": "paragraphs per document in paragraph mode (default 1)",
+        "min_chars": "skip documents shorter than this (default 200)",
+        "chapter_pattern": "regex of a chapter heading line",
+        "encoding": "force this encoding (default: declared, else UTF-8 when valid, else cp1252)",
+        "source": "value of the items' source field (default: spider name)",
+    }
 
     def __init__(self, start_url: str = "", split: str = "chapter", paragraphs: int | str = 1,
                  min_chars: int | str = 200, chapter_pattern: str = CHAPTER_RE, encoding: str = "",
                  source: str = "", **kwargs: Any) -> None:
+        unknown = sorted(set(kwargs) - {"name"})
+        if unknown:
+            raise ValueError(f"spider 'text': unknown argument(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(sorted(self.ARGUMENTS))}")
         super().__init__(**kwargs)
         if split not in ("chapter", "paragraph"):
             raise ValueError(f"text spider: split must be 'chapter' or 'paragraph', got {split!r}")
@@ -133,7 +145,10 @@ class TextSpider(scrapy.Spider):
         self.min_chars, self.encoding = int(min_chars), encoding or None
         if self.paragraphs < 1:
             raise ValueError(f"text spider: paragraphs must be >= 1, got {paragraphs!r}")
-        re.compile(chapter_pattern)  # a bad pattern fails here, naming itself
+        try:
+            re.compile(chapter_pattern)
+        except re.error as exc:
+            raise ValueError(f"spider 'text': chapter_pattern={chapter_pattern!r} is not a regex: {exc}") from None
         self.chapter_pattern = chapter_pattern
         self.source = source or self.name
 
