@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.common import ParamsError, atomic_path, write_json_atomic
