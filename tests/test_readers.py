@@ -102,3 +102,18 @@ def test_bad_entries_name_the_problem(tmp_path, args, message):
     (tmp_path / "x").write_text("{}\n")
     with pytest.raises(ReaderError, match=message):
         write_source("s", args, tmp_path / "o.parquet", root=tmp_path)
+
+
+def test_crawl_stage_runs_a_reader_source(tmp_path):
+    from pipeline.common import ParamsError
+    from pipeline.crawl import crawl_source
+
+    params = {"sources": {"names": {"reader": "babynames", "args": {"limit": 100}},
+                          "bad": {"reader": "csv", "args": {"path": "x"}}},
+              "crawl": {"sources": ["names"], "jobs_dir": str(tmp_path / "jobs")}}
+    metrics = crawl_source("names", params, raw_dir=tmp_path / "raw", metrics_dir=tmp_path / "m")
+    table = pq.read_table(tmp_path / "raw" / "names.parquet")
+    assert table.num_rows == metrics["raw_rows"] == 100 and metrics["kind"] == "reader"
+    assert json.loads((tmp_path / "m" / "names.json").read_text())["posts"] == 100
+    with pytest.raises(ParamsError, match=r"^sources\.bad\.reader: unknown format 'csv'; known: parquet, jsonl, lines, babynames"):
+        crawl_source("bad", params, raw_dir=tmp_path / "raw", metrics_dir=tmp_path / "m")
