@@ -59,7 +59,10 @@ def test_crawl_from_index_pages(tmp_path):
 def test_crawl_from_sitemap_with_since_and_pattern(tmp_path):
     with FixtureServer() as server:
         server.routes.update(routes(server.url("")))
-        args = {"sitemap_url": server.url("/sitemap.xml"), "article_pattern": "/essays/", "since": "2021-01-01"}
+        server.routes["/robots.txt"] = Page(f"User-agent: *\nDisallow:\nSitemap: {server.url('/sitemap.xml')}\n",
+                                            "text/plain")
+        # the sitemap is found through robots.txt, as SitemapSpider does for real sites
+        args = {"sitemap_url": server.url("/robots.txt"), "article_pattern": "/essays/", "since": "2021-01-01"}
         run = run_spider("articles", args, tmp_path)
         requested = server.paths()
     assert sorted(requested) == sorted(["/sitemap.xml", TEH, QUEUES])  # LAST is older, /about/ no article
