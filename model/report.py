@@ -260,6 +260,13 @@ def evolution_section(inp: Inputs, cfg: dict) -> str:
     return f'<table class="evolution"><thead>{head}</thead><tbody>{body}</tbody></table>'
 
 
+def _val_note(train: Any) -> str:
+    if not isinstance(train, dict) or not isinstance(train.get("val_bpc"), (int, float)):
+        return ""
+    return (f'<p class="note">For comparison, the LSTM\'s validation loss at the end of training: '
+            f'{train["val_bpc"]:.4f} bits per character (metrics/train.json).</p>')
+
+
 def evaluation_section(inp: Inputs, cfg: dict) -> str:
     from model import report_plots
 
@@ -273,6 +280,7 @@ def evaluation_section(inp: Inputs, cfg: dict) -> str:
     out = [f'<p>Test split: {fmt(test.get("documents"))} documents, {fmt(test.get("targets"))} characters measured '
            "(every character plus one END per document; the same symbols for every model).</p>",
            table(["model", "bits per char", "nats per char", "perplexity"], rows),
+           _val_note(inp.json("metrics/train.json")),
            img(report_plots.model_bars({n: m["bpc"] for n, m in models.items() if "bpc" in m}), "bits per character by model")]
     nov = ev.get("novelty", {})
     out.append("<h3>Novelty (does the model invent or copy?)</h3>")

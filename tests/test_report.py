@@ -56,6 +56,7 @@ def test_every_section_is_present_and_filled(page):
     s = {k: "".join(v) for k, v in parsed.sections.items()}
     assert "too_short" in s["corpus"] and "exact" in s["corpus"]
     assert "kneser_ney_4" in s["evaluation"] and "xz_9" in s["evaluation"] and "lstm" in s["evaluation"]
+    assert "end of training: 3.1000 bits per character" in s["evaluation"]  # val bpc from metrics/train.json
     assert "greedy" in s["samples"] and "beam" in s["samples"] and "temperature 0.5" in s["samples"]
     assert "epoch 2 text" in s["evolution"]
     assert "next:" in s["expects"]  # the top-k guesses for each character
