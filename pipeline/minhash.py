@@ -91,10 +91,12 @@ def band_keys(sig: np.ndarray, bands: int) -> np.ndarray:
     n, k = sig.shape
     if bands < 1 or k % bands:
         raise ValueError(f"num_perm {k} must be a multiple of bands {bands}")
-    rows = sig.reshape(n, bands, k // bands).astype(np.uint64)
+    rows = sig.reshape(n, bands, k // bands)  # stays uint32: one n x bands column is widened at a time
     key = np.zeros((n, bands), dtype=np.uint64)
     for r in range(rows.shape[2]):
-        key = mix64(key * _PRIME + rows[:, :, r])
+        key *= _PRIME
+        key += rows[:, :, r]
+        mix64(key)
     return key
 
 
@@ -124,7 +126,7 @@ def candidate_pairs(keys: np.ndarray, rank: np.ndarray, window: int = 8, min_ban
     return np.stack([pair_keys // n, pair_keys % n], axis=1)
 
 
-def similarity(sig: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 65536) -> np.ndarray:
+def similarity(sig: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 16384) -> np.ndarray:
     """Estimated Jaccard similarity of rows a[i] and b[i] (fraction of equal bins), float32."""
     out = np.empty(len(a), dtype=np.float32)
     for i in range(0, len(a), chunk):
