@@ -2,13 +2,14 @@
 """``ThreadIndex``: skip threads whose last post is unchanged since the previous crawl.
 
 The crawl stage (pipeline/crawlstate.py) writes, before each run, a JSON index of the threads the
-source already holds: ``{thread_id: {"last_post_id", "last_posted_at", "posts", "complete"}}``
+source already holds: ``{thread_id: {"last_post_id", "last_posted_at", "last_page", "posts", "complete"}}``
 and passes its path as the ``KOPITIAM_INCREMENTAL_STATE`` setting. A forum spider reads the last
 post of every thread a board page lists (``ForumSpider.thread_last_posts``) and does not request
 a thread when the index holds it ``complete`` (positions contiguous: no page missing) with the
-same last post (same post id, or the same time when the board shows no id). Changed threads are
-fetched again in full; the stage merges the new posts into the store by ``post_id``, so nothing
-is duplicated. Without the setting (plain ``scrapy crawl``) every thread is fetched.
+same last post (same post id, or the same time when the board shows no id). Of a changed
+thread, its first page (the entry) and the pages from the one that held its last known post
+(``last_page``) onwards are fetched again; the stage merges the posts into the store by
+``post_id``, so nothing is duplicated. Without the setting (plain ``scrapy crawl``) every thread is fetched.
 """
 
 from __future__ import annotations
@@ -50,6 +51,13 @@ class ThreadIndex:
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a JSON object of thread ids, got {type(data).__name__}")
         return cls(data)
+
+    def resume_page(self, thread_id: str | None) -> int | None:
+        """The page holding a complete thread's last known post: earlier pages need no re-fetch."""
+        known = self.threads.get(str(thread_id))
+        if not known or not known.get("complete") or not known.get("last_page"):
+            return None
+        return int(known["last_page"])
 
     def unchanged(self, thread_id: str, last: LastPost | None) -> bool:
         """True when the previous crawl holds this thread completely up to the same last post."""

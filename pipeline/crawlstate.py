@@ -57,21 +57,23 @@ def merge_posts(tables: list[pa.Table]) -> pa.Table:
 
 
 def thread_index(table: pa.Table) -> dict[str, dict[str, Any]]:
-    """Per thread: last post (highest position), its time, count, and contiguity of positions."""
+    """Per thread: last post (highest position), its page and time, count, contiguity of positions."""
     if table.num_rows == 0:
         return {}
     stats = table.group_by("thread_id", use_threads=False).aggregate(
         [("position", "min"), ("position", "max"), ("position", "count_distinct"), ("posted_at", "max")])
     ordered = table.sort_by([("thread_id", "ascending"), ("position", "descending")])
-    last_ids: dict[str, str] = {}
-    for thread, post in zip(ordered["thread_id"].to_pylist(), ordered["post_id"].to_pylist()):
-        last_ids.setdefault(thread, post)
+    last: dict[str, tuple[str, int | None]] = {}
+    for thread, post, page in zip(ordered["thread_id"].to_pylist(), ordered["post_id"].to_pylist(),
+                                  ordered["page"].to_pylist()):
+        last.setdefault(thread, (post, page))
     index = {}
     for row in stats.to_pylist():
         span = row["position_max"] - row["position_min"] + 1
         when = row["posted_at_max"]
         index[row["thread_id"]] = {
-            "last_post_id": last_ids[row["thread_id"]], "last_posted_at": when.isoformat() if when else None,
+            "last_post_id": last[row["thread_id"]][0], "last_page": last[row["thread_id"]][1],
+            "last_posted_at": when.isoformat() if when else None,
             "posts": row["position_count_distinct"], "complete": row["position_count_distinct"] == span}
     return index
 

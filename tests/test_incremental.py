@@ -20,7 +20,7 @@ def crawl(server, tmp_path):
 
 
 def test_recrawl_fetches_only_changed_threads(tmp_path):
-    routes, ids = vb_forum(threads=4, pages=2, per_page=3)
+    routes, ids = vb_forum(threads=4, pages=3, per_page=3)
     boards = {"/forumdisplay.php?f=1", "/forumdisplay.php?f=1&page=2"}
     with FixtureServer(routes) as server:
         paths, table, _ = crawl(server, tmp_path)
@@ -28,15 +28,16 @@ def test_recrawl_fetches_only_changed_threads(tmp_path):
         assert set(table["post_id"].to_pylist()) == ids
 
         # thread 102 gets two new posts (its last page and the board's "last post" link change)
-        changed, new_ids = vb_forum(threads=4, pages=2, per_page=3, extra_posts={2: 2})
+        changed, new_ids = vb_forum(threads=4, pages=3, per_page=3, extra_posts={2: 2})
         server.routes.update(changed)
         paths, table, metrics = crawl(server, tmp_path)
-        assert sorted(paths) == sorted(boards | {"/showthread.php?t=102", "/showthread.php?t=102&page=2"})
+        # thread 102's entry page and its last page (where the new posts are); not page 2
+        assert sorted(paths) == sorted(boards | {"/showthread.php?t=102", "/showthread.php?t=102&page=3"})
         posts = table["post_id"].to_pylist()
-        assert len(posts) == len(set(posts)) and set(posts) == new_ids == ids | {"102006", "102007"}
+        assert len(posts) == len(set(posts)) and set(posts) == new_ids == ids | {"102009", "102010"}
         positions = [r["position"] for r in table.to_pylist() if r["thread_id"] == "102"]
-        assert positions == list(range(8))  # appended after the old posts, in order
-        assert metrics["skipped"]["unchanged"] == 3 and metrics["run_rows"] == 8  # thread 102, both pages
+        assert positions == list(range(11))  # appended after the old posts, in order
+        assert metrics["skipped"]["unchanged"] == 3 and metrics["run_rows"] == 3 + 5  # pages 1 and 3
 
 def test_http_cache_switch_replays_pages(tmp_path):
     """crawl.http_cache: a second run is answered from the cache (development), same posts."""

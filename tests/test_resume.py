@@ -98,7 +98,8 @@ def test_merge_keeps_the_newest_copy_and_index_marks_gaps():
     merged = merge_posts([old, new])
     assert merged["post_id"].to_pylist() == ["1", "2", "3"]
     assert merged["body"].to_pylist() == ["old", "new", "new"]  # the newest fetch of post 2 wins
-    assert thread_index(merged)["t1"] == {"last_post_id": "3", "last_posted_at": None, "posts": 3, "complete": True}
+    assert thread_index(merged)["t1"] == {"last_post_id": "3", "last_page": None, "last_posted_at": None,
+                                          "posts": 3, "complete": True}
     gap = pa.Table.from_pylist(rows([1, 3], [0, 2], "x"), schema=RAW_SCHEMA)
     assert thread_index(gap)["t1"]["complete"] is False  # a missing page: never skipped
 

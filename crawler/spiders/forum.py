@@ -303,9 +303,14 @@ class ForumSpider(scrapy.Spider):
                 posted_at=post.posted_at, body=post.body, body_format="html",
                 quoted_post_ids=list(post.quoted_post_ids), fetched_at=fetched_at,
             )
+        # incremental re-crawl of a changed thread: pages before the one that held its last known
+        # post are unchanged; only that page and later ones are fetched again
+        resume_page = self.thread_index.resume_page(info.thread_id) if self.thread_index else None
         for link in self.thread_page_links(response):
             url = response.urljoin(link)
             page = self.page_from_url(url) or 1
+            if resume_page and page < resume_page:
+                continue
             if self.max_pages and page > self.max_pages:
                 if url not in self.pages_skipped:
                     self.pages_skipped.add(url)
