@@ -55,7 +55,7 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,  # MinHash hash seed
     "bucket_window": 8,  # pairs per LSH bucket member (bounds work on huge buckets)
     "min_shared_bands": 2,  # candidates must share this many bands (2: far fewer chance pairs)
-    "batch_rows": 5000,
+    "batch_rows": 2000,  # rows per worker task (worker memory ~40 KB per row)
     "workers": 0,  # processes; 0 = os.cpu_count()
 }
 NULL_TIME = np.iinfo(np.int64).max
@@ -105,12 +105,12 @@ def find_duplicates(docs: dict[str, np.ndarray], cfg: dict[str, Any]) -> tuple[n
     # near: LSH candidates among exact-unique documents long enough, verified, then greedy in rank order
     cand = np.flatnonzero((kind == 0) & docs["near"])
     if len(cand) > 1:
-        sig = docs["sig"][cand]
-        keys = minhash.band_keys(sig, cfg["bands"])
-        pairs = minhash.candidate_pairs(keys, rank[cand], cfg["bucket_window"], cfg["min_shared_bands"])
-        s = minhash.similarity(sig, pairs[:, 0], pairs[:, 1])
+        keys = minhash.band_keys(docs["sig"], cfg["bands"])[cand]  # n x bands x 8 B, not a copy of sig
+        pairs = cand[minhash.candidate_pairs(keys, rank[cand], cfg["bucket_window"], cfg["min_shared_bands"])]
+        del keys
+        s = minhash.similarity(docs["sig"], pairs[:, 0], pairs[:, 1])
         ok = s >= cfg["threshold"]
-        a, b, s = cand[pairs[ok, 0]], cand[pairs[ok, 1]], s[ok]
+        a, b, s = pairs[ok, 0], pairs[ok, 1], s[ok]
         visit = np.lexsort((rank[a], rank[b]))
         for i in visit:  # only verified pairs: few
             ai, bi = a[i], b[i]
@@ -148,27 +148,37 @@ def read_docs(path: Path, cfg: dict[str, Any]) -> dict[str, np.ndarray]:
     tasks = row_group_tasks(pf, cfg["batch_rows"])
     workers = min(cfg["workers"] or os.cpu_count() or 1, max(len(tasks), 1))
     parts: list[dict[str, np.ndarray]] = []
+    sig = np.empty((pf.metadata.num_rows, cfg["num_perm"]), dtype=np.uint32)  # filled in order, no concat copy
+    filled = 0
+
+    def add(part: dict[str, np.ndarray]) -> None:
+        nonlocal filled
+        n = len(part["doc_id"])
+        sig[filled:filled + n] = part.pop("sig")
+        filled += n
+        parts.append(part)
+        bar.update(n)
+
     with Progress(pf.metadata.num_rows, "dedupe", "doc", log) as bar:
         if workers == 1:
             for groups in tasks:
-                parts.append(hash_row_groups(path, groups, cfg))
-                bar.update(len(parts[-1]["doc_id"]))
+                add(hash_row_groups(path, groups, cfg))
         else:
             with mp.get_context("fork").Pool(workers) as pool:
                 window: collections.deque = collections.deque()
                 for groups in tasks:
                     window.append(pool.apply_async(hash_row_groups, (path, groups, cfg)))
                     if len(window) >= 2 * workers:
-                        parts.append(window.popleft().get())
-                        bar.update(len(parts[-1]["doc_id"]))
+                        add(window.popleft().get())
                 while window:
-                    parts.append(window.popleft().get())
-                    bar.update(len(parts[-1]["doc_id"]))
+                    add(window.popleft().get())
     if not parts:
         return {"doc_id": np.zeros(0, "S16"), "source": np.zeros(0, object), "posted": np.zeros(0, np.int64),
                 "exact": np.zeros(0, np.uint64), "near": np.zeros(0, bool),
                 "sig": np.zeros((0, cfg["num_perm"]), np.uint32), "bytes": np.zeros(1, np.int64)}
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    if filled != len(sig):
+        raise RuntimeError(f"{path}: read {filled} rows, metadata says {len(sig)}")
+    return {"sig": sig, **{k: np.concatenate([p[k] for p in parts]) for k in parts[0]}}
 
 
 def run_dedupe(posts: Path, corpus: Path, duplicates: Path, cfg: dict[str, Any],
