@@ -15,7 +15,7 @@ probabilities must agree to ``check_tolerance`` at every position, or the stage 
 Params (``export`` section): model_dir, json_out, html_out, metrics_out, check_prime,
 check_tolerance, and the page's initial controls prime, temperature, greedy, seed, length (the
 page's URL parameters override them: ``sampler.html?prime=...&greedy=1&length=200&auto=1``).
-CLI: ``python -m model.export [--model DIR] [--json PATH] [--html PATH]`` override the paths.
+CLI: ``python -m model.export [--model DIR] [--json PATH] [--html PATH] [--metrics PATH]`` override the paths.
 """
 
 from __future__ import annotations
@@ -123,9 +123,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", help="trained model folder (default: export.model_dir)")
     parser.add_argument("--json", help="model JSON to write (default: export.json_out)")
     parser.add_argument("--html", help="sampler page to write (default: export.html_out)")
+    parser.add_argument("--metrics", help="metrics JSON to write (default: export.metrics_out)")
     args = parser.parse_args(argv)
     params = section("export", DEFAULTS)
-    for key, value in (("model_dir", args.model), ("json_out", args.json), ("html_out", args.html)):
+    for key, value in (("model_dir", args.model), ("json_out", args.json), ("html_out", args.html),
+                       ("metrics_out", args.metrics)):
         if value:
             params[key] = value
     metrics = export(params)

@@ -73,16 +73,19 @@ def test_page_loads_offline_without_errors(browser, page_path, trained):
     _, vocab, _ = trained
     page = browser.open(page_path.as_uri())
     assert page.errors() == []
+    assert page.evaluate("KopitiamSampler.model.engine") == "wasm"  # Chromium has WebAssembly SIMD
     assert page.evaluate("performance.getEntriesByType('resource').length") == 0  # nothing fetched
     assert vocab.hash in page.evaluate("document.getElementById('info').textContent")
     assert page.evaluate("document.getElementById('prime').value") == DEFAULT_PRIME
 
 
-def test_generate_greedy_equals_python(browser, page_path, trained):
+@pytest.mark.parametrize("engine", ["wasm", "js"])
+def test_generate_greedy_equals_python(browser, page_path, trained, engine):
     model, vocab, _ = trained
     from model.sampler import StatefulSampler
 
-    page = browser.open(page_path.as_uri())
+    page = browser.open(f"{page_path.as_uri()}?engine={engine}")
+    assert page.evaluate("KopitiamSampler.model.engine") == engine
     prime, length = "the c", 160
     result = click_generate(page, prime=prime, greedy=True, length=length)
     expected = keras_greedy(model, vocab, prime, length)
@@ -92,12 +95,14 @@ def test_generate_greedy_equals_python(browser, page_path, trained):
     assert page.errors() == []
 
 
-def test_next_char_probabilities_match_python(browser, page_path, trained):
+@pytest.mark.parametrize("engine", ["wasm", "js"])
+def test_next_char_probabilities_match_python(browser, page_path, trained, engine):
     model, vocab, _ = trained
     from model.sampler import StatefulSampler
 
     sampler = StatefulSampler.from_model(model, vocab)
-    page = browser.open(page_path.as_uri())
+    page = browser.open(f"{page_path.as_uri()}?engine={engine}")
+    assert page.evaluate("KopitiamSampler.model.engine") == engine
     for prime in ("", "the cat sat on the m", "she sells sea shells by the sea shore; the", "z\u00e9\u4e2d!"):
         js = np.array(page.evaluate(f"KopitiamSampler.nextProbs({json.dumps(prime)})"))
         ids = np.concatenate([[END_ID], vocab.encode(prime)])

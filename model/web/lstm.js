@@ -7,6 +7,11 @@
  * accumulators sharing each input load), and the cell update follows at once. Activations and
  * states are Float64Array buffers allocated once; a step allocates nothing.
  *
+ * Engines: "wasm" runs that fused gate pass in a 174-byte WebAssembly SIMD kernel (f32x4: the four
+ * gates of a unit are one vector, so each input costs one multiply-add), assembled below byte by
+ * byte; "js" is the same loop in plain JavaScript. "auto" (default) picks wasm when the browser
+ * validates SIMD, else js. Cell updates, the Dense layer and sampling are JavaScript in both.
+ *
  * Exposes globalThis.KopitiamLSTM = {CharLSTM, Generator, mulberry32, softmax, argmax, decodeWeights}.
  */
 (function (root) {
@@ -39,7 +44,61 @@
     return tensors;
   }
 
-  function CharLSTM(doc) {
+  function leb128(n) {
+    var out = [];
+    do { var byte = n & 0x7f; n >>>= 7; if (n) byte |= 0x80; out.push(byte); } while (n);
+    return out;
+  }
+
+  /* Bytes of a module importing env.mem and exporting
+   *   gates(m, x, n, h, b, z): for each of h units: z[0..3] = b[0..3] + sum_k m[k][0..3] * x[k]
+   * (byte offsets; m advances 16 bytes per input, b and z 16 bytes per unit). */
+  function gatesModuleBytes() {
+    var I32 = 0x7f, V128 = 0x7b, M = 0, X = 1, N = 2, H = 3, B = 4, Z = 5, ACC = 6, K = 7, XP = 8;
+    var get = function (i) { return [0x20, i]; }, set = function (i) { return [0x21, i]; };
+    var add = function (i, c) { return [].concat(get(i), [0x41, c, 0x6a], set(i)); };  // i += c (c < 64)
+    var dec = function (i) { return [].concat(get(i), [0x41, 0x01, 0x6b], set(i)); };  // i -= 1
+    var V128_LOAD = [0xfd, 0x00, 0x04, 0x00], V128_STORE = [0xfd, 0x0b, 0x04, 0x00], F32_LOAD = [0x2a, 0x02, 0x00];
+    var SPLAT = [0xfd, 0x13], MUL = [0xfd, 0xe6, 0x01], ADDV = [0xfd, 0xe4, 0x01];
+    var code = [].concat(
+      [0x02, 0x40, 0x03, 0x40],                       // block { loop {          (units)
+      get(H), [0x45, 0x0d, 0x01],                     //   if h == 0: leave the block
+      get(B), V128_LOAD, set(ACC),                    //   acc = b[0..3]
+      get(X), set(XP), get(N), set(K),                //   xp = x, k = n
+      [0x02, 0x40, 0x03, 0x40],                       //   block { loop {      (inputs)
+      get(K), [0x45, 0x0d, 0x01],                     //     if k == 0: leave
+      get(ACC), get(M), V128_LOAD, get(XP), F32_LOAD, SPLAT, MUL, ADDV, set(ACC),  // acc += m[0..3] * x
+      add(M, 16), add(XP, 4), dec(K),
+      [0x0c, 0x00, 0x0b, 0x0b],                       //   } }
+      get(Z), get(ACC), V128_STORE,                   //   z[0..3] = acc
+      add(Z, 16), add(B, 16), dec(H),
+      [0x0c, 0x00, 0x0b, 0x0b]);                      // } }
+    var body = [0x02, 0x01, V128, 0x02, I32].concat(code, [0x0b]);  // locals: acc v128; k, xp i32
+    var section = function (id, bytes) { return [id].concat(leb128(bytes.length), bytes); };
+    var name = function (str) { return [str.length].concat(Array.from(str, function (ch) { return ch.charCodeAt(0); })); };
+    return new Uint8Array([].concat(
+      [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+      section(1, [0x01, 0x60, 0x06, I32, I32, I32, I32, I32, I32, 0x00]),
+      section(2, [].concat([0x01], name("env"), name("mem"), [0x02, 0x00, 0x01])),
+      section(3, [0x01, 0x00]),
+      section(7, [].concat([0x01], name("gates"), [0x00, 0x00])),
+      section(10, [].concat([0x01], leb128(body.length), body))));
+  }
+
+  function wasmSimdAvailable() {
+    try {
+      return typeof WebAssembly === "object" && WebAssembly.validate(gatesModuleBytes());
+    } catch (err) {
+      return false;
+    }
+  }
+
+  function CharLSTM(doc, options) {
+    var engine = (options && options.engine) || "auto";
+    if (engine === "auto") engine = wasmSimdAvailable() ? "wasm" : "js";
+    if (engine !== "js" && engine !== "wasm") throw new Error("unknown engine " + engine + " (js | wasm | auto)");
+    if (engine === "wasm" && !wasmSimdAvailable()) throw new Error("this browser has no WebAssembly SIMD");
+    this.engine = engine;
     var tensors = decodeWeights(doc);
     var net = doc.network;
     this.doc = doc;
@@ -54,12 +113,32 @@
       if (t !== this.endId && t !== this.unkId) this.index.set(this.tokens[t], t);
     }
     this.layers = [];
-    var width = this.E;
-    for (var l = 0; l < net.num_layers; l++) {
+    var width = this.E, l, H, n, sizes = [], total = 0;
+    for (l = 0, n = width; l < net.num_layers; l++) {  // float32 counts of M, B, xh, z per layer
+      H = tensors["lstm_" + l + "/recurrent_kernel"].shape[0];
+      sizes.push([4 * H * (n + H), 4 * H, n + H, 4 * H]);
+      n = H;
+    }
+    var heap = null, offset = 0;
+    var alloc = function (count) {  // 16-byte aligned Float32Array: in wasm memory, or a plain one
+      if (!heap) return new Float32Array(count);
+      var view = new Float32Array(heap.buffer, offset, count);
+      offset += Math.ceil(count / 4) * 16;
+      return view;
+    };
+    if (engine === "wasm") {
+      sizes.forEach(function (s) { s.forEach(function (c) { total += Math.ceil(c / 4) * 16; }); });
+      heap = new WebAssembly.Memory({ initial: Math.ceil(total / 65536) + 1 });
+      var instance = new WebAssembly.Instance(new WebAssembly.Module(gatesModuleBytes()), { env: { mem: heap } });
+      this.wasmGates = instance.exports.gates;
+    }
+    for (l = 0; l < net.num_layers; l++) {
       var W = tensors["lstm_" + l + "/kernel"].data, U = tensors["lstm_" + l + "/recurrent_kernel"].data;
       var b = tensors["lstm_" + l + "/bias"].data;
-      var H = tensors["lstm_" + l + "/recurrent_kernel"].shape[0], G = 4 * H, n = width + H;
-      var M = new Float32Array(H * n * 4), B = new Float32Array(G);
+      H = tensors["lstm_" + l + "/recurrent_kernel"].shape[0];
+      var G = 4 * H;
+      n = width + H;
+      var M = alloc(H * n * 4), B = alloc(G);
       for (var j = 0; j < H; j++) {
         for (var g = 0; g < 4; g++) {
           var col = g * H + j;
@@ -68,8 +147,9 @@
           for (var r = 0; r < H; r++) M[(j * n + width + r) * 4 + g] = U[r * G + col];
         }
       }
-      this.layers.push({ nIn: width, H: H, n: n, M: M, B: B,
-                         xh: new Float64Array(n), c: new Float64Array(H), hNew: new Float64Array(H) });
+      var xh = heap ? alloc(n) : new Float64Array(n), z = heap ? alloc(G) : null;
+      this.layers.push({ nIn: width, H: H, n: n, M: M, B: B, xh: xh, z: z, c: new Float64Array(H), hNew: new Float64Array(H),
+                         mOff: M.byteOffset, bOff: B.byteOffset, xhOff: xh.byteOffset, zOff: z ? z.byteOffset : 0 });
       width = H;
     }
     this.H = width;
@@ -111,7 +191,17 @@
     for (var l = 0; l < layers.length; l++) {
       var L = layers[l], M = L.M, B = L.B, H = L.H, n = L.n, c = L.c, hNew = L.hNew;
       xh = L.xh;
-      for (var j = 0, p = 0; j < H; j++) {
+      if (this.wasmGates) {  // one SIMD pass over [x ; h] for all 4H gates, then the cell update
+        this.wasmGates(L.mOff, L.xhOff, n, H, L.bOff, L.zOff);
+        var z = L.z;
+        for (var u = 0; u < H; u++) {
+          var ui = 1 / (1 + Math.exp(-z[4 * u])), uf = 1 / (1 + Math.exp(-z[4 * u + 1]));
+          var uo = 1 / (1 + Math.exp(-z[4 * u + 3]));
+          var cu = uf * c[u] + ui * Math.tanh(z[4 * u + 2]);
+          c[u] = cu;
+          hNew[u] = uo * Math.tanh(cu);
+        }
+      } else for (var j = 0, p = 0; j < H; j++) {
         var zi = B[4 * j], zf = B[4 * j + 1], zc = B[4 * j + 2], zo = B[4 * j + 3];
         for (var k = 0; k < n; k++, p += 4) {
           var x = xh[k];
@@ -201,6 +291,7 @@
     return tok;
   };
 
-  root.KopitiamLSTM = { CharLSTM: CharLSTM, Generator: Generator, mulberry32: mulberry32,
-                        softmax: softmax, argmax: argmax, decodeWeights: decodeWeights };
+  root.KopitiamLSTM = { CharLSTM: CharLSTM, Generator: Generator, mulberry32: mulberry32, softmax: softmax,
+                        argmax: argmax, decodeWeights: decodeWeights, wasmSimdAvailable: wasmSimdAvailable,
+                        gatesModuleBytes: gatesModuleBytes };
 })(typeof window !== "undefined" ? window : globalThis);
