@@ -3,6 +3,8 @@ http and file:// URLs, a wrongly declared encoding and a 404 among the start URL
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 from helpers.spider_server import FIXTURES, FixtureServer, Page, fixture_bytes, run_spider
 
@@ -55,6 +57,7 @@ def test_crawl_http_chapters_wrong_encoding_and_404(tmp_path):
     assert [i["position"] for i in book] == [0, 1, 2]
     assert {i["thread_title"] for i in book} == {"The Kopitiam Ledger"}
     assert {i["author"] for i in book} == {"Ah Seng Tan"}
+    assert {i["posted_at"] for i in book} == {datetime(2031, 3, 3, tzinfo=timezone.utc)}  # release date
     assert all("Gutenberg" not in i["body"] for i in run.items)
     notes = [i for i in run.items if i["thread_id"] == "notes"]
     # no chapter headings: one paragraph per document; a missing author stays null

@@ -13,6 +13,7 @@ none; ``paragraph``: blocks of ``paragraphs`` paragraphs), ``paragraphs`` (defau
 a table of contents yields many heading-only "chapters"), ``chapter_pattern`` (a regex for
 heading lines), ``encoding`` (force one), ``source``.
 
+The header's Title, Author and Release date (dateparser) fill thread_title, author and posted_at.
 Gutenberg's licence header and footer are cut at the ``*** START OF ... ***`` and
 ``*** END OF ... ***`` marker lines (older files: ``*END*THE SMALL PRINT``). The stripping is a
 few module-level regexes rather than a library: the Gutenberg helper packages on PyPI are
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 from urllib.parse import urlparse
 
+import dateparser
 import scrapy
 from scrapy.http import Response
 
@@ -85,6 +87,15 @@ def strip_gutenberg(text: str) -> tuple[str, dict[str, str], bool]:
     if end is not None:
         body = body[:end.start()]
     return body.strip("\n"), meta, True
+
+
+def release_date(meta: dict[str, str]) -> dt.datetime | None:
+    """The header's "Release date" ("June, 1998 [eBook #1342]", "March 3, 2031") in UTC, if any."""
+    value = meta.get("release_date", "").split("[")[0].strip()
+    if not value:
+        return None
+    return dateparser.parse(value, settings={"TIMEZONE": "UTC", "RETURN_AS_TIMEZONE_AWARE": True,
+                                             "PREFER_DAY_OF_MONTH": "first", "REQUIRE_PARTS": ["year"]})
 
 
 def paragraphs(text: str) -> list[str]:
@@ -183,6 +194,7 @@ class TextSpider(scrapy.Spider):
         book_id = meta.get("ebook") or Path(urlparse(response.url).path).stem or \
             hashlib.sha256(response.url.encode()).hexdigest()[:12]
         fetched_at = dt.datetime.now(dt.timezone.utc)
+        released = release_date(meta)
         position = 0
         for heading, part in parts:
             if len(part) < self.min_chars:
@@ -192,7 +204,7 @@ class TextSpider(scrapy.Spider):
                 source=self.source, url=f"{response.url}#doc-{position}", board=None,
                 thread_id=book_id, thread_title=meta.get("title") or heading, page=None,
                 position=position, post_id=f"{book_id}:{position}", author=meta.get("author"),
-                posted_at=None, body=part, body_format="text", quoted_post_ids=[],
+                posted_at=released, body=part, body_format="text", quoted_post_ids=[],
                 fetched_at=fetched_at)
             position += 1
         self.crawler.stats.inc_value("kopitiam/text/documents", position)
