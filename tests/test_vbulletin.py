@@ -90,6 +90,8 @@ def test_dates_and_session_ids():
 def test_bad_argument_is_named():
     with pytest.raises(ValueError, match="date_order='XYZ'"):
         VbulletinSpider(start_url="http://f.test/", date_order="XYZ")
+    with pytest.raises(ValueError, match="timezone='Mars/Olympus' is not a time zone"):
+        VbulletinSpider(start_url="http://f.test/", timezone="Mars/Olympus")
     with pytest.raises(ValueError, match="unknown argument\\(s\\) max_thread"):
         VbulletinSpider(start_url="http://f.test/", max_thread=3)
 

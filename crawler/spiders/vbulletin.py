@@ -99,6 +99,11 @@ class VbulletinSpider(ForumSpider):
         if date_order.upper() not in ("MDY", "DMY", "YMD"):
             raise ValueError(f"spider 'vbulletin': date_order={date_order!r}: expected MDY, DMY or YMD")
         self.timezone, self.date_order = timezone, date_order.upper()
+        try:
+            parse_vb_date("01-01-2011, 10:00 AM", timezone)
+        except Exception as exc:  # dateparser/pytz raise their own types for an unknown zone
+            raise ValueError(f"spider 'vbulletin': timezone={timezone!r} is not a time zone "
+                             f"(e.g. Asia/Singapore, +08:00, UTC): {exc}") from None
 
     # ---- what the page is --------------------------------------------------------------------
     def page_kind(self, response: Response) -> str | None:
