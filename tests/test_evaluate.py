@@ -85,3 +85,16 @@ def test_helpers():
     assert limit_chars(["aaa", "bb", "c"], 5) == ["aaa", "bb"]
     assert limit_chars(["aaaaaa", "b"], 2) == ["aaaaaa"]
     assert limit_chars(["a"], 0) == ["a"]
+
+
+def test_bad_params_are_clear_errors(tmp_path):
+    from model import evaluate
+    from pipeline.common import ParamsError
+
+    params = tmp_path / "params.yaml"
+    params.write_text("evaluate:\n  compressors: [gzip_9, zstd_19]\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="evaluate.compressors.*zstd_19"):
+        evaluate.main(["--params", str(params), "--model", str(tmp_path / "none")])
+    params.write_text("evaluate:\n  ngram_ordr: 3\n", encoding="utf-8")
+    with pytest.raises(ParamsError, match="evaluate.ngram_ordr"):
+        evaluate.main(["--params", str(params), "--model", str(tmp_path / "none")])
