@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any
 
 import pyarrow as pa
@@ -18,6 +19,9 @@ from pipeline.pii import scrub_pii
 from pipeline.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA
 from pipeline.textnorm import normalize_text
 
+log = logging.getLogger(__name__)
+
+BODY_FORMATS = ("html", "text")
 READ_COLUMNS = ["source", "board", "thread_id", "thread_title", "position", "post_id", "author",
                 "posted_at", "body", "body_format", "quoted_post_ids"]
 
@@ -63,7 +67,7 @@ def _decode(raw: bytes | None, stats: dict[str, Any]) -> str | None:
 def new_stats() -> dict[str, Any]:
     return {"per_source": {}, "bytes_in": 0, "bytes_out": 0, "chars_kept": 0, "quotes_removed": 0,
             "signatures_removed": 0, "mojibake_repaired": 0, "invalid_utf8": 0, "pii": {},
-            "null_fields_filled": 0}
+            "null_fields_filled": 0, "errors_logged": 0}
 
 
 def clean_batch(batch: pa.RecordBatch, name: str, offset: int, cfg: dict[str, Any]):
@@ -90,9 +94,18 @@ def clean_batch(batch: pa.RecordBatch, name: str, offset: int, cfg: dict[str, An
             verdict = ("null_body", "body is null")
         elif verdict is None and len(body) > cfg["max_raw_chars"]:
             verdict = ("too_long_raw", f"raw body {len(body)} chars > max_raw_chars {cfg['max_raw_chars']}")
+        fmt = cols["body_format"][i] or "html"
+        if verdict is None and fmt not in BODY_FORMATS:
+            verdict = ("unknown_body_format", f"body_format {fmt!r}, expected one of {BODY_FORMATS}")
         if verdict is None:
-            fmt = cols["body_format"][i] or "html"
-            text, quoted, verdict = clean_body(body, fmt, cfg, stats)
+            try:
+                text, quoted, verdict = clean_body(body, fmt, cfg, stats)
+            except Exception as exc:  # a post no rule foresaw: dropped with its error, the stage goes on
+                verdict = ("error", f"{type(exc).__name__}: {str(exc)[:200]}")
+                if not stats["errors_logged"]:
+                    log.warning("%s row %d (post %s): %s; dropped as 'error' (further ones only counted)",
+                                name, offset + i, post_id, verdict[1])
+                stats["errors_logged"] += 1
         if verdict is not None:
             per["dropped"][verdict[0]] = per["dropped"].get(verdict[0], 0) + 1
             for k, v in zip(DROPPED_SCHEMA.names, (doc_id, source, verdict[0], verdict[1])):

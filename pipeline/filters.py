@@ -5,7 +5,8 @@ Reasons (the ``reason`` column of ``data/clean/dropped.parquet``):
 ``only_quotes`` (nothing left once quotes are removed), ``only_links``, ``only_smilies``,
 ``too_short`` / ``too_long`` (``min_chars`` / ``max_chars``), ``low_letters`` (letters / non-space
 characters below ``min_letter_ratio``; placeholders do not count as letters), plus the stage-level
-``missing_post_id`` and ``duplicate_post_id``.
+``missing_post_id``, ``duplicate_post_id``, ``unknown_body_format`` and ``error`` (an exception while
+cleaning that post: its type and message are the detail).
 """
 
 from __future__ import annotations

@@ -95,3 +95,30 @@ def test_missing_post_id_is_dropped_and_counted(tmp_path):
     assert [d["reason"] for d in dropped] == ["missing_post_id"]
     assert kept[0]["doc_id"] == doc_id_for("demo", "1")
     assert metrics["per_source"]["demo"]["raw"] == 2
+
+
+def test_pathological_nesting_and_unknown_format_never_crash(tmp_path):
+    deep = "<div>" * 5000 + "deep words here" + "</div>" * 5000
+    rows = [raw_row("1", deep), raw_row("2", "Fine words.", body_format="markdown"), raw_row("3", "Fine words.")]
+    path = write_raw(tmp_path / "raw" / "demo.parquet", rows)
+    kept, dropped, metrics = clean(tmp_path, [path])
+    assert "3" in [k["post_id"] for k in kept]
+    assert {d["reason"] for d in dropped} <= {"unknown_body_format", "error"}
+    assert "unknown_body_format" in {d["reason"] for d in dropped}
+    assert metrics["raw"] == 3 == len(kept) + len(dropped)
+
+
+def test_a_post_that_raises_is_dropped_as_error_and_the_stage_goes_on(tmp_path, monkeypatch):
+    from pipeline import cleaner
+    real = cleaner.html_to_text
+
+    def fragile(body, **kw):  # stands in for an input no rule foresaw
+        if "TRIGGER" in body:
+            raise RecursionError("maximum recursion depth exceeded")
+        return real(body, **kw)
+
+    monkeypatch.setattr(cleaner, "html_to_text", fragile)
+    path = write_raw(tmp_path / "raw" / "demo.parquet", [raw_row("1", "<p>TRIGGER</p>"), raw_row("2", "Fine words.")])
+    kept, dropped, metrics = clean(tmp_path, [path])
+    assert [k["post_id"] for k in kept] == ["2"]
+    assert dropped[0]["reason"] == "error" and dropped[0]["detail"].startswith("RecursionError")
