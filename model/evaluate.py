@@ -56,10 +56,10 @@ def read_texts(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run `dvc repro split` first")
-    table = pq.read_table(path, columns=None)
-    if "text" not in table.column_names:
-        raise ValueError(f"{path}: no 'text' column (columns: {', '.join(table.column_names)}); expected CLEAN_SCHEMA")
-    texts = table.column("text").to_pylist()
+    names = pq.read_schema(path).names
+    if "text" not in names:
+        raise ValueError(f"{path}: no 'text' column (columns: {', '.join(names)}); expected CLEAN_SCHEMA")
+    texts = pq.read_table(path, columns=["text"]).column("text").to_pylist()
     nulls = sum(t is None for t in texts)
     if nulls:
         LOG.warning("%s: %d documents with a null text, measured as empty documents", path, nulls)

@@ -98,3 +98,16 @@ def test_bad_params_are_clear_errors(tmp_path):
     params.write_text("evaluate:\n  ngram_ordr: 3\n", encoding="utf-8")
     with pytest.raises(ParamsError, match="evaluate.ngram_ordr"):
         evaluate.main(["--params", str(params), "--model", str(tmp_path / "none")])
+
+
+def test_split_without_text_column_is_named(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from model.evaluate import read_texts
+
+    pq.write_table(pa.table({"body": ["x"]}), tmp_path / "test.parquet")
+    with pytest.raises(ValueError, match=r"test.parquet: no 'text' column \(columns: body\)"):
+        read_texts(tmp_path / "test.parquet")
+    with pytest.raises(FileNotFoundError, match="dvc repro split"):
+        read_texts(tmp_path / "missing.parquet")
