@@ -3,7 +3,7 @@
 
 Exact duplicates: same blake2b-64 hash of the text casefolded with whitespace collapsed.
 Near duplicates: MinHash over character shingles with LSH banding (pipeline.minhash: vectorised
-NumPy one-permutation hashing, 30-37x faster than datasketch here; the module docstring has the
+NumPy one-permutation hashing, 30-60x faster than datasketch here; the module docstring has the
 numbers), each LSH candidate pair verified by its estimated Jaccard similarity >= ``threshold``.
 Only texts of at least ``near_min_chars`` take part in near-duplicate search (short replies such as
 "My lord." are too small for shingles to tell apart; they still go through the exact pass).

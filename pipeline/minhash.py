@@ -4,7 +4,7 @@ Why not datasketch: datasketch's ``MinHash`` hashes shingles one ``update()`` ca
 Python, and even its ``bulk``/``update_batch`` path computes ``num_perm`` permutations per shingle
 (an m x num_perm matrix per document). Measured side by side on this shared 2-core machine
 (synthetic 1 KB forum posts, 5-char shingles, 128 permutations): datasketch ``update_batch``
-0.2-0.5 MB/s, this module 8-20 MB/s, 30-37x faster in the same run (bench/pipeline.py reports the
+0.2-0.5 MB/s, this module 8-20 MB/s, 30-60x faster in the same run (bench/pipeline.py reports the
 ratio every time); the estimates agree with exact Jaccard (mean error < 0.01, sd ~0.03).
 
 How: a whole record batch is hashed at once. Texts are joined (``shingle - 1`` NUL code points
