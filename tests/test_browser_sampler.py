@@ -139,7 +139,7 @@ def test_load_another_model_json_from_disk(browser, page_path, tmp_path):
 
     vocab = Vocab.from_counts({c: 10 + i for i, c in enumerate("kopitiam teh-c")}, n_docs=1)
     keras.utils.set_random_seed(3)
-    model = build_model(NetworkConfig(vocab_size=len(vocab), embedding_dim=5, hidden_size=7, num_layers=1))
+    model = build_model(NetworkConfig(vocab_size=len(vocab), embedding_dim=5, hidden_size=6, num_layers=1))  # 11 inputs: padded to 12
     (tmp_path / "other.json").write_text(json.dumps(encode_model(model, vocab)), encoding="utf-8")
     (tmp_path / "broken.json").write_text('{"format": "something else"}', encoding="utf-8")
     page = browser.open(page_path.as_uri())

@@ -7,7 +7,7 @@
  * accumulators sharing each input load), and the cell update follows at once. Activations and
  * states are Float64Array buffers allocated once; a step allocates nothing.
  *
- * Engines: "wasm" runs that fused gate pass in a 174-byte WebAssembly SIMD kernel (f32x4: the four
+ * Engines: "wasm" runs that fused gate pass in a small WebAssembly SIMD kernel (f32x4: the four
  * gates of a unit are one vector, so each input costs one multiply-add), assembled below byte by
  * byte; "js" is the same loop in plain JavaScript. "auto" (default) picks wasm when the browser
  * validates SIMD, else js. Cell updates, the Dense layer and sampling are JavaScript in both.
@@ -52,28 +52,35 @@
 
   /* Bytes of a module importing env.mem and exporting
    *   gates(m, x, n, h, b, z): for each of h units: z[0..3] = b[0..3] + sum_k m[k][0..3] * x[k]
-   * (byte offsets; m advances 16 bytes per input, b and z 16 bytes per unit). */
+   * (byte offsets; m advances 16 bytes per input, b and z 16 bytes per unit; n a multiple of 4).
+   * Four accumulators over inputs k, k+1, k+2, k+3 keep four multiply-adds in flight. */
   function gatesModuleBytes() {
-    var I32 = 0x7f, V128 = 0x7b, M = 0, X = 1, N = 2, H = 3, B = 4, Z = 5, ACC = 6, K = 7, XP = 8;
+    var I32 = 0x7f, V128 = 0x7b, M = 0, X = 1, N = 2, H = 3, B = 4, Z = 5, ACC = [6, 7, 8, 9], K = 10, XP = 11;
     var get = function (i) { return [0x20, i]; }, set = function (i) { return [0x21, i]; };
-    var add = function (i, c) { return [].concat(get(i), [0x41, c, 0x6a], set(i)); };  // i += c (c < 64)
-    var dec = function (i) { return [].concat(get(i), [0x41, 0x01, 0x6b], set(i)); };  // i -= 1
-    var V128_LOAD = [0xfd, 0x00, 0x04, 0x00], V128_STORE = [0xfd, 0x0b, 0x04, 0x00], F32_LOAD = [0x2a, 0x02, 0x00];
+    var sleb = function (c) { return c < 64 ? [c] : [(c & 0x7f) | 0x80, c >> 7]; };  // 0 <= c < 8192
+    var add = function (i, c) { return [].concat(get(i), [0x41], sleb(c), [0x6a], set(i)); };  // i += c
+    var sub = function (i, c) { return [].concat(get(i), [0x41], sleb(c), [0x6b], set(i)); };  // i -= c
+    var v128Load = function (off) { return [0xfd, 0x00, 0x04, off]; }, f32Load = function (off) { return [0x2a, 0x02, off]; };
+    var V128_STORE = [0xfd, 0x0b, 0x04, 0x00], ZERO = [0xfd, 0x0c].concat(new Array(16).fill(0));
     var SPLAT = [0xfd, 0x13], MUL = [0xfd, 0xe6, 0x01], ADDV = [0xfd, 0xe4, 0x01];
+    var madd = [];  // acc[q] += m[k + q][0..3] * x[k + q], q = 0..3
+    for (var q = 0; q < 4; q++) {
+      madd = madd.concat(get(ACC[q]), get(M), v128Load(16 * q), get(XP), f32Load(4 * q), SPLAT, MUL, ADDV, set(ACC[q]));
+    }
     var code = [].concat(
       [0x02, 0x40, 0x03, 0x40],                       // block { loop {          (units)
       get(H), [0x45, 0x0d, 0x01],                     //   if h == 0: leave the block
-      get(B), V128_LOAD, set(ACC),                    //   acc = b[0..3]
+      get(B), v128Load(0), set(ACC[0]),               //   acc0 = b[0..3]; acc1..3 = 0
+      ZERO, set(ACC[1]), ZERO, set(ACC[2]), ZERO, set(ACC[3]),
       get(X), set(XP), get(N), set(K),                //   xp = x, k = n
-      [0x02, 0x40, 0x03, 0x40],                       //   block { loop {      (inputs)
+      [0x02, 0x40, 0x03, 0x40],                       //   block { loop {      (inputs, 4 at a time)
       get(K), [0x45, 0x0d, 0x01],                     //     if k == 0: leave
-      get(ACC), get(M), V128_LOAD, get(XP), F32_LOAD, SPLAT, MUL, ADDV, set(ACC),  // acc += m[0..3] * x
-      add(M, 16), add(XP, 4), dec(K),
+      madd, add(M, 64), add(XP, 16), sub(K, 4),
       [0x0c, 0x00, 0x0b, 0x0b],                       //   } }
-      get(Z), get(ACC), V128_STORE,                   //   z[0..3] = acc
-      add(Z, 16), add(B, 16), dec(H),
+      get(Z), get(ACC[0]), get(ACC[1]), ADDV, get(ACC[2]), get(ACC[3]), ADDV, ADDV, V128_STORE,  // z = sum
+      add(Z, 16), add(B, 16), sub(H, 1),
       [0x0c, 0x00, 0x0b, 0x0b]);                      // } }
-    var body = [0x02, 0x01, V128, 0x02, I32].concat(code, [0x0b]);  // locals: acc v128; k, xp i32
+    var body = [0x02, 0x04, V128, 0x02, I32].concat(code, [0x0b]);  // locals: acc0..3 v128; k, xp i32
     var section = function (id, bytes) { return [id].concat(leb128(bytes.length), bytes); };
     var name = function (str) { return [str.length].concat(Array.from(str, function (ch) { return ch.charCodeAt(0); })); };
     return new Uint8Array([].concat(
@@ -114,9 +121,10 @@
     }
     this.layers = [];
     var width = this.E, l, H, n, sizes = [], total = 0;
+    var pad4 = function (k) { return Math.ceil(k / 4) * 4; };  // [x ; h ; zeros]: the kernel takes 4 inputs a turn
     for (l = 0, n = width; l < net.num_layers; l++) {  // float32 counts of M, B, xh, z per layer
       H = tensors["lstm_" + l + "/recurrent_kernel"].shape[0];
-      sizes.push([4 * H * (n + H), 4 * H, n + H, 4 * H]);
+      sizes.push([4 * H * pad4(n + H), 4 * H, pad4(n + H), 4 * H]);
       n = H;
     }
     var heap = null, offset = 0;
@@ -137,7 +145,7 @@
       var b = tensors["lstm_" + l + "/bias"].data;
       H = tensors["lstm_" + l + "/recurrent_kernel"].shape[0];
       var G = 4 * H;
-      n = width + H;
+      n = pad4(width + H);  // inputs per unit in M; the padding inputs have zero weights and stay 0
       var M = alloc(H * n * 4), B = alloc(G);
       for (var j = 0; j < H; j++) {
         for (var g = 0; g < 4; g++) {
