@@ -4,15 +4,17 @@
  * At load time each LSTM layer's kernel (in, 4H), recurrent kernel (H, 4H) and bias are fused into
  * one Float32Array laid out unit by unit, input by input, gate by gate: for hidden unit j the four
  * gate pre-activations over the concatenated [x ; h] vector are computed in ONE pass (four
- * accumulators sharing each input load), and the cell update follows at once. Activations and
- * states are Float64Array buffers allocated once; a step allocates nothing.
+ * accumulators sharing each input load), and the cell update follows at once. Every buffer
+ * (weights, [x ; h], gates, cell states, logits) is allocated once at load; a step allocates nothing.
  *
  * Engines: "wasm" runs that fused gate pass in a small WebAssembly SIMD kernel (f32x4: the four
- * gates of a unit are one vector, so each input costs one multiply-add), assembled below byte by
- * byte; "js" is the same loop in plain JavaScript. "auto" (default) picks wasm when the browser
- * validates SIMD, else js. Cell updates, the Dense layer and sampling are JavaScript in both.
+ * gates of a unit are one vector, so each input costs one multiply-add; float32 sums and [x ; h]
+ * in its linear memory, like TensorFlow), assembled below byte by byte; "js" is the same loop in
+ * plain JavaScript (float64 sums). "auto" (default) picks wasm when the browser validates SIMD,
+ * else js. Cell updates, the Dense layer and sampling are JavaScript in both.
  *
- * Exposes globalThis.KopitiamLSTM = {CharLSTM, Generator, mulberry32, softmax, argmax, decodeWeights}.
+ * Exposes globalThis.KopitiamLSTM = {CharLSTM, Generator, mulberry32, softmax, argmax, decodeWeights,
+ * wasmSimdAvailable, gatesModuleBytes}.
  */
 (function (root) {
   "use strict";
