@@ -53,8 +53,10 @@ def test_genspider_forum_template_makes_a_working_spider(project, tmp_path):
     spider_file = project / "crawler" / "spiders" / "kayaforum.py"
     source = spider_file.read_text()
     assert "class KayaforumSpider(ForumSpider):" in source and 'name = "kayaforum"' in source
-    listed = set(scrapy(["list"], project).stdout.split())
-    assert {"xenforo", "vbulletin", "text", "articles", "kayaforum"} <= listed
+    other = scrapy(["genspider", "-t", "document", "kayaessays", "https://kaya.example/essays/"], project)
+    assert other.returncode == 0, other.stderr[-2000:]
+    listed = set(scrapy(["list"], project).stdout.split())  # both generated modules import cleanly
+    assert {"xenforo", "vbulletin", "text", "articles", "kayaforum", "kayaessays"} <= listed
 
     # the template's selectors describe a simple engine; crawl a board of it for real
     routes = {"/boards/7": Page(BOARD), "/threads/42": Page(THREAD), "/threads/42?page=2": Page(THREAD_P2)}
