@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.cleaner import READ_COLUMNS, clean_batch, doc_id_for, merge_stats, new_stats
-from pipeline.common import atomic_path, section, setup_logging, write_json_atomic
+from pipeline.common import atomic_path, load_params, section, setup_logging, write_json_atomic
 from pipeline.progress import Progress
 from pipeline.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA, RAW_SCHEMA
 
@@ -162,18 +162,48 @@ def finish_metrics(stats: dict[str, Any], seconds: float) -> dict[str, Any]:
             "seconds": round(seconds, 3), "mb_per_s": round(stats["bytes_in"] / 1e6 / max(seconds, 1e-9), 3)}
 
 
+def select_raw_files(raw_dir: Path, sources: str | None, params: dict) -> list[Path]:
+    """The raw files to clean: one per source named (``--sources``, else params ``crawl.sources``).
+
+    Raw files of sources no longer listed (say, demo.parquet after switching to babynames) stay on
+    disk but are left out, with a log line; a listed source without its file is an error.
+    """
+    if sources is None:
+        listed = (params.get("crawl") or {}).get("sources")
+        names = None if listed is None else [str(n) for n in listed]
+    else:
+        names = None if sources.strip() == "*" else [n.strip() for n in sources.split(",") if n.strip()]
+    if names is None:
+        paths = sorted(raw_dir.glob("*.parquet"))
+        if not paths:
+            raise SystemExit(f"no raw files: {raw_dir}/*.parquet matched nothing (run the crawl stage first)")
+        return paths
+    if not names:
+        raise SystemExit("clean: no sources to clean (crawl.sources is empty)")
+    paths = [raw_dir / f"{name}.parquet" for name in names]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise SystemExit(f"clean: raw file(s) {', '.join(missing)} not found: run `dvc repro crawl` first")
+    ignored = sorted(set(raw_dir.glob("*.parquet")) - set(paths))
+    if ignored:
+        log.info("clean: ignoring raw file(s) of sources not listed in crawl.sources: %s",
+                 ", ".join(str(p) for p in ignored))
+    return sorted(paths)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--raw-dir", default="data/raw", type=Path)
     parser.add_argument("--out-dir", default="data/clean", type=Path)
     parser.add_argument("--metrics", default="metrics/clean.json", type=Path)
     parser.add_argument("--params", default="params.yaml", type=Path)
+    parser.add_argument("--sources", default=None,
+                        help="comma-separated source names to clean (default: params crawl.sources; "
+                             "'*' = every data/raw/*.parquet)")
     args = parser.parse_args(argv)
     setup_logging()
     cfg = section("clean", DEFAULTS, path=args.params)
-    paths = sorted(args.raw_dir.glob("*.parquet"))
-    if not paths:
-        raise SystemExit(f"no raw files: {args.raw_dir}/*.parquet matched nothing (run the crawl stage first)")
+    paths = select_raw_files(args.raw_dir, args.sources, load_params(args.params))
     try:
         metrics = run_clean(paths, args.out_dir / "posts.parquet", args.out_dir / "dropped.parquet", cfg)
     except RawInputError as exc:
