@@ -71,19 +71,25 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("path", type=Path, help="tinyshakespeare.txt (1,115,394 characters)")
     ap.add_argument("--minutes", type=float, default=15.0, help="training wall-clock budget")
-    ap.add_argument("--hidden", type=int, default=512)
-    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--hidden", type=int, help="LSTM units (default: CPU 256, GPU 1024)")
+    ap.add_argument("--layers", type=int, help="LSTM layers (default: CPU 2, GPU 3)")
     ap.add_argument("--embedding", type=int, default=64)
-    ap.add_argument("--dropout", type=float, default=0.2)
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--seq-len", type=int, default=128)
+    ap.add_argument("--dropout", type=float, help="(default: CPU 0.1, GPU 0.35)")
+    ap.add_argument("--batch", type=int, help="(default: CPU 64, GPU 128)")
+    ap.add_argument("--seq-len", type=int, help="(default: CPU 128, GPU 256)")
     ap.add_argument("--lr", type=float, default=3e-3, help="peak; cosine-decayed to 5%% over the time budget")
-    ap.add_argument("--mixed-precision", action="store_true", help="GPU: float16 compute")
+    ap.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, help="float16 compute (default: on a GPU)")
     args = ap.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     import keras
     import tensorflow as tf
+
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    for key, cpu_value, gpu_value in (("hidden", 256, 1024), ("layers", 2, 3), ("dropout", 0.1, 0.35),
+                                      ("batch", 64, 128), ("seq_len", 128, 256), ("mixed_precision", False, True)):
+        if getattr(args, key) is None:  # defaults by device; the GPU ones are untested here (no GPU)
+            setattr(args, key, gpu_value if gpu else cpu_value)
 
     from bench.train import device_name
     from model.losses import MaskedNats, masked_loss

@@ -93,27 +93,37 @@ def naive_model(cfg: dict):
     return keras.Model(inp, layers.Dense(cfg["vocab_size"], name="logits")(x))
 
 
-def time_steps(model, batches, warmup: int, one_hot: int | None = None) -> dict:
-    """Seconds per batch and real tokens per second of ``train_on_batch`` (after ``warmup``)."""
+def one_hot_feed(vocab: int):
     def feed(b):
         x, y, m = b
-        if one_hot:
-            x = np.eye(one_hot, dtype=np.float32)[x] * (m[..., None] > 0)  # padding = all-zero rows (masked)
-        return x, y, m
+        return np.eye(vocab, dtype=np.float32)[x] * (m[..., None] > 0), y, m  # padding = all-zero rows
+    return feed
 
-    timed = batches[warmup:]
-    shapes = {b[0].shape: b for b in timed}  # every shape once first: tracing is not training time
-    for b in batches[:warmup] + list(shapes.values()):
-        model.train_on_batch(*feed(b)[:2], sample_weight=b[2])
-    fed = [feed(b) for b in timed]
-    t0 = time.perf_counter()
-    for x, y, m in fed:
-        model.train_on_batch(x, y, sample_weight=m)
-    secs = time.perf_counter() - t0
-    real = float(sum(b[2].sum() for b in timed))
-    total = float(sum(b[2].size for b in timed))
-    return {"s_per_batch": secs / len(timed), "tokens_per_s": real / secs, "padding_efficiency": real / total,
-            "batches": len(timed)}
+
+def time_interleaved(runs: dict, warmup: int) -> dict:
+    """``runs``: name -> (model, batches, feed). Every model first trains once on each batch shape
+    (tracing is not training time), then the timed batches go round-robin across the models, so
+    load changes on a shared machine hit all of them alike. Tokens/s counts real targets only."""
+    fed = {name: [feed(b) for b in batches] for name, (_, batches, feed) in runs.items()}
+    for name, (model, _, _) in runs.items():
+        shapes = {b[0].shape: b for b in fed[name][warmup:]}
+        for x, y, m in fed[name][:warmup] + list(shapes.values()):
+            model.train_on_batch(x, y, sample_weight=m)
+    secs = dict.fromkeys(runs, 0.0)
+    n = len(next(iter(fed.values())))
+    for i in range(warmup, n):
+        for name, (model, _, _) in runs.items():
+            x, y, m = fed[name][i]
+            t0 = time.perf_counter()
+            model.train_on_batch(x, y, sample_weight=m)
+            secs[name] += time.perf_counter() - t0
+    out = {}
+    for name in runs:
+        timed = fed[name][warmup:]
+        real = float(sum(b[2].sum() for b in timed))
+        out[name] = {"s_per_batch": secs[name] / len(timed), "tokens_per_s": real / secs[name],
+                     "padding_efficiency": real / float(sum(b[2].size for b in timed)), "batches": len(timed)}
+    return out
 
 
 def run_config(name: str, cfg: dict, steps: int, warmup: int, batches_dir: Path) -> dict:
@@ -134,7 +144,9 @@ def run_config(name: str, cfg: dict, steps: int, warmup: int, batches_dir: Path)
         batches = real_batches(batches_dir, n)
         if len(batches) == n:
             data = str(batches_dir / "train")
-            cfg["vocab_size"] = int(max(b[0].max() for b in batches)) + 1
+            from model.data import dataset_stats
+
+            cfg["vocab_size"] = int(dataset_stats(batches_dir, "train")["vocab_size"])
             cfg["batch_size"] = int(max(b[0].shape[0] for b in batches))
             cfg["seq_len"] = int(max(b[0].shape[1] for b in batches))
         else:
@@ -142,17 +154,24 @@ def run_config(name: str, cfg: dict, steps: int, warmup: int, batches_dir: Path)
     if batches is None:
         batches = synthetic_batches(rng, n, cfg["batch_size"], cfg["seq_len"], cfg["vocab_size"], cfg["lengths"])
 
-    keras.utils.set_random_seed(SEED)
-    ours = build_model(NetworkConfig(cfg["vocab_size"], cfg["embedding_dim"], cfg["hidden_size"], cfg["num_layers"]))
-    ours.compile(optimizer=keras.optimizers.Adam(2e-3, global_clipnorm=5.0), loss=masked_loss())
-    fast = time_steps(ours, batches, warmup)
-    del ours
+    def ours_model():
+        keras.utils.set_random_seed(SEED)
+        model = build_model(NetworkConfig(cfg["vocab_size"], cfg["embedding_dim"], cfg["hidden_size"], cfg["num_layers"]))
+        model.compile(optimizer=keras.optimizers.Adam(2e-3, global_clipnorm=5.0), loss=masked_loss())
+        return model
+
     keras.utils.set_random_seed(SEED)
     naive = naive_model(cfg)
     naive.compile(optimizer=keras.optimizers.Adam(2e-3, global_clipnorm=5.0),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    slow = time_steps(naive, [pad_to_max(b, cfg["seq_len"]) for b in batches], warmup, one_hot=cfg["vocab_size"])
-    out = {"config": {**cfg, "data": data}, "ours": fast, "naive_onehot_pad_to_max": slow,
+    padded = [pad_to_max(b, cfg["seq_len"]) for b in batches]
+    runs = {"ours": (ours_model(), batches, lambda b: b),
+            "naive_onehot_pad_to_max": (naive, padded, one_hot_feed(cfg["vocab_size"]))}
+    if cfg["lengths"] == "buckets":  # splits the gain: bucketing alone (same network, padded batches)
+        runs["ours_pad_to_max"] = (ours_model(), padded, lambda b: b)
+    timed = time_interleaved(runs, warmup)
+    fast, slow = timed["ours"], timed["naive_onehot_pad_to_max"]
+    out = {"config": {**cfg, "data": data}, **timed,
            "speedup_tokens_per_s": fast["tokens_per_s"] / slow["tokens_per_s"]}
     if name == "reference":
         out["char_rnn_titan_z_s_per_batch"] = CHAR_RNN_TITAN_Z_S_PER_BATCH
