@@ -1,4 +1,5 @@
-"""Small helpers every stage shares: reading its params section, atomic writes, logging set-up.
+"""Small helpers every stage shares: reading its params section, atomic writes, JSON and JSON-lines
+files, first-seen id tracking, logging set-up.
 
 Kept deliberately tiny: stage logic lives in the stage modules as pure functions.
 """
@@ -11,7 +12,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import yaml
 
@@ -81,6 +82,45 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(data, fh, ensure_ascii=False, indent=2, sort_keys=True)
             fh.write("\n")
+
+
+def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[Any], *, sort_keys: bool = True) -> None:
+    """Write one compact JSON value per line, atomically (non-ASCII kept as is)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False, sort_keys=sort_keys) + "\n")
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` for every non-blank line; a line that is not JSON is an error
+    naming the file and the line (callers that skip bad lines catch it per line)."""
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{number}: not JSON ({exc.msg})") from None
+
+
+def read_jsonl(path: str | os.PathLike) -> list[Any]:
+    """Every value of a JSON-lines file, in file order (see ``iter_jsonl`` for errors)."""
+    return [value for _, value in iter_jsonl(path)]
+
+
+def repeated_ids(ids: Iterable[str], seen: set[str]) -> list[int]:
+    """Positions in ``ids`` of ids already in ``seen`` or earlier in ``ids``; adds every id to ``seen``.
+
+    The first occurrence of an id wins, across calls sharing ``seen`` (post-id dedupe over batches).
+    """
+    repeats = []
+    for i, ident in enumerate(ids):
+        if ident in seen:
+            repeats.append(i)
+        seen.add(ident)
+    return repeats
 
 
 def setup_logging(level: int = logging.INFO) -> None:
