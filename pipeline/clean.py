@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.cleaning import READ_COLUMNS, clean_batch, doc_id_for, drop_repeated_posts, merge_stats, new_stats
-from pipeline.common import atomic_path, load_params, section, setup_logging, write_json_atomic
+from pipeline.common import SeenIds, atomic_path, load_params, section, setup_logging, write_json_atomic
 from pipeline.pool import ordered_map, resolve_workers
 from pipeline.progress import Progress
 from pipeline.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA, RAW_SCHEMA, check_columns
@@ -95,7 +95,7 @@ def run_clean(paths: list[Path], posts_path: Path, dropped_path: Path, cfg: dict
     started = time.perf_counter()
     total_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in paths if p.stat().st_size > 0)
     stats = new_stats()
-    seen: set[str] = set()  # doc_ids so far: a post id repeated in a later batch is a duplicate
+    seen = SeenIds()  # doc_ids so far: a post id repeated in a later batch is a duplicate
     tasks = ((batch, name, offset, cfg) for name, offset, batch in raw_batches(paths, cfg["batch_rows"]))
     results = ordered_map(clean_batch, tasks, workers=resolve_workers(cfg["workers"]))
     with atomic_path(posts_path) as posts_tmp, atomic_path(dropped_path) as dropped_tmp, \

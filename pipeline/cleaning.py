@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline import filters
-from pipeline.common import repeated_ids
+from pipeline.common import SeenIds
 from pipeline.htmltext import html_to_text, strip_app_signatures
 from pipeline.pii import scrub_pii
 from pipeline.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA
@@ -137,11 +137,11 @@ def clean_batch(batch: pa.RecordBatch, name: str, offset: int, cfg: dict[str, An
 
 
 def drop_repeated_posts(kept: pa.Table, dropped: pa.Table, stats: dict[str, Any],
-                        seen: set[str]) -> tuple[pa.Table, pa.Table]:
+                        seen: SeenIds) -> tuple[pa.Table, pa.Table]:
     """Move kept posts whose doc_id (source, post_id) came earlier, kept or dropped, to the dropped
     rows as ``duplicate_post_id``, fixing ``stats``; ``seen`` carries the ids across batches."""
-    dup = repeated_ids(kept.column("doc_id").to_pylist(), seen)
-    seen.update(dropped.column("doc_id").to_pylist())
+    dup = seen.repeats(kept.column("doc_id").to_pylist())
+    seen.add(dropped.column("doc_id").to_pylist())
     if not dup:
         return kept, dropped
     rows = kept.take(dup)

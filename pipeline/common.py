@@ -1,5 +1,5 @@
 """Small helpers every stage shares: reading its params section, atomic writes, JSON and JSON-lines
-files, first-seen id tracking, logging set-up.
+files, first-seen ids (post-id dedupe), logging set-up.
 
 Kept deliberately tiny: stage logic lives in the stage modules as pure functions.
 """
@@ -110,17 +110,35 @@ def read_jsonl(path: str | os.PathLike) -> list[Any]:
     return [value for _, value in iter_jsonl(path)]
 
 
-def repeated_ids(ids: Iterable[str], seen: set[str]) -> list[int]:
-    """Positions in ``ids`` of ids already in ``seen`` or earlier in ``ids``; adds every id to ``seen``.
+class SeenIds:
+    """Ids met so far, for post-id dedupe: the first occurrence of an id wins, later ones are repeats.
 
-    The first occurrence of an id wins, across calls sharing ``seen`` (post-id dedupe over batches).
+    One rule for every place that drops repeated post ids (a batch of rows or one record at a time).
     """
-    repeats = []
-    for i, ident in enumerate(ids):
-        if ident in seen:
-            repeats.append(i)
-        seen.add(ident)
-    return repeats
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def first(self, ident: str) -> bool:
+        """True the first time ``ident`` is met (and remember it), False after."""
+        if ident in self._seen:
+            return False
+        self._seen.add(ident)
+        return True
+
+    def repeats(self, ids: Iterable[str]) -> list[int]:
+        """Positions in ``ids`` of ids met before (earlier calls or earlier in ``ids``); remembers all."""
+        return [i for i, ident in enumerate(ids) if not self.first(ident)]
+
+    def add(self, ids: Iterable[str]) -> None:
+        """Remember ``ids`` without asking (e.g. ids of rows dropped for another reason)."""
+        self._seen.update(ids)
+
+    def __contains__(self, ident: object) -> bool:
+        return ident in self._seen
+
+    def __len__(self) -> int:
+        return len(self._seen)
 
 
 def setup_logging(level: int = logging.INFO) -> None:

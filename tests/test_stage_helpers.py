@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from pipeline import filters
-from pipeline.common import iter_jsonl, read_jsonl, repeated_ids, write_jsonl_atomic
+from pipeline.common import SeenIds, iter_jsonl, read_jsonl, write_jsonl_atomic
 from pipeline.schemas import CLEAN_SCHEMA, check_columns, missing_columns
 
 
@@ -36,11 +36,13 @@ def test_check_columns_names_origin_missing_and_found():
     check_columns(pa.schema(list(CLEAN_SCHEMA)), CLEAN_SCHEMA, origin="ok", expected="CLEAN_SCHEMA")
 
 
-def test_repeated_ids_first_occurrence_wins_across_calls():
-    seen: set[str] = set()
-    assert repeated_ids(["a", "b", "a"], seen) == [2]
-    assert repeated_ids(["c", "b", "d", "c"], seen) == [1, 3]
-    assert seen == {"a", "b", "c", "d"}
+def test_seen_ids_first_occurrence_wins_across_calls():
+    seen = SeenIds()
+    assert seen.repeats(["a", "b", "a"]) == [2]
+    assert seen.repeats(["c", "b", "d", "c"]) == [1, 3]
+    assert seen.first("e") and not seen.first("e") and not seen.first("a")
+    seen.add(["f"])
+    assert "f" in seen and "g" not in seen and len(seen) == 6
 
 
 def test_jsonl_round_trip_and_bad_line(tmp_path):
