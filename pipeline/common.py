@@ -12,7 +12,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import yaml
 
@@ -92,17 +92,23 @@ def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[Any], *, sort_key
                 fh.write(json.dumps(row, ensure_ascii=False, sort_keys=sort_keys) + "\n")
 
 
-def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
-    """``(line number, value)`` for every non-blank line; a line that is not JSON is an error
-    naming the file and the line (callers that skip bad lines catch it per line)."""
+def iter_jsonl(path: str | os.PathLike,
+               on_error: Callable[[int, str], None] | None = None) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` for every non-blank line. A line that is not JSON is an error naming
+    the file and the line, or, with ``on_error``, reported as ``on_error(line number, message)`` and
+    skipped (for readers that count bad lines and go on)."""
     with open(path, encoding="utf-8") as fh:
         for number, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
-                yield number, json.loads(line)
+                value = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number}: not JSON ({exc.msg})") from None
+                if on_error is None:
+                    raise ValueError(f"{path}:{number}: not JSON ({exc.msg})") from None
+                on_error(number, exc.msg)
+                continue
+            yield number, value
 
 
 def read_jsonl(path: str | os.PathLike) -> list[Any]:

@@ -56,4 +56,7 @@ def test_jsonl_round_trip_and_bad_line(tmp_path):
     assert next(it) == (1, {"a": 1})
     with pytest.raises(ValueError, match=r"rows\.jsonl:3: not JSON"):
         next(it)
+    errors = []
+    assert list(iter_jsonl(path, on_error=lambda n, msg: errors.append(n))) == [(1, {"a": 1})]
+    assert errors == [3]
     assert list(tmp_path.joinpath("out").iterdir()) == [path]  # no temporary files left
