@@ -90,7 +90,8 @@ def check_params(p: Mapping[str, Any]) -> BatchParams:
     if buckets == "auto":
         return BatchParams(batch_size, max_len, None, max_buckets, seed)
     if not isinstance(buckets, (list, tuple)) or not buckets:
-        raise ParamsError(f"params.yaml: batches.buckets must be 'auto' or a non-empty list of lengths, got {buckets!r}")
+        raise ParamsError("params.yaml: batches.buckets must be 'auto' or a non-empty list of lengths, "
+                          f"got {buckets!r}")
     bad = [b for b in buckets if isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= max_len]
     if bad:
         raise ParamsError(f"params.yaml: batches.buckets must hold integers in [1, max_len={max_len}], got {bad!r}")
@@ -190,7 +191,8 @@ def build_split(stream: np.ndarray, chunks: Mapping[str, np.ndarray], boundaries
     bucket index of every batch in the split's batch order."""
     bucket_of = np.searchsorted(np.asarray(boundaries), chunks["targets"], side="left")
     if len(chunks["targets"]) and bucket_of.max() >= len(boundaries):
-        raise ValueError(f"a sequence of {int(chunks['targets'].max())} targets exceeds the last bucket {boundaries[-1]}")
+        raise ValueError(f"a sequence of {int(chunks['targets'].max())} targets exceeds the last bucket "
+                         f"{boundaries[-1]}")
     buckets, labels = [], []
     for b, length in enumerate(boundaries):
         sel = np.flatnonzero(bucket_of == b)
@@ -217,7 +219,8 @@ def bucket_stats(buckets: Sequence[Mapping[str, Any]], max_len: int) -> dict[str
         real = int(b["rows"][:, 0].sum())
         per.append({"length": length, "sequences": n, "batches": b["batches"], "real_tokens": real,
                     "pad_tokens": n * length - real, "efficiency": round(real / (n * length), 6)})
-        real_all, total_all, seqs_all, batches_all = real_all + real, total_all + n * length, seqs_all + n, batches_all + b["batches"]
+        real_all, total_all = real_all + real, total_all + n * length
+        seqs_all, batches_all = seqs_all + n, batches_all + b["batches"]
     return {"batches": batches_all, "sequences": seqs_all, "real_tokens": real_all, "pad_tokens": total_all - real_all,
             "efficiency": round(real_all / total_all, 6) if total_all else 0.0,
             "pad_to_max_efficiency": round(real_all / (seqs_all * max_len), 6) if seqs_all else 0.0, "buckets": per}

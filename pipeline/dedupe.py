@@ -208,7 +208,8 @@ def build_metrics(docs, kind, dup_of, seconds: float, dropped: Path | None) -> d
     if dropped is not None and dropped.exists():  # accounting against the raw rows: raw = kept + dropped + dups
         counts = pc.value_counts(pq.read_table(dropped, columns=["source"]).column("source")).to_pylist()
         for item in counts:
-            per.setdefault(item["values"], {"in": 0, "kept": 0, "exact": 0, "near": 0})["dropped_clean"] = item["counts"]
+            counts_of = per.setdefault(item["values"], {"in": 0, "kept": 0, "exact": 0, "near": 0})
+            counts_of["dropped_clean"] = item["counts"]
         for src, p in per.items():
             p.setdefault("dropped_clean", 0)
             p["raw"] = p["in"] + p["dropped_clean"]

@@ -258,7 +258,8 @@ def iter_texts(path: str | os.PathLike, *, batch_rows: int = 65_536) -> Iterable
         yield from (t or "" for t in batch.column(0).to_pylist())
 
 
-def vocab_metrics(vocab: Vocab, train_counts: dict[str, int], val_counts: dict[str, int], n_val_docs: int) -> dict[str, Any]:
+def vocab_metrics(vocab: Vocab, train_counts: dict[str, int], val_counts: dict[str, int],
+                  n_val_docs: int) -> dict[str, Any]:
     """``metrics/vocab.json``: size, hash, how it was built and its coverage of train and val."""
     return {"size": len(vocab), "hash": vocab.hash, "specials": dict(SPECIALS), "min_count": vocab.extra["min_count"],
             "max_size": vocab.extra["max_size"], "train_distinct_characters": len(train_counts),
