@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -97,8 +98,9 @@ def run_clean(paths: list[Path], posts_path: Path, dropped_path: Path, cfg: dict
     stats = new_stats()
     seen = SeenIds()  # doc_ids so far: a post id repeated in a later batch is a duplicate
     tasks = ((batch, name, offset, cfg) for name, offset, batch in raw_batches(paths, cfg["batch_rows"]))
-    results = ordered_map(clean_batch, tasks, workers=resolve_workers(cfg["workers"]))
+    workers = resolve_workers(cfg["workers"])
     with atomic_path(posts_path) as posts_tmp, atomic_path(dropped_path) as dropped_tmp, \
+            closing(ordered_map(clean_batch, tasks, workers=workers)) as results, \
             pq.ParquetWriter(posts_tmp, CLEAN_SCHEMA, compression="zstd") as kept_w, \
             pq.ParquetWriter(dropped_tmp, DROPPED_SCHEMA, compression="zstd") as drop_w, \
             Progress(total_rows, "clean", "post", log) as bar:

@@ -28,6 +28,7 @@ import argparse
 import hashlib
 import logging
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -152,8 +153,9 @@ def read_docs(path: Path, cfg: dict[str, Any]) -> dict[str, np.ndarray]:
     parts: list[dict[str, np.ndarray]] = []
     sig = np.empty((pf.metadata.num_rows, cfg["num_perm"]), dtype=np.uint32)  # filled in order, no concat copy
     filled = 0
-    with Progress(pf.metadata.num_rows, "dedupe", "doc", log) as bar:
-        for part in ordered_map(hash_row_groups, ((path, groups, cfg) for groups in tasks), workers=workers):
+    results = ordered_map(hash_row_groups, ((path, groups, cfg) for groups in tasks), workers=workers)
+    with Progress(pf.metadata.num_rows, "dedupe", "doc", log) as bar, closing(results):
+        for part in results:
             n = len(part["doc_id"])
             sig[filled:filled + n] = part.pop("sig")
             filled += n

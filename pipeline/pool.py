@@ -10,7 +10,8 @@ so memory stays flat however long the input) and yields each result in the order
 The contract a caller relies on, and that another engine (a Dask cluster, say) must keep:
 ``fn`` is a picklable top-level function without side effects, tasks are tuples of picklable
 arguments read lazily from an iterator, results come back in input order, and an exception raised
-by ``fn`` is raised here, at the position of its task.
+by ``fn`` is raised here, at the position of its task. A caller that may stop early wraps the
+iterator in ``contextlib.closing`` so the workers stop at once.
 
 Built on ``multiprocessing.Pool`` with the ``fork`` start method (workers inherit imported modules,
 no re-import per worker) rather than ``concurrent.futures``: ``Pool.apply_async`` plus a deque is

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import time
 
@@ -63,3 +64,11 @@ def test_resolve_workers():
     assert resolve_workers(3, n_tasks=0) == 1
     with pytest.raises(ValueError, match="workers must be >= 1"):
         list(ordered_map(fail_on, [(1, 0)], workers=0))
+
+
+def test_closing_early_stops_the_workers():
+    results = ordered_map(square_with_pid, ((x, 0.0) for x in range(50)), workers=2)
+    assert next(results)[0] == 0
+    assert mp.active_children()  # the pool's workers
+    results.close()
+    assert not mp.active_children()
