@@ -8,7 +8,7 @@ need (tasks on any worker, results fetched in the order we ask, lost work recomp
 dies). A home-made dispatcher would have to re-implement all of that.
 
 ``DaskEngine(cfg)`` is a context manager over the ``dask`` section of params.yaml: ``scheduler: ""``
-starts a LocalCluster (processes, on 127.0.0.1, no dashboards) for the stage and stops it after;
+starts a LocalCluster (worker processes; every listener on 127.0.0.1, free ports) for the stage and stops it after;
 ``tcp://HOST:PORT`` joins a running scheduler (an unreachable one is a ``DaskSchedulerError`` naming
 ``dask.scheduler``). ``engine.ordered_map(fn, tasks)`` keeps the pipeline.pool contract: ``fn(*task)``
 for every task, results in task order, at most ``window`` tasks in flight, an exception raised at its
@@ -110,7 +110,9 @@ class DaskEngine:
         else:
             self.cluster = LocalCluster(n_workers=self.cfg["n_workers"] or os.cpu_count() or 1,
                                         threads_per_worker=1, processes=True, host="127.0.0.1",
-                                        dashboard_address=None, memory_limit=self.cfg["memory_limit"])
+                                        # the scheduler's HTTP server runs even with the dashboard off, on
+                                        # :8787 unless told: a free port on loopback, like every listener
+                                        dashboard_address="127.0.0.1:0", memory_limit=self.cfg["memory_limit"])
             self.client = Client(self.cluster, set_as_default=False)
         self._stream = get_task_stream(self.client)
         self._stream.__enter__()
