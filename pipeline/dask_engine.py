@@ -40,7 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "memory_limit": "auto",  # LocalCluster only: per worker ("4GiB"; "auto" = machine memory / workers)
     "connect_timeout": 10,  # seconds to wait for the scheduler before failing
     "window": 0,  # tasks in flight in clean and dedupe pass 1 (0 = 2 per worker thread)
-    "lsh_partitions": 0,  # dedupe: shuffle partitions of LSH band keys and pair keys (0 = dedupe.bands)
+    "lsh_partitions": 0,  # dedupe: shuffle partitions of LSH band keys and pair keys (0 = 2 per worker thread)
 }
 
 

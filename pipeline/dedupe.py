@@ -205,15 +205,14 @@ def run_dedupe(posts: Path, corpus: Path, duplicates: Path, cfg: dict[str, Any],
         raise ValueError(f"params.yaml: dedupe.num_perm ({cfg['num_perm']}) must be a multiple of "
                          f"dedupe.bands ({cfg['bands']})")
     dask_engine.check_engine("dedupe", cfg["engine"])
-    dask_cfg = dask_cfg or dict(dask_engine.DEFAULTS)
     if cfg["engine"] == "dask" and engine is None:
-        with dask_engine.DaskEngine(dask_cfg) as own:
+        with dask_engine.DaskEngine(dask_cfg or dict(dask_engine.DEFAULTS)) as own:
             return run_dedupe(posts, corpus, duplicates, cfg, dropped, dask_cfg, own)
     started = time.perf_counter()
     if cfg["engine"] == "dask":
         from pipeline.dedupe_dask import find_duplicates_dask  # it imports this module
 
-        docs, dup_of, kind, sim = find_duplicates_dask(engine, posts, cfg, dask_cfg["lsh_partitions"])
+        docs, dup_of, kind, sim = find_duplicates_dask(engine, posts, cfg)
     else:
         docs = read_docs(posts, cfg)
         dup_of, kind, sim = find_duplicates(docs, cfg)

@@ -107,8 +107,12 @@ def verify(sig_a: np.ndarray, sig_b: np.ndarray, a: np.ndarray, b: np.ndarray, s
     return minhash.similarity(np.concatenate([sig_a, sig_b]), a, b + len(sig_a))
 
 
-def find_duplicates_dask(engine: DaskEngine, path: Path, cfg: dict[str, Any], lsh_partitions: int = 0):
-    """-> (docs without signatures, dup_of, kind, sim): ``dedupe.find_duplicates``' result, on Dask."""
+def find_duplicates_dask(engine: DaskEngine, path: Path, cfg: dict[str, Any]):
+    """-> (docs without signatures, dup_of, kind, sim): ``dedupe.find_duplicates``' result, on Dask.
+
+    ``dask.lsh_partitions`` (``engine.cfg``) 0 = two per worker thread. Each shuffle costs partitions x pieces small
+    ``getitem`` tasks, so more pieces than the memory of one LSH task needs only adds overhead.
+    """
     pf = pq.ParquetFile(path)
     check_columns(pf.schema_arrow, COLUMNS, origin=str(path), expected="CLEAN_SCHEMA (the clean stage's posts)")
     location = str(Path(path).resolve())
@@ -127,7 +131,7 @@ def find_duplicates_dask(engine: DaskEngine, path: Path, cfg: dict[str, Any], ls
     dup_of, kind, sim = exact_pass(docs["exact"], rank)
     cand = (kind == 0) & docs["near"]
     if cand.sum() > 1:
-        a, b, s = _near_pairs(engine, sigs, rank, cand, offsets, cfg, lsh_partitions or cfg["bands"])
+        a, b, s = _near_pairs(engine, sigs, rank, cand, offsets, cfg, engine.cfg["lsh_partitions"] or 2 * engine.threads())
         ok = s >= cfg["threshold"]
         apply_near_pairs(a[ok], b[ok], s[ok], rank, dup_of, kind, sim)
     return docs, dup_of, kind, sim

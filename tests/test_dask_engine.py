@@ -142,7 +142,7 @@ def test_cluster_gives_local_bytes_and_both_workers_run_tasks(cluster, raw_files
 def test_lsh_partitions_do_not_change_the_result(cluster, raw_files, local_result, tmp_path, lsh_partitions):
     """Fewer partitions than bands (several bands per piece) and more (bands split by key range)."""
     with DaskEngine({**DASK_DEFAULTS, "scheduler": cluster, "lsh_partitions": lsh_partitions}) as engine:
-        result = run_stages(tmp_path, raw_files, "dask", engine, {**DASK_DEFAULTS, "lsh_partitions": lsh_partitions})
+        result = run_stages(tmp_path, raw_files, "dask", engine)
     assert result["files"] == local_result["files"]
 
 
