@@ -16,8 +16,8 @@ The same decisions as ``pipeline.dedupe.find_duplicates``, with the heavy parts 
    the two signature blocks on a worker; the survivor rule (``apply_near_pairs``) runs in the stage
    process over the verified pairs only.
 
-What grows with what: the stage process holds about 60 bytes per document (step 2 and the result
-columns) plus 16 bytes per candidate pair; the workers together hold the signatures (``num_perm`` x 4
+What grows with what: the stage process holds about 115 bytes per document (step 2's columns, the
+source name, the result columns) plus 16 bytes per candidate pair; the workers together hold the signatures (``num_perm`` x 4
 bytes per document, spread over the workers and spillable to disk by Dask); an LSH task holds
 candidates x bands / ``lsh_partitions`` entries of 26 bytes (raise ``lsh_partitions`` with the corpus).
 A worker killed mid-stage loses its blocks; Dask recomputes them from the task graph.
