@@ -31,8 +31,8 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.cleaning import READ_COLUMNS, clean_batch, doc_id_for, drop_repeated_posts, merge_stats, new_stats
 from pipeline import dask_engine
+from pipeline.cleaning import READ_COLUMNS, clean_batch, doc_id_for, drop_repeated_posts, merge_stats, new_stats
 from pipeline.common import SeenIds, atomic_path, load_params, section, setup_logging, write_json_atomic
 from pipeline.pool import ordered_map, resolve_workers
 from pipeline.progress import Progress

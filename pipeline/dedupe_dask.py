@@ -17,9 +17,10 @@ The same decisions as ``pipeline.dedupe.find_duplicates``, with the heavy parts 
    process over the verified pairs only.
 
 What grows with what: the stage process holds about 115 bytes per document (step 2's columns, the
-source name, the result columns) plus 16 bytes per candidate pair; the workers together hold the signatures (``num_perm`` x 4
-bytes per document, spread over the workers and spillable to disk by Dask); an LSH task holds
-candidates x bands / ``lsh_partitions`` entries of 26 bytes (raise ``lsh_partitions`` with the corpus).
+source name, the result columns) plus 16 bytes per candidate pair; the workers together hold the
+signatures (``num_perm`` x 4 bytes per document, spread over the workers and spillable to disk by
+Dask); an LSH task holds candidates x bands / ``lsh_partitions`` entries of 26 bytes (raise
+``lsh_partitions`` with the corpus).
 A worker killed mid-stage loses its blocks; Dask recomputes them from the task graph.
 """
 
@@ -35,8 +36,15 @@ import pyarrow.parquet as pq
 
 from pipeline import minhash
 from pipeline.dask_engine import DaskEngine
-from pipeline.dedupe import (COLUMNS, _empty_docs, apply_near_pairs, exact_pass, hash_row_groups, rank_of,
-                             row_group_tasks)
+from pipeline.dedupe import (
+    COLUMNS,
+    _empty_docs,
+    apply_near_pairs,
+    exact_pass,
+    hash_row_groups,
+    rank_of,
+    row_group_tasks,
+)
 from pipeline.schemas import check_columns
 
 log = logging.getLogger(__name__)
@@ -116,7 +124,8 @@ def find_duplicates_dask(engine: DaskEngine, path: Path, cfg: dict[str, Any]):
     pf = pq.ParquetFile(path)
     check_columns(pf.schema_arrow, COLUMNS, origin=str(path), expected="CLEAN_SCHEMA (the clean stage's posts)")
     location = str(Path(path).resolve())
-    hashed = [engine.submit(hash_row_groups, location, groups, cfg) for groups in row_group_tasks(pf, cfg["batch_rows"])]
+    hashed = [engine.submit(hash_row_groups, location, groups, cfg)
+              for groups in row_group_tasks(pf, cfg["batch_rows"])]
     smalls = engine.gather([engine.submit(small_columns, f) for f in hashed])
     sigs = [engine.submit(operator.getitem, f, "sig") for f in hashed]
     del hashed  # the signature futures keep what they need; Dask recomputes from the graph if a worker dies
@@ -126,12 +135,12 @@ def find_duplicates_dask(engine: DaskEngine, path: Path, cfg: dict[str, Any]):
     if sizes.sum() != pf.metadata.num_rows:
         raise RuntimeError(f"{path}: read {sizes.sum()} rows, metadata says {pf.metadata.num_rows}")
     offsets = np.concatenate([[0], np.cumsum(sizes)])
-    n = int(offsets[-1])
     rank = rank_of(docs)
     dup_of, kind, sim = exact_pass(docs["exact"], rank)
     cand = (kind == 0) & docs["near"]
     if cand.sum() > 1:
-        a, b, s = _near_pairs(engine, sigs, rank, cand, offsets, cfg, engine.cfg["lsh_partitions"] or 2 * engine.threads())
+        n_parts = engine.cfg["lsh_partitions"] or 2 * engine.threads()
+        a, b, s = _near_pairs(engine, sigs, rank, cand, offsets, cfg, n_parts)
         ok = s >= cfg["threshold"]
         apply_near_pairs(a[ok], b[ok], s[ok], rank, dup_of, kind, sim)
     return docs, dup_of, kind, sim

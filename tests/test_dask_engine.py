@@ -146,17 +146,21 @@ def test_lsh_partitions_do_not_change_the_result(cluster, raw_files, local_resul
     assert result["files"] == local_result["files"]
 
 
-def test_worker_killed_mid_stage_same_bytes(cluster, raw_files, local_result, tmp_path):
-    """SIGKILL one worker process while it runs a clean task: Dask reruns its work elsewhere."""
+@pytest.mark.parametrize("during", [("clean_rows",), ("band_pieces", "lsh_pairs", "count_pairs", "verify")],
+                         ids=["clean", "dedupe-shuffle"])
+def test_worker_killed_mid_stage_same_bytes(cluster, raw_files, local_result, tmp_path, during):
+    """SIGKILL one worker process while it runs a clean task, or a dedupe task after the hash pass
+    (its signature blocks are lost with it): Dask reruns and recomputes, the bytes do not change."""
     killed = threading.Event()
     with distributed.Client(cluster) as observer:
         pids = observer.run(os.getpid)
-        victim = sorted(pids)[0]
+        victim = min(pids)
 
         def kill_when_busy() -> None:
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
-                if any("clean_rows" in str(k) for k in observer.processing().get(victim, ())):
+                busy = observer.processing().get(victim, ())
+                if any(name in str(k) for k in busy for name in during):
                     os.kill(pids[victim], signal.SIGKILL)
                     killed.set()
                     return
@@ -188,7 +192,8 @@ def test_unreachable_scheduler_names_the_key(tmp_path, raw_files):
 
 def test_bad_engine_and_dask_params_are_named(tmp_path, raw_files):
     with pytest.raises(ValueError, match="clean.engine must be local or dask, got 'spark'"):
-        clean.run_clean(raw_files, tmp_path / "p.parquet", tmp_path / "d.parquet", {**clean.DEFAULTS, "engine": "spark"})
+        clean.run_clean(raw_files, tmp_path / "p.parquet", tmp_path / "d.parquet",
+                        {**clean.DEFAULTS, "engine": "spark"})
     with pytest.raises(ValueError, match="dask.scheduler must be"):
         DaskEngine({**DASK_DEFAULTS, "scheduler": "127.0.0.1:8786"})
     with pytest.raises(ValueError, match="dask.lsh_partitions must be an integer >= 0"):
