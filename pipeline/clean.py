@@ -76,8 +76,8 @@ def _typed_batch(path: Path | str, batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, names=READ_COLUMNS)
 
 
-def raw_batches(paths: list[Path], batch_rows: int) -> Iterator[tuple[str, int, pa.RecordBatch]]:
-    """Yield (file stem, row offset, record batch) from every raw file, checking columns first."""
+def raw_files(paths: list[Path]) -> Iterator[tuple[Path, pq.ParquetFile]]:
+    """Every raw file that has rows, opened and its columns checked (0-byte files: a warning)."""
     for path in paths:
         if path.stat().st_size == 0:
             log.warning("%s is empty (0 bytes): no rows read from it", path)
@@ -88,6 +88,12 @@ def raw_batches(paths: list[Path], batch_rows: int) -> Iterator[tuple[str, int, 
             raise RawInputError(f"{path}: not a readable Parquet file ({exc})") from exc
         check_columns(pf.schema_arrow, READ_COLUMNS, origin=str(path), error=RawInputError,
                       expected="RAW_SCHEMA (pipeline/schemas.py) in raw files")
+        yield path, pf
+
+
+def raw_batches(paths: list[Path], batch_rows: int) -> Iterator[tuple[str, int, pa.RecordBatch]]:
+    """Yield (file stem, row offset, record batch) from every raw file, checking columns first."""
+    for path, pf in raw_files(paths):
         offset = 0
         for batch in pf.iter_batches(batch_size=batch_rows, columns=READ_COLUMNS):
             yield path.stem, offset, _typed_batch(path, batch)
@@ -116,16 +122,7 @@ def clean_rows(location: str, start: int, stop: int, name: str, cfg: dict[str, A
 
 def row_range_tasks(paths: list[Path], cfg: dict[str, Any]) -> Iterator[tuple]:
     """``clean_rows`` tasks: the local engine's batches as (absolute file, start, stop, stem, cfg)."""
-    for path in paths:
-        if path.stat().st_size == 0:
-            log.warning("%s is empty (0 bytes): no rows read from it", path)
-            continue
-        try:
-            pf = pq.ParquetFile(path)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise RawInputError(f"{path}: not a readable Parquet file ({exc})") from exc
-        check_columns(pf.schema_arrow, READ_COLUMNS, origin=str(path), error=RawInputError,
-                      expected="RAW_SCHEMA (pipeline/schemas.py) in raw files")
+    for path, pf in raw_files(paths):
         n, step = pf.metadata.num_rows, cfg["batch_rows"]
         for start in range(0, n, step):
             yield str(path.resolve()), start, min(start + step, n), path.stem, cfg

@@ -203,3 +203,19 @@ def test_bad_engine_and_dask_params_are_named(tmp_path, raw_files):
 def test_local_cluster_started_and_stopped_by_the_stage(raw_files, local_result, tmp_path):
     result = run_stages(tmp_path, raw_files, "dask", None, {**DASK_DEFAULTS, "n_workers": 2})
     assert result == local_result
+
+
+def test_worker_reads_rows_by_path_or_fsspec_url_as_local_batches(raw_files, tmp_path):
+    """A clean task's rows (straddling row groups) equal the local engine's batch; file:// URLs read alike."""
+    cfg = {**clean.DEFAULTS, "batch_rows": 64}
+    name, offset, batch = list(clean.raw_batches(raw_files[:1], 64))[3]  # rows 192..255: row groups 2 and 3
+    want = clean.clean_batch(batch, name, offset, cfg)
+    for location in (str(raw_files[0]), raw_files[0].resolve().as_uri()):
+        got = clean.clean_rows(location, offset, offset + batch.num_rows, name, cfg)
+        assert got[0].equals(want[0]) and got[1].equals(want[1]) and got[2] == want[2]
+    posts = tmp_path / "posts.parquet"
+    clean.run_clean(raw_files[:1], posts, tmp_path / "dropped.parquet", {**cfg, "workers": 1})
+    by_path = dedupe.hash_row_groups(posts, [1, 2], dedupe.DEFAULTS)
+    by_url = dedupe.hash_row_groups(posts.resolve().as_uri(), [1, 2], dedupe.DEFAULTS)
+    assert len(by_url["doc_id"]) > 100
+    assert all((by_url[k] == by_path[k]).all() for k in by_path)
