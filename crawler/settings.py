@@ -53,6 +53,7 @@ COOKIES_ENABLED = False
 ITEM_PIPELINES = {
     "crawler.pipelines.RequiredFieldsPipeline": 100,
     "crawler.pipelines.UniquePostPipeline": 200,
+    "crawler.pipelines.PostDatePipeline": 300,
 }
 
 # Crawl stats as JSON for the crawl stage's metrics (on when KOPITIAM_STATS_FILE is set).

@@ -2,7 +2,8 @@
 
 Reads params ``sources.<name>`` (what to crawl) and ``crawl`` (how); writes
 ``data/raw/<name>.parquet`` (``pipeline.schemas.RAW_SCHEMA``, through the Parquet feed exporter)
-and ``metrics/crawl/<name>.json`` (pages, posts, errors by kind, bytes, seconds).
+and ``metrics/crawl/<name>.json`` (pages fetched, by kind, and robots.txt apart; posts; errors by
+kind, e.g. ``post_without_date``; bytes; seconds).
 
 A source entry names a ``spider`` (a Scrapy spider name, ``scrapy list``) with its ``args``;
 ``demo_forum`` serves the offline demo forum on 127.0.0.1 for the crawl (``{server}`` in args
@@ -113,7 +114,7 @@ def summarize(stats: Mapping[str, Any]) -> dict[str, Any]:
     def group(prefix: str) -> dict[str, int]:
         return {k[len(prefix):]: v for k, v in sorted(stats.items()) if k.startswith(prefix)}
 
-    errors = {**group("forum/errors/"), **{f"dropped/{k}": v for k, v in group("kopitiam/dropped/").items()},
+    errors = {**group("forum/errors/"), **group("kopitiam/errors/"), **{f"dropped/{k}": v for k, v in group("kopitiam/dropped/").items()},
               **{f"spider_exception/{k}": v for k, v in group("spider_exceptions/").items()},
               **{f"http_{k}": v for k, v in group("httperror/response_ignored_status_count/").items()},
               **{f"download/{k.rsplit('.', 1)[-1]}": v for k, v in
@@ -121,10 +122,13 @@ def summarize(stats: Mapping[str, Any]) -> dict[str, Any]:
     if stats.get("retry/max_reached"):
         errors["retry_max_reached"] = stats["retry/max_reached"]
     seconds = float(stats.get("elapsed_time_seconds") or 0.0)
-    pages = int(stats.get("response_received_count", 0))
+    # robots.txt responses pass through the same downloader as pages: counted apart, so `pages`
+    # is what the spider fetched (boards, threads, ...; by kind in `pages_by_kind`)
+    robots_txt = int(stats.get("robotstxt/response_count", 0))
+    pages = int(stats.get("response_received_count", 0)) - robots_txt
     posts = int(stats.get("item_scraped_count", 0))
     return {
-        "pages": pages, "pages_by_kind": group("forum/pages/"), "posts": posts,
+        "pages": pages, "pages_by_kind": group("forum/pages/"), "robots_txt": robots_txt, "posts": posts,
         "threads": int(stats.get("forum/threads", 0)), "errors": errors,
         "errors_total": int(sum(errors.values())), "skipped": group("forum/skipped/"),
         "retries": int(stats.get("retry/count", 0)),
