@@ -59,6 +59,7 @@ ITEM_PIPELINES = {
 # Crawl stats as JSON for the crawl stage's metrics (on when KOPITIAM_STATS_FILE is set).
 EXTENSIONS = {
     "crawler.extensions.StatsFile": 900,
+    "crawler.extensions.ParentWatch": 910,  # the crawl stage's child dies with the stage
 }
 KOPITIAM_STATS_FILE = None
 

@@ -170,8 +170,10 @@ def run_spider(name: str, entry: Mapping[str, Any], cfg: Mapping[str, Any], out:
             settings["KOPITIAM_STATS_FILE"] = str(Path(tmp) / "stats.json")
             cmd = scrapy_command(spider, args, settings, feed)
             logger.info("crawling %s: %s", name, " ".join(cmd))
-            returncode = job.run(cmd, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": os.pathsep.join(
-                                 p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)})
+            # KOPITIAM_PARENT_PID: the child stops when this process dies (crawler.extensions.ParentWatch)
+            returncode = job.run(cmd, cwd=REPO_ROOT, env={
+                **os.environ, "KOPITIAM_PARENT_PID": str(os.getpid()), "PYTHONPATH": os.pathsep.join(
+                    p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)})
             if returncode != 0:
                 raise RuntimeError(f"source {name!r}: scrapy crawl {spider} exited {returncode} (see log above)")
             stats_file = Path(settings["KOPITIAM_STATS_FILE"])
