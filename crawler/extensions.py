@@ -106,3 +106,48 @@ class ParentWatch:
         time.sleep(self.grace)
         logger.error("still running %.0f s after the crawl stage died: killing this crawl", self.grace)
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+class CheckReport:
+    """Under ``scrapy check`` (which switches logging off), print the spider's own error counters
+    and its first warnings when the spider closes, so a failed contract such as ``Returned 0 items,
+    expected 1..inf`` comes with the reason the spider knew (``thread page ...: no thread id
+    found``). Off outside ``scrapy check`` (``SCRAPY_CHECK`` unset)."""
+
+    PREFIXES = ("forum/errors/", "kopitiam/errors/", "kopitiam/dropped/", "spider_exceptions/")
+    KEEP = 5  # first warnings kept per spider
+
+    def __init__(self, stats) -> None:
+        self.stats = stats
+        self.records: list[str] = []
+        outer = self
+
+        class Keep(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if len(outer.records) < outer.KEEP:
+                    outer.records.append(f"{record.levelname} {record.name}: {record.getMessage()}")
+
+        self.handler = Keep(level=logging.WARNING)
+        logging.getLogger().addHandler(self.handler)
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        import os
+
+        if not os.environ.get("SCRAPY_CHECK"):
+            raise NotConfigured("only under scrapy check")
+        ext = cls(crawler.stats)
+        crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
+        return ext
+
+    def spider_closed(self, spider, reason: str) -> None:
+        import sys
+
+        logging.getLogger().removeHandler(self.handler)
+        counters = {k: v for k, v in sorted(self.stats.get_stats().items()) if k.startswith(self.PREFIXES)}
+        if not counters and not self.records:
+            return
+        lines = [f"spider {spider.name!r} counted: " + (", ".join(f"{k}={v}" for k, v in counters.items())
+                                                       or "no errors")]
+        lines += [f"  {line}" for line in self.records]
+        print("\n" + "\n".join(lines), file=sys.stderr)

@@ -60,6 +60,7 @@ ITEM_PIPELINES = {
 EXTENSIONS = {
     "crawler.extensions.StatsFile": 900,
     "crawler.extensions.ParentWatch": 910,  # the crawl stage's child dies with the stage
+    "crawler.extensions.CheckReport": 920,  # `scrapy check`: the spider's own error counters
 }
 KOPITIAM_STATS_FILE = None
 

@@ -107,3 +107,40 @@ def test_section_names_the_file_read_and_run_main_exit_codes(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         run_main(lambda argv: 3 if argv == ["-x"] else 0, ["-x"])
     assert exit_.value.code == 3
+
+
+BROKEN_SPIDER = '''
+from crawler.spiders.xenforo import XenforoSpider
+
+
+class BrokenXf(XenforoSpider):
+    """An engine whose thread id selector no longer matches (the site changed its markup)."""
+
+    name = "brokenxf"
+
+    def thread_info(self, response):
+        info = super().thread_info(response)
+        info.thread_id = None
+        return info
+
+    def parse(self, response, **kwargs):
+        """@url tests/fixtures/xenforo/thread_p1.html
+        @returns items 1
+        """
+        yield from super().parse(response, **kwargs)
+'''
+
+
+def test_scrapy_check_failure_shows_the_spiders_own_errors(tmp_path):
+    package = tmp_path / "myspiders"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "broken.py").write_text(BROKEN_SPIDER)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(tmp_path)])}
+    proc = subprocess.run([sys.executable, "-m", "scrapy", "check", "brokenxf",
+                           "-s", "SPIDER_MODULES=crawler.spiders,myspiders"], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Returned 0 items, expected 1..inf" in out
+    assert "forum/errors/thread_without_id=1" in out
+    assert "thread_p1.html: no thread id found" in out
