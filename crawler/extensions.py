@@ -117,14 +117,14 @@ class CheckReport:
     PREFIXES = ("forum/errors/", "kopitiam/errors/", "kopitiam/dropped/", "spider_exceptions/")
     KEEP = 5  # first warnings kept per spider
 
-    def __init__(self, stats) -> None:
+    def __init__(self, stats, spider_name: str) -> None:
         self.stats = stats
         self.records: list[str] = []
         outer = self
 
-        class Keep(logging.Handler):
+        class Keep(logging.Handler):  # the spider's own logger only (several spiders run at once)
             def emit(self, record: logging.LogRecord) -> None:
-                if len(outer.records) < outer.KEEP:
+                if record.name == spider_name and len(outer.records) < outer.KEEP:
                     outer.records.append(f"{record.levelname} {record.name}: {record.getMessage()}")
 
         self.handler = Keep(level=logging.WARNING)
@@ -136,7 +136,7 @@ class CheckReport:
 
         if not os.environ.get("SCRAPY_CHECK"):
             raise NotConfigured("only under scrapy check")
-        ext = cls(crawler.stats)
+        ext = cls(crawler.stats, crawler.spidercls.name)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         return ext
 
