@@ -17,15 +17,24 @@ use Scrapy's own selectors):
 - ``board_next_page(response) -> str | None``
 - ``thread_last_posts(response) -> dict[str, LastPost]`` (optional: the last post of each thread a
   board lists, so incremental re-crawls skip unchanged threads; see crawler/incremental.py)
-- ``thread_id_from_url(url) -> str | None`` and ``canonical_thread_url(url) -> str``
-- ``page_from_url(url) -> int | None``
+- ``thread_id_from_url(url) -> str | None`` and ``canonical_thread_url(url) -> str`` (default:
+  ``strip_session``)
+- ``page_from_url(url) -> int | None`` (for ``max_pages``; offset pagination converts ``start=N``
+  with ``posts_per_page``)
+
+Helpers a subclass calls: ``local_date(text)`` (a date shown as local-time text, read in the
+``timezone`` and ``date_order`` arguments; ``parse_local_date`` does the work), ``strip_session(url)``
+(drops the class's ``SESSION_PARAMS`` and the fragment; applied to every link the base class
+follows), ``inc(key)`` (a ``forum/<key>`` stat; ``errors/...`` keys reach the crawl metrics).
 
 Arguments (``-a name=value``): ``start_url`` (comma-separated URLs), ``max_threads`` (0 = no
 limit), ``max_pages`` (per thread, 0 = no limit), ``since`` (ISO date or time; older posts are
 skipped, and so are threads a board lists with an older last post, and the board's later pages
 once a whole page is older), ``source`` (the value of the items' ``source`` field; default: the spider name),
-``posts_per_page`` (for positions when a page does not number its posts). Unknown arguments are
-an error naming them.
+``posts_per_page`` (for positions when a page does not number its posts, and for offset
+pagination), ``timezone`` (the forum's display zone for local-time dates, default UTC),
+``date_order`` (``MDY`` default, ``DMY``, ``YMD``). Unknown arguments are an error naming them.
+A post whose date cannot be read is kept and counted by ``crawler.pipelines.PostDatePipeline``.
 """
 
 from __future__ import annotations
@@ -243,7 +252,10 @@ class ForumSpider(scrapy.Spider):
         return parse_local_date(text, self.timezone, self.date_order)
 
     def strip_session(self, url: str) -> str:
-        """``url`` without the engine's ``SESSION_PARAMS`` and without a fragment."""
+        """``url`` without the engine's ``SESSION_PARAMS`` and without a fragment; the base class
+        applies it to every link it follows (boards, thread pages, next pages)."""
+        if not self.SESSION_PARAMS:  # leave the query exactly as the site wrote it
+            return url.split("#", 1)[0]
         return strip_params(url, self.SESSION_PARAMS)
 
     def page_from_url(self, url: str) -> int | None:
@@ -270,7 +282,7 @@ class ForumSpider(scrapy.Spider):
         elif kind == "index":
             self.inc("pages/index")
             for link in self.board_links(response):
-                url = response.urljoin(link)
+                url = self.strip_session(response.urljoin(link))
                 if self._allowed(url):
                     yield scrapy.Request(url, callback=self.parse_board)
         else:
@@ -329,7 +341,7 @@ class ForumSpider(scrapy.Spider):
             self.inc("skipped/board_pages_before_since")
             next_page = None
         if next_page and not self.thread_limit_hit:
-            url = response.urljoin(next_page)
+            url = self.strip_session(response.urljoin(next_page))
             if self._allowed(url):
                 yield scrapy.Request(url, callback=self.parse_board)
 
@@ -372,7 +384,7 @@ class ForumSpider(scrapy.Spider):
         # post are unchanged; only that page and later ones are fetched again
         resume_page = self.thread_index.resume_page(info.thread_id) if self.thread_index else None
         for link in self.thread_page_links(response):
-            url = response.urljoin(link)
+            url = self.strip_session(response.urljoin(link))
             page = self.page_from_url(url) or 1
             if resume_page and page < resume_page:
                 continue
