@@ -398,7 +398,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     """``python -m pipeline.readers SOURCE``: run one reader entry of params.yaml ``sources``."""
     import argparse
 
-    from pipeline.common import load_params, setup_logging
+    from pipeline.common import load_params, params_name, setup_logging
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source", help="a key of params.yaml `sources` whose entry has `reader:`")
@@ -406,12 +406,13 @@ def main(argv: Iterable[str] | None = None) -> None:
     parser.add_argument("--metrics", type=Path, help="default: metrics/crawl/<source>.json")
     opts = parser.parse_args(list(argv) if argv is not None else None)
     setup_logging()
-    sources = load_params().get("sources") or {}
+    params = load_params()
+    sources = params.get("sources") or {}
     if opts.source not in sources:
-        raise ParamsError(f"params.yaml: sources.{opts.source} not found; sources: {', '.join(sources)}")
+        raise ParamsError(f"{params_name(params)}: sources.{opts.source} not found; sources: {', '.join(sources)}")
     entry = sources[opts.source] or {}
     if not is_reader(entry):
-        raise ParamsError(f"params.yaml: sources.{opts.source} has no 'reader:' key (is it a spider?)")
+        raise ParamsError(f"{params_name(params)}: sources.{opts.source} has no 'reader:' key (is it a spider?)")
     write_source(opts.source, {"reader": entry["reader"], **(entry.get("args") or {})},
                  opts.out or Path("data/raw") / f"{opts.source}.parquet",
                  opts.metrics or Path("metrics/crawl") / f"{opts.source}.json")

@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pyarrow.parquet as pq
 
