@@ -133,7 +133,7 @@ def main() -> None:
     t1 = time.perf_counter()
     val_nats = evaluate(model, val_ids, args.seq_len)
     eval_seconds = time.perf_counter() - t1
-    base = xz_bpc([train_text], [val_text])
+    base = xz_bpc([train_text], [val_text], vocab)
     out = {
         "bench": "shakespeare", "device": device_name(), "tensorflow": tf.__version__, "seed": SEED,
         "chars": len(text), "expected_chars": EXPECTED_CHARS, "train_chars": len(train_text), "val_chars": len(val_text),
