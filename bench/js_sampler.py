@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=LENGTH)
     args = parser.parse_args()
 
-    from model.browser import Browser
+    from tests.helpers.browser import Browser
     from model.export import DEFAULTS, export
 
     with tempfile.TemporaryDirectory() as tmp:

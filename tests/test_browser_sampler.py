@@ -1,6 +1,6 @@
 """The exported sampler page (reports/sampler.html) in a real headless Chromium.
 
-Drives Debian's Chromium over the DevTools protocol (model/browser.py): the page is opened from a
+Drives Debian's Chromium over the DevTools protocol (tests/helpers/browser.py): the page is opened from a
 file:// URL, controls are set through the DOM, Generate is pressed with real mouse events, and the
 streamed text is read back from the page. Parity is checked against the full Keras model run on
 the growing prefix (the ground truth) and against model.sampler.StatefulSampler.
@@ -16,7 +16,7 @@ import pytest
 
 from _tiny_lstm import keras_greedy, keras_probs, tiny_model_dir
 from model.artifacts import load_trained
-from model.browser import Browser, find_chromium
+from helpers.browser import Browser, find_chromium
 from model.export import DEFAULTS, export
 from model.webmodel import encode_model
 from pipeline.vocab import END_ID
