@@ -141,7 +141,7 @@ class StepWeights:
     @classmethod
     def from_weights(cls, w: LstmWeights) -> "StepWeights":
         f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
-        (k0, r0, b0), rest = w.layers[0], w.layers[1:]
+        (k0, _, b0), rest = w.layers[0], w.layers[1:]
         table = f32(f32(w.embedding) @ f32(k0) + f32(b0))
         return cls(table, tuple(f32(r) for _, r, _ in w.layers), tuple(f32(k) for k, _, _ in rest),
                    tuple(f32(b) for _, _, b in rest), f32(w.dense_w), f32(w.dense_b))
