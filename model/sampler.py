@@ -44,7 +44,8 @@ from typing import Any, Callable, TypeVar
 
 import numpy as np
 
-from model.lstm_numpy import LayoutError, LstmWeights, State, StepWeights, initial_state, log_softmax, step
+from model.lstm_numpy import (LayoutError, LstmWeights, State, StepWeights, initial_state, log_softmax, softmax,
+                              step)
 from pipeline.vocab import END_ID, UNK_ID, Vocab
 
 log = logging.getLogger(__name__)
@@ -116,9 +117,7 @@ def decode_probs(logits: np.ndarray, temperature: float, top_k: int | None, top_
     first, as ``np.argmax``), ``probs[b]`` their renormalised probabilities (zeros after the cut).
     """
     order = np.argsort(-np.asarray(logits, dtype=np.float64), axis=-1, kind="stable")
-    z = np.take_along_axis(np.asarray(logits, dtype=np.float64), order, axis=-1) / temperature
-    p = np.exp(z - z[:, :1])
-    p /= p.sum(axis=-1, keepdims=True)
+    p = softmax(np.take_along_axis(np.asarray(logits, dtype=np.float64), order, axis=-1) / temperature)
     if top_k:
         p[:, top_k:] = 0.0
     if top_p is not None and top_p < 1.0:

@@ -216,6 +216,23 @@ def run_epochs(model, cfg: Mapping[str, Any], state, *, train_data: Callable[[in
                   validation_data=val_ds, callbacks=make_callbacks(0), verbose=verbose, shuffle=False)
 
 
+def make_callbacks(cfg: Mapping[str, Any], state, ckpt, step_offset: int, *, csv_path: Path, evolution_path: Path,
+                   sample_fn: Callable, tensorboard_dir: Path | None) -> list:
+    """One callback per side effect (model/callbacks.py), TensorBoard last when it has a folder."""
+    import keras
+
+    from model import callbacks as cb
+
+    evo = cfg["evolution"]
+    cbs = [cb.NanGuard(state), cb.RunClock(state, step_offset), cb.TimeBudget(state, cfg["max_minutes"]),
+           cb.EpochCSV(csv_path, state),
+           cb.SampleEvolution(evolution_path, state, sample_fn, evo["primes"], evo["temperatures"]),
+           cb.StepCheckpoint(ckpt, state, int(cfg["checkpoint_every_steps"]))]
+    if tensorboard_dir is not None:
+        cbs.append(keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False, profile_batch=0))
+    return cbs
+
+
 def summarize(state, model, steps: int, epochs: int) -> dict[str, Any]:
     """metrics/train.json (less the xz baseline) from the last finished epoch."""
     from model.losses import nats_to_bpc, perplexity
@@ -268,13 +285,8 @@ def fit(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int], Any], val_
     val_ds = validation_dataset(cfg, val_data)
 
     def callbacks(step_offset: int) -> list:
-        cbs = [cb.NanGuard(state), cb.RunClock(state, step_offset), cb.TimeBudget(state, cfg["max_minutes"]),
-               cb.EpochCSV(csv_path, state),
-               cb.SampleEvolution(evolution_path, state, sample_fn, evo["primes"], evo["temperatures"]),
-               cb.StepCheckpoint(ckpt, state, int(cfg["checkpoint_every_steps"]))]
-        if tensorboard_dir is not None:
-            cbs.append(keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False, profile_batch=0))
-        return cbs + list(extra_callbacks or [])
+        return make_callbacks(cfg, state, ckpt, step_offset, csv_path=csv_path, evolution_path=evolution_path,
+                              sample_fn=sample_fn, tensorboard_dir=tensorboard_dir) + list(extra_callbacks or [])
 
     log.info("training %s: %d steps per epoch (%d batches in the split), %d epochs, %s parameters",
              net, steps, n_batches, epochs, f"{model.count_params():,}")
