@@ -53,7 +53,7 @@ from pipeline.common import ParamsError, section, setup_logging, write_json_atom
 from pipeline.split import SPLITS
 from pipeline.vocab import END_ID, UNK_ID, Vocab, iter_texts
 
-log = logging.getLogger("pipeline.batches")
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 DEFAULTS: dict[str, Any] = {
@@ -90,7 +90,8 @@ def check_params(p: Mapping[str, Any]) -> BatchParams:
     if buckets == "auto":
         return BatchParams(batch_size, max_len, None, max_buckets, seed)
     if not isinstance(buckets, (list, tuple)) or not buckets:
-        raise ParamsError(f"params.yaml: batches.buckets must be 'auto' or a non-empty list of lengths, got {buckets!r}")
+        raise ParamsError("params.yaml: batches.buckets must be 'auto' or a non-empty list of lengths, "
+                          f"got {buckets!r}")
     bad = [b for b in buckets if isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= max_len]
     if bad:
         raise ParamsError(f"params.yaml: batches.buckets must hold integers in [1, max_len={max_len}], got {bad!r}")
@@ -190,7 +191,8 @@ def build_split(stream: np.ndarray, chunks: Mapping[str, np.ndarray], boundaries
     bucket index of every batch in the split's batch order."""
     bucket_of = np.searchsorted(np.asarray(boundaries), chunks["targets"], side="left")
     if len(chunks["targets"]) and bucket_of.max() >= len(boundaries):
-        raise ValueError(f"a sequence of {int(chunks['targets'].max())} targets exceeds the last bucket {boundaries[-1]}")
+        raise ValueError(f"a sequence of {int(chunks['targets'].max())} targets exceeds the last bucket "
+                         f"{boundaries[-1]}")
     buckets, labels = [], []
     for b, length in enumerate(boundaries):
         sel = np.flatnonzero(bucket_of == b)
@@ -217,7 +219,8 @@ def bucket_stats(buckets: Sequence[Mapping[str, Any]], max_len: int) -> dict[str
         real = int(b["rows"][:, 0].sum())
         per.append({"length": length, "sequences": n, "batches": b["batches"], "real_tokens": real,
                     "pad_tokens": n * length - real, "efficiency": round(real / (n * length), 6)})
-        real_all, total_all, seqs_all, batches_all = real_all + real, total_all + n * length, seqs_all + n, batches_all + b["batches"]
+        real_all, total_all = real_all + real, total_all + n * length
+        seqs_all, batches_all = seqs_all + n, batches_all + b["batches"]
     return {"batches": batches_all, "sequences": seqs_all, "real_tokens": real_all, "pad_tokens": total_all - real_all,
             "efficiency": round(real_all / total_all, 6) if total_all else 0.0,
             "pad_to_max_efficiency": round(real_all / (seqs_all * max_len), 6) if seqs_all else 0.0, "buckets": per}
@@ -250,28 +253,55 @@ def replace_dir(new: Path, target: Path) -> None:
         os.replace(new, target)
 
 
-def run(split_paths: Mapping[str, Path], vocab: Vocab, params: BatchParams, out_dir: Path) -> dict[str, Any]:
-    """Build every split's shards into ``out_dir`` (replaced as a whole); return the metrics."""
+def encode_splits(split_paths: Mapping[str, Path], vocab: Vocab, max_len: int) -> tuple[dict, dict, dict]:
+    """Per split: its id stream, its chunk table and its document count (a split without documents is an error)."""
     streams, chunk_tables, n_docs = {}, {}, {}
     for split, path in split_paths.items():
         stream, n_chars = encode_stream(iter_texts(path), vocab)
         if len(n_chars) == 0:
             raise ValueError(f"{path}: split '{split}' holds no documents; every split needs at least one "
                              "(see metrics/split.json and params split.fractions)")
-        streams[split], chunk_tables[split], n_docs[split] = stream, make_chunks(n_chars, params.max_len), len(n_chars)
-    if params.buckets is None:
-        boundaries = auto_buckets(chunk_tables["train" if "train" in chunk_tables else next(iter(chunk_tables))]["targets"],
-                                  params.batch_size, params.max_buckets)
-        longest = max(int(c["targets"].max()) for c in chunk_tables.values())
-        boundaries[-1] = max(boundaries[-1], longest)
-    else:
-        boundaries = list(params.buckets)
-    dtype = token_dtype(len(vocab))
+        streams[split], chunk_tables[split], n_docs[split] = stream, make_chunks(n_chars, max_len), len(n_chars)
+    return streams, chunk_tables, n_docs
+
+
+def choose_boundaries(chunk_tables: Mapping[str, Mapping[str, np.ndarray]], params: BatchParams) -> list[int]:
+    """Bucket lengths: as given in params, or ``auto_buckets`` over train (raised to the longest chunk)."""
+    if params.buckets is not None:
+        return list(params.buckets)
+    reference = chunk_tables["train" if "train" in chunk_tables else next(iter(chunk_tables))]
+    boundaries = auto_buckets(reference["targets"], params.batch_size, params.max_buckets)
+    longest = max(int(c["targets"].max()) for c in chunk_tables.values())
+    boundaries[-1] = max(boundaries[-1], longest)
+    return boundaries
+
+
+def fresh_dir_beside(out_dir: Path) -> Path:
+    """An empty folder next to ``out_dir`` with the usual mode (mkdtemp makes 0700)."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp."))
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; the shards are ordinary outputs
+    os.chmod(tmp, 0o777 & ~umask)
+    return tmp
+
+
+def totals(metrics: dict[str, Any], max_len: int) -> dict[str, Any]:
+    """Real and pad tokens and efficiencies over every split."""
+    splits = metrics["splits"].values()
+    real = sum(s["real_tokens"] for s in splits)
+    total = real + sum(s["pad_tokens"] for s in splits)
+    seqs = sum(s["sequences"] for s in splits)
+    return {"real_tokens": real, "pad_tokens": total - real, "efficiency": round(real / total, 6),
+            "pad_to_max_efficiency": round(real / (seqs * max_len), 6)}
+
+
+def run(split_paths: Mapping[str, Path], vocab: Vocab, params: BatchParams, out_dir: Path) -> dict[str, Any]:
+    """Build every split's shards into ``out_dir`` (replaced as a whole); return the metrics."""
+    streams, chunk_tables, n_docs = encode_splits(split_paths, vocab, params.max_len)
+    boundaries = choose_boundaries(chunk_tables, params)
+    dtype = token_dtype(len(vocab))
+    tmp = fresh_dir_beside(out_dir)
     metrics: dict[str, Any] = {"batch_size": params.batch_size, "max_len": params.max_len, "seed": params.seed,
                                "boundaries": boundaries, "vocab_hash": vocab.hash, "splits": {}}
     try:
@@ -293,11 +323,7 @@ def run(split_paths: Mapping[str, Path], vocab: Vocab, params: BatchParams, out_
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
-    real = sum(s["real_tokens"] for s in metrics["splits"].values())
-    total = real + sum(s["pad_tokens"] for s in metrics["splits"].values())
-    seqs = sum(s["sequences"] for s in metrics["splits"].values())
-    metrics.update(real_tokens=real, pad_tokens=total - real, efficiency=round(real / total, 6),
-                   pad_to_max_efficiency=round(real / (seqs * params.max_len), 6))
+    metrics.update(totals(metrics, params.max_len))
     return metrics
 
 

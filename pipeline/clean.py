@@ -1,9 +1,9 @@
 """Stage `clean`: raw posts (``data/raw/*.parquet``, RAW_SCHEMA) -> ``data/clean/posts.parquet``
 (CLEAN_SCHEMA), ``data/clean/dropped.parquet`` (DROPPED_SCHEMA) and ``metrics/clean.json``.
 
-Per post (pipeline.cleaner): HTML -> text (pipeline.htmltext; ``body_format="text"`` skips it),
+Per post (pipeline.cleaning): HTML -> text (pipeline.htmltext; ``body_format="text"`` skips it),
 normalisation (pipeline.textnorm), personal-data scrubbing (pipeline.pii), keep-or-drop rules
-(pipeline.filters). This module holds the I/O: reading, the process pool, writing, metrics.
+(pipeline.filters). This module holds the I/O: reading, writing, metrics; pipeline.pool the workers.
 Authors become ``author_hash`` = first 16 hex of sha256(salt, source, author): the raw username
 never leaves this stage. ``doc_id`` = first 16 hex of sha256(f"{source}\\x1f{post_id}").
 
@@ -19,21 +19,20 @@ batch_rows, workers.
 from __future__ import annotations
 
 import argparse
-import collections
 import logging
-import multiprocessing as mp
-import os
 import time
+from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.cleaner import READ_COLUMNS, clean_batch, doc_id_for, merge_stats, new_stats
-from pipeline.common import atomic_path, load_params, section, setup_logging, write_json_atomic
+from pipeline.cleaning import READ_COLUMNS, clean_batch, doc_id_for, drop_repeated_posts, merge_stats, new_stats
+from pipeline.common import SeenIds, atomic_path, load_params, section, setup_logging, write_json_atomic
+from pipeline.pool import ordered_map, resolve_workers
 from pipeline.progress import Progress
-from pipeline.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA, RAW_SCHEMA
+from pipeline.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA, RAW_SCHEMA, check_columns
 
 __all__ = ["DEFAULTS", "RawInputError", "doc_id_for", "run_clean", "main"]
 
@@ -60,7 +59,19 @@ class RawInputError(ValueError):
     """A raw file cannot be read as RAW_SCHEMA (names the file and the column)."""
 
 
-def raw_batches(paths: list[Path], batch_rows: int):
+def _typed_batch(path: Path, batch: pa.RecordBatch) -> pa.RecordBatch:
+    """``batch`` cast to RAW_SCHEMA's types (``body`` as bytes: decoded, and counted, in the worker)."""
+    arrays = []
+    for c in READ_COLUMNS:
+        want = pa.binary() if c == "body" else RAW_SCHEMA.field(c).type
+        try:
+            arrays.append(batch.column(c).cast(want))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise RawInputError(f"{path}: column {c} has type {batch.column(c).type}, expected {want}: {exc}") from exc
+    return pa.RecordBatch.from_arrays(arrays, names=READ_COLUMNS)
+
+
+def raw_batches(paths: list[Path], batch_rows: int) -> Iterator[tuple[str, int, pa.RecordBatch]]:
     """Yield (file stem, row offset, record batch) from every raw file, checking columns first."""
     for path in paths:
         if path.stat().st_size == 0:
@@ -70,21 +81,11 @@ def raw_batches(paths: list[Path], batch_rows: int):
             pf = pq.ParquetFile(path)
         except (pa.ArrowInvalid, OSError) as exc:
             raise RawInputError(f"{path}: not a readable Parquet file ({exc})") from exc
-        missing = [c for c in READ_COLUMNS if c not in pf.schema_arrow.names]
-        if missing:
-            raise RawInputError(f"{path}: missing column(s) {', '.join(missing)}; raw files must follow "
-                                f"RAW_SCHEMA (pipeline/schemas.py); columns found: {', '.join(pf.schema_arrow.names)}")
+        check_columns(pf.schema_arrow, READ_COLUMNS, origin=str(path), error=RawInputError,
+                      expected="RAW_SCHEMA (pipeline/schemas.py) in raw files")
         offset = 0
         for batch in pf.iter_batches(batch_size=batch_rows, columns=READ_COLUMNS):
-            arrays = []
-            for c in READ_COLUMNS:
-                want = pa.binary() if c == "body" else RAW_SCHEMA.field(c).type
-                try:
-                    arrays.append(batch.column(c).cast(want))
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                    raise RawInputError(f"{path}: column {c} has type {batch.column(c).type}, "
-                                        f"expected {want}: {exc}") from exc
-            yield path.stem, offset, pa.RecordBatch.from_arrays(arrays, names=READ_COLUMNS)
+            yield path.stem, offset, _typed_batch(path, batch)
             offset += batch.num_rows
 
 
@@ -93,62 +94,27 @@ def run_clean(paths: list[Path], posts_path: Path, dropped_path: Path, cfg: dict
     if cfg["unicode_form"] not in ("NFC", "NFKC"):
         raise ValueError(f"params.yaml: clean.unicode_form must be NFC or NFKC, got {cfg['unicode_form']!r}")
     started = time.perf_counter()
-    workers = cfg["workers"] or os.cpu_count() or 1
     total_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in paths if p.stat().st_size > 0)
     stats = new_stats()
-    seen: set[str] = set()
-    tasks = raw_batches(paths, cfg["batch_rows"])
+    seen = SeenIds()  # doc_ids so far: a post id repeated in a later batch is a duplicate
+    tasks = ((batch, name, offset, cfg) for name, offset, batch in raw_batches(paths, cfg["batch_rows"]))
+    workers = resolve_workers(cfg["workers"])
     with atomic_path(posts_path) as posts_tmp, atomic_path(dropped_path) as dropped_tmp, \
+            closing(ordered_map(clean_batch, tasks, workers=workers)) as results, \
             pq.ParquetWriter(posts_tmp, CLEAN_SCHEMA, compression="zstd") as kept_w, \
             pq.ParquetWriter(dropped_tmp, DROPPED_SCHEMA, compression="zstd") as drop_w, \
             Progress(total_rows, "clean", "post", log) as bar:
-        def consume(result) -> None:
-            kept, dropped, part = result
+        for kept, dropped, part in results:
             merge_stats(stats, part)
-            ids = kept.column("doc_id").to_pylist()
-            dup = []
-            for i, d in enumerate(ids):
-                if d in seen:
-                    dup.append(i)
-                seen.add(d)
-            seen.update(dropped.column("doc_id").to_pylist())
-            if dup:
-                rows = kept.take(dup)
-                dup_dropped = pa.table({"doc_id": rows["doc_id"], "source": rows["source"],
-                                        "reason": ["duplicate_post_id"] * len(dup),
-                                        "detail": [f"post_id {p} seen before" for p in rows["post_id"].to_pylist()]},
-                                       schema=DROPPED_SCHEMA)
-                dropped = pa.concat_tables([dropped, dup_dropped])
-                dup_set = set(dup)
-                keep_mask = [i not in dup_set for i in range(kept.num_rows)]
-                for src, text in zip(rows["source"].to_pylist(), rows["text"].to_pylist()):
-                    per = stats["per_source"][src]
-                    per["kept"] -= 1
-                    per["dropped"]["duplicate_post_id"] = per["dropped"].get("duplicate_post_id", 0) + 1
-                    stats["bytes_out"] -= len(text.encode("utf-8"))
-                    stats["chars_kept"] -= len(text)
-                kept = kept.filter(pa.array(keep_mask))
+            kept, dropped = drop_repeated_posts(kept, dropped, stats, seen)
             kept_w.write_table(kept)
             drop_w.write_table(dropped)
-            bar.update(kept.num_rows + dropped.num_rows - len(dup))
-
-        if workers == 1:
-            for name, offset, batch in tasks:
-                consume(clean_batch(batch, name, offset, cfg))
-        else:
-            with mp.get_context("fork").Pool(workers) as pool:
-                window: collections.deque = collections.deque()
-                for name, offset, batch in tasks:
-                    window.append(pool.apply_async(clean_batch, (batch, name, offset, cfg)))
-                    if len(window) >= 2 * workers:
-                        consume(window.popleft().get())
-                while window:
-                    consume(window.popleft().get())
-    seconds = time.perf_counter() - started
-    return finish_metrics(stats, seconds)
+            bar.update(kept.num_rows + dropped.num_rows)
+    return finish_metrics(stats, time.perf_counter() - started)
 
 
 def finish_metrics(stats: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """Totals and drop reasons over sources, checking raw = kept + dropped for each source."""
     by_reason: dict[str, int] = {}
     for src, per in stats["per_source"].items():
         per["dropped_total"] = sum(per["dropped"].values())

@@ -25,12 +25,10 @@ bucket_window, min_shared_bands, batch_rows, workers.
 from __future__ import annotations
 
 import argparse
-import collections
 import hashlib
 import logging
-import multiprocessing as mp
-import os
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +39,9 @@ import pyarrow.parquet as pq
 
 from pipeline import minhash
 from pipeline.common import atomic_path, section, setup_logging, write_json_atomic
+from pipeline.pool import ordered_map, resolve_workers
 from pipeline.progress import Progress
-from pipeline.schemas import CLEAN_SCHEMA, DUPLICATES_SCHEMA
+from pipeline.schemas import CLEAN_SCHEMA, DUPLICATES_SCHEMA, check_columns
 
 log = logging.getLogger(__name__)
 
@@ -139,43 +138,31 @@ def row_group_tasks(pf: pq.ParquetFile, batch_rows: int) -> list[list[int]]:
     return tasks + ([current] if current else [])
 
 
+def _empty_docs(num_perm: int) -> dict[str, np.ndarray]:
+    return {"doc_id": np.zeros(0, "S16"), "source": np.zeros(0, object), "posted": np.zeros(0, np.int64),
+            "exact": np.zeros(0, np.uint64), "near": np.zeros(0, bool),
+            "sig": np.zeros((0, num_perm), np.uint32), "bytes": np.zeros(1, np.int64)}
+
+
 def read_docs(path: Path, cfg: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Pass 1: hash every post of ``path`` (pool of workers, ordered, bounded window)."""
+    """Pass 1: hash every post of ``path`` (pipeline.pool: workers, ordered, bounded window)."""
     pf = pq.ParquetFile(path)
-    missing = [c for c in COLUMNS if c not in pf.schema_arrow.names]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)} (expected CLEAN_SCHEMA)")
+    check_columns(pf.schema_arrow, COLUMNS, origin=str(path), expected="CLEAN_SCHEMA (the clean stage's posts)")
     tasks = row_group_tasks(pf, cfg["batch_rows"])
-    workers = min(cfg["workers"] or os.cpu_count() or 1, max(len(tasks), 1))
+    workers = resolve_workers(cfg["workers"], len(tasks))
     parts: list[dict[str, np.ndarray]] = []
     sig = np.empty((pf.metadata.num_rows, cfg["num_perm"]), dtype=np.uint32)  # filled in order, no concat copy
     filled = 0
-
-    def add(part: dict[str, np.ndarray]) -> None:
-        nonlocal filled
-        n = len(part["doc_id"])
-        sig[filled:filled + n] = part.pop("sig")
-        filled += n
-        parts.append(part)
-        bar.update(n)
-
-    with Progress(pf.metadata.num_rows, "dedupe", "doc", log) as bar:
-        if workers == 1:
-            for groups in tasks:
-                add(hash_row_groups(path, groups, cfg))
-        else:
-            with mp.get_context("fork").Pool(workers) as pool:
-                window: collections.deque = collections.deque()
-                for groups in tasks:
-                    window.append(pool.apply_async(hash_row_groups, (path, groups, cfg)))
-                    if len(window) >= 2 * workers:
-                        add(window.popleft().get())
-                while window:
-                    add(window.popleft().get())
+    results = ordered_map(hash_row_groups, ((path, groups, cfg) for groups in tasks), workers=workers)
+    with Progress(pf.metadata.num_rows, "dedupe", "doc", log) as bar, closing(results):
+        for part in results:
+            n = len(part["doc_id"])
+            sig[filled:filled + n] = part.pop("sig")
+            filled += n
+            parts.append(part)
+            bar.update(n)
     if not parts:
-        return {"doc_id": np.zeros(0, "S16"), "source": np.zeros(0, object), "posted": np.zeros(0, np.int64),
-                "exact": np.zeros(0, np.uint64), "near": np.zeros(0, bool),
-                "sig": np.zeros((0, cfg["num_perm"]), np.uint32), "bytes": np.zeros(1, np.int64)}
+        return _empty_docs(cfg["num_perm"])
     if filled != len(sig):
         raise RuntimeError(f"{path}: read {filled} rows, metadata says {len(sig)}")
     return {"sig": sig, **{k: np.concatenate([p[k] for p in parts]) for k in parts[0]}}
@@ -223,7 +210,8 @@ def build_metrics(docs, kind, dup_of, seconds: float, dropped: Path | None) -> d
     if dropped is not None and dropped.exists():  # accounting against the raw rows: raw = kept + dropped + dups
         counts = pc.value_counts(pq.read_table(dropped, columns=["source"]).column("source")).to_pylist()
         for item in counts:
-            per.setdefault(item["values"], {"in": 0, "kept": 0, "exact": 0, "near": 0})["dropped_clean"] = item["counts"]
+            counts_of = per.setdefault(item["values"], {"in": 0, "kept": 0, "exact": 0, "near": 0})
+            counts_of["dropped_clean"] = item["counts"]
         for src, p in per.items():
             p.setdefault("dropped_clean", 0)
             p["raw"] = p["in"] + p["dropped_clean"]

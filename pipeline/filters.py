@@ -1,12 +1,13 @@
 """Keep-or-drop rules of the clean stage. Each rule returns None (keep) or (reason, detail).
 
-Reasons (the ``reason`` column of ``data/clean/dropped.parquet``):
-``null_body``, ``too_long_raw`` (raw body above ``max_raw_chars``, not parsed), ``empty``,
-``only_quotes`` (nothing left once quotes are removed), ``only_links``, ``only_smilies``,
+Reasons (the ``reason`` column of ``data/clean/dropped.parquet``), in the order they are tried:
+``missing_post_id``, ``null_body``, ``too_long_raw`` (raw body above ``max_raw_chars``, not parsed),
+``unknown_body_format`` (raw-record rules, before any parsing); ``error`` (an exception while
+cleaning that post: its type and message are the detail); ``only_links``, ``only_smilies``,
+``only_quotes`` (nothing left once quotes, links or smilies are removed; HTML only), ``empty``,
 ``too_short`` / ``too_long`` (``min_chars`` / ``max_chars``), ``low_letters`` (letters / non-space
-characters below ``min_letter_ratio``; placeholders do not count as letters), plus the stage-level
-``missing_post_id``, ``duplicate_post_id``, ``unknown_body_format`` and ``error`` (an exception while
-cleaning that post: its type and message are the detail).
+characters below ``min_letter_ratio``; placeholders do not count as letters); and, across batches,
+``duplicate_post_id`` (pipeline.cleaning.drop_repeated_posts).
 """
 
 from __future__ import annotations
@@ -18,9 +19,32 @@ from pipeline.htmltext import HtmlText
 from pipeline.pii import PLACEHOLDERS
 
 Verdict = Optional[tuple[str, str]]
+BODY_FORMATS = ("html", "text")
 _PLACEHOLDER_RE = re.compile("|".join(re.escape(p) for p in PLACEHOLDERS.values()))
 _SPACE_RE = re.compile(r"\s")
 _NON_LETTER_RE = re.compile(r"[\W\d_]+")  # deleting these leaves the letters (str.isalpha)
+
+
+def post_id_filter(post_id: str | None, where: str) -> Verdict:
+    """Records without a post id cannot be told apart from their neighbours: ``where`` names the row."""
+    if post_id is None or post_id == "":
+        return "missing_post_id", where
+    return None
+
+
+def raw_body_filter(body: str | None, max_raw_chars: int) -> Verdict:
+    """A null body, or one too long to parse safely (checked before any HTML parsing)."""
+    if body is None:
+        return "null_body", "body is null"
+    if len(body) > max_raw_chars:
+        return "too_long_raw", f"raw body {len(body)} chars > max_raw_chars {max_raw_chars}"
+    return None
+
+
+def body_format_filter(body_format: str) -> Verdict:
+    if body_format not in BODY_FORMATS:
+        return "unknown_body_format", f"body_format {body_format!r}, expected one of {BODY_FORMATS}"
+    return None
 
 
 def content_filter(stats: HtmlText | None) -> Verdict:

@@ -139,73 +139,93 @@ def quote_source_ids(quote: Tag) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+def _is_quote(name: str, classes: frozenset[str] | set[str]) -> bool:
+    return bool(classes & QUOTE_CLASSES) or (name == "blockquote" and not classes & NOT_QUOTE_BLOCKQUOTE_CLASSES)
+
+
+class _TextWalk:
+    """One conversion: the text parts and counters so far, and what each kind of element becomes.
+
+    The walk is a loop over an explicit stack of ``(node or None = line break, category)``; the
+    category (TEXT, LINK, IMAGE) says which counter a string's characters go to.
+    """
+
+    def __init__(self, image_placeholder: str, image_alt: bool, mention_placeholder: str) -> None:
+        self.image_placeholder, self.image_alt = image_placeholder, image_alt
+        self.mention_placeholder = mention_placeholder
+        self.out = HtmlText(text="")
+        self.parts: list[str] = []
+
+    def run(self, soup: BeautifulSoup) -> HtmlText:
+        parts, stack = self.parts, [(soup, TEXT)]
+        while stack:
+            node, cat = stack.pop()
+            if node is None:
+                parts.append("\n")
+            elif isinstance(node, NavigableString):
+                if not isinstance(node, _SKIP_STRINGS):
+                    self.string(str(node), cat)
+            elif isinstance(node, Tag):
+                self.tag(node, cat, stack)
+        self.out.text = EXPAND_TEXT_RE.sub("", "".join(parts))
+        return self.out
+
+    def string(self, raw: str, cat: int) -> None:
+        """Whitespace collapsed as a browser would; its visible characters counted by category."""
+        s = WS_RE.sub(" ", raw)
+        if s:
+            self.parts.append(s)
+            n = len(s) - s.count(" ")
+            if cat == TEXT:
+                self.out.chars_text += n
+            elif cat == LINK:
+                self.out.chars_link += n
+            else:
+                self.out.chars_image += n
+
+    def tag(self, node: Tag, cat: int, stack: list) -> None:
+        """Handle one element: drop, replace or descend (children pushed in reverse: popped in order)."""
+        name = node.name
+        if name in SKIP_TAGS:
+            return
+        if name == "br":
+            self.parts.append("\n")
+            return
+        classes = _class_set(node)
+        if name == "img":
+            self.image(node, classes)
+        elif _is_quote(name, classes):
+            self.out.n_quotes += 1
+            self.out.quoted_post_ids += [i for i in quote_source_ids(node) if i not in self.out.quoted_post_ids]
+            self.parts.append("\n")
+        elif name == "aside" or classes & SIGNATURE_CLASSES:
+            self.out.n_signatures += 1
+        elif classes & EXPAND_CLASSES:
+            return
+        elif name == "a" and ("data-user-id" in node.attrs or "username" in classes):
+            if self.mention_placeholder:
+                self.parts.append(self.mention_placeholder)
+                self.out.chars_link += len(self.mention_placeholder)
+        else:
+            if name in BLOCK_TAGS:
+                self.parts.append("\n")
+                stack.append((None, cat))
+            child_cat = LINK if name == "a" and cat == TEXT else cat
+            stack.extend((child, child_cat) for child in reversed(node.contents))
+
+    def image(self, node: Tag, classes: frozenset[str] | set[str]) -> None:
+        """Smilies -> alt text; other images -> alt text unless off or a file name, else the placeholder."""
+        alt = node.attrs.get("alt")
+        alt = alt.strip() if isinstance(alt, str) else ""
+        smilie = any("smilie" in c for c in classes)
+        if not smilie and (not self.image_alt or not alt or FILENAME_RE.search(alt)):
+            alt = self.image_placeholder
+        if alt:
+            self.parts.append(f" {alt} ")
+            self.out.chars_image += len(alt)
+
+
 def html_to_text(html: str, *, image_placeholder: str = "", image_alt: bool = True,
                  mention_placeholder: str = "@user") -> HtmlText:
     """Convert one post body to text; see the module docstring for the rules."""
-    soup = parse(html)
-    out = HtmlText(text="")
-    parts: list[str] = []
-    # stack of (node or None=newline marker, category)
-    stack: list[tuple[object, int]] = [(soup, TEXT)]
-    while stack:
-        node, cat = stack.pop()
-        if node is None:
-            parts.append("\n")
-            continue
-        if isinstance(node, NavigableString):
-            if isinstance(node, _SKIP_STRINGS):
-                continue
-            s = WS_RE.sub(" ", str(node))
-            if s:
-                parts.append(s)
-                n = len(s) - s.count(" ")
-                if cat == TEXT:
-                    out.chars_text += n
-                elif cat == LINK:
-                    out.chars_link += n
-                else:
-                    out.chars_image += n
-            continue
-        if not isinstance(node, Tag):
-            continue
-        name = node.name
-        if name in SKIP_TAGS:
-            continue
-        if name == "br":
-            parts.append("\n")
-            continue
-        classes = _class_set(node)
-        if name == "img":
-            alt = node.attrs.get("alt")
-            alt = alt.strip() if isinstance(alt, str) else ""
-            smilie = any("smilie" in c for c in classes)
-            if not smilie and (not image_alt or not alt or FILENAME_RE.search(alt)):
-                alt = image_placeholder
-            if alt:
-                parts.append(f" {alt} ")
-                out.chars_image += len(alt)
-            continue
-        if classes & QUOTE_CLASSES or (name == "blockquote" and not classes & NOT_QUOTE_BLOCKQUOTE_CLASSES):
-            out.n_quotes += 1
-            out.quoted_post_ids += [i for i in quote_source_ids(node) if i not in out.quoted_post_ids]
-            parts.append("\n")
-            continue
-        if name == "aside" or classes & SIGNATURE_CLASSES:
-            out.n_signatures += 1
-            continue
-        if classes & EXPAND_CLASSES:
-            continue
-        if name == "a" and ("data-user-id" in node.attrs or "username" in classes):
-            if mention_placeholder:
-                parts.append(mention_placeholder)
-                out.chars_link += len(mention_placeholder)
-            continue
-        child_cat = LINK if name == "a" and cat == TEXT else cat
-        block = name in BLOCK_TAGS
-        if block:
-            parts.append("\n")
-            stack.append((None, cat))
-        stack.extend((child, child_cat) for child in reversed(node.contents))
-    text = "".join(parts)
-    out.text = EXPAND_TEXT_RE.sub("", text)
-    return out
+    return _TextWalk(image_placeholder, image_alt, mention_placeholder).run(parse(html))

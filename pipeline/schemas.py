@@ -15,6 +15,8 @@ the same columns for humans; keep the two in step.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import pyarrow as pa
 
 UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -75,7 +77,17 @@ DUPLICATES_SCHEMA = pa.schema(
 )
 
 
-def missing_columns(schema: pa.Schema, required: pa.Schema) -> list[str]:
+def missing_columns(schema: pa.Schema, required: pa.Schema | Sequence[str]) -> list[str]:
     """Names of columns of ``required`` that ``schema`` lacks, in ``required``'s order."""
     have = set(schema.names)
-    return [name for name in required.names if name not in have]
+    names = required.names if isinstance(required, pa.Schema) else required
+    return [name for name in names if name not in have]
+
+
+def check_columns(schema: pa.Schema, required: pa.Schema | Sequence[str], *, origin: str, expected: str,
+                  error: type[Exception] = ValueError) -> None:
+    """Raise ``error`` naming ``origin``, the missing columns, what was ``expected`` and the columns found."""
+    missing = missing_columns(schema, required)
+    if missing:
+        raise error(f"{origin}: missing column(s) {', '.join(missing)}; expected {expected}; "
+                    f"columns found: {', '.join(schema.names) or 'none'}")

@@ -32,9 +32,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.common import ParamsError, atomic_path, section, setup_logging, write_json_atomic
-from pipeline.schemas import CLEAN_SCHEMA, missing_columns
+from pipeline.schemas import CLEAN_SCHEMA, check_columns
 
-log = logging.getLogger("pipeline.split")
+log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 DEFAULTS: dict[str, Any] = {
@@ -90,15 +90,15 @@ def assign_splits(sources: list[str], thread_ids: list[str], fractions: Mapping[
     return out
 
 
-def split_table(table: pa.Table, fractions: Mapping[str, float], salt: str, *, origin: str = "corpus") -> dict[str, pa.Table]:
+def split_table(table: pa.Table, fractions: Mapping[str, float], salt: str, *,
+                origin: str = "corpus") -> dict[str, pa.Table]:
     """The corpus cut into ``{split: table}`` (corpus order kept). Raises when a split is empty."""
-    missing = missing_columns(table.schema, CLEAN_SCHEMA)
-    if missing:
-        raise SplitError(f"{origin}: missing column(s) {', '.join(missing)}; expected CLEAN_SCHEMA "
-                         f"({', '.join(CLEAN_SCHEMA.names)}): is it the dedupe stage's output?")
+    check_columns(table.schema, CLEAN_SCHEMA, origin=origin, error=SplitError,
+                  expected=f"CLEAN_SCHEMA ({', '.join(CLEAN_SCHEMA.names)}): is it the dedupe stage's output?")
     table = table.select(CLEAN_SCHEMA.names).cast(CLEAN_SCHEMA)
     if table.num_rows == 0:
-        raise SplitError(f"{origin}: the corpus is empty (0 documents): nothing to split; check the clean/dedupe metrics")
+        raise SplitError(f"{origin}: the corpus is empty (0 documents): nothing to split; "
+                         "check the clean/dedupe metrics")
     index = assign_splits(table.column("source").to_pylist(), table.column("thread_id").to_pylist(), fractions, salt)
     parts = {name: table.filter(pa.array(index == i)) for i, name in enumerate(SPLITS)}
     empty = [name for name, part in parts.items() if part.num_rows == 0]

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -39,6 +39,8 @@ UNK_TOKEN = "<UNK>"
 END_ID = 0
 UNK_ID = 1
 SPECIALS = {"END": END_ID, "UNK": UNK_ID}
+
+log = logging.getLogger(__name__)
 
 
 def tokens_hash(tokens: Sequence[str]) -> str:
@@ -142,13 +144,10 @@ class Vocab:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write readable JSON atomically (temporary file in the same folder, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n"
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
+        from pipeline.common import atomic_path
+
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, origin: str = "<dict>") -> "Vocab":
@@ -259,9 +258,16 @@ def iter_texts(path: str | os.PathLike, *, batch_rows: int = 65_536) -> Iterable
         yield from (t or "" for t in batch.column(0).to_pylist())
 
 
+def vocab_metrics(vocab: Vocab, train_counts: dict[str, int], val_counts: dict[str, int],
+                  n_val_docs: int) -> dict[str, Any]:
+    """``metrics/vocab.json``: size, hash, how it was built and its coverage of train and val."""
+    return {"size": len(vocab), "hash": vocab.hash, "specials": dict(SPECIALS), "min_count": vocab.extra["min_count"],
+            "max_size": vocab.extra["max_size"], "train_distinct_characters": len(train_counts),
+            "train": coverage(vocab, train_counts), "val": {"documents": n_val_docs, **coverage(vocab, val_counts)}}
+
+
 def main(argv: list[str] | None = None) -> None:
     import argparse
-    import logging
 
     from pipeline.common import section, setup_logging, write_json_atomic
 
@@ -272,7 +278,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics", default="metrics/vocab.json")
     args = parser.parse_args(argv)
     setup_logging()
-    log = logging.getLogger("pipeline.vocab")
     min_count, max_size = _check_params(section("vocab", DEFAULTS))
     train_counts, n_docs, n_chars = count_chars(iter_texts(args.train))
     if n_docs == 0 or n_chars == 0:
@@ -281,9 +286,7 @@ def main(argv: list[str] | None = None) -> None:
     vocab = vocab_from_counts(train_counts, n_docs, n_chars, min_count=min_count, max_size=max_size)
     val_counts, n_val_docs, _ = count_chars(iter_texts(args.val))
     vocab.save(args.out)
-    metrics = {"size": len(vocab), "hash": vocab.hash, "specials": dict(SPECIALS), "min_count": min_count,
-               "max_size": max_size, "train_distinct_characters": len(train_counts),
-               "train": coverage(vocab, train_counts), "val": {"documents": n_val_docs, **coverage(vocab, val_counts)}}
+    metrics = vocab_metrics(vocab, train_counts, val_counts, n_val_docs)
     write_json_atomic(args.metrics, metrics)
     log.info("vocab: %d ids (%d distinct train characters), coverage train %.5f val %.5f, %d unknown val characters",
              len(vocab), len(train_counts), metrics["train"]["coverage"], metrics["val"]["coverage"],

@@ -109,15 +109,15 @@ def test_pathological_nesting_and_unknown_format_never_crash(tmp_path):
 
 
 def test_a_post_that_raises_is_dropped_as_error_and_the_stage_goes_on(tmp_path, monkeypatch):
-    from pipeline import cleaner
-    real = cleaner.html_to_text
+    from pipeline import cleaning
+    real = cleaning.html_to_text
 
     def fragile(body, **kw):  # stands in for an input no rule foresaw
         if "TRIGGER" in body:
             raise RecursionError("maximum recursion depth exceeded")
         return real(body, **kw)
 
-    monkeypatch.setattr(cleaner, "html_to_text", fragile)
+    monkeypatch.setattr(cleaning, "html_to_text", fragile)
     path = write_raw(tmp_path / "raw" / "demo.parquet", [raw_row("1", "<p>TRIGGER</p>"), raw_row("2", "Fine words.")])
     kept, dropped, metrics = clean(tmp_path, [path])
     assert [k["post_id"] for k in kept] == ["2"]
