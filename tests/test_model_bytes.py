@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from model.artifacts import MODEL_FILE, META_FILE, TIMING_KEYS, ZIP_EPOCH, without_timings
+from model.artifacts import (
+    META_FILE,
+    MODEL_FILE,
+    TIMING_KEYS,
+    ZIP_EPOCH,
+    without_timings,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +70,7 @@ def test_reloaded_model_predicts_after_repacking(two_runs):
 
     from model.artifacts import load_trained
 
-    model, vocab, meta = load_trained(two_runs[0])
+    model, vocab, _ = load_trained(two_runs[0])
     out = model.predict(np.array([vocab.encode("the cat")], dtype=np.int32), verbose=0)
     assert out.shape == (1, 7, len(vocab)) and np.isfinite(out).all()
 
