@@ -6,7 +6,8 @@ of the samples), ``metrics/train.json`` (val bits per character, training tokens
 
 ``dvc exp show`` orders metric columns by their declaration in dvc.yaml, so this stage is declared
 first there: the headline is the leftmost block of every experiment table, and the other metrics
-files stay one ``dvc metrics show`` away.
+files stay one ``dvc metrics show`` away. Key names are unique across all metrics files, so the
+table shows them without a file prefix.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "lstm_test_bpc": ("eval", ("comparison", "lstm_bpc")),
     "best_baseline": ("eval", ("comparison", "best_baseline")),
     "best_baseline_test_bpc": ("eval", ("comparison", "best_baseline_bpc")),
-    "val_bpc": ("train", ("val_bpc",)),
-    "tokens_per_s": ("train", ("tokens_per_s",)),
+    "lstm_val_bpc": ("train", ("val_bpc",)),
+    "train_tokens_per_s": ("train", ("tokens_per_s",)),
     "posts_kept": ("dedupe", ("kept",)),
     "novel_word_share": ("eval", ("novelty", "novel_word_share")),
 }
@@ -56,7 +57,7 @@ def headline(metrics: dict[str, tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
         path, doc = metrics[name]
         value = pick(doc, keys, path)
         if isinstance(value, float):
-            value = round(value) if key == "tokens_per_s" else round(value, 4)
+            value = round(value) if key == "train_tokens_per_s" else round(value, 4)
         out[key] = value
     return out
 

@@ -121,7 +121,7 @@ def test_headline_stage_reads_three_metrics_files(tmp_path, python_exe):
     subprocess.run([python_exe, "-m", "model.headline", *args], cwd=ROOT, check=True, capture_output=True)
     text = (tmp_path / "m" / "headline.json").read_text(encoding="utf-8")
     assert json.loads(text) == {"lstm_test_bpc": 1.9123, "best_baseline": "kneser_ney_5",
-                                "best_baseline_test_bpc": 2.205, "val_bpc": 1.95, "tokens_per_s": 31235,
+                                "best_baseline_test_bpc": 2.205, "lstm_val_bpc": 1.95, "train_tokens_per_s": 31235,
                                 "posts_kept": 18000, "novel_word_share": 0.0812}
     assert next(iter(json.loads(text))) == "lstm_test_bpc"  # file order = dvc exp show column order
 
