@@ -25,7 +25,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -102,7 +101,7 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=LENGTH)
     args = parser.parse_args()
 
-    from model.browser import Browser
+    from tests.helpers.browser import Browser
     from model.export import DEFAULTS, export
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -70,9 +70,9 @@ def load_model(cfg):
 
 def naive_step(model, prefixes: np.ndarray, temperature: float, rng) -> np.ndarray:
     """One character per row the tutorial way: predict on the whole prefix, sample the last step."""
-    logits = model.predict(prefixes, verbose=0)[:, -1].astype(np.float64) / temperature
-    p = np.exp(logits - logits.max(axis=1, keepdims=True))
-    p /= p.sum(axis=1, keepdims=True)
+    from model.lstm_numpy import softmax
+
+    p = softmax(model.predict(prefixes, verbose=0)[:, -1].astype(np.float64) / temperature)
     return np.array([rng.choice(len(row), p=row) for row in p], dtype=np.int32)
 
 

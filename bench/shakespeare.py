@@ -67,7 +67,7 @@ def evaluate(model, ids: np.ndarray, seq_len: int, batch: int = 64) -> float:
     return float(model.evaluate(x, y, sample_weight=m, batch_size=batch, verbose=0, return_dict=True)["nats"])
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("path", type=Path, help="tinyshakespeare.txt (1,115,394 characters)")
     ap.add_argument("--minutes", type=float, default=15.0, help="training wall-clock budget")
@@ -79,7 +79,29 @@ def main() -> None:
     ap.add_argument("--seq-len", type=int, help="(default: CPU 128, GPU 256)")
     ap.add_argument("--lr", type=float, default=5e-3, help="peak; cosine-decayed to 5%% over the time budget")
     ap.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, help="float16 compute (default: on a GPU)")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def train_for_budget(model, opt, batches, args) -> tuple[int, float, float]:
+    """Train until the wall-clock budget is spent, the learning rate cosine-decayed over it:
+    ``(steps, train seconds, last batch loss)``."""
+    budget = args.minutes * 60.0
+    model.train_on_batch(*next(batches)[:2])  # warm-up (tracing) outside the budget
+    steps, t0, last_loss = 0, time.perf_counter(), float("nan")
+    inner = opt.inner_optimizer if args.mixed_precision else opt
+    while (elapsed := time.perf_counter() - t0) < budget:
+        frac = elapsed / budget
+        inner.learning_rate.assign(args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac))))
+        x, y, m = next(batches)
+        last_loss = float(model.train_on_batch(x, y, sample_weight=m, return_dict=True)["loss"])
+        steps += 1
+        if steps % 200 == 0:
+            print(f"step {steps} {elapsed:.0f}s loss {last_loss:.4f}", file=sys.stderr)
+    return steps, time.perf_counter() - t0, last_loss
+
+
+def main() -> None:
+    args = parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     import keras
@@ -115,25 +137,11 @@ def main() -> None:
     model.compile(optimizer=opt, loss=masked_loss(), weighted_metrics=[MaskedNats()])
     rng = np.random.default_rng(SEED)
     batches = windows(train_ids, args.seq_len, args.batch, rng)
-    budget = args.minutes * 60.0
-
-    # warm-up (tracing) outside the budget
-    model.train_on_batch(*next(batches)[:2])
-    steps, t0, last_loss = 0, time.perf_counter(), float("nan")
-    inner = opt.inner_optimizer if args.mixed_precision else opt
-    while (elapsed := time.perf_counter() - t0) < budget:
-        frac = elapsed / budget
-        inner.learning_rate.assign(args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac))))
-        x, y, m = next(batches)
-        last_loss = float(model.train_on_batch(x, y, sample_weight=m, return_dict=True)["loss"])
-        steps += 1
-        if steps % 200 == 0:
-            print(f"step {steps} {elapsed:.0f}s loss {last_loss:.4f}", file=sys.stderr)
-    train_seconds = time.perf_counter() - t0
+    steps, train_seconds, last_loss = train_for_budget(model, opt, batches, args)
     t1 = time.perf_counter()
     val_nats = evaluate(model, val_ids, args.seq_len)
     eval_seconds = time.perf_counter() - t1
-    base = xz_bpc([train_text], [val_text])
+    base = xz_bpc([train_text], [val_text], vocab)
     out = {
         "bench": "shakespeare", "device": device_name(), "tensorflow": tf.__version__, "seed": SEED,
         "chars": len(text), "expected_chars": EXPECTED_CHARS, "train_chars": len(train_text), "val_chars": len(val_text),

@@ -2,14 +2,18 @@
 # ordered by number (ITEM_PIPELINES in settings.py). Spiders only extract; nothing here rewrites
 # text (cleaning is the clean stage's job). Dropped items are counted under
 # `kopitiam/dropped/<reason>` and logged, never silently lost.
-"""Item pipelines: required fields, then one item per post id."""
+"""Item pipelines: required fields, then one item per post id, then posts without a date counted."""
 
 from __future__ import annotations
+
+import logging
 
 from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem
 
 from crawler.items import REQUIRED_FIELDS
+
+logger = logging.getLogger(__name__)
 
 
 class RequiredFieldsPipeline:
@@ -48,4 +52,35 @@ class UniquePostPipeline:
             self.stats.inc_value("kopitiam/dropped/duplicate_post")
             raise DropItem(f"duplicate post id {post_id}")
         self.seen.add(post_id)
+        return item
+
+
+class PostDatePipeline:
+    """Count posts whose date could not be read (``kopitiam/errors/post_without_date``), for every
+    spider, and warn once with the first such post's URL.
+
+    The item is kept (its text is still training data), but a null ``posted_at`` is never silent:
+    the clean stage's ``since`` filter and dedupe order depend on it, and a spider that reads no
+    date at all (new markup, an unknown date format) shows up in metrics/crawl at once.
+    """
+
+    STAT = "kopitiam/errors/post_without_date"
+
+    def __init__(self, stats) -> None:
+        self.stats = stats
+        self.warned = False
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler.stats)
+
+    def process_item(self, item, spider=None):
+        adapter = ItemAdapter(item)
+        if adapter.get("posted_at") is None:
+            self.stats.inc_value(self.STAT)
+            if not self.warned:
+                self.warned = True
+                logger.warning("post %s at %s: no date could be read (posted_at is null); further "
+                               "posts without a date are counted in %s, not logged",
+                               adapter.get("post_id"), adapter.get("url"), self.STAT)
         return item

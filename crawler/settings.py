@@ -53,11 +53,14 @@ COOKIES_ENABLED = False
 ITEM_PIPELINES = {
     "crawler.pipelines.RequiredFieldsPipeline": 100,
     "crawler.pipelines.UniquePostPipeline": 200,
+    "crawler.pipelines.PostDatePipeline": 300,
 }
 
 # Crawl stats as JSON for the crawl stage's metrics (on when KOPITIAM_STATS_FILE is set).
 EXTENSIONS = {
     "crawler.extensions.StatsFile": 900,
+    "crawler.extensions.ParentWatch": 910,  # the crawl stage's child dies with the stage
+    "crawler.extensions.CheckReport": 920,  # `scrapy check`: the spider's own error counters
 }
 KOPITIAM_STATS_FILE = None
 

@@ -206,5 +206,22 @@ def compressor_bits(name: str, train_text: str, test_text: str) -> float:
     return 8.0 * (len(compress(train_b + test_b)) - len(compress(train_b)))
 
 
-__all__ = ["COMPRESSORS", "KneserNey", "UNK_ID", "bits_summary", "compressor_bits", "count_targets",
-           "render_text", "unigram_log2probs"]
+def compressor_bpc(name: str, train_texts: Sequence[str], test_texts: Sequence[str], vocab: Vocab,
+                   context_chars: int | None = None) -> dict[str, float]:
+    """Bits per target the compressor ``name`` spends on ``test_texts``, given the last
+    ``context_chars`` characters of the rendered ``train_texts`` (None: all of them), and alone."""
+    test_docs = [vocab.encode(t) for t in test_texts]
+    n_targets = count_targets(test_docs)
+    if not n_targets:
+        raise ValueError("no test text: no compressor baseline to measure")
+    train = render_text([vocab.encode(t) for t in train_texts], vocab)
+    if context_chars is not None:
+        train = train[max(len(train) - int(context_chars), 0):]
+    test = render_text(test_docs, vocab)
+    return {"bpc": compressor_bits(name, train, test) / n_targets,
+            "alone_bpc": compressor_bits(name, "", test) / n_targets,
+            "context_chars": len(train), "targets": n_targets}
+
+
+__all__ = ["COMPRESSORS", "KneserNey", "UNK_ID", "bits_summary", "compressor_bits", "compressor_bpc",
+           "count_targets", "render_text", "unigram_log2probs"]

@@ -39,7 +39,7 @@ from model import baselines, novelty
 from pipeline.common import atomic_path, section, setup_logging, write_json_atomic
 from pipeline.vocab import END_ID, UNK_ID, Vocab
 
-LOG = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, Any] = {
     "ngram_order": 5,  # Kneser-Ney n-gram order (context = order - 1 characters)
@@ -62,7 +62,7 @@ def read_texts(path: str | Path) -> list[str]:
     texts = pq.read_table(path, columns=["text"]).column("text").to_pylist()
     nulls = sum(t is None for t in texts)
     if nulls:
-        LOG.warning("%s: %d documents with a null text, measured as empty documents", path, nulls)
+        log.warning("%s: %d documents with a null text, measured as empty documents", path, nulls)
     return [t or "" for t in texts]
 
 
@@ -152,7 +152,7 @@ def evaluate(model, vocab: Vocab, train_texts: list[str], test_texts: list[str],
         t0 = time.perf_counter()
         models[name] = baselines.bits_summary(baselines.compressor_bits(name, train_text, test_text), n_targets)
         seconds[name] = time.perf_counter() - t0
-        LOG.info("%s: %.4f bits/char", name, models[name]["bpc"])
+        log.info("%s: %.4f bits/char", name, models[name]["bpc"])
 
     result: dict[str, Any] = {
         "test": {"documents": len(test), "characters": n_targets - len(test), "targets": n_targets,
@@ -173,7 +173,7 @@ def evaluate(model, vocab: Vocab, train_texts: list[str], test_texts: list[str],
 
 
 def generated_part(sample: dict) -> str:
-    """The text the model generated: ``text`` is the continuation, the prime excluded (issue 6)."""
+    """The text the model generated: ``text`` is the continuation, the prime excluded."""
     return str(sample.get("text") or "")
 
 
@@ -230,17 +230,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     samples_path = Path(args.samples)
     samples = read_jsonl(samples_path) if samples_path.exists() else []
     if not samples:
-        LOG.warning("%s missing or empty: novelty is not measured", samples_path)
+        log.warning("%s missing or empty: novelty is not measured", samples_path)
     result, rows = evaluate(model, vocab, read_texts(split / "train.parquet"), read_texts(split / "test.parquet"),
                             samples, cfg)
     write_json_atomic(args.out, result)
     with atomic_path(args.novelty_out) as tmp:
         tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     m = result["models"]
-    LOG.info("evaluated %d test documents (%d targets): %s; novelty over %d samples",
+    log.info("evaluated %d test documents (%d targets): %s; novelty over %d samples",
              result["test"]["documents"], result["test"]["targets"],
              ", ".join(f"{k} {v['bpc']:.3f}" for k, v in m.items()), result["novelty"]["samples"])
 
 
 if __name__ == "__main__":
-    main()
+    from pipeline.common import run_main  # user errors: one line, exit 2
+    run_main(main)

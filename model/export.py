@@ -3,13 +3,13 @@
 Reads ``models/lstm/`` (``model.keras``, ``vocab.json``, ``meta.json``). Writes:
 
 - ``reports/model.json``: weights (float32, base64) + vocabulary + its hash; the format is
-  documented in model/webmodel.py.
+  documented in model/webformat.py.
 - ``reports/sampler.html``: model/web/sampler.html with model/web/lstm.js and the same model JSON
   inlined, so it runs from ``file://`` with no network (its Content-Security-Policy forbids any).
 - ``metrics/export.json``: parameter count, file sizes, and the export self-check.
 
 Before writing, the exported document is decoded again and a NumPy forward pass over it
-(``webmodel.reference_logits``) is compared with the Keras model on ``check_prime``: next-character
+(``model.lstm_numpy.run``) is compared with the Keras model on ``check_prime``: next-character
 probabilities must agree to ``check_tolerance`` at every position, or the stage fails.
 
 Params (``export`` section): model_dir, json_out, html_out, metrics_out, check_prime,
@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from model.artifacts import load_trained
-from model.webmodel import ExportError, decode_model, encode_model, reference_logits
+from model.lstm_numpy import LayoutError, LstmWeights, run, softmax
+from model.webformat import ExportError, decode_model, encode_model
 from pipeline.common import atomic_path, section, setup_logging, write_json_atomic
 from pipeline.vocab import END_ID
 
@@ -52,18 +53,17 @@ DEFAULTS: dict[str, Any] = {
 MARKERS = ("__KOPITIAM_MODEL_JSON__", "__KOPITIAM_DEFAULTS_JSON__", "/*__KOPITIAM_LSTM_JS__*/")
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return z / z.sum(axis=-1, keepdims=True)
-
-
 def check_export(model, doc: dict[str, Any], prime: str) -> float:
     """Max abs difference of next-character probabilities, Keras vs the decoded document, after
     each token of END + ``prime``."""
     vocab, tensors = decode_model(doc)
+    try:
+        weights = LstmWeights.from_tensors(tensors)
+    except LayoutError as exc:
+        raise ExportError(f"exported document: {exc}") from None
     ids = np.concatenate([[END_ID], vocab.encode(prime)]).astype(np.int32)
-    keras_probs = _softmax(np.asarray(model(ids[None, :], training=False), dtype=np.float64)[0])
-    export_probs = _softmax(reference_logits(tensors, ids))
+    keras_probs = softmax(np.asarray(model(ids[None, :], training=False), dtype=np.float64)[0])
+    export_probs = softmax(run(weights, ids)[0])
     return float(np.abs(keras_probs - export_probs).max())
 
 
@@ -138,4 +138,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from pipeline.common import run_main  # user errors: one line, exit 2
+    run_main(main)

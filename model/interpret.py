@@ -9,8 +9,8 @@
   of every layer), as in Karpathy's char-rnn write-up.
 
 Cell states are not outputs of a Keras LSTM layer, so ``lstm_states`` recomputes the stacked LSTM
-in NumPy from the layers' weights (Keras gate order i, f, c, o). Its hidden outputs equal the Keras
-layers' outputs (tested to 1e-4), so the cells shown are the model's own. The activation shown is
+with model/lstm_numpy.py from the layers' weights. Its hidden outputs equal the Keras layers'
+outputs (tested to 1e-4), so the cells shown are the model's own. The activation shown is
 tanh(c), in [-1, 1].
 """
 
@@ -21,61 +21,22 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from model.lstm_numpy import LstmWeights, run, softmax
 from pipeline.vocab import END_ID, Vocab
 
 OPEN_BRACKETS, CLOSE_BRACKETS = "([{", ")]}"
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def lstm_weights(model) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
-    """(embedding matrix, [(kernel, recurrent_kernel, bias) per LSTM layer]) as float64 arrays."""
-    emb = np.asarray(model.get_layer("embedding").get_weights()[0], dtype=np.float64)
-    layers, i = [], 0
-    while True:
-        try:
-            layer = model.get_layer(f"lstm_{i}")
-        except ValueError:
-            break
-        layers.append(tuple(np.asarray(w, dtype=np.float64) for w in layer.get_weights()))
-        i += 1
-    if not layers:
-        raise ValueError("model has no layer named lstm_0: not a kopitiam character LSTM (see model/network.py)")
-    return emb, layers
-
-
 def lstm_states(model, ids: Sequence[int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per layer, hidden outputs h and cell states c, each [T, H], for one token sequence."""
-    emb, layers = lstm_weights(model)
-    x = emb[np.asarray(ids, dtype=np.int64)]
-    hs, cs = [], []
-    for kernel, recurrent, bias in layers:
-        size = recurrent.shape[0]
-        xz = x @ kernel + bias  # input contributions for every step at once
-        h, c = np.zeros(size), np.zeros(size)
-        h_all, c_all = np.empty((len(x), size)), np.empty((len(x), size))
-        for t in range(len(x)):
-            z = xz[t] + h @ recurrent
-            i, f = _sigmoid(z[:size]), _sigmoid(z[size:2 * size])
-            g, o = np.tanh(z[2 * size:3 * size]), _sigmoid(z[3 * size:])
-            c = f * c + i * g
-            h = o * np.tanh(c)
-            h_all[t], c_all[t] = h, c
-        hs.append(h_all)
-        cs.append(c_all)
-        x = h_all
+    _, hs, cs = run(LstmWeights.from_keras(model), ids)
     return hs, cs
 
 
 def expectations(model, vocab: Vocab, snippet: str, top_k: int = 5) -> dict[str, Any]:
     """Probability of each snippet character before it was seen, and the top-k next guesses."""
     ids = np.concatenate([[END_ID], vocab.encode(snippet)]).astype(np.int32)
-    logits = np.asarray(model(ids[None, :], training=False), dtype=np.float64)[0]
-    logits -= logits.max(axis=-1, keepdims=True)
-    probs = np.exp(logits)
-    probs /= probs.sum(axis=-1, keepdims=True)
+    probs = softmax(np.asarray(model(ids[None, :], training=False), dtype=np.float64)[0])
     actual = [float(probs[t, ids[t + 1]]) for t in range(len(snippet))]
     guesses = []
     for t in range(1, len(ids)):  # after reading snippet[t - 1]
@@ -129,15 +90,16 @@ def interpretable_cells(model, vocab: Vocab, texts: Sequence[str], *,
                         features: Callable[[str], dict[str, np.ndarray]] = text_features) -> tuple[list[Cell], list[str]]:
     """The most feature-correlated cell per feature over ``texts`` (each fed from END), distinct
     cells; also the features skipped because they are constant on these texts."""
+    weights = LstmWeights.from_keras(model)
     acts, feats = [], []
     for text in texts:
-        _, cs = lstm_states(model, np.concatenate([[END_ID], vocab.encode(text)]))
+        _, _, cs = run(weights, np.concatenate([[END_ID], vocab.encode(text)]))
         acts.append(np.tanh(np.concatenate(cs, axis=1))[1:])  # state after each character
         feats.append(features(text))
     if not acts:
         return [], []
     all_acts = np.concatenate(acts)
-    sizes = [c.shape[1] for c in lstm_states(model, [END_ID])[1]]
+    sizes = list(weights.hidden_sizes)
     chosen, skipped, taken = [], [], set()
     for name in feats[0]:
         f = np.concatenate([x[name] for x in feats])

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-LOG = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 WORD_RE = re.compile(r"\w+")
 
 
@@ -129,5 +129,5 @@ def longest_copies(samples: Sequence[str], train_texts: Iterable[str], *, separa
             if best[v] > top:
                 top, end = best[v], j + 1
         copies.append(Copy(top, end - top, s[end - top:end]))
-    LOG.debug("longest copies: %d samples against %d training characters", len(samples), n_chars)
+    log.debug("longest copies: %d samples against %d training characters", len(samples), n_chars)
     return copies

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 from pipeline.common import atomic_path, section, setup_logging
 
-LOG = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, Any] = {
     "snippet_chars": 300,  # characters of the validation snippet shown with guesses and cells
@@ -106,7 +106,7 @@ class Inputs:
             return json.loads(p.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             self.problems.append(f"{rel}: unreadable ({exc})")
-            LOG.warning("%s unreadable: %s", p, exc)
+            log.warning("%s unreadable: %s", p, exc)
             return None
 
     def jsonl(self, rel: str) -> list[dict] | None:
@@ -122,7 +122,7 @@ class Inputs:
                     bad += 1
         if bad:
             self.problems.append(f"{rel}: {bad} line(s) are not JSON and were skipped")
-            LOG.warning("%s: %d bad lines skipped", p, bad)
+            log.warning("%s: %d bad lines skipped", p, bad)
         return rows
 
     def column(self, rel: str, name: str) -> list | None:
@@ -133,7 +133,7 @@ class Inputs:
             return pq.read_table(p, columns=[name]).column(name).to_pylist()
         except Exception as exc:  # noqa: BLE001 - any unreadable file is reported, not fatal
             self.problems.append(f"{rel}: cannot read column {name!r} ({exc})")
-            LOG.warning("%s: cannot read column %s: %s", p, name, exc)
+            log.warning("%s: cannot read column %s: %s", p, name, exc)
             return None
 
     def rows(self, rel: str) -> int | None:
@@ -308,8 +308,6 @@ def _char(ch: str) -> str:
 
 def model_sections(inp: Inputs, cfg: dict, model_dir: str) -> tuple[str, str]:
     """(what the model expects, what a cell tracks), from the model and the validation split."""
-    from model import interpret
-
     texts = inp.column("data/split/val.parquet", "text")
     if not (inp.root / model_dir / "meta.json").exists():
         m = missing(f"{model_dir}/", "run `dvc repro train`")
@@ -323,7 +321,15 @@ def model_sections(inp: Inputs, cfg: dict, model_dir: str) -> tuple[str, str]:
     texts = [t for t in texts if t]
     n = int(cfg["snippet_chars"])
     snippet = next((t for t in texts if len(t) >= n), max(texts, key=len))[:n]
-    ex = interpret.expectations(model, vocab, snippet, int(cfg["top_k"]))
+    return expectations_section(model, vocab, snippet, int(cfg["top_k"])), \
+        cells_section(model, vocab, snippet, texts, int(cfg["analysis_chars"]))
+
+
+def expectations_section(model, vocab, snippet: str, top_k: int) -> str:
+    """The snippet shaded by the probability of each character, with the top-k next guesses."""
+    from model import interpret
+
+    ex = interpret.expectations(model, vocab, snippet, top_k)
     spans = []
     for i, ch in enumerate(snippet):
         guesses = "".join(f"<li><code>{esc(repr(g))}</code> {p:.3f}</li>" for g, p in ex["next_guesses"][i])
@@ -331,15 +337,22 @@ def model_sections(inp: Inputs, cfg: dict, model_dir: str) -> tuple[str, str]:
                      f'<span class="tip">after {esc(repr(snippet[max(0, i - 10):i + 1]))}, next:<ol>{guesses}</ol></span></span>')
     first = [(i, repr(snippet[i]), f'{ex["prob_of_char"][i]:.3f}',
               "  ".join(f"{g!r} {p:.2f}" for g, p in ex["next_guesses"][i])) for i in range(min(30, len(snippet)))]
-    expects = ("<p>Each character is shaded by the probability the model gave it before seeing it (darker = "
-               "expected). Hover a character for the model's top guesses for the character after it.</p>"
-               f'<div class="snippet">{"".join(spans)}</div><details><summary>Guesses for the first characters'
-               "</summary>" + table(["#", "char", "p(char)", "top guesses for the next char"], first, "compact") + "</details>")
+    return ("<p>Each character is shaded by the probability the model gave it before seeing it (darker = "
+            "expected). Hover a character for the model's top guesses for the character after it.</p>"
+            f'<div class="snippet">{"".join(spans)}</div><details><summary>Guesses for the first characters'
+            "</summary>" + table(["#", "char", "p(char)", "top guesses for the next char"], first, "compact") + "</details>")
+
+
+def cells_section(model, vocab, snippet: str, texts: list[str], analysis_chars: int) -> str:
+    """The cells most correlated with simple text features over the first ``analysis_chars``
+    validation characters, each shown as its activation over the snippet."""
+    from model import interpret
+
     analysis, total = [], 0
     for t in texts:
-        if total >= int(cfg["analysis_chars"]):
+        if total >= analysis_chars:
             break
-        analysis.append(t[: int(cfg["analysis_chars"]) - total])
+        analysis.append(t[: analysis_chars - total])
         total += len(analysis[-1])
     cells, skipped = interpret.interpretable_cells(model, vocab, analysis)
     acts = interpret.cell_activations(model, vocab, snippet, cells)
@@ -352,7 +365,7 @@ def model_sections(inp: Inputs, cfg: dict, model_dir: str) -> tuple[str, str]:
                         for ch, v in zip(snippet, a))
         out.append(f"<h3>{esc(cell.feature)}: layer {cell.layer}, cell {cell.index} (r = {cell.r:+.3f})</h3>"
                    f'<div class="snippet">{spans}</div>')
-    return expects, "".join(out)
+    return "".join(out)
 
 
 # -- page ------------------------------------------------------------------------------------------
@@ -442,8 +455,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     for path, text in ((args.out, page), (args.summary, summary)):
         with atomic_path(path) as tmp:
             tmp.write_text(text, encoding="utf-8")
-    LOG.info("wrote %s (%d KB, %d images) and %s", args.out, len(page) // 1024, page.count("<img "), args.summary)
+    log.info("wrote %s (%d KB, %d images) and %s", args.out, len(page) // 1024, page.count("<img "), args.summary)
 
 
 if __name__ == "__main__":
-    main()
+    from pipeline.common import run_main  # user errors: one line, exit 2
+    run_main(main)

@@ -170,4 +170,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pipeline.common import run_main  # user errors: one line, exit 2
+    run_main(main)

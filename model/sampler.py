@@ -1,4 +1,5 @@
-"""Stateful character sampler: one NumPy LSTM step per character, many streams per batch.
+"""Stateful character sampler: decoding (sampling, greedy, beam) over the NumPy LSTM step of
+model/lstm_numpy.py, one step per character, many streams per batch.
 
 Tutorials sample by calling ``model.predict`` on the whole growing prefix for every new
 character: O(n) work and a ~30 ms Keras call per character. Here the trained weights are copied
@@ -10,8 +11,7 @@ fixed cost of calling a compiled TensorFlow function (~400-600 us, ~390 us with 
 one-character step, while the same step in NumPy (BLAS matmuls) takes ~100 us for one stream and
 is as fast as TensorFlow for 64 streams (``bench/sample.py`` times a ``tf.function`` step in the
 same run). The step matches the Keras model's logits to 1e-5 (tested), decoding (top-k, top-p,
-beam search) runs on the host anyway, and the arithmetic is plain enough to mirror in a browser. The first layer's input projection is folded into a
-lookup table (``embedding @ kernel + bias``, one row per token), which saves a matmul per step.
+beam search) runs on the host anyway, and the arithmetic is plain enough to mirror in a browser.
 BLAS runs on one thread while sampling (``threadpoolctl``, the scikit-learn team's library for
 this): these matmuls are too small to split, and on a busy 2-core machine OpenBLAS' threads
 competing with TensorFlow's made a 64-stream step 40x slower (measured 66 ms vs 2.6 ms).
@@ -35,7 +35,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 import secrets
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
@@ -45,11 +44,11 @@ from typing import Any, Callable, TypeVar
 
 import numpy as np
 
+from model.lstm_numpy import (LayoutError, LstmWeights, State, StepWeights, initial_state, log_softmax, softmax,
+                              step)
 from pipeline.vocab import END_ID, UNK_ID, Vocab
 
 log = logging.getLogger(__name__)
-
-_LSTM_NAME = re.compile(r"^lstm_(\d+)$")
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -103,69 +102,12 @@ class Sample:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class StepWeights:
-    """The network's weights laid out for the NumPy step (all float32)."""
-
-    input_table: np.ndarray  # (V, 4H0): embedding @ kernel_0 + bias_0, one row per token
-    recurrent: tuple[np.ndarray, ...]  # per layer (H, 4H)
-    kernels: tuple[np.ndarray, ...]  # layers 1.. (H_prev, 4H)
-    biases: tuple[np.ndarray, ...]  # layers 1.. (4H,)
-    dense_w: np.ndarray  # (H_last, V)
-    dense_b: np.ndarray  # (V,)
-
-    @property
-    def vocab_size(self) -> int:
-        return int(self.input_table.shape[0])
-
-    @property
-    def hidden_sizes(self) -> tuple[int, ...]:
-        return tuple(int(r.shape[0]) for r in self.recurrent)
-
-
 def extract_weights(model) -> StepWeights:
-    """Copy the weights of a ``model/network.py`` model (layers embedding, lstm_i, logits)."""
-    layers = {layer.name: layer for layer in model.layers}
-    missing = [n for n in ("embedding", "logits") if n not in layers]
-    lstm_ids = sorted(int(m.group(1)) for n in layers if (m := _LSTM_NAME.match(n)))
-    if missing or not lstm_ids or lstm_ids != list(range(len(lstm_ids))):
-        raise SamplerError(f"model {model.name!r} is not a model/network.py character LSTM: expected layers "
-                           f"embedding, lstm_0.., logits; found {sorted(layers)}")
-    f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)  # noqa: E731
-    (emb,) = layers["embedding"].get_weights()
-    recurrent, kernels, biases = [], [], []
-    table = None
-    for i in lstm_ids:
-        layer = layers[f"lstm_{i}"]
-        cfg = layer.get_config()
-        if (cfg.get("activation"), cfg.get("recurrent_activation")) != ("tanh", "sigmoid") or not cfg.get("use_bias", True) \
-                or cfg.get("go_backwards") or not cfg.get("return_sequences", True):
-            raise SamplerError(f"layer lstm_{i}: the sampler supports tanh/sigmoid LSTMs with biases, forwards; "
-                               f"got activation={cfg.get('activation')}, recurrent_activation={cfg.get('recurrent_activation')}, "
-                               f"use_bias={cfg.get('use_bias')}, go_backwards={cfg.get('go_backwards')}")
-        kernel, rec, bias = (f32(w) for w in layer.get_weights())
-        recurrent.append(rec)
-        if i == 0:
-            table = f32(f32(emb) @ kernel + bias)
-        else:
-            kernels.append(kernel)
-            biases.append(bias)
-    dense_w, dense_b = (f32(w) for w in layers["logits"].get_weights())
-    return StepWeights(table, tuple(recurrent), tuple(kernels), tuple(biases), dense_w, dense_b)
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    np.negative(x, out=x)
-    np.exp(x, out=x)
-    x += 1.0
-    return np.reciprocal(x, out=x)
-
-
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise log-softmax in float64."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=-1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+    """The weights of a ``model/network.py`` model laid out for the step (SamplerError if it is not one)."""
+    try:
+        return StepWeights.from_weights(LstmWeights.from_keras(model))
+    except LayoutError as exc:
+        raise SamplerError(str(exc)) from None
 
 
 def decode_probs(logits: np.ndarray, temperature: float, top_k: int | None, top_p: float | None):
@@ -175,9 +117,7 @@ def decode_probs(logits: np.ndarray, temperature: float, top_k: int | None, top_
     first, as ``np.argmax``), ``probs[b]`` their renormalised probabilities (zeros after the cut).
     """
     order = np.argsort(-np.asarray(logits, dtype=np.float64), axis=-1, kind="stable")
-    z = np.take_along_axis(np.asarray(logits, dtype=np.float64), order, axis=-1) / temperature
-    p = np.exp(z - z[:, :1])
-    p /= p.sum(axis=-1, keepdims=True)
+    p = softmax(np.take_along_axis(np.asarray(logits, dtype=np.float64), order, axis=-1) / temperature)
     if top_k:
         p[:, top_k:] = 0.0
     if top_p is not None and top_p < 1.0:
@@ -205,9 +145,6 @@ def check_decoding(temperature: float, top_k: int | None, top_p: float | None, l
         raise SamplerError(f"top_p must be in (0, 1] (1 or None: off), got {top_p!r}")
     if int(length) != length or length < 0:
         raise SamplerError(f"length must be a whole number >= 0, got {length!r}")
-
-
-State = list  # [(h, c) per layer], each (B, H) float32
 
 
 class StatefulSampler:
@@ -246,27 +183,11 @@ class StatefulSampler:
 
     # -- the step -----------------------------------------------------------------------------
     def initial_state(self, batch: int) -> State:
-        return [(np.zeros((batch, h), np.float32), np.zeros((batch, h), np.float32)) for h in self.weights.hidden_sizes]
+        return initial_state(self.weights, batch)
 
     def step(self, tokens: np.ndarray, state: State) -> tuple[np.ndarray, State]:
         """Feed one token per stream: ``(logits (B, V) float32, new state)``. Pure: ``state`` is untouched."""
-        w = self.weights
-        x = None
-        new: State = []
-        for i, (h, c) in enumerate(state):
-            if i == 0:
-                z = w.input_table[tokens] + h @ w.recurrent[0]
-            else:
-                z = x @ w.kernels[i - 1] + h @ w.recurrent[i] + w.biases[i - 1]
-            n = h.shape[1]
-            gi = _sigmoid(z[:, :n])
-            gf = _sigmoid(z[:, n:2 * n])
-            gc = np.tanh(z[:, 2 * n:3 * n])
-            go = _sigmoid(z[:, 3 * n:])
-            c = gf * c + gi * gc
-            x = go * np.tanh(c)
-            new.append((x, c))
-        return x @ w.dense_w + w.dense_b, new
+        return step(self.weights, tokens, state)
 
     def prime_ids(self, prime: str) -> np.ndarray:
         """END followed by the prime's ids; characters outside the vocabulary become UNK (warned once)."""

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import lzma
-import math
 import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -135,44 +133,121 @@ def fingerprint(cfg: Mapping[str, Any], vocab_hash: str, steps_per_epoch: int) -
 
 
 def make_sample_fn(vocab, length: int, seed: int) -> Callable:
-    """``fn(model, prime, temperature) -> text``: the stateful sampler of model/sampler.py when
-    present, otherwise a small loop that reruns the model over the growing prefix."""
-    try:
-        from model.sampler import StatefulSampler
-    except ImportError:
-        StatefulSampler = None
-    if StatefulSampler is not None:
-        def sample(model, prime: str, temperature: float) -> str:
-            quiet = logging.getLogger("model.sampler")  # one INFO line per sample: too chatty here
-            level = quiet.level
-            quiet.setLevel(logging.WARNING)
-            try:
-                sampler = StatefulSampler.from_model(model, vocab)
-                return sampler.generate(prime, n=1, length=length, temperature=temperature, seed=seed)[0].text
-            finally:
-                quiet.setLevel(level)
-        return sample
+    """``fn(model, prime, temperature) -> text`` with the stateful sampler of model/sampler.py."""
+    from model.sampler import StatefulSampler
 
-    import numpy as np
+    def sample(model, prime: str, temperature: float) -> str:
+        quiet = logging.getLogger("model.sampler")  # one INFO line per sample: too chatty here
+        level = quiet.level
+        quiet.setLevel(logging.WARNING)
+        try:
+            sampler = StatefulSampler.from_model(model, vocab)
+            return sampler.generate(prime, n=1, length=length, temperature=temperature, seed=seed)[0].text
+        finally:
+            quiet.setLevel(level)
+    return sample
 
-    from pipeline.vocab import END_ID
 
-    def sample_slow(model, prime: str, temperature: float) -> str:
-        rng = np.random.default_rng(seed)
-        ids = [END_ID, *vocab.encode(prime).tolist()]
-        out: list[int] = []
-        for _ in range(length):
-            logits = np.asarray(model(np.array([ids], dtype=np.int32), training=False))[0, -1].astype(np.float64)
-            z = logits / max(temperature, 1e-6)
-            p = np.exp(z - z.max())
-            nxt = int(rng.choice(len(p), p=p / p.sum()))
-            if nxt == END_ID:
-                break
-            out.append(nxt)
-            ids.append(nxt)
-        return vocab.decode(out)
+def resume_state(ckpt, model, vocab, steps: int) -> Any:
+    """The TrainState to start from: the latest matching checkpoint restored into ``model``, or a
+    fresh state (a checkpoint made with other settings is deleted). A checkpoint for another
+    vocabulary is a TrainingError: resuming would scramble the characters."""
+    from model import callbacks as cb
 
-    return sample_slow
+    latest = ckpt.latest()
+    if latest is None:
+        return cb.TrainState()
+    found, saved = ckpt.read(latest)
+    if found.get("vocab_hash") != vocab.hash:
+        raise TrainingError(
+            f"checkpoint {latest} was trained with vocabulary {found.get('vocab_hash')}, but data/vocab.json "
+            f"is {vocab.hash}: resuming would scramble the characters. Restore the vocabulary it was made "
+            f"with, or delete {ckpt.directory} to train from scratch")
+    if found != ckpt.fingerprint:
+        changed = sorted(k for k in set(found.get("params", {})) | set(ckpt.fingerprint["params"])
+                         if found.get("params", {}).get(k) != ckpt.fingerprint["params"].get(k))
+        log.warning("checkpoint %s was made with other settings (%s): training from scratch",
+                    latest, ", ".join(changed) or "steps per epoch")
+        ckpt.clear()
+        return cb.TrainState()
+    ckpt.restore(latest, model)
+    saved.stop_reason = ""
+    saved.resumes.append({"epoch": saved.epoch, "step_in_epoch": saved.step_in_epoch,
+                          "global_step": saved.global_step})
+    log.info("resuming from %s: epoch %d, step %d of %d", latest, saved.epoch + 1, saved.step_in_epoch, steps)
+    return saved
+
+
+def validation_dataset(cfg: Mapping[str, Any], val_data: Callable[[], Any]):
+    """The val split, cut to ``val_max_steps`` batches, with its cardinality known to Keras."""
+    import tensorflow as tf
+
+    val_ds = val_data()
+    if cfg["val_max_steps"]:
+        val_ds = val_ds.take(int(cfg["val_max_steps"]))
+    n_val = count_batches(val_ds)
+    if n_val == 0:
+        raise TrainingError("the val split has no batches: check data/batches/val")
+    return val_ds.apply(tf.data.experimental.assert_cardinality(n_val))  # lets Keras size its epochs
+
+
+def run_epochs(model, cfg: Mapping[str, Any], state, *, train_data: Callable[[int], Any], val_ds, steps: int,
+               make_callbacks: Callable[[int], list], verbose: int | str) -> None:
+    """Keras ``fit`` from where ``state`` stands: the rest of an interrupted epoch first (its done
+    batches skipped), then the remaining epochs, each in the order fixed by ``seed + epoch``."""
+    import tensorflow as tf
+
+    seed, epochs = int(cfg["seed"]), int(cfg["epochs"])
+
+    def epoch_ds(epoch: int):
+        return train_data(seed + epoch).take(steps).apply(tf.data.experimental.assert_cardinality(steps))
+
+    if state.step_in_epoch and state.epoch < epochs:  # finish the interrupted epoch first
+        done = state.step_in_epoch
+        rest = epoch_ds(state.epoch).skip(done).apply(tf.data.experimental.assert_cardinality(steps - done))
+        model.fit(rest, epochs=state.epoch + 1, initial_epoch=state.epoch,
+                  steps_per_epoch=steps - done, validation_data=val_ds, callbacks=make_callbacks(done),
+                  verbose=verbose, shuffle=False)
+    if state.epoch < epochs and not (state.diverged or state.stop_reason):
+        ds = epoch_ds(state.epoch)
+        for e in range(state.epoch + 1, epochs):
+            ds = ds.concatenate(epoch_ds(e))
+        model.fit(ds, epochs=epochs, initial_epoch=state.epoch, steps_per_epoch=steps,
+                  validation_data=val_ds, callbacks=make_callbacks(0), verbose=verbose, shuffle=False)
+
+
+def make_callbacks(cfg: Mapping[str, Any], state, ckpt, step_offset: int, *, csv_path: Path, evolution_path: Path,
+                   sample_fn: Callable, tensorboard_dir: Path | None) -> list:
+    """One callback per side effect (model/callbacks.py), TensorBoard last when it has a folder."""
+    import keras
+
+    from model import callbacks as cb
+
+    evo = cfg["evolution"]
+    cbs = [cb.NanGuard(state), cb.RunClock(state, step_offset), cb.TimeBudget(state, cfg["max_minutes"]),
+           cb.EpochCSV(csv_path, state),
+           cb.SampleEvolution(evolution_path, state, sample_fn, evo["primes"], evo["temperatures"]),
+           cb.StepCheckpoint(ckpt, state, int(cfg["checkpoint_every_steps"]))]
+    if tensorboard_dir is not None:
+        cbs.append(keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False, profile_batch=0))
+    return cbs
+
+
+def summarize(state, model, steps: int, epochs: int) -> dict[str, Any]:
+    """metrics/train.json (less the xz baseline) from the last finished epoch."""
+    from model.losses import nats_to_bpc, perplexity
+
+    last = state.history[-1]
+    return {
+        "train_nats": last["train_loss"], "train_bpc": nats_to_bpc(last["train_loss"]),
+        "train_perplexity": perplexity(last["train_loss"]),
+        "val_nats": last["val_loss"], "val_bpc": last["val_bpc"], "val_perplexity": perplexity(last["val_loss"]),
+        "tokens_per_s": state.train_tokens / state.train_seconds if state.train_seconds else 0.0,
+        "epochs": state.epoch, "steps": state.global_step, "steps_per_epoch": steps,
+        "seconds": round(state.seconds, 2), "resumes": len(state.resumes),
+        "stop_reason": state.stop_reason or f"{epochs} epochs done",
+        "parameters": int(model.count_params()),
+    }
 
 
 def fit(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int], Any], val_data: Callable[[], Any],
@@ -187,7 +262,6 @@ def fit(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int], Any], val_
 
     from model import callbacks as cb
     from model.artifacts import save_trained
-    from model.losses import nats_to_bpc, perplexity
 
     seed = int(cfg["seed"])
     keras.utils.set_random_seed(seed)
@@ -201,88 +275,29 @@ def fit(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int], Any], val_
     model, net = build_and_compile(cfg, len(vocab), steps * epochs)
 
     ckpt = cb.Checkpointer(checkpoint_dir, fingerprint=fingerprint(cfg, vocab.hash, steps))
-    state = cb.TrainState()
-    latest = ckpt.latest()
-    if latest is not None:
-        found, saved = ckpt.read(latest)
-        if found.get("vocab_hash") != vocab.hash:
-            raise TrainingError(
-                f"checkpoint {latest} was trained with vocabulary {found.get('vocab_hash')}, but data/vocab.json "
-                f"is {vocab.hash}: resuming would scramble the characters. Restore the vocabulary it was made "
-                f"with, or delete {checkpoint_dir} to train from scratch")
-        if found != ckpt.fingerprint:
-            changed = sorted(k for k in set(found.get("params", {})) | set(ckpt.fingerprint["params"])
-                             if found.get("params", {}).get(k) != ckpt.fingerprint["params"].get(k))
-            log.warning("checkpoint %s was made with other settings (%s): training from scratch",
-                        latest, ", ".join(changed) or "steps per epoch")
-            ckpt.clear()
-        else:
-            ckpt.restore(latest, model)
-            state = saved
-            state.stop_reason = ""
-            state.resumes.append({"epoch": state.epoch, "step_in_epoch": state.step_in_epoch,
-                                  "global_step": state.global_step})
-            log.info("resuming from %s: epoch %d, step %d of %d", latest, state.epoch + 1, state.step_in_epoch, steps)
-    if latest is None or not state.resumes:
-        if tensorboard_dir is not None:
-            import shutil
-            shutil.rmtree(tensorboard_dir, ignore_errors=True)
+    state = resume_state(ckpt, model, vocab, steps)
+    if not state.resumes and tensorboard_dir is not None:
+        import shutil
+        shutil.rmtree(tensorboard_dir, ignore_errors=True)
 
     evo = cfg["evolution"]
     sample_fn = make_sample_fn(vocab, int(evo["length"]), int(evo["seed"]))
-    val_ds = val_data()
-    if cfg["val_max_steps"]:
-        val_ds = val_ds.take(int(cfg["val_max_steps"]))
-    n_val = count_batches(val_ds)
-    if n_val == 0:
-        raise TrainingError("the val split has no batches: check data/batches/val")
-    val_ds = val_ds.apply(tf.data.experimental.assert_cardinality(n_val))  # lets Keras size its epochs
+    val_ds = validation_dataset(cfg, val_data)
 
     def callbacks(step_offset: int) -> list:
-        cbs = [cb.NanGuard(state), cb.RunClock(state, step_offset), cb.TimeBudget(state, cfg["max_minutes"]),
-               cb.EpochCSV(csv_path, state),
-               cb.SampleEvolution(evolution_path, state, sample_fn, evo["primes"], evo["temperatures"]),
-               cb.StepCheckpoint(ckpt, state, int(cfg["checkpoint_every_steps"]))]
-        if tensorboard_dir is not None:
-            cbs.append(keras.callbacks.TensorBoard(str(tensorboard_dir), write_graph=False, profile_batch=0))
-        return cbs + list(extra_callbacks or [])
-
-    def epoch_ds(epoch: int):
-        return train_data(seed + epoch).take(steps).apply(tf.data.experimental.assert_cardinality(steps))
-
-    def stopped() -> bool:
-        return bool(state.diverged or state.stop_reason)
+        return make_callbacks(cfg, state, ckpt, step_offset, csv_path=csv_path, evolution_path=evolution_path,
+                              sample_fn=sample_fn, tensorboard_dir=tensorboard_dir) + list(extra_callbacks or [])
 
     log.info("training %s: %d steps per epoch (%d batches in the split), %d epochs, %s parameters",
              net, steps, n_batches, epochs, f"{model.count_params():,}")
-    if state.step_in_epoch and state.epoch < epochs:  # finish the interrupted epoch first
-        done = state.step_in_epoch
-        rest = epoch_ds(state.epoch).skip(done).apply(tf.data.experimental.assert_cardinality(steps - done))
-        model.fit(rest, epochs=state.epoch + 1, initial_epoch=state.epoch,
-                  steps_per_epoch=steps - done, validation_data=val_ds, callbacks=callbacks(done), verbose=verbose,
-                  shuffle=False)
-    if state.epoch < epochs and not stopped():
-        ds = epoch_ds(state.epoch)
-        for e in range(state.epoch + 1, epochs):
-            ds = ds.concatenate(epoch_ds(e))
-        model.fit(ds, epochs=epochs, initial_epoch=state.epoch, steps_per_epoch=steps,
-                  validation_data=val_ds, callbacks=callbacks(0), verbose=verbose, shuffle=False)
+    run_epochs(model, cfg, state, train_data=train_data, val_ds=val_ds, steps=steps, make_callbacks=callbacks,
+               verbose=verbose)
     if state.diverged:
         raise TrainingError(state.diverged)
     if not state.history:
         raise TrainingError(f"no epoch finished; checkpoints are in {checkpoint_dir}")
 
-    last = state.history[-1]
-    summary = {
-        "train_nats": last["train_loss"], "train_bpc": nats_to_bpc(last["train_loss"]),
-        "train_perplexity": perplexity(last["train_loss"]),
-        "val_nats": last["val_loss"], "val_bpc": last["val_bpc"], "val_perplexity": perplexity(last["val_loss"]),
-        "tokens_per_s": state.train_tokens / state.train_seconds if state.train_seconds else 0.0,
-        "epochs": state.epoch, "steps": state.global_step, "steps_per_epoch": steps,
-        "seconds": round(state.seconds, 2), "resumes": len(state.resumes),
-        "stop_reason": state.stop_reason or f"{epochs} epochs done",
-        "parameters": int(model.count_params()),
-    }
+    summary = summarize(state, model, steps, epochs)
     meta = {"network": net.to_dict(), "params": dict(cfg), "history": state.history, **summary}
     save_trained(model_dir, model, vocab, meta)
     if not cfg["keep_checkpoints"]:
@@ -299,23 +314,18 @@ def _split_texts(split_dir: Path, split: str) -> list[str]:
     return pq.read_table(path, columns=["text"]).column("text").to_pylist()
 
 
-def xz_bpc(train_texts: list[str], val_texts: list[str], context_chars: int = 4_000_000) -> dict[str, Any]:
-    """Bits per character ``xz -9`` spends on the val text after seeing (the tail of) the train text:
-    ``8 * (|xz(train + val)| - |xz(train)|) / chars(val)``. Documents are joined with a newline
-    standing for END, so the count (characters + one per document) is the model's target count."""
-    train = "".join(t + "\n" for t in train_texts)[-context_chars:] if context_chars else ""
-    val = "".join(t + "\n" for t in val_texts)
-    n_chars = len(val)
-    if not n_chars:
-        raise TrainingError("the val split is empty: no baseline to compare against")
+def xz_bpc(train_texts: list[str], val_texts: list[str], vocab, context_chars: int = 4_000_000) -> dict[str, Any]:
+    """Bits per character ``xz -9`` spends on the val text after seeing (the tail of) the train text,
+    and alone; texts rendered as the evaluate stage does (``model.baselines.compressor_bpc``: UNK and
+    END as their own symbols), so the count (characters + one END per document) is the model's."""
+    from model.baselines import compressor_bpc
 
-    def size(text: str) -> int:
-        return len(lzma.compress(text.encode("utf-8"), preset=9)) if text else 0
-
-    cond = size(train + val) - size(train)
-    alone = size(val)
-    return {"xz9_val_bpc": 8.0 * cond / n_chars, "xz9_val_alone_bpc": 8.0 * alone / n_chars,
-            "xz9_context_chars": len(train), "val_chars": n_chars}
+    try:
+        got = compressor_bpc("xz_9", train_texts, val_texts, vocab, int(context_chars))
+    except ValueError:
+        raise TrainingError("the val split is empty: no baseline to compare against") from None
+    return {"xz9_val_bpc": got["bpc"], "xz9_val_alone_bpc": got["alone_bpc"],
+            "xz9_context_chars": got["context_chars"], "val_chars": got["targets"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -360,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingError as err:
         log.error("%s", err)
         return 1
-    base = xz_bpc(_split_texts(args.splits, "train"), _split_texts(args.splits, "val"), int(cfg["xz_context_chars"]))
+    base = xz_bpc(_split_texts(args.splits, "train"), _split_texts(args.splits, "val"), vocab,
+                  int(cfg["xz_context_chars"]))
     summary.update(base)
     summary["beats_xz9"] = bool(summary["val_bpc"] < base["xz9_val_bpc"])
     write_json_atomic(args.metrics, summary)
@@ -374,4 +385,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pipeline.common import run_main  # user errors: one line, exit 2 (--verbose is Keras')
+    run_main(main, flag="--traceback")

@@ -204,7 +204,7 @@ def select_raw_files(raw_dir: Path, sources: str | None, params: dict) -> list[P
         raise SystemExit(f"clean: raw file(s) {', '.join(missing)} not found: run `dvc repro crawl` first")
     ignored = sorted(set(raw_dir.glob("*.parquet")) - set(paths))
     if ignored:
-        log.info("clean: ignoring raw file(s) of sources not listed in crawl.sources: %s",
+        log.warning("clean: ignoring raw file(s) of sources not listed in crawl.sources: %s",
                  ", ".join(str(p) for p in ignored))
     return sorted(paths)
 
@@ -235,4 +235,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from pipeline.common import run_main  # user errors: one line, exit 2
+    run_main(main)

@@ -1,5 +1,6 @@
 """Small helpers every stage shares: reading its params section, atomic writes, JSON and JSON-lines
-files, first-seen ids (post-id dedupe), logging set-up.
+files, first-seen ids (post-id dedupe), logging set-up, and ``run_main``, which turns a stage's
+user errors into one line and exit status 2.
 
 Kept deliberately tiny: stage logic lives in the stage modules as pure functions.
 """
@@ -10,9 +11,10 @@ import contextlib
 import json
 import logging
 import os
+import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import yaml
 
@@ -26,36 +28,100 @@ def _umask() -> int:
 
 
 class ParamsError(ValueError):
-    """A params.yaml section is missing, has an unknown key, or a value out of range."""
+    """A params file section is missing, has an unknown key, or a value out of range."""
 
 
-def load_params(path: str | os.PathLike = PARAMS_FILE) -> dict[str, Any]:
+class StageFailed(RuntimeError):
+    """The stage ran but could not produce its output for a reason its message explains (a crawl
+    that returned too few posts, an interrupted crawl): reported in one line, exit status 1."""
+
+
+class Params(dict):
+    """The parsed params file; ``path`` is the file it was read from, for error messages."""
+
+    def __init__(self, data: Mapping[str, Any], path: str | os.PathLike = PARAMS_FILE) -> None:
+        super().__init__(data)
+        self.path = Path(path)
+
+
+def params_name(params: Mapping[str, Any] | None, default: str | os.PathLike = PARAMS_FILE) -> str:
+    """The params file ``params`` was read from (``params.yaml`` for a plain mapping)."""
+    return str(getattr(params, "path", default))
+
+
+def load_params(path: str | os.PathLike = PARAMS_FILE) -> Params:
     path = Path(path)
     if not path.exists():
-        raise ParamsError(f"{path} not found: run from the repository root (where params.yaml is)")
+        raise ParamsError(f"{path} not found: run from the repository root (where params.yaml is) "
+                          f"or name the file with --params")
     with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh) or {}
+        try:
+            data = yaml.safe_load(fh) or {}
+        except yaml.YAMLError as exc:
+            raise ParamsError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: expected a mapping of stage names to sections, got {type(data).__name__}")
-    return data
+    return Params(data, path)
 
 
 def section(name: str, defaults: Mapping[str, Any], params: Mapping[str, Any] | None = None,
             *, path: str | os.PathLike = PARAMS_FILE) -> dict[str, Any]:
-    """The ``name`` section of params.yaml merged over ``defaults``.
+    """The ``name`` section of the params file merged over ``defaults``.
 
-    Every key must be known (present in ``defaults``): a typo is an error naming the key and the
-    keys that exist, never a silently ignored setting.
+    Every key must be known (present in ``defaults``): a typo is an error naming the file, the key
+    and the keys that exist, never a silently ignored setting.
     """
     params = load_params(path) if params is None else params
+    where = params_name(params, path)
     given = params.get(name) or {}
     if not isinstance(given, Mapping):
-        raise ParamsError(f"params.yaml: section '{name}' must be a mapping, got {type(given).__name__}")
+        raise ParamsError(f"{where}: section '{name}' must be a mapping, got {type(given).__name__}")
     unknown = sorted(set(given) - set(defaults))
     if unknown:
-        raise ParamsError(f"params.yaml: unknown key(s) {', '.join(f'{name}.{k}' for k in unknown)}; "
+        raise ParamsError(f"{where}: unknown key(s) {', '.join(f'{name}.{k}' for k in unknown)}; "
                           f"known keys: {', '.join(sorted(defaults))}")
     return {**defaults, **given}
+
+
+# Exceptions that mean "the user asked for something that cannot be done" (a params value, a
+# missing input file): one line and exit status 2, not a traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (ParamsError, FileNotFoundError, NotADirectoryError,
+                                                IsADirectoryError, PermissionError)
+
+
+def run_main(main: Callable[[list[str]], Any], argv: Sequence[str] | None = None, *,
+             flag: str = "--verbose") -> None:
+    """Run a stage's ``main(argv)`` as a command: user mistakes end in one clear line.
+
+    ``ParamsError`` and missing/unreadable files print ``error: <message>`` on stderr and exit 2;
+    ``StageFailed`` prints its message and exits 1. ``flag`` (``--verbose``; anywhere in ``argv``,
+    removed before ``main`` sees it; a stage whose own options use that name passes another) or
+    ``KOPITIAM_VERBOSE=1`` in the environment (for ``dvc repro``) re-raises them with the full
+    traceback. Any other exception is a bug and keeps its traceback. An int returned by ``main``
+    is the exit status.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = flag in args or os.environ.get("KOPITIAM_VERBOSE", "") not in ("", "0")
+    args = [a for a in args if a != flag]
+    try:
+        status = main(args)
+    except USER_ERRORS as exc:
+        if verbose:
+            raise
+        print(f"error: {_one_line(exc)} ({flag} shows the traceback)", file=sys.stderr)
+        sys.exit(2)
+    except StageFailed as exc:
+        if verbose:
+            raise
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(status if isinstance(status, int) else 0)
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None and not isinstance(exc, ParamsError):
+        return f"{exc.strerror or type(exc).__name__}: {exc.filename}"
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 @contextlib.contextmanager

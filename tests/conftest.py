@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -41,3 +42,22 @@ def forum_pages(shared_dir: Path) -> Path:
     if not pages.is_dir():
         pytest.skip(f"{pages} is absent")
     return pages
+
+
+class TinyLstm(NamedTuple):
+    path: Path  # the saved model folder (model.keras, vocab.json, meta.json)
+    model: Any
+    vocab: Any
+    meta: dict
+
+
+@pytest.fixture(scope="session")
+def tiny_lstm(tmp_path_factory) -> TinyLstm:
+    """The one tiny trained character LSTM of the model tests (tests/helpers/tiny_model.py), trained
+    once per session and loaded back as the stages do."""
+    pytest.importorskip("keras")
+    from helpers.tiny_model import tiny_lstm_dir
+    from model.artifacts import load_trained
+
+    path = tiny_lstm_dir(tmp_path_factory.mktemp("models"))
+    return TinyLstm(path, *load_trained(path))

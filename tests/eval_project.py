@@ -1,8 +1,8 @@
-"""A tiny, complete pipeline output tree for the evaluate and report tests (issue 7).
+"""A tiny, complete pipeline output tree for the evaluate and report tests.
 
 Builds, under a folder: data/split/{train,val,test}.parquet (CLEAN_SCHEMA), data/clean and
-data/dedup files, data/raw, data/vocab.json, a small LSTM trained for a few seeded steps and saved
-with save_trained, the metrics JSON files, plots/train.csv, reports/{samples,evolution}.jsonl and a
+data/dedup files, data/raw, data/vocab.json, a small LSTM trained for a few seeded steps (helpers.tiny_model) and
+saved with save_trained, the metrics JSON files, plots/train.csv, reports/{samples,evolution}.jsonl and a
 params.yaml. Untrusted text with <script> and <img onerror> is planted in a post and a sample.
 """
 
@@ -18,8 +18,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from helpers.tiny_model import train_tiny
 from pipeline.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA, DUPLICATES_SCHEMA, RAW_SCHEMA
-from pipeline.vocab import END_ID, Vocab
+from pipeline.vocab import Vocab
 
 XSS_POST = 'Nice deal lah <script>alert("pwned")</script> and <img src=x onerror="alert(1)"> ok'
 XSS_SAMPLE = '<img src=x onerror="document.title=1"><script>alert(2)</script>'
@@ -50,31 +51,6 @@ def _jsonl(path: Path, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
 
 
-def train_tiny_model(texts: list[str], vocab: Vocab, steps: int = 30):
-    """A 2-layer LSTM (hidden 24) trained a few seeded Adam steps on ``texts``."""
-    import keras
-
-    from model.network import NetworkConfig, build_model
-
-    keras.utils.set_random_seed(0)
-    cfg = NetworkConfig(vocab_size=len(vocab), embedding_dim=8, hidden_size=24, num_layers=2)
-    model = build_model(cfg)
-    seqs = [np.concatenate([[END_ID], vocab.encode(t), [END_ID]]) for t in texts]
-    width = max(len(s) for s in seqs)
-    arr = np.full((len(seqs), width), END_ID, dtype=np.int32)
-    weight = np.zeros((len(seqs), width - 1), dtype=np.float32)
-    for i, s in enumerate(seqs):
-        arr[i, :len(s)] = s
-        weight[i, :len(s) - 1] = 1
-    model.compile(optimizer=keras.optimizers.Adam(0.02),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    x, y = arr[:, :-1], arr[:, 1:]
-    reps = max(1, steps * 16 // len(seqs))
-    model.fit(np.tile(x, (reps, 1)), np.tile(y, (reps, 1)), sample_weight=np.tile(weight, (reps, 1)),
-              batch_size=16, epochs=1, verbose=0, shuffle=False)
-    return model, cfg
-
-
 def build_project(root: Path) -> dict:
     """Write the whole tree under ``root``; return a few facts the tests check against."""
     from model.artifacts import save_trained
@@ -100,7 +76,7 @@ def build_project(root: Path) -> dict:
 
     vocab = Vocab.from_counts(Counter("".join(train)), n_docs=len(train))
     vocab.save(root / "data/vocab.json")
-    model, cfg = train_tiny_model(train, vocab)
+    model, cfg = train_tiny(train, vocab, steps=30)
     save_trained(root / "models/lstm", model, vocab, {"network": cfg.to_dict(), "params": {}, "epochs": 1})
 
     metrics = root / "metrics"

@@ -1,6 +1,6 @@
 """The exported sampler page (reports/sampler.html) in a real headless Chromium.
 
-Drives Debian's Chromium over the DevTools protocol (model/browser.py): the page is opened from a
+Drives Debian's Chromium over the DevTools protocol (tests/helpers/browser.py): the page is opened from a
 file:// URL, controls are set through the DOM, Generate is pressed with real mouse events, and the
 streamed text is read back from the page. Parity is checked against the full Keras model run on
 the growing prefix (the ground truth) and against model.sampler.StatefulSampler.
@@ -14,11 +14,10 @@ from urllib.parse import urlencode
 import numpy as np
 import pytest
 
-from _tiny_lstm import keras_greedy, keras_probs, tiny_model_dir
-from model.artifacts import load_trained
-from model.browser import Browser, find_chromium
+from helpers.browser import Browser, find_chromium
+from helpers.tiny_model import keras_greedy, keras_probs
 from model.export import DEFAULTS, export
-from model.webmodel import encode_model
+from model.webformat import encode_model
 from pipeline.vocab import END_ID
 
 pytestmark = pytest.mark.browser
@@ -27,14 +26,14 @@ DEFAULT_PRIME = "the </script> <b>cat</b>"  # the page's default prime: must sur
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    return load_trained(tiny_model_dir(tmp_path_factory.getbasetemp()))
+def trained(tiny_lstm):
+    return tiny_lstm.model, tiny_lstm.vocab, tiny_lstm.meta
 
 
 @pytest.fixture(scope="module")
-def page_path(trained, tmp_path_factory):
+def page_path(tiny_lstm, tmp_path_factory):
     out = tmp_path_factory.mktemp("export")
-    export({**DEFAULTS, "model_dir": str(tiny_model_dir(tmp_path_factory.getbasetemp())),
+    export({**DEFAULTS, "model_dir": str(tiny_lstm.path),
             "json_out": str(out / "model.json"), "html_out": str(out / "sampler.html"), "prime": DEFAULT_PRIME})
     return out / "sampler.html"
 

@@ -1,4 +1,4 @@
-"""Stage `export`: the browser model format (model/webmodel.py) and the stage (model/export.py)."""
+"""Stage `export`: the browser model format (model/webformat.py) and the stage (model/export.py)."""
 
 from __future__ import annotations
 
@@ -6,25 +6,23 @@ import base64
 import json
 import re
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
-from _tiny_lstm import keras_probs, tiny_model_dir
-from model.artifacts import ModelFolderError, load_trained
+from helpers.tiny_model import keras_probs
+from model.artifacts import ModelFolderError
 from model.export import DEFAULTS, check_export, export, main, script_json
-from model.webmodel import ExportError, decode_model, encode_model, reference_logits
+from model.lstm_numpy import LstmWeights, run, softmax
+from model.webformat import ExportError, decode_model, encode_model
 from pipeline.common import ParamsError
 from pipeline.vocab import END_ID, Vocab
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    model_dir = tiny_model_dir(tmp_path_factory.getbasetemp())
-    model, vocab, meta = load_trained(model_dir)
-    return model_dir, model, vocab, meta
+def trained(tiny_lstm):
+    return tiny_lstm.path, tiny_lstm.model, tiny_lstm.vocab, tiny_lstm.meta
 
 
 def test_encode_decode_round_trip_is_exact(trained):
@@ -40,16 +38,15 @@ def test_encode_decode_round_trip_is_exact(trained):
     for name, layer, index in (("embedding", "embedding", 0), ("lstm_1/recurrent_kernel", "lstm_1", 1),
                                ("lstm_0/bias", "lstm_0", 2), ("logits/kernel", "logits", 0)):
         np.testing.assert_array_equal(tensors[name], model.get_layer(layer).get_weights()[index])
-    assert doc["network"] == {"vocab_size": len(vocab), "embedding_dim": 8, "hidden_size": 24, "num_layers": 2}
+    assert doc["network"] == {"vocab_size": len(vocab), "embedding_dim": 16, "hidden_size": 32, "num_layers": 2}
 
 
 def test_reference_forward_pass_matches_keras(trained):
     _, model, vocab, meta = trained
     _, tensors = decode_model(encode_model(model, vocab, meta))
     ids = np.concatenate([[END_ID], vocab.encode("the cat sat on the mat. she sells")])
-    logits = reference_logits(tensors, ids)
-    z = np.exp(logits - logits.max(-1, keepdims=True))
-    np.testing.assert_allclose(z / z.sum(-1, keepdims=True), keras_probs(model, ids), atol=1e-5)
+    logits = run(LstmWeights.from_tensors(tensors), ids)[0]
+    np.testing.assert_allclose(softmax(logits), keras_probs(model, ids), atol=1e-5)
 
 
 def test_self_check_catches_a_wrong_gate_order(trained):

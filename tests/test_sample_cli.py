@@ -12,18 +12,13 @@ import pytest
 pytest.importorskip("keras")
 
 from model import sample as cli  # noqa: E402
-from model.artifacts import save_trained  # noqa: E402
 from model.sampler import StatefulSampler  # noqa: E402
 from pipeline.vocab import Vocab  # noqa: E402
-from test_sampler import make_trained_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    model, vocab = make_trained_model()
-    path = tmp_path_factory.mktemp("models") / "lstm"
-    save_trained(path, model, vocab, {"network": {}})
-    return path
+def model_dir(tiny_lstm) -> Path:
+    return tiny_lstm.path
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The stateful sampler against the full Keras model, on a tiny model trained here (seeded)."""
+"""The stateful sampler against the full Keras model, on the tiny seeded model (conftest ``tiny_lstm``)."""
 
 from __future__ import annotations
 
@@ -10,75 +10,21 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
+from helpers.tiny_model import keras_greedy, keras_logits  # noqa: E402
 from model.artifacts import ModelFolderError, save_trained  # noqa: E402
-from model.network import NetworkConfig, build_model  # noqa: E402
-from model.sampler import SamplerError, StatefulSampler, decode_probs, draw, log_softmax  # noqa: E402
+from model.lstm_numpy import log_softmax  # noqa: E402
+from model.sampler import SamplerError, StatefulSampler, decode_probs, draw  # noqa: E402
 from pipeline.vocab import END_ID, Vocab  # noqa: E402
 
-# Short documents, so the model learns to produce END and streams stop at different lengths.
-DOCS = ["the cat sat on the mat.", "a dog ran.", "the dog sat.", "cats nap on mats all day long.",
-        "ok.", "the rat ate the oat.", "a cat and a dog and a rat.", "no."]
-
-
-def make_trained_model(seed: int = 0, steps: int = 60):
-    """A 2-layer LSTM (hidden 32) trained for ``steps`` full-batch steps on DOCS as [END, doc, END]."""
-    keras.utils.set_random_seed(seed)
-    counts: dict[str, int] = {}
-    for d in DOCS:
-        for ch in d:
-            counts[ch] = counts.get(ch, 0) + 1
-    vocab = Vocab.from_counts(counts, n_docs=len(DOCS))
-    seqs = [np.concatenate([[END_ID], vocab.encode(d), [END_ID]]) for d in DOCS]
-    T = max(len(s) for s in seqs) - 1
-    x = np.zeros((len(seqs), T), np.int32)
-    y = np.zeros((len(seqs), T), np.int32)
-    w = np.zeros((len(seqs), T), np.float32)
-    for i, s in enumerate(seqs):
-        x[i, : len(s) - 1], y[i, : len(s) - 1], w[i, : len(s) - 1] = s[:-1], s[1:], 1.0
-    model = build_model(NetworkConfig(vocab_size=len(vocab), embedding_dim=16, hidden_size=32, num_layers=2))
-    model.compile(optimizer=keras.optimizers.Adam(0.02),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    # one epoch of `steps` identical full batches: the same updates as `steps` epochs, less overhead
-    tile = lambda a: np.tile(a, (steps, 1))  # noqa: E731
-    model.fit(tile(x), tile(y), sample_weight=tile(w), batch_size=len(seqs), epochs=1, verbose=0, shuffle=False)
-    return model, vocab
-
-
 @pytest.fixture(scope="module")
-def trained():
-    return make_trained_model()
+def trained(tiny_lstm):
+    return tiny_lstm.model, tiny_lstm.vocab
 
 
 @pytest.fixture(scope="module")
 def sampler(trained):
     model, vocab = trained
     return StatefulSampler.from_model(model, vocab)
-
-
-_FULL_MODEL: dict[int, object] = {}
-
-
-def keras_logits(model, ids) -> np.ndarray:
-    """Logits of the full Keras model over the whole sequence (traced once for any length)."""
-    import tensorflow as tf
-
-    if id(model) not in _FULL_MODEL:
-        _FULL_MODEL[id(model)] = tf.function(lambda x: model(x, training=False),
-                                             input_signature=[tf.TensorSpec([1, None], tf.int32)])
-    return np.asarray(_FULL_MODEL[id(model)](tf.constant([ids], dtype=tf.int32)))[0]
-
-
-def keras_greedy(model, vocab: Vocab, prime: str, length: int) -> str:
-    """The tutorial loop: run the full model on the growing prefix, take the argmax of the last step."""
-    ids = [END_ID, *vocab.encode(prime).tolist()]
-    out = []
-    for _ in range(length):
-        tok = int(np.argmax(keras_logits(model, ids)[-1]))
-        if tok == END_ID:
-            break
-        out.append(tok)
-        ids.append(tok)
-    return vocab.decode(out)
 
 
 def keras_mean_logprob(model, vocab: Vocab, prime: str, text: str, ended: bool) -> float:
@@ -151,7 +97,8 @@ def test_beam_scores_are_the_models(trained, sampler):
         assert s.method == "beam" and s.beam_width == width
         assert s.mean_logprob == pytest.approx(keras_mean_logprob(model, vocab, "the ", s.text, s.ended), abs=1e-4)
     # with length_norm 1 the beam maximises mean log-prob: it does at least as well as greedy here
-    assert sampler.beam("the ", 4, 50, 1.0).mean_logprob >= sampler.greedy("the ", 50).mean_logprob - 1e-9
+    # (to float32 rounding: BLAS rounds a 4-row step differently from a 1-row one, ~1e-8 measured)
+    assert sampler.beam("the ", 4, 50, 1.0).mean_logprob >= sampler.greedy("the ", 50).mean_logprob - 1e-6
 
 
 def test_top_k_one_and_tiny_top_p_are_greedy(sampler):

@@ -172,6 +172,6 @@ def test_xz_baseline_uses_the_train_text_as_context():
     from model.train import xz_bpc
 
     train, val = train_tiny.corpus(400, 0), train_tiny.corpus(50, 1)
-    got = xz_bpc(train, val)
+    got = xz_bpc(train, val, train_tiny.vocab_for(train + val))
     assert got["val_chars"] == sum(len(t) + 1 for t in val)
     assert 0 < got["xz9_val_bpc"] < got["xz9_val_alone_bpc"]

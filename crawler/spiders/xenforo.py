@@ -11,7 +11,9 @@ never by exact class strings, so themed sites such as HardwareZone parse too):
 - quotes: top-level ``blockquote.bbCodeBlock--quote``; the quoted post id from
   ``data-source="post: N"``, else the title link ``a.bbCodeBlock-sourceJump``
   (``data-content-selector="#post-N"`` or ``href="/goto/post?id=N"``), as on HardwareZone;
-- thread: id from ``html[data-content-key="thread-N"]`` or the URL ``/threads/slug.N/``, title in
+- URLs: friendly (``/threads/slug.N/``, ``/forums/slug.N/``) or not (``/index.php?threads/slug.N/``),
+  at the site root or in a sub-folder (``/forums/index.php?threads/...``); pages add ``page-N``;
+- thread: id from ``html[data-content-key="thread-N"]`` or the URL (``threads/slug.N/``), title in
   ``h1.p-title-value``, board = last breadcrumb; pages in ``.pageNav`` (``/page-N``);
 - index (``/``): board links in ``.node-title a`` (a start URL may be the forum's index);
 - board: thread links in ``.structItem--thread .structItem-title``, next page
@@ -33,7 +35,9 @@ from crawler.exporters import to_utc
 from crawler.incremental import LastPost
 from crawler.spiders.forum import ForumSpider, PostData, ThreadInfo
 
-THREAD_URL_RE = re.compile(r"^(?P<base>.*?/threads/(?:[^/?#]*\.)?(?P<id>\d+))(?:/|$|\?|#)")
+# ``/threads/slug.N/`` with friendly URLs, ``/index.php?threads/slug.N/`` without them (the route
+# is then the query string), in either case possibly below a sub-folder (``/forums/index.php?...``).
+THREAD_URL_RE = re.compile(r"^(?P<base>.*?[/?]threads/(?:[^/?#&]*\.)?(?P<id>\d+))(?:/|$|\?|#|&)")
 PAGE_RE = re.compile(r"/page-(\d+)(?:[/?#]|$)")
 POST_ID_RE = re.compile(r"(\d+)\s*$")
 QUOTE_SOURCE_RE = re.compile(r"post:\s*(\d+)")

@@ -1,4 +1,5 @@
-"""Headless Chromium driven over the DevTools protocol, for the browser test and bench/js_sampler.
+"""Headless Chromium driven over the DevTools protocol, for the browser test and bench/js_sampler
+(test-only code: not part of the product package).
 
 Why no framework: Selenium needs a matching chromedriver and Playwright/Puppeteer download their
 own browser. Chromium's ``--remote-debugging-pipe`` speaks the DevTools protocol as NUL-separated

@@ -1,5 +1,7 @@
-"""The browser model format (``reports/model.json``): encode a trained Keras model, decode it back,
-and a NumPy reference forward pass over the decoded weights.
+"""The browser model format (``reports/model.json``): encode a trained Keras model, decode it back.
+
+The decoded tensors feed ``LstmWeights.from_tensors`` and ``model.lstm_numpy.run``, the reference
+forward pass the JavaScript one (model/web/lstm.js) follows.
 
 One JSON document, readable by ``JSON.parse`` in any browser and by ``json.load`` here::
 
@@ -32,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from model.lstm_numpy import LayoutError, LstmWeights
 from pipeline.vocab import END_ID, UNK_ID, Vocab
 
 FORMAT = "kopitiam-char-lstm"
@@ -42,41 +45,13 @@ class ExportError(ValueError):
     """The model cannot be exported (unexpected layers or shapes), or a document is malformed."""
 
 
-def _layer(model, name: str):
-    try:
-        return model.get_layer(name)
-    except ValueError:
-        names = [layer.name for layer in model.layers]
-        raise ExportError(f"model has no layer {name!r} (layers: {names}); the export expects the network of "
-                          "model/network.py (embedding, lstm_0.., logits)") from None
-
-
 def model_tensors(model) -> list[tuple[str, np.ndarray]]:
     """The weights the browser needs, in format order, checked against each other's shapes."""
-    (emb,) = _layer(model, "embedding").get_weights()
-    vocab_size, width = emb.shape
-    tensors: list[tuple[str, np.ndarray]] = [("embedding", emb)]
-    n_lstm = sum(1 for layer in model.layers if layer.name.startswith("lstm_"))
-    if n_lstm == 0:
-        raise ExportError("model has no lstm_<i> layers")
-    for i in range(n_lstm):
-        layer = _layer(model, f"lstm_{i}")
-        cfg = layer.get_config()
-        if cfg.get("activation") != "tanh" or cfg.get("recurrent_activation") != "sigmoid" or not cfg.get("use_bias", True):
-            raise ExportError(f"lstm_{i}: the browser LSTM supports tanh/sigmoid with biases only, got "
-                              f"activation={cfg.get('activation')!r} recurrent_activation={cfg.get('recurrent_activation')!r}")
-        kernel, recurrent, bias = layer.get_weights()
-        hidden = recurrent.shape[0]
-        if kernel.shape != (width, 4 * hidden) or recurrent.shape != (hidden, 4 * hidden) or bias.shape != (4 * hidden,):
-            raise ExportError(f"lstm_{i}: unexpected weight shapes {kernel.shape}, {recurrent.shape}, {bias.shape} "
-                              f"for input width {width}")
-        tensors += [(f"lstm_{i}/kernel", kernel), (f"lstm_{i}/recurrent_kernel", recurrent), (f"lstm_{i}/bias", bias)]
-        width = hidden
-    kernel, bias = _layer(model, "logits").get_weights()
-    if kernel.shape != (width, vocab_size) or bias.shape != (vocab_size,):
-        raise ExportError(f"logits: unexpected weight shapes {kernel.shape}, {bias.shape} (expected ({width}, {vocab_size}))")
-    tensors += [("logits/kernel", kernel), ("logits/bias", bias)]
-    return [(name, np.ascontiguousarray(t, dtype="<f4")) for name, t in tensors]
+    try:
+        weights = LstmWeights.from_keras(model)
+    except LayoutError as exc:
+        raise ExportError(f"{exc} (the export expects the network of model/network.py)") from None
+    return [(name, np.ascontiguousarray(t, dtype="<f4")) for name, t in weights.named_tensors()]
 
 
 def encode_model(model, vocab: Vocab, meta: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -130,26 +105,3 @@ def decode_model(doc: dict[str, Any]) -> tuple[Vocab, dict[str, np.ndarray]]:
         size = int(np.prod(t["shape"]))
         tensors[t["name"]] = flat[t["offset"]: t["offset"] + size].reshape(t["shape"])
     return vocab, tensors
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def reference_logits(tensors: dict[str, np.ndarray], ids: np.ndarray) -> np.ndarray:
-    """Logits (T, V) after each token of ``ids``, from zero states: the LSTM written out in NumPy
-    (float64), the specification the JavaScript forward pass follows."""
-    x = tensors["embedding"][np.asarray(ids)].astype(np.float64)
-    i = 0
-    while f"lstm_{i}/kernel" in tensors:
-        w, u, b = (tensors[f"lstm_{i}/{n}"].astype(np.float64) for n in ("kernel", "recurrent_kernel", "bias"))
-        hidden = u.shape[0]
-        h, c, out = np.zeros(hidden), np.zeros(hidden), np.empty((len(x), hidden))
-        for t in range(len(x)):
-            z = x[t] @ w + h @ u + b
-            gi, gf, gc, go = (z[k * hidden:(k + 1) * hidden] for k in range(4))
-            c = _sigmoid(gf) * c + _sigmoid(gi) * np.tanh(gc)
-            h = _sigmoid(go) * np.tanh(c)
-            out[t] = h
-        x, i = out, i + 1
-    return x @ tensors["logits/kernel"].astype(np.float64) + tensors["logits/bias"]
