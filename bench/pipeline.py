@@ -39,7 +39,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from pipeline import clean, dedupe, minhash  # noqa: E402
-from pipeline.schemas import RAW_SCHEMA  # noqa: E402
+from contracts.schemas import RAW_SCHEMA  # noqa: E402
 
 CONFIG = {
     "seed": 0,

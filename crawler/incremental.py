@@ -21,9 +21,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping
 
+from contracts import keys
+
 logger = logging.getLogger(__name__)
 
-SETTING = "KOPITIAM_INCREMENTAL_STATE"
+SETTING = keys.INCREMENTAL_STATE
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from pipeline.cleaning import READ_COLUMNS, clean_batch, doc_id_for, drop_repeat
 from pipeline.common import SeenIds, atomic_path, load_params, section, setup_logging, write_json_atomic
 from pipeline.pool import ordered_map, resolve_workers
 from pipeline.progress import Progress
-from pipeline.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA, RAW_SCHEMA, check_columns
+from contracts.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA, RAW_SCHEMA, check_columns
 
 __all__ = ["DEFAULTS", "RawInputError", "doc_id_for", "run_clean", "main"]
 
@@ -82,7 +82,7 @@ def raw_batches(paths: list[Path], batch_rows: int) -> Iterator[tuple[str, int, 
         except (pa.ArrowInvalid, OSError) as exc:
             raise RawInputError(f"{path}: not a readable Parquet file ({exc})") from exc
         check_columns(pf.schema_arrow, READ_COLUMNS, origin=str(path), error=RawInputError,
-                      expected="RAW_SCHEMA (pipeline/schemas.py) in raw files")
+                      expected="RAW_SCHEMA (contracts/schemas.py) in raw files")
         offset = 0
         for batch in pf.iter_batches(batch_size=batch_rows, columns=READ_COLUMNS):
             yield path.stem, offset, _typed_batch(path, batch)

@@ -19,7 +19,7 @@ from pipeline import filters
 from pipeline.common import SeenIds
 from pipeline.htmltext import html_to_text, strip_app_signatures
 from pipeline.pii import scrub_pii
-from pipeline.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA
+from contracts.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA
 from pipeline.textnorm import normalize_text
 
 log = logging.getLogger(__name__)

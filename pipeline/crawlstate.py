@@ -37,8 +37,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.common import atomic_path, write_json_atomic
-from pipeline.schemas import RAW_SCHEMA
+from contracts import keys
+from pipeline.common import atomic_path, write_json_atomic, write_parquet
+from contracts.schemas import RAW_SCHEMA
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ class CrawlJob:
         if self.incremental:
             known = merge_posts(self._load([self.store, *self._part_files()]))
             write_json_atomic(self.index, thread_index(known))
-            settings["KOPITIAM_INCREMENTAL_STATE"] = str(self.index)
+            settings[keys.INCREMENTAL_STATE] = str(self.index)
         return settings
 
     def _running_pid(self) -> int | None:
@@ -163,7 +164,7 @@ class CrawlJob:
         parts = self._part_files()
         table = merge_posts(self._load(([self.store] if self.incremental else []) + parts))
         with atomic_path(out) as tmp:
-            pq.write_table(table, tmp, compression="zstd")
+            write_parquet(table, tmp)
         if self.incremental:
             with atomic_path(self.store) as tmp:
                 shutil.copyfile(out, tmp)

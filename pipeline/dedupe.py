@@ -41,7 +41,7 @@ from pipeline import minhash
 from pipeline.common import atomic_path, section, setup_logging, write_json_atomic
 from pipeline.pool import ordered_map, resolve_workers
 from pipeline.progress import Progress
-from pipeline.schemas import CLEAN_SCHEMA, DUPLICATES_SCHEMA, check_columns
+from contracts.schemas import CLEAN_SCHEMA, DUPLICATES_SCHEMA, check_columns
 
 log = logging.getLogger(__name__)
 

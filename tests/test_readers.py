@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.readers import ReaderError, babynames_path, write_source
-from pipeline.schemas import RAW_SCHEMA
+from contracts.schemas import RAW_SCHEMA
 
 
 def _run(tmp_path: Path, source: str, args: dict) -> tuple[pa.Table, dict]:

@@ -17,7 +17,7 @@ import pytest
 from helpers.spider_server import FixtureServer, Page, run_crawl_stage, vb_forum
 
 from pipeline.crawlstate import CrawlJob, merge_posts, thread_index
-from pipeline.schemas import RAW_SCHEMA
+from contracts.schemas import RAW_SCHEMA
 
 
 class SlowPage(Page):

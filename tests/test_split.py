@@ -16,7 +16,7 @@ import pytest
 
 from pipeline import split as S
 from pipeline.common import ParamsError
-from pipeline.schemas import CLEAN_SCHEMA
+from contracts.schemas import CLEAN_SCHEMA
 
 ALPHABET = list("abcdefghijklmnopqrstuvwxyz") * 3 + list("      ,.!?'") * 2 + list("ETAOIN") + ["lah", "😂", "é"]
 

@@ -12,7 +12,7 @@ import pytest
 
 from pipeline import vocab as V
 from pipeline.common import ParamsError
-from pipeline.schemas import CLEAN_SCHEMA
+from contracts.schemas import CLEAN_SCHEMA
 from test_split import make_corpus
 
 

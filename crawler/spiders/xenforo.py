@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from parsel import Selector
 from scrapy.http import Response
 
-from crawler.exporters import to_utc
+from contracts.timestamps import to_utc
 from crawler.incremental import LastPost
 from crawler.spiders.forum import ForumSpider, PostData, ThreadInfo
 
