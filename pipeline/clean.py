@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.cleaning import READ_COLUMNS, clean_batch, doc_id_for, drop_repeated_posts, merge_stats, new_stats
-from pipeline.common import SeenIds, atomic_path, load_params, section, setup_logging, write_json_atomic
+from pipeline.common import SeenIds, atomic_path, load_params, parquet_writer, section, setup_logging, write_json_atomic
 from pipeline.pool import ordered_map, resolve_workers
 from pipeline.progress import Progress
 from contracts.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA, RAW_SCHEMA, check_columns
@@ -101,8 +101,8 @@ def run_clean(paths: list[Path], posts_path: Path, dropped_path: Path, cfg: dict
     workers = resolve_workers(cfg["workers"])
     with atomic_path(posts_path) as posts_tmp, atomic_path(dropped_path) as dropped_tmp, \
             closing(ordered_map(clean_batch, tasks, workers=workers)) as results, \
-            pq.ParquetWriter(posts_tmp, CLEAN_SCHEMA, compression="zstd") as kept_w, \
-            pq.ParquetWriter(dropped_tmp, DROPPED_SCHEMA, compression="zstd") as drop_w, \
+            parquet_writer(posts_tmp, CLEAN_SCHEMA) as kept_w, \
+            parquet_writer(dropped_tmp, DROPPED_SCHEMA) as drop_w, \
             Progress(total_rows, "clean", "post", log) as bar:
         for kept, dropped, part in results:
             merge_stats(stats, part)
