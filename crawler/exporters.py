@@ -25,6 +25,7 @@ from scrapy.extensions.feedexport import FileFeedStorage
 
 from contracts import keys
 from contracts.files import parquet_writer
+from contracts.markup import EngineMarkup, to_metadata
 from contracts.schemas import RAW_SCHEMA
 from contracts.timestamps import to_utc
 
@@ -69,7 +70,8 @@ def row_from_item(item: Any) -> dict[str, Any]:
 
 
 class ParquetItemExporter(BaseItemExporter):
-    """Stream items into one Parquet file with ``RAW_SCHEMA``: zstd, a row group per N items.
+    """Stream items into one Parquet file with ``RAW_SCHEMA``: zstd, a row group per N items; the
+    crawling spider's ``markup`` record (contracts.markup) in the schema metadata.
 
     Feed option ``item_export_kwargs: {row_group_size: N}`` or the setting
     ``KOPITIAM_PARQUET_ROW_GROUP_SIZE`` sets N. An empty crawl still writes a valid file with the schema.
@@ -82,6 +84,8 @@ class ParquetItemExporter(BaseItemExporter):
         self.file = file
         self.row_group_size = int(row_group_size)
         self.writer: Any = None  # a pyarrow ParquetWriter once exporting
+        self.crawler: Any = None  # set by from_crawler: the spider's markup record goes in the file
+        self.schema = RAW_SCHEMA
         self.buffer: list[dict[str, Any]] = []
         self.rows = 0
         self.row_groups = 0
@@ -90,10 +94,15 @@ class ParquetItemExporter(BaseItemExporter):
     def from_crawler(cls, crawler, file: IO[bytes], *args: Any, **kwargs: Any):
         kwargs.setdefault("row_group_size", crawler.settings.getint(keys.ROW_GROUP_SIZE,
                                                                     DEFAULT_ROW_GROUP_SIZE))
-        return cls(file, *args, **kwargs)
+        exporter = cls(file, *args, **kwargs)
+        exporter.crawler = crawler
+        return exporter
 
     def start_exporting(self) -> None:
-        self.writer = parquet_writer(self.file, RAW_SCHEMA)
+        # the engine's markup record travels with its posts (schema metadata; contracts.markup)
+        record = getattr(getattr(self.crawler, "spider", None), "markup", None)
+        self.schema = RAW_SCHEMA.with_metadata(to_metadata([record])) if isinstance(record, EngineMarkup) else RAW_SCHEMA
+        self.writer = parquet_writer(self.file, self.schema)
 
     def export_item(self, item: Any) -> None:
         self.buffer.append(row_from_item(item))
@@ -104,7 +113,7 @@ class ParquetItemExporter(BaseItemExporter):
         if not self.buffer:
             return
         columns = {name: [row[name] for row in self.buffer] for name in RAW_SCHEMA.names}
-        self.writer.write_table(pa.Table.from_pydict(columns, schema=RAW_SCHEMA))
+        self.writer.write_table(pa.Table.from_pydict(columns, schema=self.schema))
         self.rows += len(self.buffer)
         self.row_groups += 1
         self.buffer.clear()

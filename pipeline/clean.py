@@ -28,6 +28,8 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from contracts import markup
+from contracts.markup import EngineMarkup
 from pipeline.cleaning import READ_COLUMNS, clean_batch, doc_id_for, drop_repeated_posts, merge_stats, new_stats
 from pipeline.common import SeenIds, atomic_path, load_params, parquet_writer, section, setup_logging, write_json_atomic
 from pipeline.pool import ordered_map, resolve_workers
@@ -71,8 +73,21 @@ def _typed_batch(path: Path, batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, names=READ_COLUMNS)
 
 
-def raw_batches(paths: list[Path], batch_rows: int) -> Iterator[tuple[str, int, pa.RecordBatch]]:
-    """Yield (file stem, row offset, record batch) from every raw file, checking columns first."""
+def file_markup(path: Path, schema: pa.Schema) -> EngineMarkup:
+    """The markup the HTML bodies of one raw file are read with: the engine records the crawler
+    stored in the file, else the generic record (logged, so a user dataset's choice is visible)."""
+    try:
+        records = markup.from_metadata(schema.metadata, origin=str(path))
+    except ValueError as exc:
+        raise RawInputError(str(exc)) from None
+    if not records:
+        log.info("%s names no engine markup: HTML bodies read with the generic record", path)
+    return markup.for_file(records)
+
+
+def raw_batches(paths: list[Path], batch_rows: int) -> Iterator[tuple[str, int, pa.RecordBatch, EngineMarkup]]:
+    """Yield (file stem, row offset, record batch, the file's markup) from every raw file, checking
+    columns first."""
     for path in paths:
         if path.stat().st_size == 0:
             log.warning("%s is empty (0 bytes): no rows read from it", path)
@@ -83,9 +98,10 @@ def raw_batches(paths: list[Path], batch_rows: int) -> Iterator[tuple[str, int, 
             raise RawInputError(f"{path}: not a readable Parquet file ({exc})") from exc
         check_columns(pf.schema_arrow, READ_COLUMNS, origin=str(path), error=RawInputError,
                       expected="RAW_SCHEMA (contracts/schemas.py) in raw files")
+        rules = file_markup(path, pf.schema_arrow)
         offset = 0
         for batch in pf.iter_batches(batch_size=batch_rows, columns=READ_COLUMNS):
-            yield path.stem, offset, _typed_batch(path, batch)
+            yield path.stem, offset, _typed_batch(path, batch), rules
             offset += batch.num_rows
 
 
@@ -97,7 +113,8 @@ def run_clean(paths: list[Path], posts_path: Path, dropped_path: Path, cfg: dict
     total_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in paths if p.stat().st_size > 0)
     stats = new_stats()
     seen = SeenIds()  # doc_ids so far: a post id repeated in a later batch is a duplicate
-    tasks = ((batch, name, offset, cfg) for name, offset, batch in raw_batches(paths, cfg["batch_rows"]))
+    tasks = ((batch, name, offset, cfg, rules)
+             for name, offset, batch, rules in raw_batches(paths, cfg["batch_rows"]))
     workers = resolve_workers(cfg["workers"])
     with atomic_path(posts_path) as posts_tmp, atomic_path(dropped_path) as dropped_tmp, \
             closing(ordered_map(clean_batch, tasks, workers=workers)) as results, \

@@ -37,7 +37,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from contracts import keys
+from contracts import keys, markup
 from pipeline.common import atomic_path, write_json_atomic, write_parquet
 from contracts.schemas import RAW_SCHEMA
 
@@ -45,10 +45,13 @@ log = logging.getLogger(__name__)
 
 
 def merge_posts(tables: list[pa.Table]) -> pa.Table:
-    """Concatenate raw tables; keep the last row per post_id; sort by thread, position, post."""
-    tables = [t.select(RAW_SCHEMA.names).cast(RAW_SCHEMA) for t in tables if t.num_rows]
+    """Concatenate raw tables; keep the last row per post_id; sort by thread, position, post. The
+    engine markup records the inputs carry (contracts.markup) are kept in the result's metadata."""
+    records = [r for t in tables for r in markup.from_metadata(t.schema.metadata, origin="crawl state")]
+    schema = RAW_SCHEMA.with_metadata(markup.to_metadata(records)) if records else RAW_SCHEMA
+    tables = [t.select(RAW_SCHEMA.names).cast(schema) for t in tables if t.num_rows]
     if not tables:
-        return RAW_SCHEMA.empty_table()
+        return schema.empty_table()
     table = pa.concat_tables(tables)
     table = table.append_column("_row", pa.array(range(table.num_rows), pa.int64()))
     last = table.group_by("post_id", use_threads=False).aggregate([("_row", "max")])

@@ -5,8 +5,11 @@ pagination, the limits (``max_threads``, ``max_pages`` per thread, ``since``), h
 positions, assembling ``PostItem``s and counting every skip and error in the crawl stats
 (``forum/...`` keys, which the crawl stage copies into ``metrics/crawl/<source>.json``).
 
-A subclass supplies the engine's markup, through these methods (all take a Scrapy response and
-use Scrapy's own selectors):
+A subclass supplies the engine's markup: ``markup``, an ``EngineMarkup`` record (contracts.markup)
+of what in a post body is not the poster's text (quotes and the ids they cite, signatures, "Click
+to expand" links, smilies, @mentions; required: the crawl refuses to start without it, so quotes
+never silently become training text; the feed exporter stores it in the raw file for the clean
+stage), and these methods (all take a Scrapy response and use Scrapy's own selectors):
 
 - ``page_kind(response) -> "thread" | "board" | "index" | None`` (index: a list of boards)
 - ``board_links(response) -> list[str]`` (boards listed on an index page; default none)
@@ -51,6 +54,7 @@ from scrapy.http import Response
 from w3lib.url import url_query_cleaner
 
 from contracts import keys
+from contracts.markup import EngineMarkup
 from contracts.timestamps import to_utc
 from crawler.incremental import SETTING as INCREMENTAL_SETTING
 from crawler.incremental import LastPost, ThreadIndex
@@ -156,11 +160,17 @@ class ForumSpider(scrapy.Spider):
     #: Query parameters that carry a session id (e.g. vBulletin's ``s``): removed from every link
     #: by ``strip_session`` so that each page has one URL (and one request fingerprint).
     SESSION_PARAMS: ClassVar[tuple[str, ...]] = ()
+    #: The engine's body markup (quotes, signatures, ...): stored in the raw file, read by clean.
+    markup: ClassVar[EngineMarkup | None] = None
 
     def __init__(self, start_url: str | None = None, max_threads: Any = 0, max_pages: Any = 0,
                  since: str | None = None, source: str | None = None,
                  posts_per_page: Any = None, timezone: str = "UTC", date_order: str = "MDY",
                  **kwargs: Any) -> None:
+        if not isinstance(self.markup, EngineMarkup):
+            raise ValueError(f"spider {self.name!r}: no markup record: set the class attribute "
+                             f"markup = EngineMarkup(...) (contracts.markup) naming this engine's quote, "
+                             f"signature and expander classes; see docs/adding-a-source.md")
         unknown = sorted(set(kwargs) - set(self.ARGUMENTS) - {"name"})
         if unknown:
             raise ValueError(f"spider {self.name!r}: unknown argument(s) {', '.join(unknown)}; "
