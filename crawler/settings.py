@@ -9,6 +9,7 @@ from pathlib import Path
 BOT_NAME = "kopitiam"
 SPIDER_MODULES = ["crawler.spiders"]
 NEWSPIDER_MODULE = "crawler.spiders"
+COMMANDS_MODULE = "crawler.commands"  # `scrapy checkargs` (the crawl stage's params check)
 
 # Identify ourselves honestly; the crawl stage overrides this with params.yaml crawl.user_agent.
 USER_AGENT = "kopitiam/0.1 (character-LSTM research crawler; +https://github.com/kopitiam)"

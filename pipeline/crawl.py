@@ -93,25 +93,34 @@ def check_spider(name: str, spider: str, args: Mapping[str, Any], where: str = "
     """Fail early, naming the params file and key, on an unknown spider or an argument it does not
     take; then build the spider with the arguments, so a bad value (``since``, ``timezone``, a
     ``start_url`` that is not a URL) is reported here in one line rather than as the Scrapy
-    subprocess's traceback."""
-    from scrapy.spiderloader import SpiderLoader
-    from scrapy.utils.project import get_project_settings
+    subprocess's traceback. Asked through ``scrapy checkargs`` (crawler/commands/checkargs.py),
+    like the crawl itself, so this process never imports the crawler."""
+    import subprocess
 
-    loader = SpiderLoader.from_settings(get_project_settings())
-    if spider not in loader.list():
+    build = "{server}" not in " ".join(str(v) for v in args.values())  # demo URLs exist only later
+    cmd = [sys.executable, "-m", "scrapy", "checkargs", spider, *(["--build"] if build else [])]
+    for key, value in args.items():
+        cmd += ["-a", f"{key}={value}"]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=_child_env(), capture_output=True, text=True)
+    try:
+        verdict = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        raise StageFailed(f"source {name!r}: scrapy checkargs {spider} failed (exit {proc.returncode}): "
+                          f"{proc.stderr.strip()[-500:]}") from None
+    if verdict.get("error") == "spider":
         raise ParamsError(f"{where}: sources.{name}.spider: unknown spider {spider!r}; "
-                          f"available: {', '.join(sorted(loader.list()))}")
-    known = getattr(loader.load(spider), "ARGUMENTS", None)
-    if known is not None:
-        unknown = sorted(set(args) - set(known))
-        if unknown:
-            raise ParamsError(f"{where}: sources.{name}.args: unknown argument(s) "
-                              f"{', '.join(unknown)} for spider {spider!r}; known: {', '.join(sorted(known))}")
-        if "{server}" not in " ".join(str(v) for v in args.values()):  # demo URLs exist only later
-            try:
-                loader.load(spider)(**{k: str(v) for k, v in args.items()})
-            except ValueError as exc:
-                raise ParamsError(f"{where}: sources.{name}.args: {exc}") from None
+                          f"available: {', '.join(verdict['available'])}")
+    if verdict.get("error") == "arguments":
+        raise ParamsError(f"{where}: sources.{name}.args: unknown argument(s) {', '.join(verdict['unknown'])} "
+                          f"for spider {spider!r}; known: {', '.join(verdict['known'])}")
+    if verdict.get("error") == "value":
+        raise ParamsError(f"{where}: sources.{name}.args: {verdict['message']}")
+
+
+def _child_env() -> dict[str, str]:
+    """The environment of Scrapy subprocesses: this one, with the repository on PYTHONPATH."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)}
 
 
 def scrapy_command(spider: str, args: Mapping[str, Any], settings: Mapping[str, Any], feed: Path) -> list[str]:
@@ -153,9 +162,7 @@ def run_spider(name: str, entry: Mapping[str, Any], cfg: Mapping[str, Any], out:
             cmd = scrapy_command(spider, args, settings, feed)
             logger.info("crawling %s: %s", name, " ".join(cmd))
             # the child stops when this process dies (crawler.extensions.ParentWatch)
-            returncode = job.run(cmd, cwd=REPO_ROOT, env={
-                **os.environ, keys.PARENT_PID_ENV: str(os.getpid()), "PYTHONPATH": os.pathsep.join(
-                    p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)})
+            returncode = job.run(cmd, cwd=REPO_ROOT, env={**_child_env(), keys.PARENT_PID_ENV: str(os.getpid())})
             if returncode != 0:
                 raise StageFailed(f"source {name!r}: scrapy crawl {spider} exited {returncode} (see log above)")
             if not metrics_file.exists():
