@@ -1,8 +1,8 @@
 """What the crawler and the data stages agree on, in one leaf package that imports neither.
 
 Import graph: ``contracts`` <- ``crawler``; ``contracts`` <- ``pipeline`` <- ``model``;
-``demoforum`` (the offline demo website) imports nothing of the project but ``contracts``-free
-stdlib code. Stages meet only at files: the schemas of those files, how they are written
+``demoforum`` (the offline demo website) imports no project package: it is a website, not part
+of the crawler. Stages meet only at files: the schemas of those files, how they are written
 (atomically; Parquet with one writer), the timestamp rule, the post-id dedupe rule, the names of the
 Scrapy settings and metrics the crawl stage and the crawler share, and each forum engine's markup
 (what the clean stage removes) live here, so neither side restates them.
