@@ -30,17 +30,6 @@ class ModelFolderError(RuntimeError):
     """A model folder is missing, incomplete, or does not match the vocabulary given."""
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Write JSON to ``path`` through a temporary file and a rename, so readers never see half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, ensure_ascii=False, indent=2, sort_keys=True)
-        fh.write("\n")
-    os.replace(tmp, path)
-
-
 def save_trained(model_dir: str | os.PathLike, model, vocab: Vocab, meta: dict[str, Any]) -> None:
     """Write model, vocabulary copy and meta (with ``vocab_hash``) into ``model_dir``."""
     model_dir = Path(model_dir)
