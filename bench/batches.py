@@ -33,10 +33,10 @@ import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
+from contracts.schemas import CLEAN_SCHEMA  # noqa: E402
 from pipeline import batches as B  # noqa: E402
 from pipeline import split as S  # noqa: E402
 from pipeline import vocab as V  # noqa: E402
-from contracts.schemas import CLEAN_SCHEMA  # noqa: E402
 
 CONFIG = {
     "batch_size": 64,

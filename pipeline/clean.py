@@ -30,11 +30,11 @@ import pyarrow.parquet as pq
 
 from contracts import markup
 from contracts.markup import EngineMarkup
+from contracts.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA, RAW_SCHEMA, check_columns
 from pipeline.cleaning import READ_COLUMNS, clean_batch, doc_id_for, drop_repeated_posts, merge_stats, new_stats
 from pipeline.common import SeenIds, atomic_path, load_params, parquet_writer, section, setup_logging, write_json_atomic
 from pipeline.pool import ordered_map, resolve_workers
 from pipeline.progress import Progress
-from contracts.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA, RAW_SCHEMA, check_columns
 
 __all__ = ["DEFAULTS", "RawInputError", "doc_id_for", "run_clean", "main"]
 

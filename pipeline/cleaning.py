@@ -16,11 +16,11 @@ from typing import Any
 import pyarrow as pa
 
 from contracts.markup import GENERIC, EngineMarkup
+from contracts.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA
 from pipeline import filters
 from pipeline.common import SeenIds
 from pipeline.htmltext import html_to_text, strip_app_signatures
 from pipeline.pii import scrub_pii
-from contracts.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA
 from pipeline.textnorm import normalize_text
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,15 @@ from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 
-from contracts.files import (atomic_path, iter_jsonl, parquet_writer, read_jsonl, write_json_atomic,  # noqa: F401
-                             write_jsonl_atomic, write_parquet)
+from contracts.files import (  # noqa: F401
+    atomic_path,
+    iter_jsonl,
+    parquet_writer,
+    read_jsonl,
+    write_json_atomic,
+    write_jsonl_atomic,
+    write_parquet,
+)
 from contracts.ids import SeenIds  # noqa: F401
 
 PARAMS_FILE = Path("params.yaml")

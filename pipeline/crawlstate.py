@@ -38,8 +38,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from contracts import keys, markup
-from pipeline.common import atomic_path, write_json_atomic, write_parquet
 from contracts.schemas import RAW_SCHEMA
+from pipeline.common import atomic_path, write_json_atomic, write_parquet
 
 log = logging.getLogger(__name__)
 

@@ -37,11 +37,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from contracts.schemas import CLEAN_SCHEMA, DUPLICATES_SCHEMA, check_columns
 from pipeline import minhash
 from pipeline.common import atomic_path, parquet_writer, section, setup_logging, write_json_atomic, write_parquet
 from pipeline.pool import ordered_map, resolve_workers
 from pipeline.progress import Progress
-from contracts.schemas import CLEAN_SCHEMA, DUPLICATES_SCHEMA, check_columns
 
 log = logging.getLogger(__name__)
 

@@ -50,9 +50,9 @@ from urllib.parse import quote
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.common import ParamsError, SeenIds, atomic_path, parquet_writer, write_json_atomic
 from contracts.schemas import RAW_SCHEMA, check_columns
 from contracts.timestamps import to_utc
+from pipeline.common import ParamsError, SeenIds, atomic_path, parquet_writer, write_json_atomic
 
 log = logging.getLogger(__name__)
 

@@ -31,8 +31,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.common import ParamsError, atomic_path, section, setup_logging, write_json_atomic, write_parquet
 from contracts.schemas import CLEAN_SCHEMA, check_columns
+from pipeline.common import ParamsError, atomic_path, section, setup_logging, write_json_atomic, write_parquet
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from contracts import markup
 from helpers.spider_server import REPO_ROOT, FixtureServer, Page, check_raw
+
+from contracts import markup
 
 THREAD = """<html><head><title>Kaya toast</title><link rel="canonical" href="https://kaya.example/threads/42"></head><body>
 <div class="breadcrumb"><a href="/">Home</a> <a href="/boards/7">Breakfast</a></div>

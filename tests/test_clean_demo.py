@@ -6,12 +6,12 @@ by its ``aside.message-signature`` outer HTML.
 
 from __future__ import annotations
 
+import pyarrow.parquet as pq
 import pytest
 from bs4 import BeautifulSoup
-
 from clean_fixtures import raw_row, write_raw
+
 from pipeline.clean import DEFAULTS, run_clean
-import pyarrow.parquet as pq
 
 
 def test_demo_signatures_and_quotes_never_reach_the_corpus(tmp_path):

@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 import pytest
-
 from eval_project import COPIED, shared_project
+
 from model.evaluate import chunk_sequences, generated_part, limit_chars, lstm_nats
 from pipeline.vocab import END_ID
 

@@ -8,9 +8,9 @@ import re
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from crawler.extensions import summarize
 from demoforum import pages
 from demoforum.site import DemoForum
-from crawler.extensions import summarize
 from tests.helpers.spider_server import FixtureServer, Page, run_spider
 
 SGT = ZoneInfo("Asia/Singapore")

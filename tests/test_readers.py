@@ -10,8 +10,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.readers import ReaderError, babynames_path, write_source
 from contracts.schemas import RAW_SCHEMA
+from pipeline.readers import ReaderError, babynames_path, write_source
 
 
 def _run(tmp_path: Path, source: str, args: dict) -> tuple[pa.Table, dict]:

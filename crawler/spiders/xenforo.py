@@ -32,8 +32,8 @@ from datetime import datetime, timezone
 from parsel import Selector
 from scrapy.http import Response
 
-from contracts.timestamps import to_utc
 from contracts.markup import EngineMarkup
+from contracts.timestamps import to_utc
 from crawler.incremental import LastPost
 from crawler.spiders.forum import ForumSpider, PostData, ThreadInfo
 
