@@ -6,8 +6,9 @@
 pyarrow is the project's Parquet library (every stage reads and writes with it); its
 ``ParquetWriter`` appends one row group per ``write_table`` call, so the exporter holds at most
 ``KOPITIAM_PARQUET_ROW_GROUP_SIZE`` items in memory whatever the crawl size. Values are cast to
-``contracts.schemas.RAW_SCHEMA`` and written
-with the project's one Parquet writer (``contracts.files.parquet_writer``); a value that cannot be cast is an error naming the field.
+``contracts.schemas.RAW_SCHEMA`` and written with the project's one Parquet writer
+(``contracts.files.parquet_writer``); a value that cannot be cast is an error naming the field.
+The spider's engine markup record goes into the file's schema metadata (``contracts.markup``).
 """
 
 from __future__ import annotations
