@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from contracts import keys
+from contracts.timestamps import to_utc
 
 logger = logging.getLogger(__name__)
 
@@ -69,5 +70,5 @@ class ThreadIndex:
         if last.post_id is not None:
             return str(last.post_id) == str(known.get("last_post_id"))
         if last.posted_at is not None and known.get("last_posted_at"):
-            return last.posted_at == datetime.fromisoformat(known["last_posted_at"])
+            return last.posted_at == to_utc(known["last_posted_at"], "last_posted_at")
         return False

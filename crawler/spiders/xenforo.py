@@ -27,7 +27,6 @@ Usage: ``scrapy crawl xenforo -a start_url=https://forums.example.com/forums/x.1
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
 
 from parsel import Selector
 from scrapy.http import Response
@@ -150,7 +149,7 @@ class XenforoSpider(ForumSpider):
             epoch = time[0].attrib.get("data-time")
             stamp = time[0].attrib.get("datetime")
             if epoch and epoch.isdigit():
-                posted_at = datetime.fromtimestamp(int(epoch), tz=timezone.utc)
+                posted_at = to_utc(int(epoch), "posted_at")
             elif stamp:
                 try:
                     posted_at = to_utc(stamp, "posted_at")
@@ -198,7 +197,7 @@ class XenforoSpider(ForumSpider):
             thread_id = self.thread_id_from_url(response.urljoin(link)) if link else None
             epoch = row.css(".structItem-cell--latest time.u-dt::attr(data-time)").get()
             if thread_id and epoch and epoch.isdigit():
-                found[thread_id] = LastPost(posted_at=datetime.fromtimestamp(int(epoch), tz=timezone.utc))
+                found[thread_id] = LastPost(posted_at=to_utc(int(epoch), "last_post"))
         return found
 
     def thread_page_links(self, response: Response) -> list[str]:
