@@ -47,8 +47,9 @@ import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
+from contracts.files import parquet_writer  # noqa: E402
+from contracts.schemas import RAW_SCHEMA  # noqa: E402
 from pipeline import clean, dask_engine, dedupe, minhash  # noqa: E402
-from pipeline.schemas import RAW_SCHEMA  # noqa: E402
 
 CONFIG = {
     "seed": 0,
@@ -129,7 +130,7 @@ def generate(path: Path, size_mb: float, seed: int) -> dict:
     recent: list[tuple[int, str, str]] = []  # (post_id, reply text, html) of recent posts
     planted: dict[str, str] = {}
     rows, n_bytes, pid = [], 0, 0
-    with pq.ParquetWriter(path, RAW_SCHEMA, compression="zstd") as writer:
+    with parquet_writer(path, RAW_SCHEMA) as writer:
         while n_bytes < size_mb * 1e6:
             pid += 1
             r = rng.random()

@@ -31,12 +31,29 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from contracts import markup
+from contracts.markup import EngineMarkup
+from contracts.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA, RAW_SCHEMA, check_columns
 from pipeline import dask_engine
-from pipeline.cleaning import READ_COLUMNS, clean_batch, doc_id_for, drop_repeated_posts, merge_stats, new_stats
-from pipeline.common import SeenIds, atomic_path, load_params, section, setup_logging, write_json_atomic
+from pipeline.cleaning import (
+    READ_COLUMNS,
+    clean_batch,
+    doc_id_for,
+    drop_repeated_posts,
+    merge_stats,
+    new_stats,
+)
+from pipeline.common import (
+    SeenIds,
+    atomic_path,
+    load_params,
+    parquet_writer,
+    section,
+    setup_logging,
+    write_json_atomic,
+)
 from pipeline.pool import ordered_map, resolve_workers
 from pipeline.progress import Progress
-from pipeline.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA, RAW_SCHEMA, check_columns
 
 __all__ = ["DEFAULTS", "RawInputError", "doc_id_for", "run_clean", "main"]
 
@@ -76,8 +93,21 @@ def _typed_batch(path: Path | str, batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, names=READ_COLUMNS)
 
 
-def raw_files(paths: list[Path]) -> Iterator[tuple[Path, pq.ParquetFile]]:
-    """Every raw file that has rows, opened and its columns checked (0-byte files: a warning)."""
+def file_markup(path: Path, schema: pa.Schema) -> EngineMarkup:
+    """The markup the HTML bodies of one raw file are read with: the engine records the crawler
+    stored in the file, else the generic record (logged, so a user dataset's choice is visible)."""
+    try:
+        records = markup.from_metadata(schema.metadata, origin=str(path))
+    except ValueError as exc:
+        raise RawInputError(str(exc)) from None
+    if not records:
+        log.info("%s names no engine markup: HTML bodies read with the generic record", path)
+    return markup.for_file(records)
+
+
+def raw_files(paths: list[Path]) -> Iterator[tuple[Path, pq.ParquetFile, EngineMarkup]]:
+    """Every raw file that has rows, opened, its columns checked and its markup read (0-byte files:
+    a warning)."""
     for path in paths:
         if path.stat().st_size == 0:
             log.warning("%s is empty (0 bytes): no rows read from it", path)
@@ -87,20 +117,21 @@ def raw_files(paths: list[Path]) -> Iterator[tuple[Path, pq.ParquetFile]]:
         except (pa.ArrowInvalid, OSError) as exc:
             raise RawInputError(f"{path}: not a readable Parquet file ({exc})") from exc
         check_columns(pf.schema_arrow, READ_COLUMNS, origin=str(path), error=RawInputError,
-                      expected="RAW_SCHEMA (pipeline/schemas.py) in raw files")
-        yield path, pf
+                      expected="RAW_SCHEMA (contracts/schemas.py) in raw files")
+        yield path, pf, file_markup(path, pf.schema_arrow)
 
 
-def raw_batches(paths: list[Path], batch_rows: int) -> Iterator[tuple[str, int, pa.RecordBatch]]:
-    """Yield (file stem, row offset, record batch) from every raw file, checking columns first."""
-    for path, pf in raw_files(paths):
+def raw_batches(paths: list[Path], batch_rows: int) -> Iterator[tuple[str, int, pa.RecordBatch, EngineMarkup]]:
+    """Yield (file stem, row offset, record batch, the file's markup) from every raw file, checking
+    columns first."""
+    for path, pf, rules in raw_files(paths):
         offset = 0
         for batch in pf.iter_batches(batch_size=batch_rows, columns=READ_COLUMNS):
-            yield path.stem, offset, _typed_batch(path, batch)
+            yield path.stem, offset, _typed_batch(path, batch), rules
             offset += batch.num_rows
 
 
-def clean_rows(location: str, start: int, stop: int, name: str, cfg: dict[str, Any]):
+def clean_rows(location: str, start: int, stop: int, name: str, cfg: dict[str, Any], rules: EngineMarkup):
     """Read rows [start, stop) of one raw file and clean them (a Dask task: the worker does the I/O).
 
     Only the row groups holding those rows are read; the rows are the same record batch the local
@@ -117,15 +148,16 @@ def clean_rows(location: str, start: int, stop: int, name: str, cfg: dict[str, A
             row0 += n
         table = pf.read_row_groups(groups, columns=READ_COLUMNS).slice(start - (first or 0), stop - start)
     batch = table.combine_chunks().to_batches()[0]
-    return clean_batch(_typed_batch(location, batch), name, start, cfg)
+    return clean_batch(_typed_batch(location, batch), name, start, cfg, rules)
 
 
 def row_range_tasks(paths: list[Path], cfg: dict[str, Any]) -> Iterator[tuple]:
-    """``clean_rows`` tasks: the local engine's batches as (absolute file, start, stop, stem, cfg)."""
-    for path, pf in raw_files(paths):
+    """``clean_rows`` tasks: the local engine's batches as (absolute file, start, stop, stem, cfg,
+    markup)."""
+    for path, pf, rules in raw_files(paths):
         n, step = pf.metadata.num_rows, cfg["batch_rows"]
         for start in range(0, n, step):
-            yield str(path.resolve()), start, min(start + step, n), path.stem, cfg
+            yield str(path.resolve()), start, min(start + step, n), path.stem, cfg, rules
 
 
 def run_clean(paths: list[Path], posts_path: Path, dropped_path: Path, cfg: dict[str, Any],
@@ -149,12 +181,13 @@ def run_clean(paths: list[Path], posts_path: Path, dropped_path: Path, cfg: dict
     if cfg["engine"] == "dask":
         batches = engine.ordered_map(clean_rows, row_range_tasks(paths, cfg))
     else:
-        tasks = ((batch, name, offset, cfg) for name, offset, batch in raw_batches(paths, cfg["batch_rows"]))
+        tasks = ((batch, name, offset, cfg, rules)
+                 for name, offset, batch, rules in raw_batches(paths, cfg["batch_rows"]))
         batches = ordered_map(clean_batch, tasks, workers=resolve_workers(cfg["workers"]))
     with atomic_path(posts_path) as posts_tmp, atomic_path(dropped_path) as dropped_tmp, \
             closing(batches) as results, \
-            pq.ParquetWriter(posts_tmp, CLEAN_SCHEMA, compression="zstd") as kept_w, \
-            pq.ParquetWriter(dropped_tmp, DROPPED_SCHEMA, compression="zstd") as drop_w, \
+            parquet_writer(posts_tmp, CLEAN_SCHEMA) as kept_w, \
+            parquet_writer(dropped_tmp, DROPPED_SCHEMA) as drop_w, \
             Progress(total_rows, "clean", "post", log) as bar:
         for kept, dropped, part in results:
             merge_stats(stats, part)

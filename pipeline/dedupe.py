@@ -40,11 +40,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from contracts.schemas import CLEAN_SCHEMA, DUPLICATES_SCHEMA, check_columns
 from pipeline import dask_engine, minhash
-from pipeline.common import atomic_path, section, setup_logging, write_json_atomic
+from pipeline.common import (
+    atomic_path,
+    parquet_writer,
+    section,
+    setup_logging,
+    write_json_atomic,
+    write_parquet,
+)
 from pipeline.pool import ordered_map, resolve_workers
 from pipeline.progress import Progress
-from pipeline.schemas import CLEAN_SCHEMA, DUPLICATES_SCHEMA, check_columns
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +225,7 @@ def run_dedupe(posts: Path, corpus: Path, duplicates: Path, cfg: dict[str, Any],
         dup_of, kind, sim = find_duplicates(docs, cfg)
         del docs["sig"]  # the write pass and the metrics need only the small columns
     keep = kind == 0
-    with atomic_path(corpus) as tmp, pq.ParquetWriter(tmp, CLEAN_SCHEMA, compression="zstd") as writer:
+    with atomic_path(corpus) as tmp, parquet_writer(tmp, CLEAN_SCHEMA) as writer:
         offset, out = 0, {"bytes_out": 0, "chars_kept": 0}
         for batch in pq.ParquetFile(posts).iter_batches(batch_size=cfg["batch_rows"]):
             mask = pa.array(keep[offset:offset + batch.num_rows])
@@ -236,7 +243,7 @@ def run_dedupe(posts: Path, corpus: Path, duplicates: Path, cfg: dict[str, Any],
         "similarity": pa.array(sim[rows], pa.float32()),
     }, schema=DUPLICATES_SCHEMA)
     with atomic_path(duplicates) as tmp:
-        pq.write_table(dup_table, tmp, compression="zstd")
+        write_parquet(dup_table, tmp)
     seconds = time.perf_counter() - started
     return {**build_metrics(docs, kind, dup_of, seconds, dropped), **out}
 

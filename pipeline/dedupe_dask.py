@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from contracts.schemas import check_columns
 from pipeline import minhash
 from pipeline.dask_engine import DaskEngine
 from pipeline.dedupe import (
@@ -45,7 +46,6 @@ from pipeline.dedupe import (
     rank_of,
     row_group_tasks,
 )
-from pipeline.schemas import check_columns
 
 log = logging.getLogger(__name__)
 

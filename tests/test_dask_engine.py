@@ -19,11 +19,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from clean_fixtures import SIGNATURE, raw_row, xf_quote
+
+from contracts.schemas import RAW_SCHEMA
 from pipeline import clean, dedupe
-from pipeline.dask_engine import DEFAULTS as DASK_DEFAULTS, DaskEngine, DaskSchedulerError
-from pipeline.schemas import RAW_SCHEMA
+from pipeline.dask_engine import DEFAULTS as DASK_DEFAULTS
+from pipeline.dask_engine import DaskEngine, DaskSchedulerError
 
 distributed = pytest.importorskip("distributed")
 
