@@ -209,10 +209,10 @@ def test_local_cluster_started_and_stopped_by_the_stage(raw_files, local_result,
 def test_worker_reads_rows_by_path_or_fsspec_url_as_local_batches(raw_files, tmp_path):
     """A clean task's rows (straddling row groups) equal the local engine's batch; file:// URLs read alike."""
     cfg = {**clean.DEFAULTS, "batch_rows": 64}
-    name, offset, batch = list(clean.raw_batches(raw_files[:1], 64))[3]  # rows 192..255: row groups 2 and 3
-    want = clean.clean_batch(batch, name, offset, cfg)
+    name, offset, batch, rules = list(clean.raw_batches(raw_files[:1], 64))[3]  # rows 192..255: groups 2 and 3
+    want = clean.clean_batch(batch, name, offset, cfg, rules)
     for location in (str(raw_files[0]), raw_files[0].resolve().as_uri()):
-        got = clean.clean_rows(location, offset, offset + batch.num_rows, name, cfg)
+        got = clean.clean_rows(location, offset, offset + batch.num_rows, name, cfg, rules)
         assert got[0].equals(want[0]) and got[1].equals(want[1]) and got[2] == want[2]
     posts = tmp_path / "posts.parquet"
     clean.run_clean(raw_files[:1], posts, tmp_path / "dropped.parquet", {**cfg, "workers": 1})
