@@ -1,12 +1,15 @@
 """HTTP server for the demo forum (stdlib ``http.server``: no extra dependency, threads per request).
 
-Routes, as on a XenForo 2 site: ``/`` (board index), ``/forums/<slug>.<id>/[page-N]``,
+With ``engine: phpbb`` or ``discourse`` the same forum speaks that engine (demoforum/phpbb.py,
+demoforum/discourse.py: their own routes). Routes, as on a XenForo 2 site (the default): ``/`` (board index),
+``/forums/<slug>.<id>/[page-N]``,
 ``/threads/<slug>.<id>/[page-N]`` (a wrong slug redirects 301 to the canonical URL, as XenForo
 does), ``/threads/<slug>.<id>/post-<pid>`` and ``/goto/post?id=N`` (302 to the post's page),
 ``/robots.txt``. Anything else is 404.
 
 Failure injection for tests (constructor arguments, or CLI flags):
-- ``fail_once``: paths answered ``503`` with ``Retry-After: 1`` on their first request, then 200;
+- ``fail_once``: paths answered ``503`` (Discourse: ``429``) with ``Retry-After: 1`` on their first
+  request, then 200;
 - ``broken``: thread page paths served with damaged markup (see ``pages.broken_thread_page``).
 Every request's path is recorded in ``requests`` (so tests can prove robots.txt was obeyed).
 
@@ -23,10 +26,11 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from demoforum import pages
-from demoforum.site import DemoForum
+from demoforum import discourse, pages, phpbb
+from demoforum.site import ENGINES, DemoForum
 
 logger = logging.getLogger(__name__)
+ENGINE_PAGES = {"phpbb": phpbb, "discourse": discourse}  # xenforo: pages + the routes below
 
 BOARD_RE = re.compile(r"^/forums/(?P<slug>[^/]*)\.(?P<id>\d+)/(?:page-(?P<page>\d+))?$")
 THREAD_RE = re.compile(r"^/threads/(?:(?P<slug>[^/]*)\.)?(?P<id>\d+)/"
@@ -78,7 +82,11 @@ class DemoForumServer:
             self.requests.append(target)
             if path in self.fail_once:
                 self.fail_once.discard(path)
-                return 503, {"Retry-After": "1"}, "<html><body>Service unavailable: try again</body></html>"
+                # Discourse rate-limits with 429; the others answer an overloaded 503
+                status = 429 if self.forum.engine == "discourse" else 503
+                return status, {"Retry-After": "1"}, "<html><body>Service unavailable: try again</body></html>"
+        if self.forum.engine != "xenforo":  # the same forum in another engine's markup
+            return ENGINE_PAGES[self.forum.engine].respond(self.forum, target)
         if path == "/robots.txt":
             return 200, {"Content-Type": "text/plain; charset=utf-8"}, pages.ROBOTS_TXT
         if path == "/":
@@ -153,11 +161,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--genres", nargs="*", help="only these genres (default: all)")
     parser.add_argument("--plays", nargs="*", help="only these plays (slugs)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--engine", choices=ENGINES, default="xenforo", help="whose markup to speak")
     parser.add_argument("--fail-once", nargs="*", default=[], help="paths answering 503 once")
     parser.add_argument("--broken", nargs="*", default=[], help="thread page paths with broken markup")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    forum = DemoForum(genres=args.genres, plays=args.plays, seed=args.seed)
+    forum = DemoForum(genres=args.genres, plays=args.plays, seed=args.seed, engine=args.engine)
     server = DemoForumServer(forum, port=args.port, fail_once=args.fail_once, broken=args.broken)
     print(f"demo forum at {server.base_url}/ ({len(forum.threads)} threads, {len(forum.posts)} posts)",
           flush=True)

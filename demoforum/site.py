@@ -25,6 +25,7 @@ from demoforum.plays import Play, load_plays
 
 GENRE_TITLES = {"comedies": "Comedies", "histories": "Histories", "problems": "Problem Plays",
                 "roman": "Roman Plays", "romances": "Romances", "tragedies": "Tragedies"}
+ENGINES = ("xenforo", "phpbb", "discourse")  # markup the server can speak (demoforum/phpbb.py, discourse.py)
 BASE_EPOCH = 1704067200  # 2024-01-01T00:00:00Z: first thread's start
 SGT = timezone(timedelta(hours=8))  # times are rendered +0800, like HardwareZone
 BACKSTAGE_PREFIX = "/threads/backstage-"  # robots.txt disallows it; the spider must never go there
@@ -64,6 +65,10 @@ class Post:
     signature: str | None  # signature inner HTML, or None
     quoted_post_ids: list[int] = field(default_factory=list)
     text_chars: int = 0  # characters of speech text in the post (for size accounting)
+    # The same noise in engine-neutral form, for the other engines' renderers (demoforum/phpbb.py, discourse.py):
+    lines: list[tuple[str, bool]] = field(default_factory=list)  # (text, is a stage direction)
+    tail: tuple[str, str] | None = None  # ("smilie", code) or ("link", url) after the speech
+    quote_nested: bool = False  # the quote of quoted_post_ids[0] keeps that post's own quote
 
 
 @dataclass
@@ -119,9 +124,12 @@ class DemoForum:
 
     def __init__(self, genres: list[str] | None = None, plays: list[str] | None = None, *,
                  seed: int = 0, posts_per_page: int = 20, threads_per_page: int = 20,
-                 loaded: list[Play] | None = None) -> None:
+                 engine: str = "xenforo", loaded: list[Play] | None = None) -> None:
         if posts_per_page < 1 or threads_per_page < 1:
             raise ValueError("demo forum: posts_per_page and threads_per_page must be >= 1")
+        if engine not in ENGINES:
+            raise ValueError(f"demo forum: engine={engine!r}: expected one of {', '.join(ENGINES)}")
+        self.engine = engine  # whose markup the server speaks; the content is the same for all
         self.seed = seed
         self.posts_per_page = posts_per_page
         self.threads_per_page = threads_per_page
@@ -174,19 +182,23 @@ class DemoForum:
         body = "<br />\n".join(parts)
         text_chars = sum(len(text) for text, _ in lines)
         quoted: list[int] = []
+        nested, tail = False, None
         earlier = thread.posts[-6:]
         if earlier and rng.random() < 0.15:
             target = earlier[rng.randrange(len(earlier))]
             quoted.append(target.post_id)
-            body = self._quote(target, rng) + body
+            nested = bool(target.quoted_post_ids) and rng.random() < 0.5
+            body = self._quote(target, nested) + body
         roll = rng.random()
         if roll < 0.08:
             smiley, name = SMILIES[rng.randrange(len(SMILIES))]
+            tail = ("smilie", smiley)
             body += (f' <img src="/styles/default/xenforo/smilies/{name}.png" class="smilie" '
                      f'loading="lazy" alt="{esc(smiley)}" title="{name.title()}    {esc(smiley)}" '
                      f'data-shortname="{esc(smiley)}" />')
         elif roll < 0.12:
             url = LINKS[rng.randrange(len(LINKS))].format(title=slugify(play_title).replace("-", "_"))
+            tail = ("link", url)
             body += (f'<br />\n<br />\nMore here: <a href="{esc(url)}" target="_blank" '
                      f'class="link link--external" rel="nofollow ugc noopener">{esc(url)}</a>')
         signature = None
@@ -194,13 +206,13 @@ class DemoForum:
             pick = random.Random(f"{self.seed}:sigpick:{author}").randrange(len(SIGNATURES))
             signature = SIGNATURES[pick].format(author=esc(author))
         post = Post(post_id, thread.thread_id, len(thread.posts), author, user_id(author), epoch,
-                    body, signature, quoted, text_chars)
+                    body, signature, quoted, text_chars, list(lines), tail, nested)
         thread.posts.append(post)
         self.posts[post_id] = post
 
-    def _quote(self, target: Post, rng: random.Random) -> str:
+    def _quote(self, target: Post, nested: bool) -> str:
         inner = target.body
-        if target.quoted_post_ids and rng.random() < 0.5:
+        if nested:
             pass  # keep the target's own quote: a nested quote, as XenForo allows
         else:
             inner = re.sub(r"^<blockquote.*?</blockquote>", "", inner, flags=re.S)

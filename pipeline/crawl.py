@@ -56,7 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "http_cache": False,  # development: serve repeated requests from .scrapy/httpcache (HTTPCACHE_ENABLED)
 }
 SOURCE_KEYS = {"spider", "reader", "args", "demo_forum", "throttle", "settings", "resume", "incremental"}
-DEMO_FORUM_KEYS = {"genres", "plays", "seed", "posts_per_page", "threads_per_page"}
+DEMO_FORUM_KEYS = {"genres", "plays", "seed", "posts_per_page", "threads_per_page", "engine"}
 UNTHROTTLED = {"AUTOTHROTTLE_ENABLED": "False", "DOWNLOAD_DELAY": "0",
                "CONCURRENT_REQUESTS_PER_DOMAIN": "16"}
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -6,8 +6,8 @@ the same whatever theme a site runs, and the HTML a crawler without JavaScript g
 crawl itself is JSON, so this class has its own ``start`` and ``parse``:
 
 - start URLs: a topic (``/t/{slug}/{id}``, ``/t/{id}``, with or without a post number), a category
-  (``/c/{slug}/{id}``, sub-categories too), ``/latest`` or the site root (= ``/latest``); each is
-  fetched as ``.json``;
+  (``/c/{slug}/{id}``, sub-categories too; the board is its slug), ``/categories`` (every category,
+  named), ``/latest`` or the site root (= ``/latest``); each is fetched as ``.json``;
 - listings: ``topic_list.topics`` (id, slug, ``last_posted_at``), next page ``more_topics_url``;
   topics whose ``last_posted_at`` is before ``since`` are skipped, and so are unchanged topics on
   incremental re-crawls (``last_posted_at`` against the previous crawl's);
@@ -93,9 +93,11 @@ class DiscourseSpider(ForumSpider):
             path = urlparse(url).path
             if topic := TOPIC_PATH_RE.match(path):
                 url = urlunparse(urlparse(url)._replace(path=f"/t/{topic.group('id')}", query=""))
+            elif path.rstrip("/") in ("/categories", "/categories.json"):
+                pass
             elif not (CATEGORY_PATH_RE.match(path) or path.rstrip("/") in ("", "/latest", "/latest.json")):
                 raise ValueError(f"spider {self.name!r}: start_url {url!r} is not a Discourse topic "
-                                 f"(/t/slug/ID), category (/c/slug/ID) or /latest URL")
+                                 f"(/t/slug/ID), category (/c/slug/ID), /categories or /latest URL")
             yield scrapy.Request(json_url(url), callback=self.parse)
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
@@ -109,7 +111,9 @@ class DiscourseSpider(ForumSpider):
         data = self._json(response)
         if data is None:
             return
-        if isinstance(data.get("topic_list"), dict):
+        if isinstance(data.get("category_list"), dict):
+            yield from self.parse_categories(response, data["category_list"])
+        elif isinstance(data.get("topic_list"), dict):
             yield from self.parse_listing(response, data["topic_list"])
         elif isinstance(data.get("post_stream"), dict) and "id" in data:
             topic_id = str(data["id"])
@@ -134,6 +138,16 @@ class DiscourseSpider(ForumSpider):
         return data
 
     # ---- listings ----------------------------------------------------------------------------
+    def parse_categories(self, response: Response, categories: dict[str, Any]) -> Iterator[scrapy.Request]:
+        """``/categories.json``: each category's topic list, with its name as the board."""
+        self.inc("pages/index")
+        for cat in categories.get("categories") or []:
+            if not (isinstance(cat, dict) and "id" in cat and cat.get("slug")):
+                self.inc("errors/category_without_id")
+                continue
+            url = f"{self._site(response)}/c/{cat['slug']}/{cat['id']}.json"
+            yield scrapy.Request(url, callback=self.parse, meta={"board": cat.get("name") or cat["slug"]})
+
     def parse_listing(self, response: Response, listing: dict[str, Any]) -> Iterator[scrapy.Request]:
         self.inc("pages/board")
         category = CATEGORY_PATH_RE.match(urlparse(response.url).path)
