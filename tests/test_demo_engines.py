@@ -75,3 +75,14 @@ def test_retry_after_honoured(forum_runs):
         assert requested.count(first) == 2, engine  # refused once, then fetched
         status = "429" if engine == "discourse" else "503"
         assert run.stats[f"downloader/response_status_count/{status}"] == 1
+
+
+def test_same_text_whatever_the_engine(forum_runs):
+    """phpBB's clean text is XenForo's, post for post; Discourse's too, but for its emoji names and
+    the link previews (oneboxes) it shows instead of bare links."""
+    forum, _, _, xenforo, _ = forum_runs["xenforo"]
+    phpbb, discourse = forum_runs["phpbb"][3], forum_runs["discourse"][3]
+    assert {k: r["text"] for k, r in phpbb.items()} == {k: r["text"] for k, r in xenforo.items()}
+    plain = [k for k in xenforo if forum.posts[int(k)].tail is None]
+    assert len(plain) > 0.8 * len(xenforo)
+    assert all(discourse[k]["text"] == xenforo[k]["text"] for k in plain)
