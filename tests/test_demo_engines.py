@@ -94,3 +94,9 @@ def test_same_text_whatever_the_engine(forum_runs):
     assert all(discourse[k]["text"] == xenforo[k]["text"] for k in plain)
     vbulletin = forum_runs["vbulletin"][3]  # its smilies have no alt text
     assert all(vbulletin[k]["text"] == xenforo[k]["text"] for k in plain)
+
+
+def test_unknown_engine_is_named():
+    site = pytest.importorskip("demoforum.site")
+    with pytest.raises(ValueError, match="engine='smf'"):
+        site.DemoForum(plays=[PLAY], engine="smf")

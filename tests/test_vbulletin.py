@@ -146,3 +146,15 @@ def test_crawl_board_pagination_wrong_encoding_and_404(tmp_path):
     assert {i["board"] for i in run.items} == {"Eat-Drink-Man-Woman"} and {i["source"] for i in run.items} == {"vb"}
     assert run.stats["downloader/response_status_count/404"] == 1
     assert run.stats["kopitiam/encoding_fixed/utf-8->cp1252"] == 1
+
+
+def test_nested_quote_cites_only_the_outer_post(spider):
+    """A quote of a post that itself quoted: the inner back-link is the quoted post's own quote."""
+    html = ('<html><body><ol id="posts"><li id="post_9"><div id="post_message_9"><blockquote class="postcontent">'
+            '<div class="bbcode_container"><div class="bbcode_quote"><div class="bbcode_postedby">Originally Posted by'
+            ' <strong>a</strong> <a href="showthread.php?p=8#post8">view</a></div><div class="message">'
+            '<div class="bbcode_container"><div class="bbcode_quote"><div class="bbcode_postedby">Originally Posted by'
+            ' <strong>b</strong> <a href="showthread.php?p=7#post7">view</a></div><div class="message">old</div>'
+            '</div></div>newer</div></div></div>reply</blockquote></div></li></ol></body></html>')
+    page = HtmlResponse("http://forum.test/showthread.php?t=1", body=html.encode())
+    assert spider.posts(page)[0].quoted_post_ids == ["8"]
