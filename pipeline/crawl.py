@@ -141,7 +141,11 @@ def run_spider(name: str, entry: Mapping[str, Any], cfg: Mapping[str, Any], out:
     check_spider(name, spider, args, cfg.get("_params_file", "params.yaml"))
     server = None
     if entry.get("demo_forum") is not None:
-        server = DemoForumServer(DemoForum(**(entry["demo_forum"] or {}))).start()
+        try:
+            forum = DemoForum(**(entry["demo_forum"] or {}))
+        except ValueError as exc:  # a bad option value (engine, posts_per_page): name the key
+            raise ParamsError(f"{cfg.get('_params_file', 'params.yaml')}: sources.{name}.demo_forum: {exc}") from None
+        server = DemoForumServer(forum).start()
         args = {k: str(v).replace("{server}", server.base_url) for k, v in args.items()}
     args["source"] = name
     settings = {"USER_AGENT": cfg["user_agent"], "LOG_LEVEL": cfg["log_level"]}
