@@ -142,3 +142,13 @@ def test_crawl_category_chunks_and_retry_after(tmp_path):
     assert len(run.items) == 3 + 25 and {i["board"] for i in run.items} == {"kopitiam"}
     assert {i["source"] for i in run.items} == {"dc"}
     assert run.stats["downloader/response_status_count/429"] == 1
+
+
+def test_start_urls_become_json_requests():
+    spider = make_spider(start_url="http://f.test/t/best-kopi/17/5,http://f.test/t/9,"
+                                   "http://f.test/latest?page=2,http://f.test/categories,http://f.test/c/kopitiam/5")
+
+    async def urls():
+        return [r.url async for r in spider.start()]
+    assert asyncio.run(urls()) == ["http://f.test/t/17.json", "http://f.test/t/9.json", "http://f.test/latest.json?page=2",
+                                   "http://f.test/categories.json", "http://f.test/c/kopitiam/5.json"]
