@@ -39,6 +39,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from pipeline import clean, dedupe, minhash  # noqa: E402
+from pipeline.config import section  # noqa: E402
 from pipeline.schemas import RAW_SCHEMA  # noqa: E402
 
 CONFIG = {
@@ -177,10 +178,10 @@ def run_once(size_mb: float, workdir: Path) -> dict:
     gen_s = time.perf_counter() - t
     cpu0 = cpu_seconds()
     cm = clean.run_clean([raw], workdir / "clean" / "posts.parquet", workdir / "clean" / "dropped.parquet",
-                         dict(clean.DEFAULTS))
+                         section("clean", clean.CleanConfig))
     cpu1 = cpu_seconds()
     dm = dedupe.run_dedupe(workdir / "clean" / "posts.parquet", workdir / "dedup" / "corpus.parquet",
-                           workdir / "dedup" / "duplicates.parquet", dict(dedupe.DEFAULTS),
+                           workdir / "dedup" / "duplicates.parquet", section("dedupe", dedupe.DedupeConfig),
                            workdir / "clean" / "dropped.parquet")
     cpu2 = cpu_seconds()
     dups = pq.read_table(workdir / "dedup" / "duplicates.parquet").to_pylist()
@@ -263,7 +264,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="kopitiam-bench-") as tmp:
             result = run_once(args.size_mb, Path(tmp))
             result["baseline"] = baselines(Path(tmp) / "clean" / "posts.parquet", args.baseline_docs,
-                                           dict(dedupe.DEFAULTS))
+                                           section("dedupe", dedupe.DedupeConfig))
         print(json.dumps(result))
         return
     runs = []
@@ -274,7 +275,8 @@ def main() -> None:
         runs.append(json.loads(out.strip().splitlines()[-1]))
     small, full = runs
     rss = lambda r: max(r["peak_rss_mb"].values())  # noqa: E731
-    report = {"config": {**CONFIG, "size_mb": args.size_mb, "clean": clean.DEFAULTS, "dedupe": dedupe.DEFAULTS},
+    report = {"config": {**CONFIG, "size_mb": args.size_mb, "clean": section("clean", clean.CleanConfig),
+                         "dedupe": section("dedupe", dedupe.DedupeConfig)},
               **{k: v for k, v in full.items() if k != "baseline"},
               "baseline": full["baseline"],
               "dedupe_speedup_vs_naive_pairwise": round(full["dedupe_mb_per_s"] / full["baseline"]["naive_mb_per_s"], 1),
