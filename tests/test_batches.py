@@ -39,7 +39,7 @@ def make_splits(root: Path, *, n_threads: int = 60) -> tuple[dict[str, Path], V.
 
 
 def params(**kw) -> B.BatchParams:
-    return B.check_params(stage_config("batches", B.BatchesConfig, batch_size=8, max_len=64, **kw))
+    return B.check_params(stage_config("batches", B.BatchesConfig, **{"batch_size": 8, "max_len": 64, **kw}))
 
 
 @pytest.fixture(scope="module")

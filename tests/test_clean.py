@@ -22,7 +22,7 @@ REPLY = "The slings and arrows of outrageous fortune, or to take arms against a 
 
 def run(tmp_path: Path, rows: list[dict], **overrides) -> tuple[list[dict], list[dict], dict]:
     write_raw(tmp_path / "raw" / "demo.parquet", rows)
-    cfg = stage_config("clean", CleanConfig, workers=1, **overrides)
+    cfg = stage_config("clean", CleanConfig, **{"workers": 1, **overrides})
     metrics = run_clean(sorted((tmp_path / "raw").glob("*.parquet")), tmp_path / "clean" / "posts.parquet",
                         tmp_path / "clean" / "dropped.parquet", cfg)
     kept = pq.read_table(tmp_path / "clean" / "posts.parquet")
