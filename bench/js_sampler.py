@@ -85,13 +85,12 @@ def build_model_dir(out: Path) -> Path:
 
     from model.artifacts import save_trained
     from model.network import NetworkConfig, build_model
+    from model.train import load_config
     from pipeline.vocab import Vocab
 
     keras.utils.set_random_seed(SEED)
     chars = [chr(c) for c in range(32, 127)] + ["\n", "\u2019", "\u201c"]
     vocab = Vocab.from_counts({c: 1000 - i for i, c in enumerate(chars)}, max_size=VOCAB_SIZE)
-    from model.train import load_config
-
     config = NetworkConfig(vocab_size=len(vocab), **load_config()["model"])  # params.yaml's architecture
     save_trained(out, build_model(config), vocab, {"network": config.to_dict(), "params": {}})
     return out

@@ -1,6 +1,6 @@
-"""Small helpers every stage shares: reading its params section, atomic writes, JSON and JSON-lines
-files, first-seen ids (post-id dedupe), logging set-up, and ``run_main``, which turns a stage's
-user errors into one line and exit status 2.
+"""Small helpers every stage shares: reading the params file (its sections are checked in
+``pipeline.config``), atomic writes, JSON and JSON-lines files, first-seen ids (post-id dedupe),
+logging set-up, and ``run_main``, which turns a stage's user errors into one line and exit status 2.
 
 Kept deliberately tiny: stage logic lives in the stage modules as pure functions.
 """
