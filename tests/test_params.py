@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
+import typing
 from dataclasses import dataclass
 
 import pytest
 import yaml
-
 from helpers.params import REPO_PARAMS, repo_params, write_params
+
 from model.evaluate import EvaluateConfig
 from model.export import ExportConfig
 from model.report import ReportConfig
@@ -39,9 +40,10 @@ def test_every_section_has_a_validator_and_every_validator_a_section():
 
 
 def _key_mismatches(schema: type, data: dict, prefix: str) -> list[str]:
-    problems = [f"{prefix}.{k}: in params.yaml, not in {schema.__name__}" for k in sorted(set(data) - set(keys(schema)))]
+    extra = sorted(set(data) - set(keys(schema)))
+    problems = [f"{prefix}.{k}: in params.yaml, not in {schema.__name__}" for k in extra]
     problems += [f"{prefix}.{k}: in {schema.__name__}, not in params.yaml" for k in keys(schema) if k not in data]
-    hints = __import__("typing").get_type_hints(schema)
+    hints = typing.get_type_hints(schema)
     for name in keys(schema):
         if dataclasses.is_dataclass(hints[name]) and isinstance(data.get(name), dict):
             problems += _key_mismatches(hints[name], data[name], f"{prefix}.{name}")
@@ -76,7 +78,8 @@ def test_values_are_returned_as_written():
      "train.evolution.temperatures = [1, 0]: expected every item to be a number > 0"),
     ({"train": {"lr_schedule": "linear"}}, "train.lr_schedule = 'linear': expected one of 'cosine', 'constant'"),
     ({"sample": {"primes": ["a", 3]}}, "sample.primes = ['a', 3]: expected a list of strings"),
-    ({"evaluate": {"compressors": ["zstd_19"]}}, "evaluate.compressors = ['zstd_19']: expected every item to be one of"),
+    ({"evaluate": {"compressors": ["zstd_19"]}},
+     "evaluate.compressors = ['zstd_19']: expected every item to be one of"),
     ({"crawl": {"log_level": "LOUD"}}, "crawl.log_level = 'LOUD': expected one of"),
     ({"export": {"check_tolerance": 0}}, "export.check_tolerance = 0: expected a number > 0"),
 ])
