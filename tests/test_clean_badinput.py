@@ -6,11 +6,11 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from clean_fixtures import raw_row, write_raw, xf_quote
 from helpers.params import stage_config, write_params
+
+from contracts.schemas import RAW_SCHEMA
 from pipeline.clean import CleanConfig, RawInputError, doc_id_for, main, run_clean
-from pipeline.schemas import RAW_SCHEMA
 
 CFG = stage_config("clean", CleanConfig, workers=1)
 

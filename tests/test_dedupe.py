@@ -7,12 +7,12 @@ import random
 
 import numpy as np
 import pyarrow.parquet as pq
-
 from clean_fixtures import raw_row, write_raw, xf_quote
-from pipeline import dedupe, minhash
 from helpers.params import stage_config, write_params
+
+from contracts.schemas import CLEAN_SCHEMA, DUPLICATES_SCHEMA
+from pipeline import dedupe, minhash
 from pipeline.clean import CleanConfig, doc_id_for, run_clean
-from pipeline.schemas import CLEAN_SCHEMA, DUPLICATES_SCHEMA
 
 LONG_POST = ("Friends, Romans, countrymen, lend me your ears; I come to bury Caesar, not to praise him. "
              "The evil that men do lives after them; the good is oft interred with their bones; so let it "

@@ -22,13 +22,15 @@ from pipeline.clean import CleanConfig
 from pipeline.common import ParamsError, load_params
 from pipeline.config import check_section, keys, section, setting
 from pipeline.crawl import CrawlConfig
+from pipeline.dask_engine import DaskConfig
 from pipeline.dedupe import DedupeConfig
 from pipeline.split import SplitConfig
 from pipeline.vocab import VocabConfig
 
 # Every top-level section of params.yaml and the dataclass that checks it (``sources`` entries are
 # checked per entry by pipeline.crawl.source_entry and the spiders' ARGUMENTS).
-SCHEMAS = {"crawl": CrawlConfig, "clean": CleanConfig, "dedupe": DedupeConfig, "split": SplitConfig,
+SCHEMAS = {"crawl": CrawlConfig, "clean": CleanConfig, "dedupe": DedupeConfig, "dask": DaskConfig,
+           "split": SplitConfig,
            "vocab": VocabConfig, "batches": BatchesConfig, "train": TrainConfig, "sample": SampleConfig,
            "evaluate": EvaluateConfig, "report": ReportConfig, "export": ExportConfig}
 REPO_ROOT = REPO_PARAMS.parent
@@ -137,7 +139,7 @@ def test_check_section_on_a_dataclass_of_its_own():
 
 
 # -- paths: named once, as flags in dvc.yaml's cmd -------------------------------------------------
-CODE = (".py", "crawler", "scrapy.cfg", "model/web/")
+CODE = (".py", "crawler", "contracts", "demoforum", "scrapy.cfg", "model/web/")  # code, not data
 NOT_OUTS = {"checkpoints/train"}  # train's resumable checkpoints: a DVC out would be deleted before each run
 
 
