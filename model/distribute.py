@@ -165,7 +165,7 @@ class Steps:
             return strategy.experimental_local_results(strategy.run(replica_eval, args=(dist_x, dist_y, dist_m)))[0]
 
         def replica_flag(flag):
-            return tf.distribute.get_replica_context().all_reduce(sum_op, flag)
+            return tf.distribute.get_replica_context().all_reduce(sum_op, [tf.identity(flag)])[0]
 
         def any_step(flag):
             return strategy.experimental_local_results(strategy.run(replica_flag, args=(flag,)))[0]
