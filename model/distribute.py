@@ -267,7 +267,7 @@ def fit_distributed(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int]
         tensorboard_dir = None
     try:
         ckpt = cb.Checkpointer(checkpoint_dir, fingerprint=tr.fingerprint(cfg, vocab.hash, steps))
-        state = tr.resume_state(ckpt, model, vocab, steps)
+        state = _resume(ckpt, cfg, model, vocab, steps) if chief else cb.TrainState()
         _agree_on_start(run, model, state)
         if chief and not state.resumes and tensorboard_dir is not None:
             shutil.rmtree(tensorboard_dir, ignore_errors=True)
@@ -306,6 +306,26 @@ def fit_distributed(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int]
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _resume(ckpt, cfg: Mapping[str, Any], model, vocab, steps: int):
+    """The chief's TrainState, its last checkpoint (if any) copied into ``model``. Keras' weight
+    loading creates variables, and creating variables under the strategy is a collective the other
+    workers would not join; so the checkpoint is loaded into a twin built outside the strategy."""
+    from model import train as tr
+
+    if ckpt.latest() is None:
+        return tr.resume_state(ckpt, model, vocab, steps)  # fresh (no load, no variables created)
+    twin, _ = tr.build_and_compile(cfg, len(vocab), steps * int(cfg["epochs"]))
+    twin.optimizer.build(twin.trainable_variables)
+    state = tr.resume_state(ckpt, twin, vocab, steps)
+    if state.resumes:
+        for dst, src in zip(state_variables(model), state_variables(twin), strict=True):
+            if tuple(dst.shape) != tuple(src.shape):
+                raise tr.TrainingError(f"checkpoint variable {src.name} has shape {tuple(src.shape)}, "
+                                       f"the model's {dst.name} {tuple(dst.shape)}")
+            dst.assign(src.numpy())
+    return state
 
 
 def _agree_on_start(run: Steps, model, state) -> None:
