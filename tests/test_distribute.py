@@ -20,9 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_tiny  # noqa: E402
 
 EPOCHS = 2
-STEPS = 13  # per epoch (train_tiny's 96 documents)
+STEPS = 8  # per epoch (of train_tiny's 13 batches): short runs, two cores
 # Dropout draws per-replica masks, so equality with one process holds without it.
-COMMON = [f"epochs={EPOCHS}", "model.dropout=0.0"]
+OVERRIDES = {"epochs": EPOCHS, "max_steps_per_epoch": STEPS, "model.dropout": 0.0}
+COMMON = [f"{k}={json.dumps(v)}" for k, v in OVERRIDES.items()]
 
 
 def weights_of(model_dir: Path) -> list[np.ndarray]:
@@ -72,7 +73,7 @@ def wait_all(procs: list[subprocess.Popen], timeout: float = 240) -> list[int]:
 def single(tmp_path_factory):
     """One process, strategy none: the reference every distributed run must match."""
     out = tmp_path_factory.mktemp("single")
-    _, summary = train_tiny.run(out, epochs=EPOCHS, **{"model.dropout": 0.0})
+    _, summary = train_tiny.run(out, **OVERRIDES)
     return out, summary
 
 
