@@ -275,7 +275,7 @@ def fit_distributed(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int]
         callbacks = tr.make_callbacks(cfg, state, ckpt, state.step_in_epoch, csv_path=csv_path,
                                       evolution_path=evolution_path,
                                       sample_fn=tr.make_sample_fn(vocab, int(evo["length"]), int(evo["seed"])),
-                                      tensorboard_dir=None) + list(extra_callbacks or [])
+                                      tensorboard_dir=tensorboard_dir) + list(extra_callbacks or [])
         val = [_to_numpy(b) for b in tr.validation_dataset(cfg, val_data)]
         log.info("training %s on %d replicas (%d worker%s, this is task %d%s): %d steps per epoch, %d epochs",
                  net, run.replicas, n_workers, "s" if n_workers > 1 else "", task, ", the chief" if chief else "",

@@ -156,7 +156,8 @@ def test_two_workers_match_one_process_and_only_the_chief_writes(single, two_wor
     assert got["steps"] == EPOCHS * STEPS and got["epochs"] == EPOCHS
     assert got["val_bpc"] == pytest.approx(summary["val_bpc"], rel=1e-5)
     assert_close(weights_of(out / "model"), weights_of(chief / "model"))
-    assert {p.name for p in chief.iterdir()} == {"model", "train.csv", "evolution.jsonl"}
+    assert {p.name for p in chief.iterdir()} == {"model", "train.csv", "evolution.jsonl", "tb"}
+    assert list((chief / "tb").rglob("events.out.tfevents.*"))
     assert not other.exists()  # the other worker wrote to a temporary folder, deleted at the end
     meta = json.loads((chief / "model" / "meta.json").read_text())
     assert meta["distribute"] == {"strategy": "multi_worker", "workers": 2, "replicas": 2}
