@@ -412,4 +412,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pipeline.common import run_main  # user errors: one line, exit 2 (--verbose is Keras')
+    run_main(main, flag="--traceback")

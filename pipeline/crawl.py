@@ -1,8 +1,9 @@
 """Stage ``crawl``: one source of params.yaml -> ``data/raw/<source>.parquet`` + crawl metrics.
 
 Reads params ``sources.<name>`` (what to crawl) and ``crawl`` (how); writes
-``data/raw/<name>.parquet`` (``pipeline.schemas.RAW_SCHEMA``, through the Parquet feed exporter)
-and ``metrics/crawl/<name>.json`` (pages, posts, errors by kind, bytes, seconds).
+``data/raw/<name>.parquet`` (``contracts.schemas.RAW_SCHEMA``, through the Parquet feed exporter)
+and ``metrics/crawl/<name>.json`` (pages fetched, by kind, and robots.txt apart; posts; errors by
+kind, e.g. ``post_without_date``; bytes; seconds).
 
 A source entry names a ``spider`` (a Scrapy spider name, ``scrapy list``) with its ``args``;
 ``demo_forum`` serves the offline demo forum on 127.0.0.1 for the crawl (``{server}`` in args
@@ -18,7 +19,10 @@ JOBDIR, so an interrupted crawl continues on the next run; ``incremental`` (defa
 every post fetched so far and lets forum spiders skip threads whose last post is unchanged; new
 posts are merged by post_id. ``crawl.http_cache`` switches Scrapy's HTTP cache on (development).
 
-Usage: ``python -m pipeline.crawl --source demo`` (dvc.yaml runs it once per ``crawl.sources``).
+Usage: ``python -m pipeline.crawl --source demo [--verbose]`` (dvc.yaml runs it once per
+``crawl.sources``). A mistake in the params (an unknown key or spider argument, a bad value) or a
+missing file ends in one line naming the params file and key, exit status 2; ``--verbose`` keeps
+the traceback.
 """
 
 from __future__ import annotations
@@ -35,8 +39,10 @@ from typing import Any, Callable, Mapping
 
 import pyarrow.parquet as pq
 
+from contracts import keys
 from pipeline import crawlstate
-from pipeline.common import ParamsError, load_params, section, setup_logging, write_json_atomic
+from pipeline.common import (ParamsError, StageFailed, load_params, params_name, run_main, section,
+                             setup_logging, write_json_atomic)
 from pipeline.readers import run_reader
 
 logger = logging.getLogger(__name__)
@@ -58,45 +64,63 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 def source_entry(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """The ``sources.<name>`` entry, checked: known keys, exactly one kind, well-typed values."""
+    where = params_name(params)
     sources = params.get("sources") or {}
     if name not in sources:
-        raise ParamsError(f"params.yaml: no source {name!r} under 'sources'; "
+        raise ParamsError(f"{where}: no source {name!r} under 'sources'; "
                           f"known: {', '.join(sorted(sources)) or '(none)'}")
     entry = sources[name]
     if not isinstance(entry, Mapping):
-        raise ParamsError(f"params.yaml sources.{name}: expected a mapping, got {type(entry).__name__}")
+        raise ParamsError(f"{where}: sources.{name}: expected a mapping, got {type(entry).__name__}")
     unknown = sorted(set(entry) - SOURCE_KEYS)
     if unknown:
-        raise ParamsError(f"params.yaml sources.{name}: unknown key(s) {', '.join(unknown)}; "
+        raise ParamsError(f"{where}: sources.{name}: unknown key(s) {', '.join(unknown)}; "
                           f"known: {', '.join(sorted(SOURCE_KEYS))}")
     kinds = [kind for kind in RUNNERS if kind in entry]
     if len(kinds) != 1:
-        raise ParamsError(f"params.yaml sources.{name}: name exactly one of {', '.join(RUNNERS)}")
+        raise ParamsError(f"{where}: sources.{name}: name exactly one of {', '.join(RUNNERS)}")
     for key in ("args", "demo_forum", "settings"):
         if entry.get(key) is not None and not isinstance(entry[key], Mapping):
-            raise ParamsError(f"params.yaml sources.{name}.{key}: expected a mapping")
+            raise ParamsError(f"{where}: sources.{name}.{key}: expected a mapping")
     bad = sorted(set(entry.get("demo_forum") or {}) - DEMO_FORUM_KEYS)
     if bad:
-        raise ParamsError(f"params.yaml sources.{name}.demo_forum: unknown key(s) {', '.join(bad)}; "
+        raise ParamsError(f"{where}: sources.{name}.demo_forum: unknown key(s) {', '.join(bad)}; "
                           f"known: {', '.join(sorted(DEMO_FORUM_KEYS))}")
     return dict(entry)
 
 
-def check_spider(name: str, spider: str, args: Mapping[str, Any]) -> None:
-    """Fail early, naming the params key, on an unknown spider or an argument it does not take."""
-    from scrapy.spiderloader import SpiderLoader
-    from scrapy.utils.project import get_project_settings
+def check_spider(name: str, spider: str, args: Mapping[str, Any], where: str = "params.yaml") -> None:
+    """Fail early, naming the params file and key, on an unknown spider or an argument it does not
+    take; then build the spider with the arguments, so a bad value (``since``, ``timezone``, a
+    ``start_url`` that is not a URL) is reported here in one line rather than as the Scrapy
+    subprocess's traceback. Asked through ``scrapy checkargs`` (crawler/commands/checkargs.py),
+    like the crawl itself, so this process never imports the crawler."""
+    import subprocess
 
-    loader = SpiderLoader.from_settings(get_project_settings())
-    if spider not in loader.list():
-        raise ParamsError(f"params.yaml sources.{name}.spider: unknown spider {spider!r}; "
-                          f"available: {', '.join(sorted(loader.list()))}")
-    known = getattr(loader.load(spider), "ARGUMENTS", None)
-    if known is not None:
-        unknown = sorted(set(args) - set(known))
-        if unknown:
-            raise ParamsError(f"params.yaml sources.{name}.args: unknown argument(s) "
-                              f"{', '.join(unknown)} for spider {spider!r}; known: {', '.join(sorted(known))}")
+    build = "{server}" not in " ".join(str(v) for v in args.values())  # demo URLs exist only later
+    cmd = [sys.executable, "-m", "scrapy", "checkargs", spider, *(["--build"] if build else [])]
+    for key, value in args.items():
+        cmd += ["-a", f"{key}={value}"]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=_child_env(), capture_output=True, text=True)
+    try:
+        verdict = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        raise StageFailed(f"source {name!r}: scrapy checkargs {spider} failed (exit {proc.returncode}): "
+                          f"{proc.stderr.strip()[-500:]}") from None
+    if verdict.get("error") == "spider":
+        raise ParamsError(f"{where}: sources.{name}.spider: unknown spider {spider!r}; "
+                          f"available: {', '.join(verdict['available'])}")
+    if verdict.get("error") == "arguments":
+        raise ParamsError(f"{where}: sources.{name}.args: unknown argument(s) {', '.join(verdict['unknown'])} "
+                          f"for spider {spider!r}; known: {', '.join(verdict['known'])}")
+    if verdict.get("error") == "value":
+        raise ParamsError(f"{where}: sources.{name}.args: {verdict['message']}")
+
+
+def _child_env() -> dict[str, str]:
+    """The environment of Scrapy subprocesses: this one, with the repository on PYTHONPATH."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)}
 
 
 def scrapy_command(spider: str, args: Mapping[str, Any], settings: Mapping[str, Any], feed: Path) -> list[str]:
@@ -108,43 +132,13 @@ def scrapy_command(spider: str, args: Mapping[str, Any], settings: Mapping[str, 
     return cmd + ["-O", f"{feed}:parquet"]
 
 
-def summarize(stats: Mapping[str, Any]) -> dict[str, Any]:
-    """Crawl metrics from Scrapy's stats dump: counts by kind, bytes, seconds, rates."""
-    def group(prefix: str) -> dict[str, int]:
-        return {k[len(prefix):]: v for k, v in sorted(stats.items()) if k.startswith(prefix)}
-
-    errors = {**group("forum/errors/"), **{f"dropped/{k}": v for k, v in group("kopitiam/dropped/").items()},
-              **{f"spider_exception/{k}": v for k, v in group("spider_exceptions/").items()},
-              **{f"http_{k}": v for k, v in group("httperror/response_ignored_status_count/").items()},
-              **{f"download/{k.rsplit('.', 1)[-1]}": v for k, v in
-                 group("downloader/exception_type_count/").items() if not k.endswith("IgnoreRequest")}}
-    if stats.get("retry/max_reached"):
-        errors["retry_max_reached"] = stats["retry/max_reached"]
-    seconds = float(stats.get("elapsed_time_seconds") or 0.0)
-    pages = int(stats.get("response_received_count", 0))
-    posts = int(stats.get("item_scraped_count", 0))
-    return {
-        "pages": pages, "pages_by_kind": group("forum/pages/"), "posts": posts,
-        "threads": int(stats.get("forum/threads", 0)), "errors": errors,
-        "errors_total": int(sum(errors.values())), "skipped": group("forum/skipped/"),
-        "retries": int(stats.get("retry/count", 0)),
-        "retry_after_honoured": int(stats.get("kopitiam/retry_after/honoured", 0)),
-        "robots_forbidden": int(stats.get("robotstxt/forbidden", 0)),
-        "http_status": group("downloader/response_status_count/"),
-        "bytes": int(stats.get("downloader/response_bytes", 0)), "seconds": round(seconds, 3),
-        "pages_per_s": round(pages / seconds, 2) if seconds else None,
-        "posts_per_s": round(posts / seconds, 2) if seconds else None,
-        "finish_reason": stats.get("finish_reason"),
-    }
-
-
 def run_spider(name: str, entry: Mapping[str, Any], cfg: Mapping[str, Any], out: Path) -> dict[str, Any]:
     """Crawl one spider source into ``out``; return the metrics (demo forum served if asked)."""
-    from crawler.demo.server import DemoForumServer
-    from crawler.demo.site import DemoForum
+    from demoforum.server import DemoForumServer
+    from demoforum.site import DemoForum
 
     spider, args = entry["spider"], dict(entry.get("args") or {})
-    check_spider(name, spider, args)
+    check_spider(name, spider, args, cfg.get("_params_file", "params.yaml"))
     server = None
     if entry.get("demo_forum") is not None:
         server = DemoForumServer(DemoForum(**(entry["demo_forum"] or {}))).start()
@@ -163,28 +157,28 @@ def run_spider(name: str, entry: Mapping[str, Any], cfg: Mapping[str, Any], out:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             feed = job.part_path()
-            settings["KOPITIAM_STATS_FILE"] = str(Path(tmp) / "stats.json")
+            metrics_file = Path(tmp) / "metrics.json"
+            settings[keys.METRICS_FILE] = str(metrics_file)
             cmd = scrapy_command(spider, args, settings, feed)
             logger.info("crawling %s: %s", name, " ".join(cmd))
-            returncode = job.run(cmd, cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": os.pathsep.join(
-                                 p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)})
+            # the child stops when this process dies (crawler.extensions.ParentWatch)
+            returncode = job.run(cmd, cwd=REPO_ROOT, env={**_child_env(), keys.PARENT_PID_ENV: str(os.getpid())})
             if returncode != 0:
-                raise RuntimeError(f"source {name!r}: scrapy crawl {spider} exited {returncode} (see log above)")
-            stats_file = Path(settings["KOPITIAM_STATS_FILE"])
-            if not stats_file.exists():
-                raise RuntimeError(f"source {name!r}: the crawl wrote no stats ({stats_file}); did it start?")
-            metrics = summarize(json.loads(stats_file.read_text(encoding="utf-8")))
-            if metrics["finish_reason"] == "shutdown" and job.resume:
+                raise StageFailed(f"source {name!r}: scrapy crawl {spider} exited {returncode} (see log above)")
+            if not metrics_file.exists():
+                raise StageFailed(f"source {name!r}: the crawl wrote no metrics ({metrics_file}); did it start?")
+            metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
+            if metrics["finish_reason"] == keys.SHUTDOWN and job.resume:
                 job.interrupted()
-                raise RuntimeError(f"source {name!r}: crawl interrupted; its state is saved in {job.dir}: "
+                raise StageFailed(f"source {name!r}: crawl interrupted; its state is saved in {job.dir}: "
                                    f"run the stage again to resume where it stopped")
-            if metrics["finish_reason"] != "finished":
-                raise RuntimeError(f"source {name!r}: crawl ended with {metrics['finish_reason']!r}, not 'finished'")
+            if metrics["finish_reason"] != keys.FINISHED:
+                raise StageFailed(f"source {name!r}: crawl ended with {metrics['finish_reason']!r}, not 'finished'")
             run_rows = pq.ParquetFile(feed).metadata.num_rows if feed.exists() else 0
             rows = job.commit(out)  # store + this run's (and resumed runs') posts, merged by post_id
             metrics["run_rows"], metrics["state"] = run_rows, crawlstate.describe(job)
             if rows < cfg["min_posts"]:
-                raise RuntimeError(f"source {name!r}: {rows} posts < crawl.min_posts {cfg['min_posts']}: "
+                raise StageFailed(f"source {name!r}: {rows} posts < crawl.min_posts {cfg['min_posts']}: "
                                    f"check sources.{name}.args.start_url, robots.txt and the crawl log")
             metrics["raw_rows"] = rows
             if run_rows != metrics["posts"]:  # the exporter refused some items: logged by Scrapy
@@ -207,7 +201,7 @@ RUNNERS: dict[str, Callable[[str, Mapping[str, Any], Mapping[str, Any], Path], d
 
 def crawl_source(name: str, params: Mapping[str, Any], *, raw_dir: Path, metrics_dir: Path) -> dict[str, Any]:
     """Crawl (or read) one source: ``raw_dir/<name>.parquet`` and ``metrics_dir/<name>.json``."""
-    cfg = section("crawl", DEFAULTS, params)
+    cfg = {**section("crawl", DEFAULTS, params), "_params_file": params_name(params)}
     entry = source_entry(name, params)
     kind = next(kind for kind in RUNNERS if kind in entry)
     out = (raw_dir / f"{name}.parquet").resolve()
@@ -223,7 +217,8 @@ def crawl_source(name: str, params: Mapping[str, Any], *, raw_dir: Path, metrics
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     epilog="--verbose: full traceback on errors")
     parser.add_argument("--source", action="append", help="source name (repeatable; default: crawl.sources)")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--raw-dir", default="data/raw", type=Path)
@@ -237,4 +232,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -3,8 +3,11 @@
 A ``sources`` entry with ``reader: <format>`` (instead of ``spider:``) and its ``args`` is handled
 here by the crawl stage (``python -m pipeline.crawl --source NAME``, runner ``run_reader``). Formats:
 
-- ``parquet``: any Parquet file(s); columns mapped to raw fields with ``columns``.
-- ``jsonl``: one JSON object per line; same mapping. A line that is not a JSON object is logged
+- ``parquet``: any Parquet file(s); columns mapped to raw fields with ``columns``; a column named
+  like a raw field (``post_id``, ``author``, ``posted_at``, ``thread_id``, ``quoted_post_ids``,
+  ``body_format``, ...) maps to that field unless ``columns`` says otherwise, so a dump in the raw
+  schema (or another run's ``data/raw`` file) keeps its ids, dates, threads and quotes.
+- ``jsonl``: one JSON object per line; same mapping (raw-named keys too). A line that is not a JSON object is logged
   (file and line number), counted as ``bad_json`` and skipped.
 - ``lines``: plain text, one document per non-blank line. A line that is not valid in
   ``encoding`` is logged, counted as ``bad_encoding`` and skipped.
@@ -22,9 +25,12 @@ here by the crawl stage (``python -m pipeline.crawl --source NAME``, runner ``ru
     limit: 0                         # stop after this many documents (0 = all)
     board: null                      # constant board value for every row
 
-Rows whose body is missing or blank are logged once, counted (``skipped.empty``) and skipped.
-Without an id column, ``post_id`` is ``<file stem>:<row number>``; without a thread column each
-document is its own thread (so the split stage spreads documents, not files, over the splits).
+Rows whose body is missing or blank are logged once, counted (``skipped.empty``) and skipped. A
+mapped value that cannot be converted (a date that is not ISO or epoch seconds, a page that is not
+a whole number, quotes that are not a list) is an error naming the file, row and column.
+Without an id column, ``post_id`` is ``<file stem>:<row number>``; without a url column, ``url``
+is the file's path (relative when ``path`` is) or ``file://`` URI, plus ``#<row number>``; without
+a thread column each document is its own thread (so the split stage spreads documents, not files, over the splits).
 pyarrow does the reading and writing (streamed in record batches, zstd, atomic rename): the same
 library the rest of the pipeline uses, so no second Parquet stack.
 """
@@ -39,12 +45,14 @@ import logging
 import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
+from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.common import ParamsError, atomic_path, write_json_atomic
-from pipeline.schemas import RAW_SCHEMA
+from contracts.schemas import RAW_SCHEMA, check_columns
+from contracts.timestamps import to_utc
+from pipeline.common import ParamsError, SeenIds, atomic_path, parquet_writer, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -117,38 +125,78 @@ def expand_paths(pattern: str, root: Path) -> list[Path]:
     return files
 
 
-def _to_timestamp(value: Any) -> dt.datetime | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-    if isinstance(value, dt.date):
-        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
-    if isinstance(value, (int, float)):
-        return dt.datetime.fromtimestamp(float(value), tz=dt.timezone.utc)
-    parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"expected a whole number, got {value!r}")
+    return int(value)
+
+
+def _to_ids(value: Any) -> list[str]:
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"expected a list of post ids, got {type(value).__name__}")
+    return [str(i) for i in value]
+
+
+def _to_body_format(value: Any) -> str:
+    if value not in ("text", "html"):
+        raise ValueError("expected 'text' or 'html'")
+    return value
+
+
+# Converters of the raw fields that are not plain strings; a value they reject is an error naming
+# the file, the row and the column, never a silent null.
+CONVERTERS = {"posted_at": lambda value: to_utc(value, "posted_at"), "page": _to_int, "position": _to_int,
+              "quoted_post_ids": _to_ids, "body_format": _to_body_format}
+
+
+def columns_for(record_columns: Iterable[str], explicit: Mapping[str, str],
+                body_format_given: bool) -> dict[str, str]:
+    """Raw field -> input column for one file: ``explicit`` entries win; every other raw field
+    whose name is a column of the file maps to that column (a dump in the raw schema, or a raw
+    file of another run, keeps its ids, authors, dates, threads and quotes)."""
+    present = set(record_columns)
+    used = set(explicit.values())
+    auto = [*MAPPABLE, *(() if body_format_given else ("body_format",))]
+    mapping = dict(explicit)
+    for name in auto:
+        if name not in mapping and name in present and name not in used:
+            mapping[name] = name
+    return mapping
+
+
+def file_url(file: Path, index: int) -> str:
+    """A row's default ``url``: ``file://`` URI for an absolute path, else the relative path
+    (``data/external/a.jsonl#3``): a relative URI reference, the same on every checkout."""
+    if file.is_absolute():
+        return f"{file.as_uri()}#{index}"
+    return f"{quote(file.as_posix())}#{index}"
 
 
 def map_record(record: Mapping[str, Any], columns: Mapping[str, str], *, file: Path, index: int,
                body_format: str, board: str | None, fetched_at: dt.datetime) -> dict[str, Any] | None:
-    """One input record -> a raw row (None when the body is missing or blank)."""
+    """One input record -> a raw row (None when the body is missing or blank).
+
+    A mapped column whose value cannot be converted to its raw field raises ``ReaderError``
+    naming the file, row and column."""
     body = record.get(columns["body"])
     if body is None or not str(body).strip():
         return None
     row = _raw_row(body=str(body), body_format=body_format, board=board, fetched_at=fetched_at)
     for field, column in columns.items():
-        if field != "body" and column in record and record[column] is not None:
-            row[field] = record[column]
-    default_id = f"{file.stem}:{index}"
-    row["post_id"] = str(row["post_id"]) if row["post_id"] is not None else default_id
-    row["thread_id"] = str(row["thread_id"]) if row["thread_id"] is not None else row["post_id"]
-    row["url"] = str(row["url"]) if row["url"] is not None else f"{file.as_uri()}#{index}"
-    row["posted_at"] = _to_timestamp(row["posted_at"])
-    for field in ("page", "position"):
-        row[field] = int(row[field]) if row[field] is not None else (0 if field == "position" else None)
-    ids = row["quoted_post_ids"]
-    row["quoted_post_ids"] = [str(i) for i in ids] if isinstance(ids, (list, tuple)) else []
+        if field == "body" or column not in record or record[column] is None:
+            continue
+        value = record[column]
+        try:
+            row[field] = CONVERTERS[field](value) if field in CONVERTERS else str(value)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ReaderError(f"{file}:{index}: column '{column}' (raw field {field}): cannot convert "
+                              f"{value!r}: {exc}; fix the data or map another column with "
+                              f"columns: {{{field}: NAME}}") from None
+    row["post_id"] = row["post_id"] if row["post_id"] is not None else f"{file.stem}:{index}"
+    row["thread_id"] = row["thread_id"] if row["thread_id"] is not None else row["post_id"]
+    row["url"] = row["url"] if row["url"] is not None else file_url(file, index)
+    if row["position"] is None:
+        row["position"] = 0
     return row
 
 
@@ -192,12 +240,19 @@ def _skip(skipped: dict[str, int], reason: str, detail: str) -> None:
 
 def _check_columns(fmt: str, file: Path, columns: Mapping[str, str]) -> None:
     """A Parquet file without the body column is an error naming the file and its columns."""
-    if fmt != "parquet":
-        return
-    names = set(pq.read_schema(file).names)
-    if columns["body"] not in names:
-        raise ReaderError(f"{file}: body column '{columns['body']}' not found; columns: "
-                          f"{', '.join(sorted(names))} (map it with columns: {{body: NAME}})")
+    if fmt == "parquet":
+        check_columns(pq.read_schema(file), [columns["body"]], origin=str(file), error=ReaderError,
+                      expected="the body column (map another with columns: {body: NAME})")
+
+
+def _file_columns(file: Path, names: list[str], columns: Mapping[str, str],
+                  body_format_given: bool) -> dict[str, str]:
+    """A Parquet file's mapping, with the raw-named columns it maps by name logged once."""
+    mapping = columns_for(names, columns, body_format_given)
+    auto = sorted(f for f in mapping if f not in columns)
+    if auto:
+        log.info("%s: columns named like raw fields map to themselves: %s", file, ", ".join(auto))
+    return mapping
 
 
 def resolve_columns(given: Mapping[str, str] | None, fmt: str) -> dict[str, str]:
@@ -253,20 +308,23 @@ def read_documents(source: str, args: Mapping[str, Any], root: Path = Path("."),
         raise ReaderError(f"sources.{source}.body_format: expected 'text' or 'html', got {body_format!r}")
     files = expand_paths(str(args["path"]), root)
     stats.update(files=len(files), bytes_in=sum(f.stat().st_size for f in files))
-    seen: set[str] = set()
+    seen = SeenIds()  # the first row of a post id wins
     for file in files:
         _check_columns(fmt, file, columns)
         rows: list[dict[str, Any]] = []
+        mapped = (_file_columns(file, pq.read_schema(file).names, columns, "body_format" in args)
+                  if fmt == "parquet" else dict(columns))
         for index, record in _records(fmt, file, args.get("encoding", "utf-8"), skipped):
-            row = map_record(record, columns, file=file, index=index, body_format=body_format,
+            if fmt == "jsonl":  # JSON objects may differ in keys: map each by its own
+                mapped = columns_for(record, columns, "body_format" in args)
+            row = map_record(record, mapped, file=file, index=index, body_format=body_format,
                              board=args.get("board"), fetched_at=fetched_at)
             if row is None:
                 _skip(skipped, "empty", f"{file}:{index}: no text in column '{columns['body']}'")
                 continue
-            if row["post_id"] in seen:
+            if not seen.first(row["post_id"]):
                 _skip(skipped, "duplicate_id", f"{file}:{index}: post_id {row['post_id']!r} seen before")
                 continue
-            seen.add(row["post_id"])
             rows.append(row)
             if len(rows) >= BATCH_ROWS or (limit and emitted + len(rows) >= limit):
                 yield finish(pa.RecordBatch.from_pylist(rows, schema=RAW_SCHEMA))
@@ -285,7 +343,7 @@ def write_source(source: str, args: Mapping[str, Any], out_path: Path, metrics_p
     started = time.monotonic()
     stats: dict[str, Any] = {"source": source, "kind": "reader", "format": args.get("reader")}
     with atomic_path(out_path) as tmp:
-        with pq.ParquetWriter(tmp, RAW_SCHEMA, compression="zstd") as writer:
+        with parquet_writer(tmp, RAW_SCHEMA) as writer:
             for batch in read_documents(source, args, root, stats):
                 writer.write_batch(batch)
     stats["posts"] = stats.get("documents", 0)
@@ -322,7 +380,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     """``python -m pipeline.readers SOURCE``: run one reader entry of params.yaml ``sources``."""
     import argparse
 
-    from pipeline.common import load_params, setup_logging
+    from pipeline.common import load_params, params_name, setup_logging
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("source", help="a key of params.yaml `sources` whose entry has `reader:`")
@@ -330,16 +388,18 @@ def main(argv: Iterable[str] | None = None) -> None:
     parser.add_argument("--metrics", type=Path, help="default: metrics/crawl/<source>.json")
     opts = parser.parse_args(list(argv) if argv is not None else None)
     setup_logging()
-    sources = load_params().get("sources") or {}
+    params = load_params()
+    sources = params.get("sources") or {}
     if opts.source not in sources:
-        raise ParamsError(f"params.yaml: sources.{opts.source} not found; sources: {', '.join(sources)}")
+        raise ParamsError(f"{params_name(params)}: sources.{opts.source} not found; sources: {', '.join(sources)}")
     entry = sources[opts.source] or {}
     if not is_reader(entry):
-        raise ParamsError(f"params.yaml: sources.{opts.source} has no 'reader:' key (is it a spider?)")
+        raise ParamsError(f"{params_name(params)}: sources.{opts.source} has no 'reader:' key (is it a spider?)")
     write_source(opts.source, {"reader": entry["reader"], **(entry.get("args") or {})},
                  opts.out or Path("data/raw") / f"{opts.source}.parquet",
                  opts.metrics or Path("metrics/crawl") / f"{opts.source}.json")
 
 
 if __name__ == "__main__":
-    main()
+    from pipeline.common import run_main  # user errors: one line, exit 2
+    run_main(main)

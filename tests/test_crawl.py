@@ -11,14 +11,14 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from crawler.demo.server import DemoForumServer
-from crawler.demo.site import DemoForum
+from contracts.schemas import RAW_SCHEMA
 from crawler.exporters import AtomicFileFeedStorage, ParquetItemExporter
 from crawler.items import PostItem
 from crawler.middlewares import retry_after_seconds
+from demoforum.server import DemoForumServer
+from demoforum.site import DemoForum
 from pipeline.common import ParamsError
 from pipeline.crawl import crawl_source
-from pipeline.schemas import RAW_SCHEMA
 
 PLAY = "a-midsummer-night-s-dream"
 
@@ -82,7 +82,9 @@ def test_pagination_robots_retry_and_broken_page(crawled):
     assert metrics["robots_forbidden"] == 1
     # 503 (Retry-After: 1) then 200: retried once, its posts kept.
     assert requests.count(flaky) == 2 and metrics["retries"] == 1 and metrics["retry_after_honoured"] == 1
-    assert metrics["http_status"] == {"200": metrics["pages"], "503": 1}
+    # pages: what the spider fetched, by kind; robots.txt apart (both answered 200)
+    assert metrics["pages"] == sum(metrics["pages_by_kind"].values()) and metrics["robots_txt"] == 1
+    assert metrics["http_status"] == {"200": metrics["pages"] + metrics["robots_txt"], "503": 1}
     flaky_ids = {str(p.post_id) for t in forum.crawlable_threads() if flaky.startswith(t.path) for p in t.posts[20:40]}
     assert flaky_ids <= set(table.column("post_id").to_pylist())
     # Broken markup: logged and counted, the crawl went on to the end.

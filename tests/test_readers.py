@@ -10,8 +10,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from contracts.schemas import RAW_SCHEMA
 from pipeline.readers import ReaderError, babynames_path, write_source
-from pipeline.schemas import RAW_SCHEMA
 
 
 def _run(tmp_path: Path, source: str, args: dict) -> tuple[pa.Table, dict]:
@@ -86,7 +86,7 @@ def test_parquet_reader_and_missing_body_column(tmp_path):
                                          "columns": {"body": "content", "post_id": "uid"}})
     assert table["post_id"].to_pylist() == ["x", "z"]
     assert stats["skipped"] == {"empty": 1}
-    with pytest.raises(ReaderError, match=r"d\.parquet: body column 'body' not found.*content"):
+    with pytest.raises(ReaderError, match=r"d\.parquet: missing column\(s\) body; .*columns found: content"):
         write_source("pq", {"reader": "parquet", "path": "d.parquet"}, tmp_path / "o.parquet", root=tmp_path)
     assert not (tmp_path / "o.parquet").exists()  # nothing half-written
 
@@ -117,3 +117,61 @@ def test_crawl_stage_runs_a_reader_source(tmp_path):
     assert json.loads((tmp_path / "m" / "names.json").read_text())["posts"] == 100
     with pytest.raises(ParamsError, match=r"^sources\.bad\.reader: unknown format 'csv'; known: parquet, jsonl, lines, babynames"):
         crawl_source("bad", params, raw_dir=tmp_path / "raw", metrics_dir=tmp_path / "m")
+
+
+def _raw_like_rows() -> list[dict]:
+    return [
+        {"post_id": "p1", "author": "ah beng", "posted_at": "2011-04-30T09:10:00+00:00", "thread_id": "t9",
+         "thread_title": "Kopi or teh?", "page": 1, "position": 0, "quoted_post_ids": [],
+         "body": "<p>Kopi <b>O</b> kosong</p>", "body_format": "html", "url": "https://f.example/t9#p1"},
+        {"post_id": "p2", "author": "ah lian", "posted_at": "2011-04-30T10:00:00+00:00", "thread_id": "t9",
+         "thread_title": "Kopi or teh?", "page": 1, "position": 1, "quoted_post_ids": ["p1"],
+         "body": "Teh tarik lah", "body_format": "text", "url": "https://f.example/t9#p2"},
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+def test_raw_named_columns_map_to_themselves(tmp_path, fmt):
+    rows = _raw_like_rows()
+    path = tmp_path / f"dump.{fmt}"
+    if fmt == "parquet":
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    else:
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    table, _ = _run(tmp_path, "dump", {"reader": fmt, "path": path.name})
+    got = table.to_pylist()
+    assert [r["post_id"] for r in got] == ["p1", "p2"]
+    assert [r["author"] for r in got] == ["ah beng", "ah lian"]
+    assert [r["thread_id"] for r in got] == ["t9", "t9"]
+    assert got[0]["posted_at"].isoformat() == "2011-04-30T09:10:00+00:00"
+    assert got[1]["quoted_post_ids"] == ["p1"] and got[1]["position"] == 1
+    assert [r["body_format"] for r in got] == ["html", "text"]
+    assert got[0]["url"] == "https://f.example/t9#p1"
+    # an explicit mapping still wins over the same-named column
+    table, _ = _run(tmp_path / "explicit", "dump", {"reader": fmt, "path": str(path),
+                                                     "columns": {"author": "thread_title"}})
+    assert table["author"].to_pylist() == ["Kopi or teh?"] * 2
+
+
+@pytest.mark.parametrize("column, value", [("posted_at", "30th Apr 2011"), ("page", "two"),
+                                            ("quoted_post_ids", "p1")])
+def test_unconvertible_column_names_file_and_column(tmp_path, column, value):
+    rows = _raw_like_rows()
+    rows[1][column] = value
+    path = tmp_path / "bad.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    with pytest.raises(ReaderError, match=rf"bad\.jsonl:2: column '{column}'"):
+        write_source("bad", {"reader": "jsonl", "path": "bad.jsonl"}, tmp_path / "o.parquet", root=tmp_path)
+
+
+def test_relative_path_without_url_column(tmp_path, monkeypatch):
+    """As the docs show (``path: data/external/*.jsonl``), run from the repository root."""
+    folder = tmp_path / "data" / "external"
+    folder.mkdir(parents=True)
+    (folder / "notes.jsonl").write_text(json.dumps({"text": "hello"}) + "\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    out = Path("data/raw/notes.parquet")
+    stats = write_source("notes", {"reader": "jsonl", "path": "data/external/*.jsonl",
+                                   "columns": {"body": "text"}}, out)
+    assert stats["posts"] == 1
+    assert pq.read_table(out)["url"].to_pylist() == ["data/external/notes.jsonl#1"]

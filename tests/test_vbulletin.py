@@ -10,7 +10,8 @@ from helpers.spider_server import FixtureServer, Page, fixture_bytes, run_spider
 from scrapy.http import HtmlResponse
 from scrapy.utils.test import get_crawler
 
-from crawler.spiders.vbulletin import VbulletinSpider, parse_vb_date, strip_session
+from crawler.spiders.forum import parse_local_date
+from crawler.spiders.vbulletin import VbulletinSpider
 
 
 def utc(*args: int) -> datetime:
@@ -78,13 +79,13 @@ def test_urls(spider, url, thread, page):
     assert spider.page_from_url(url) == page
 
 
-def test_dates_and_session_ids():
-    assert parse_vb_date("03-04-2011, 02:17 PM") == utc(2011, 3, 4, 14, 17)
-    assert parse_vb_date("03-04-2011, 02:17 PM", date_order="DMY") == utc(2011, 4, 3, 14, 17)
-    assert parse_vb_date("03.04.2011,\xa014:17") == utc(2011, 4, 3, 14, 17)  # dotted: day first
-    assert parse_vb_date("03-04-2011, 10:00 PM", timezone="Asia/Singapore") == utc(2011, 3, 4, 14, 0)
-    assert parse_vb_date("Today, 09:12 AM") is not None and parse_vb_date("no date here") is None
-    assert strip_session("http://f/showthread.php?s=ab12&t=5#post9") == "http://f/showthread.php?t=5"
+def test_dates_and_session_ids(spider):
+    assert parse_local_date("03-04-2011, 02:17 PM") == utc(2011, 3, 4, 14, 17)
+    assert parse_local_date("03-04-2011, 02:17 PM", date_order="DMY") == utc(2011, 4, 3, 14, 17)
+    assert parse_local_date("03.04.2011,\xa014:17") == utc(2011, 4, 3, 14, 17)  # dotted: day first
+    assert parse_local_date("03-04-2011, 10:00 PM", timezone="Asia/Singapore") == utc(2011, 3, 4, 14, 0)
+    assert parse_local_date("Today, 09:12 AM") is not None and parse_local_date("no date here") is None
+    assert spider.strip_session("http://f/showthread.php?s=ab12&t=5#post9") == "http://f/showthread.php?t=5"
 
 
 def test_bad_argument_is_named():

@@ -5,8 +5,11 @@ pagination, the limits (``max_threads``, ``max_pages`` per thread, ``since``), h
 positions, assembling ``PostItem``s and counting every skip and error in the crawl stats
 (``forum/...`` keys, which the crawl stage copies into ``metrics/crawl/<source>.json``).
 
-A subclass supplies the engine's markup, through these methods (all take a Scrapy response and
-use Scrapy's own selectors):
+A subclass supplies the engine's markup: ``markup``, an ``EngineMarkup`` record (contracts.markup)
+of what in a post body is not the poster's text (quotes and the ids they cite, signatures, "Click
+to expand" links, smilies, @mentions; required: the crawl refuses to start without it, so quotes
+never silently become training text; the feed exporter stores it in the raw file for the clean
+stage), and these methods (all take a Scrapy response and use Scrapy's own selectors):
 
 - ``page_kind(response) -> "thread" | "board" | "index" | None`` (index: a list of boards)
 - ``board_links(response) -> list[str]`` (boards listed on an index page; default none)
@@ -17,29 +20,42 @@ use Scrapy's own selectors):
 - ``board_next_page(response) -> str | None``
 - ``thread_last_posts(response) -> dict[str, LastPost]`` (optional: the last post of each thread a
   board lists, so incremental re-crawls skip unchanged threads; see crawler/incremental.py)
-- ``thread_id_from_url(url) -> str | None`` and ``canonical_thread_url(url) -> str``
-- ``page_from_url(url) -> int | None``
+- ``thread_id_from_url(url) -> str | None`` and ``canonical_thread_url(url) -> str`` (default:
+  ``strip_session``)
+- ``page_from_url(url) -> int | None`` (for ``max_pages``; offset pagination converts ``start=N``
+  with ``posts_per_page``)
+
+Helpers a subclass calls: ``local_date(text)`` (a date shown as local-time text, read in the
+``timezone`` and ``date_order`` arguments; ``parse_local_date`` does the work), ``strip_session(url)``
+(drops the class's ``SESSION_PARAMS`` and the fragment; applied to every link the base class
+follows), ``inc(key)`` (a ``forum/<key>`` stat; ``errors/...`` keys reach the crawl metrics).
 
 Arguments (``-a name=value``): ``start_url`` (comma-separated URLs), ``max_threads`` (0 = no
 limit), ``max_pages`` (per thread, 0 = no limit), ``since`` (ISO date or time; older posts are
 skipped, and so are threads a board lists with an older last post, and the board's later pages
 once a whole page is older), ``source`` (the value of the items' ``source`` field; default: the spider name),
-``posts_per_page`` (for positions when a page does not number its posts). Unknown arguments are
-an error naming them.
+``posts_per_page`` (for positions when a page does not number its posts, and for offset
+pagination), ``timezone`` (the forum's display zone for local-time dates, default UTC),
+``date_order`` (``MDY`` default, ``DMY``, ``YMD``). Unknown arguments are an error naming them.
+A post whose date cannot be read is kept and counted by ``crawler.pipelines.PostDatePipeline``.
 """
 
 from __future__ import annotations
 
-import os
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Iterator
 from urllib.parse import urlparse
 
+import dateparser
 import scrapy
 from scrapy.http import Response
+from w3lib.url import url_query_cleaner
 
-from crawler.exporters import to_utc
+from contracts import keys
+from contracts.markup import EngineMarkup
+from contracts.timestamps import to_utc
 from crawler.incremental import SETTING as INCREMENTAL_SETTING
 from crawler.incremental import LastPost, ThreadIndex
 from crawler.items import PostItem
@@ -77,6 +93,43 @@ def parse_since(value: str | None) -> datetime | None:
                          f"2025-01-01 or 2025-01-01T08:00:00+08:00") from exc
 
 
+# Where a date starts in a post header's text: numeric (03-04-2011, 03.04.2011, 2011/04/03), with a
+# month name (30th Apr 2011, April 30th, 2011) or relative (Today, Yesterday, Heute, Gestern).
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+DATE_LIKE_RE = re.compile(
+    r"\d{1,4}[./-]\d{1,2}[./-]\d{2,4}"
+    rf"|\b\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH},?\s+\d{{4}}"
+    rf"|\b{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}"
+    r"|\b(?:today|yesterday|heute|gestern)\b", re.I)
+DATE_ORDERS = ("MDY", "DMY", "YMD")
+
+
+def parse_local_date(text: str, timezone: str = "UTC", date_order: str = "MDY") -> datetime | None:
+    """A post date shown as local-time text ("03-03-2011, 02:17 PM", "30th Apr 2011, 17:10",
+    "Today, 09:12") -> an aware UTC datetime, or None when the text holds no date.
+
+    Text before the first date-like token (a post number, an icon's alt text) is ignored. The
+    text is read in the forum's ``timezone`` (an IANA name, so each date gets the offset that was
+    in force on that day, daylight saving included) and ``date_order`` for numeric dates; dotted
+    dates (03.04.2011) are always day first. dateparser (maintained; ~200 locales, relative days,
+    12/24-hour clocks) does the reading.
+    """
+    text = " ".join(text.replace("\xa0", " ").split())
+    match = DATE_LIKE_RE.search(text)
+    if not match:
+        return None
+    text = text[match.start():]
+    order = "DMY" if re.match(r"\d{1,2}\.\d{1,2}\.\d{2,4}", text) else date_order
+    return dateparser.parse(text, settings={
+        "TIMEZONE": timezone, "TO_TIMEZONE": "UTC", "RETURN_AS_TIMEZONE_AWARE": True,
+        "DATE_ORDER": order, "PREFER_DAY_OF_MONTH": "first"})
+
+
+def strip_params(url: str, params: tuple[str, ...]) -> str:
+    """``url`` without the query parameters ``params`` (session ids) and without a fragment."""
+    return url_query_cleaner(url, params, remove=True, keep_fragments=False)
+
+
 def parse_limit(name: str, value: Any) -> int:
     """A non-negative integer argument (0 = no limit), with an error naming the argument."""
     try:
@@ -100,21 +153,33 @@ class ForumSpider(scrapy.Spider):
         "since": "skip posts older than this ISO date/time",
         "source": "value of the items' source field (default: spider name)",
         "posts_per_page": "posts per thread page, for positions when posts are not numbered",
+        "timezone": "the forum's display time zone for local-time dates (IANA name or UTC offset, "
+                    "default UTC)",
+        "date_order": "order of numeric dates: MDY (default), DMY or YMD",
     }
+    #: Query parameters that carry a session id (e.g. vBulletin's ``s``): removed from every link
+    #: by ``strip_session`` so that each page has one URL (and one request fingerprint).
+    SESSION_PARAMS: ClassVar[tuple[str, ...]] = ()
+    #: The engine's body markup (quotes, signatures, ...): stored in the raw file, read by clean.
+    markup: ClassVar[EngineMarkup | None] = None
 
     def __init__(self, start_url: str | None = None, max_threads: Any = 0, max_pages: Any = 0,
                  since: str | None = None, source: str | None = None,
-                 posts_per_page: Any = None, **kwargs: Any) -> None:
+                 posts_per_page: Any = None, timezone: str = "UTC", date_order: str = "MDY",
+                 **kwargs: Any) -> None:
+        if not isinstance(self.markup, EngineMarkup):
+            raise ValueError(f"spider {self.name!r}: no markup record: set the class attribute "
+                             f"markup = EngineMarkup(...) (contracts.markup) naming this engine's quote, "
+                             f"signature and expander classes; see docs/adding-a-source.md")
         unknown = sorted(set(kwargs) - set(self.ARGUMENTS) - {"name"})
         if unknown:
             raise ValueError(f"spider {self.name!r}: unknown argument(s) {', '.join(unknown)}; "
                              f"known: {', '.join(sorted(self.ARGUMENTS))}")
         super().__init__(**{k: v for k, v in kwargs.items() if k == "name"})
         urls = [u.strip() for u in (start_url or "").split(",") if u.strip()]
-        # `scrapy check` builds the spider with no arguments; its contracts (@url on file://
-        # fixtures) supply the URLs, so only then is a missing start_url acceptable.
-        checking = bool(os.environ.get("SCRAPY_CHECK"))
-        if not urls and not checking:
+        # Built without start_url (as `scrapy check` does: its contracts supply fixture URLs) the
+        # spider can parse pages but not start a crawl (``start`` raises); an empty one is a mistake.
+        if start_url is not None and not urls:
             raise ValueError(f"spider {self.name!r}: start_url is required "
                              f"(-a start_url=URL[,URL...], a board or a thread)")
         for url in urls:
@@ -129,8 +194,18 @@ class ForumSpider(scrapy.Spider):
         self._posts_per_page = parse_limit("posts_per_page", posts_per_page) if posts_per_page else None
         # Only the start URLs' hosts (with their ports) are followed; OffsiteMiddleware also gets
         # the host names, for redirects.
-        self.allowed_netlocs = {urlparse(u).netloc for u in urls} | ({""} if checking else set())
+        # no start URL: only file:// links (netloc "") are followed, i.e. fixtures
+        self.allowed_netlocs = {urlparse(u).netloc for u in urls} or {""}
         self.allowed_domains = sorted({urlparse(u).hostname for u in urls if urlparse(u).hostname})
+        if str(date_order).upper() not in DATE_ORDERS:
+            raise ValueError(f"spider {self.name!r}: date_order={date_order!r}: expected "
+                             f"{', '.join(DATE_ORDERS)}")
+        self.timezone, self.date_order = str(timezone), str(date_order).upper()
+        try:
+            parse_local_date("01-01-2011, 10:00 AM", self.timezone)
+        except Exception as exc:  # dateparser/pytz raise their own types for an unknown zone
+            raise ValueError(f"spider {self.name!r}: timezone={timezone!r} is not a time zone "
+                             f"(e.g. Asia/Singapore, +08:00, UTC): {exc}") from None
         self.threads_seen: set[str] = set()
         self.thread_limit_hit = False
         self.pages_skipped: set[str] = set()
@@ -139,7 +214,7 @@ class ForumSpider(scrapy.Spider):
     def posts_per_page(self) -> int:
         if self._posts_per_page:
             return self._posts_per_page
-        return self.settings.getint("FORUM_POSTS_PER_PAGE", 20) if hasattr(self, "settings") else 20
+        return self.settings.getint(keys.POSTS_PER_PAGE, 20) if hasattr(self, "settings") else 20
 
     # ---- engine hooks (override in a subclass) ---------------------------------------------
     def page_kind(self, response: Response) -> str | None:
@@ -179,7 +254,19 @@ class ForumSpider(scrapy.Spider):
         raise NotImplementedError
 
     def canonical_thread_url(self, url: str) -> str:
-        return url
+        return self.strip_session(url)
+
+    # ---- shared helpers for engine hooks -----------------------------------------------------
+    def local_date(self, text: str) -> datetime | None:
+        """A date shown as local-time text, read in this crawl's ``timezone`` and ``date_order``."""
+        return parse_local_date(text, self.timezone, self.date_order)
+
+    def strip_session(self, url: str) -> str:
+        """``url`` without the engine's ``SESSION_PARAMS`` and without a fragment; the base class
+        applies it to every link it follows (boards, thread pages, next pages)."""
+        if not self.SESSION_PARAMS:  # leave the query exactly as the site wrote it
+            return url.split("#", 1)[0]
+        return strip_params(url, self.SESSION_PARAMS)
 
     def page_from_url(self, url: str) -> int | None:
         return None
@@ -189,6 +276,9 @@ class ForumSpider(scrapy.Spider):
         self.crawler.stats.inc_value(f"forum/{key}", n)
 
     async def start(self):
+        if not self.start_urls:
+            raise ValueError(f"spider {self.name!r}: start_url is required "
+                             f"(-a start_url=URL[,URL...], a board or a thread)")
         for url in self.start_urls:
             yield scrapy.Request(url, callback=self.parse)
 
@@ -205,7 +295,7 @@ class ForumSpider(scrapy.Spider):
         elif kind == "index":
             self.inc("pages/index")
             for link in self.board_links(response):
-                url = response.urljoin(link)
+                url = self.strip_session(response.urljoin(link))
                 if self._allowed(url):
                     yield scrapy.Request(url, callback=self.parse_board)
         else:
@@ -264,7 +354,7 @@ class ForumSpider(scrapy.Spider):
             self.inc("skipped/board_pages_before_since")
             next_page = None
         if next_page and not self.thread_limit_hit:
-            url = response.urljoin(next_page)
+            url = self.strip_session(response.urljoin(next_page))
             if self._allowed(url):
                 yield scrapy.Request(url, callback=self.parse_board)
 
@@ -307,7 +397,7 @@ class ForumSpider(scrapy.Spider):
         # post are unchanged; only that page and later ones are fetched again
         resume_page = self.thread_index.resume_page(info.thread_id) if self.thread_index else None
         for link in self.thread_page_links(response):
-            url = response.urljoin(link)
+            url = self.strip_session(response.urljoin(link))
             page = self.page_from_url(url) or 1
             if resume_page and page < resume_page:
                 continue

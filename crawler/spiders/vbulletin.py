@@ -12,18 +12,21 @@ and the themes built on them (matched by id prefixes and class tokens, never exa
 - post container: the nearest ``li[id^=post_]`` / ``table[id^=post]`` / ``div[id^=edit]`` ancestor;
   author ``.username`` / ``a.bigusername``; number ``a[id^=postcount]@name`` or ``a.postcounter``
   (``#661``); permalink ``a.postcounter`` / ``a[id^=postcount]``.
-- time: the first date-like text of ``.postdate``/``.date``/``.userstats dd``/``td.thead``,
-  parsed with dateparser (a maintained library that knows "Today", "Gestern", 12/24-hour clocks
-  and ~200 locales), in the forum's time zone (argument ``timezone``, default UTC) and
-  ``date_order`` (``MDY`` default, vBulletin's own; dotted dates are always read day first).
-- quotes: ``.bbcode_quote`` (vB4) or a quote table (vB3) holding a link to ``#postN``.
+- time: the first date-like text of ``.postdate``/``.date``/``.userstats dd``/``td.thead`` (vB3
+  puts it in the post table's header cell: ``05-06-2008, 11:42 PM``, ``30th Apr 2011, 17:10``,
+  ``Today, 17:10``), read by ``ForumSpider.local_date`` in the forum's time zone (argument
+  ``timezone``, default UTC) and ``date_order`` (``MDY`` default, vBulletin's own).
+- quotes: ``MARKUP`` below, the one record of vBulletin's body markup (the clean stage reads it
+  from the raw file): ``.bbcode_quote`` (vB4) with its ``.bbcode_postedby`` link to ``#postN``;
+  the spider also reads quoted ids from vB3 quote tables (``MARKUP.quote_ids`` on their links).
 - thread: id from ``input[name=t]``, else the URL (``showthread.php?t=N``, ``showthread.php?N-``,
   ``/N-slug(-page).html``); title ``.threadtitle``/``h1``/vB3 ``td.navbar strong``/``<title>``; board = the last breadcrumb
   link (``.navbit a``, vB3 ``.navbar a``); pages in ``div.pagination`` (vB3 ``div.pagenav``).
 - board: thread links ``a[id^=thread_title_]``, next page ``a[rel=next]``/``link[rel=next]``; each
   thread's last post (incremental re-crawls) from the ``#postN`` link in its row.
 
-vBulletin appends a session id (``s=...``) to every link; it is stripped so a page has one URL.
+vBulletin appends a session id (``s=...``) to every link; ``SESSION_PARAMS`` makes the base
+class's ``strip_session`` remove it, so a page has one URL.
 
 Usage: ``scrapy crawl vbulletin -a start_url=https://forum.example.com/forumdisplay.php?f=16
 -a timezone=Asia/Singapore -a date_order=DMY -O out.parquet``
@@ -33,15 +36,14 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 
-import dateparser
 from parsel import Selector
 from scrapy.http import Response
-from w3lib.url import url_query_cleaner
 
+from contracts.markup import EngineMarkup
 from crawler.incremental import LastPost
-from crawler.spiders.forum import ForumSpider, PostData, ThreadInfo
+from crawler.spiders.forum import DATE_LIKE_RE, ForumSpider, PostData, ThreadInfo
 
 THREAD_URL_RES = (
     re.compile(r"showthread\.php\?(?:.*&)?t=(\d+)"),
@@ -51,11 +53,18 @@ THREAD_URL_RES = (
 )
 PAGE_RES = (re.compile(r"[?&]page=(\d+)"), re.compile(r"/page(\d+)(?:[/?#&]|$)"),
             re.compile(r"/\d+-[^/?#]*-(\d+)\.html"))
-POST_LINK_RE = re.compile(r"(?:#post|[?&]p=|-post)(\d+)")
+POST_LINK_RE = re.compile(r"(?:#post|[?&]p=|-post)(\d+)")  # a link to a post (board rows' "last post")
+# vBulletin 4 post body markup (vB3 quotes are plain tables: no class to tell them by).
+MARKUP = EngineMarkup(
+    name="vbulletin",
+    quote=("bbcode_quote",),  # its .bbcode_container also wraps code blocks: the inner div is the quote
+    not_quote=("postcontent",),  # themes wrap the whole post in blockquote.postcontent
+    quote_title=("bbcode_postedby",),  # "Originally Posted by X" with a link to the quoted post
+    quote_link_ids=(r"#post(\d+)$", r"[?&]p=(\d+)", r"-post(\d+)"),  # showthread.php?p=N#postN, SEO -postN
+    signature=("signature",),
+)
 POST_MESSAGE_ID_RE = re.compile(r"^post_message_(\d+)$")
-DATE_LIKE_RE = re.compile(r"\d{1,4}[./-]\d{1,2}[./-]\d{2,4}|today|yesterday|heute|gestern", re.I)
 PAGE_SUFFIX_RE = re.compile(r"\s+[-|]\s+(?:page|seite|pagina|página)\s+\d+\s*$", re.I)
-SESSION_PARAMS = ("s",)
 
 CONTAINER_XPATH = ("ancestor::li[starts-with(@id, 'post_')][1] | ancestor::table[starts-with(@id, 'post')][1]"
                    " | ancestor::div[starts-with(@id, 'edit')][1]")
@@ -68,42 +77,10 @@ def _text(sel: Selector | list | None) -> str | None:
     return text or None
 
 
-def strip_session(url: str) -> str:
-    """The URL without vBulletin's session parameter and without a fragment."""
-    return url_query_cleaner(url, SESSION_PARAMS, remove=True, keep_fragments=False)
-
-
-def parse_vb_date(text: str, timezone: str = "UTC", date_order: str = "MDY") -> datetime | None:
-    """A vBulletin post date ("03-03-2011, 02:17 PM", "03.03.2011, 14:17", "Today, 09:12") in UTC."""
-    text = " ".join(text.replace("\xa0", " ").split())
-    match = DATE_LIKE_RE.search(text)
-    if not match:
-        return None
-    text = text[match.start():]
-    order = "DMY" if re.match(r"\d{1,2}\.\d{1,2}\.\d{2,4}", text) else date_order
-    return dateparser.parse(text, settings={
-        "TIMEZONE": timezone, "TO_TIMEZONE": "UTC", "RETURN_AS_TIMEZONE_AWARE": True,
-        "DATE_ORDER": order, "PREFER_DAY_OF_MONTH": "first"})
-
-
 class VbulletinSpider(ForumSpider):
     name = "vbulletin"
-    ARGUMENTS: ClassVar[dict[str, str]] = {
-        **ForumSpider.ARGUMENTS,
-        "timezone": "the forum's display time zone (IANA name or UTC offset, default UTC)",
-        "date_order": "order of numeric dates: MDY (vBulletin's default), DMY or YMD",
-    }
-
-    def __init__(self, *args: Any, timezone: str = "UTC", date_order: str = "MDY", **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if date_order.upper() not in ("MDY", "DMY", "YMD"):
-            raise ValueError(f"spider 'vbulletin': date_order={date_order!r}: expected MDY, DMY or YMD")
-        self.timezone, self.date_order = timezone, date_order.upper()
-        try:
-            parse_vb_date("01-01-2011, 10:00 AM", timezone)
-        except Exception as exc:  # dateparser/pytz raise their own types for an unknown zone
-            raise ValueError(f"spider 'vbulletin': timezone={timezone!r} is not a time zone "
-                             f"(e.g. Asia/Singapore, +08:00, UTC): {exc}") from None
+    markup = MARKUP
+    SESSION_PARAMS = ("s",)  # vBulletin appends its session id to every link
 
     # ---- what the page is --------------------------------------------------------------------
     def page_kind(self, response: Response) -> str | None:
@@ -118,9 +95,6 @@ class VbulletinSpider(ForumSpider):
             if match := pattern.search(url):
                 return match.group(1)
         return None
-
-    def canonical_thread_url(self, url: str) -> str:
-        return strip_session(url)
 
     def page_from_url(self, url: str) -> int | None:
         for pattern in PAGE_RES:
@@ -163,7 +137,7 @@ class VbulletinSpider(ForumSpider):
         link = box.css("a.postcounter::attr(href)").get() or (counter.attrib.get("href") if counter else None)
         return PostData(
             post_id=post_id, author=author, posted_at=self.posted_at(box), body="".join(body.xpath("node()").getall()),
-            url=strip_session(response.urljoin(link)) if link else None,
+            url=self.strip_session(response.urljoin(link)) if link else None,
             position=int(number) - 1 if number and number.isdigit() else None,
             quoted_post_ids=self.quoted_ids(body, post_id))
 
@@ -171,7 +145,7 @@ class VbulletinSpider(ForumSpider):
         for sel in box.css(".postdate, .posthead .date, span.date, .userstats dd, td.thead"):
             text = _text(sel)
             if text and DATE_LIKE_RE.search(text):
-                when = parse_vb_date(text, self.timezone, self.date_order)
+                when = self.local_date(text)
                 if when is not None:
                     return when
                 self.inc("errors/bad_time")
@@ -184,15 +158,13 @@ class VbulletinSpider(ForumSpider):
         """Ids of the posts quoted in a body: quote blocks' back-links to ``#postN``."""
         ids: list[str] = []
         for quote in body.css(".bbcode_quote, .bbcode_postedby, table, blockquote"):
-            for href in quote.css("a::attr(href)").getall():
-                found = POST_LINK_RE.search(href)
-                if found and found.group(1) != own_id and found.group(1) not in ids:
-                    ids.append(found.group(1))
+            links = [a.attrib for a in quote.css("a")]
+            ids += [i for i in MARKUP.quote_ids({}, links) if i != own_id and i not in ids]
         return ids
 
     # ---- links -------------------------------------------------------------------------------
     def _links(self, response: Response, css: str) -> list[str]:
-        links = [strip_session(response.urljoin(h)) for h in response.css(css).getall()
+        links = [self.strip_session(response.urljoin(h)) for h in response.css(css).getall()
                  if h and not h.startswith(("javascript:", "#"))]
         return list(dict.fromkeys(links))
 
@@ -203,7 +175,7 @@ class VbulletinSpider(ForumSpider):
         thread_id = self.thread_info(response).thread_id
         links = self._links(response, ".pagination a::attr(href), .pagenav a::attr(href), "
                                       "link[rel='next']::attr(href)")
-        return [u for u in links if self.thread_id_from_url(u) == thread_id and u != strip_session(response.url)]
+        return [u for u in links if self.thread_id_from_url(u) == thread_id and u != self.strip_session(response.url)]
 
     def thread_last_posts(self, response: Response) -> dict[str, LastPost]:
         """Each listed thread's last post id, from its row's "go to last post" link (``#postN``)."""

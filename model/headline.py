@@ -1,0 +1,94 @@
+"""The headline stage: a handful of numbers that say how a run went, in ``metrics/headline.json``.
+
+Reads ``metrics/eval.json`` (test bits per character of the LSTM and of the best baseline, novelty
+of the samples), ``metrics/train.json`` (val bits per character, training tokens/s) and
+``metrics/dedupe.json`` (posts kept after cleaning and deduplication). No params.
+
+``dvc exp show`` orders metric columns by their declaration in dvc.yaml, so this stage is declared
+first there: the headline is the leftmost block of every experiment table, and the other metrics
+files stay one ``dvc metrics show`` away. Key names are unique across all metrics files, so the
+table shows them without a file prefix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from pipeline.common import atomic_path, setup_logging
+
+log = logging.getLogger(__name__)
+
+# headline key -> (metrics file, path of keys inside it); the order here is the column order
+FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "lstm_test_bpc": ("eval", ("comparison", "lstm_bpc")),
+    "best_baseline": ("eval", ("comparison", "best_baseline")),
+    "best_baseline_test_bpc": ("eval", ("comparison", "best_baseline_bpc")),
+    "lstm_val_bpc": ("train", ("val_bpc",)),
+    "train_tokens_per_s": ("train", ("tokens_per_s",)),
+    "posts_kept": ("dedupe", ("kept",)),
+    "novel_word_share": ("eval", ("novelty", "novel_word_share")),
+}
+
+
+class HeadlineError(RuntimeError):
+    """A metrics file or one of its keys is missing."""
+
+
+def pick(doc: dict[str, Any], keys: tuple[str, ...], path: Path) -> Any:
+    value: Any = doc
+    for i, key in enumerate(keys):
+        if not isinstance(value, dict) or key not in value:
+            raise HeadlineError(f"{path} has no key {'.'.join(keys[:i + 1])}: rerun the stage that writes it "
+                                f"(`dvc repro`)")
+        value = value[key]
+    return value
+
+
+def headline(metrics: dict[str, tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
+    """The headline dict from ``{name: (path, parsed metrics file)}``; floats rounded for reading
+    (bits per character and shares to 4 decimals, tokens/s to a whole number)."""
+    out: dict[str, Any] = {}
+    for key, (name, keys) in FIELDS.items():
+        path, doc = metrics[name]
+        value = pick(doc, keys, path)
+        if isinstance(value, float):
+            value = round(value) if key == "train_tokens_per_s" else round(value, 4)
+        out[key] = value
+    return out
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise HeadlineError(f"{path} not found: run `dvc repro` (the headline summarises it)")
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m model.headline", description=__doc__.split("\n")[0])
+    ap.add_argument("--eval", type=Path, default=Path("metrics/eval.json"))
+    ap.add_argument("--train", type=Path, default=Path("metrics/train.json"))
+    ap.add_argument("--dedupe", type=Path, default=Path("metrics/dedupe.json"))
+    ap.add_argument("--out", type=Path, default=Path("metrics/headline.json"))
+    args = ap.parse_args(argv)
+    setup_logging()
+    try:
+        sources = {name: (path, read_json(path)) for name, path in
+                   (("eval", args.eval), ("train", args.train), ("dedupe", args.dedupe))}
+        result = headline(sources)
+    except HeadlineError as err:
+        log.error("%s", err)
+        return 1
+    with atomic_path(args.out) as tmp:  # FIELDS order, not sorted: it is the table's column order
+        tmp.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    log.info("headline: %s", ", ".join(f"{k} {v}" for k, v in result.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
