@@ -6,7 +6,6 @@ from the chief's checkpoint to the uninterrupted run's weights."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import train_tiny  # noqa: E402
+import train_tiny
 
 EPOCHS = 2
 STEPS = 8  # per epoch (of train_tiny's 13 batches): short runs, two cores
@@ -52,9 +51,9 @@ def start_cluster(python_exe: str, repo_root: Path, outs: list[Path], *extra: st
     workers = [f"127.0.0.1:{p}" for p in free_ports(len(outs))]
     procs = []
     for i, out in enumerate(outs):
-        log = open(out.parent / f"{out.name}.log", "w")
-        procs.append(subprocess.Popen(worker_cmd(python_exe, repo_root, out, workers, i, *extra), cwd=repo_root,
-                                      stdout=log, stderr=subprocess.STDOUT))
+        with open(out.parent / f"{out.name}.log", "w") as log:  # the child keeps its own copy of the handle
+            procs.append(subprocess.Popen(worker_cmd(python_exe, repo_root, out, workers, i, *extra), cwd=repo_root,
+                                          stdout=log, stderr=subprocess.STDOUT))
     return procs
 
 
@@ -139,7 +138,7 @@ def test_mirrored_over_two_cpu_devices_equals_one_device(single, tmp_path, pytho
     out, summary = single
     done = subprocess.run([python_exe, str(repo_root / "tests" / "train_tiny.py"), str(tmp_path), *COMMON,
                            'distribute.strategy="mirrored"', "distribute.cpu_devices=2"],
-                          cwd=repo_root, capture_output=True, text=True)
+                          cwd=repo_root, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     mirrored = json.loads(done.stdout.strip().splitlines()[-1])
     assert mirrored["steps"] == summary["steps"] == EPOCHS * STEPS
@@ -183,7 +182,7 @@ def test_killed_worker_stops_the_chief_and_a_restart_resumes(two_workers, tmp_pa
     log = (tmp_path / "w0.log").read_text()
     assert code != 0 and "Stop every worker and start them all again" in log
     assert not (outs[0] / "model").exists()
-    saved = json.loads((sorted(ckpt.glob("step-*"))[-1] / "state.json").read_text())["state"]
+    saved = json.loads((max(ckpt.glob("step-*")) / "state.json").read_text())["state"]
     assert saved["global_step"] > STEPS
 
     codes = wait_all(start_cluster(python_exe, repo_root, outs))  # the same command again, on fresh ports
