@@ -134,6 +134,7 @@ def test_cluster_from_workers_and_task_index(monkeypatch):
         tf_config(dist, 1)
 
 
+@pytest.mark.slow
 def test_mirrored_over_two_cpu_devices_equals_one_device(single, tmp_path, python_exe, repo_root):
     out, summary = single
     done = subprocess.run([python_exe, str(repo_root / "tests" / "train_tiny.py"), str(tmp_path), *COMMON,
@@ -149,6 +150,7 @@ def test_mirrored_over_two_cpu_devices_equals_one_device(single, tmp_path, pytho
     assert "distribute" not in meta["params"]
 
 
+@pytest.mark.slow
 def test_two_workers_match_one_process_and_only_the_chief_writes(single, two_workers):
     out, summary = single
     (chief, other), got = two_workers
@@ -162,6 +164,7 @@ def test_two_workers_match_one_process_and_only_the_chief_writes(single, two_wor
     assert meta["distribute"] == {"strategy": "multi_worker", "workers": 2, "replicas": 2}
 
 
+@pytest.mark.slow
 def test_killed_worker_stops_the_chief_and_a_restart_resumes(two_workers, tmp_path, python_exe, repo_root):
     (ref_chief, _), _ = two_workers
     outs = [tmp_path / "w0", tmp_path / "w1"]
