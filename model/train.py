@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from model.distribute import DistributeConfig
 from model.network import NetworkConfig
 from pipeline.config import section, setting
 
@@ -62,6 +63,7 @@ class TrainConfig:
     keep_checkpoints: bool
     xz_context_chars: int = setting(ge=0)
     evolution: EvolutionConfig
+    distribute: DistributeConfig
 
 
 # Keys that may change between a killed run and its resumption without invalidating the checkpoint.
@@ -112,9 +114,14 @@ def count_batches(ds) -> int:
 
 
 def fingerprint(cfg: Mapping[str, Any], vocab_hash: str, steps_per_epoch: int) -> dict[str, Any]:
-    """What a checkpoint must match to be resumed."""
-    return {"vocab_hash": vocab_hash, "steps_per_epoch": steps_per_epoch,
-            "params": {k: v for k, v in cfg.items() if k not in RESUMABLE_KEYS}}
+    """What a checkpoint must match to be resumed. Of ``distribute`` only the cluster's shape
+    counts (strategy, number of workers): addresses may change between runs."""
+    params = {k: v for k, v in cfg.items() if k not in RESUMABLE_KEYS | {"distribute"}}
+    dist = cfg.get("distribute") or {"strategy": "none"}
+    if dist["strategy"] != "none":
+        params["distribute"] = {"strategy": dist["strategy"], "cpu_devices": dist.get("cpu_devices"),
+                                "workers": len(dist.get("workers") or [])}
+    return {"vocab_hash": vocab_hash, "steps_per_epoch": steps_per_epoch, "params": params}
 
 
 def make_sample_fn(vocab, length: int, seed: int) -> Callable:
@@ -238,10 +245,19 @@ def summarize(state, model, steps: int, epochs: int) -> dict[str, Any]:
 def fit(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int], Any], val_data: Callable[[], Any],
         model_dir: Path, checkpoint_dir: Path, csv_path: Path, evolution_path: Path,
         tensorboard_dir: Path | None = None, verbose: int | str = "auto",
-        extra_callbacks: list | None = None) -> tuple[Any, dict[str, Any]]:
+        extra_callbacks: list | None = None, task_index: int | None = None) -> tuple[Any, dict[str, Any]]:
     """Train (or resume) and save the model folder. ``train_data(seed)`` yields one epoch of
     ``(inputs, targets, mask)`` batches in an order fixed by ``seed``; ``val_data()`` the val split.
-    Returns ``(model, summary)``; raises TrainingError on divergence or a foreign checkpoint."""
+    Returns ``(model, summary)``; raises TrainingError on divergence or a foreign checkpoint.
+    ``train.distribute.strategy`` other than ``none`` hands over to model/distribute.py (there
+    ``task_index`` picks the worker; a non-chief returns ``(model, None)`` and writes nothing)."""
+    if cfg.get("distribute", {}).get("strategy", "none") != "none":
+        from model.distribute import fit_distributed
+
+        return fit_distributed(cfg, vocab=vocab, train_data=train_data, val_data=val_data, model_dir=model_dir,
+                               checkpoint_dir=checkpoint_dir, csv_path=csv_path, evolution_path=evolution_path,
+                               tensorboard_dir=tensorboard_dir, extra_callbacks=extra_callbacks,
+                               task_index=task_index)
     import keras
     import tensorflow as tf
 
@@ -283,7 +299,9 @@ def fit(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int], Any], val_
         raise TrainingError(f"no epoch finished; checkpoints are in {checkpoint_dir}")
 
     summary = summarize(state, model, steps, epochs)
-    meta = {"network": net.to_dict(), "params": dict(cfg), "history": state.history, **summary}
+    # distribute is how, not what, was trained (and leaving it out keeps this folder's bytes as before)
+    meta = {"network": net.to_dict(), "params": {k: v for k, v in cfg.items() if k != "distribute"},
+            "history": state.history, **summary}
     save_trained(model_dir, model, vocab, meta)
     if not cfg["keep_checkpoints"]:
         ckpt.clear()
@@ -329,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tensorboard", type=Path, default=Path("logs/tensorboard"))
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--verbose", default="auto", help="Keras fit verbosity: auto (progress bar), 0, 1, 2")
+    ap.add_argument("--task-index", type=int, default=None,
+                    help="train.distribute.strategy multi_worker: this worker's index in train.distribute.workers "
+                         "(0 = the chief, which alone writes outputs); TF_CONFIG's when unset")
     args = ap.parse_args(argv)
     setup_logging()
     verbose = args.verbose if args.verbose == "auto" else int(args.verbose)
@@ -351,10 +372,14 @@ def main(argv: list[str] | None = None) -> int:
             train_data=lambda s: make_dataset(args.batches, "train", seed=s),
             val_data=lambda: make_dataset(args.batches, "val"),
             model_dir=args.model_dir, checkpoint_dir=args.checkpoints, csv_path=args.plots,
-            evolution_path=args.evolution, tensorboard_dir=args.tensorboard, verbose=verbose)
+            evolution_path=args.evolution, tensorboard_dir=args.tensorboard, verbose=verbose,
+            task_index=args.task_index)
     except TrainingError as err:
         log.error("%s", err)
         return 1
+    if summary is None:
+        log.info("done: worker %s finished; the chief writes the model and metrics", args.task_index)
+        return 0
     base = xz_bpc(_split_texts(args.splits, "train"), _split_texts(args.splits, "val"), vocab,
                   int(cfg["xz_context_chars"]))
     summary.update(base)
@@ -370,5 +395,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from pipeline.common import run_main  # user errors: one line, exit 2 (--verbose is Keras')
+    from pipeline.common import (
+        run_main,  # user errors: one line, exit 2 (--verbose is Keras')
+    )
     run_main(main, flag="--traceback")

@@ -122,14 +122,15 @@ class SlowSteps:
         return _Slow()
 
 
-def run(out: Path, vocab=None, sleep: float = 0.0, poison_batch: int | None = None, **overrides):
+def run(out: Path, vocab=None, sleep: float = 0.0, poison_batch: int | None = None, task_index: int | None = None,
+        **overrides):
     from model.train import fit
 
     data_vocab, train_data, val_data, _, _ = make_data(poison_batch=poison_batch)
     return fit(tiny_config(**overrides), vocab=vocab or data_vocab, train_data=train_data, val_data=val_data,
                model_dir=out / "model", checkpoint_dir=out / "ckpt", csv_path=out / "train.csv",
                evolution_path=out / "evolution.jsonl", tensorboard_dir=out / "tb", verbose=0,
-               extra_callbacks=[SlowSteps(sleep)] if sleep else None)
+               extra_callbacks=[SlowSteps(sleep)] if sleep else None, task_index=task_index)
 
 
 if __name__ == "__main__":
