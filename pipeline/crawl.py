@@ -39,7 +39,7 @@ from typing import Any, Callable, Mapping
 
 import pyarrow.parquet as pq
 
-from pipeline import crawlstate
+from pipeline import crawlstate, crawlworkers
 from pipeline.common import (ParamsError, StageFailed, load_params, params_name, run_main, section,
                              setup_logging, write_json_atomic)
 from pipeline.readers import run_reader
@@ -53,6 +53,11 @@ DEFAULTS: dict[str, Any] = {
     "min_posts": 1,  # fewer posts than this fails the stage (a wrong start_url, a blocked crawler)
     "jobs_dir": ".jobs",  # per-source crawl state: Scrapy JOBDIR (resume), run parts, incremental store
     "http_cache": False,  # development: serve repeated requests from .scrapy/httpcache (HTTPCACHE_ENABLED)
+    # Shared frontier (pipeline/crawlworkers.py, crawler/frontier.py): "" = one in-process scheduler
+    "frontier": "",  # redis://HOST:PORT/DB: queue, duplicate filter and items in Redis
+    "crawl_id": "",  # names the shared crawl ("" = a fingerprint of the source entry)
+    "workers": 1,  # local worker processes with a frontier (--workers overrides)
+    "lease_timeout": 30.0,  # seconds without a heartbeat before a worker's requests are requeued
 }
 SOURCE_KEYS = {"spider", "reader", "args", "demo_forum", "throttle", "settings", "resume", "incremental"}
 DEMO_FORUM_KEYS = {"genres", "plays", "seed", "posts_per_page", "threads_per_page"}
@@ -178,6 +183,9 @@ def run_spider(name: str, entry: Mapping[str, Any], cfg: Mapping[str, Any], out:
     settings.update(job.begin())  # JOBDIR (resume) and the incremental thread index
     settings.update(entry.get("settings") or {})
     try:
+        if cfg["frontier"]:  # shared frontier in Redis: it holds the resumable state, not JOBDIR
+            settings.pop("JOBDIR", None)
+            return crawlworkers.run_shared(name, spider, args, settings, job, cfg, out)
         with tempfile.TemporaryDirectory() as tmp:
             feed = job.part_path()
             settings["KOPITIAM_STATS_FILE"] = str(Path(tmp) / "stats.json")
@@ -224,9 +232,11 @@ RUNNERS: dict[str, Callable[[str, Mapping[str, Any], Mapping[str, Any], Path], d
 }
 
 
-def crawl_source(name: str, params: Mapping[str, Any], *, raw_dir: Path, metrics_dir: Path) -> dict[str, Any]:
+def crawl_source(name: str, params: Mapping[str, Any], *, raw_dir: Path, metrics_dir: Path,
+                 workers: int | None = None) -> dict[str, Any]:
     """Crawl (or read) one source: ``raw_dir/<name>.parquet`` and ``metrics_dir/<name>.json``."""
     cfg = {**section("crawl", DEFAULTS, params), "_params_file": params_name(params)}
+    cfg["workers"] = check_workers(cfg, workers)
     entry = source_entry(name, params)
     kind = next(kind for kind in RUNNERS if kind in entry)
     out = (raw_dir / f"{name}.parquet").resolve()
@@ -241,6 +251,29 @@ def crawl_source(name: str, params: Mapping[str, Any], *, raw_dir: Path, metrics
     return metrics
 
 
+def check_workers(cfg: Mapping[str, Any], workers: int | None) -> int:
+    """The number of local workers: ``--workers`` or ``crawl.workers``; more than 1 needs a frontier."""
+    count = cfg["workers"] if workers is None else workers
+    if not isinstance(count, int) or count < 1:
+        raise ParamsError(f"{cfg['_params_file']}: crawl.workers / --workers: expected a whole number >= 1, "
+                          f"got {count!r}")
+    if count > 1 and not cfg["frontier"]:
+        raise ParamsError(f"{cfg['_params_file']}: {count} workers need a shared frontier: set "
+                          f"crawl.frontier to redis://HOST:PORT/DB")
+    return count
+
+
+def join_source(name: str, params: Mapping[str, Any]) -> int:
+    """``--join``: one more worker for a running shared crawl of ``name`` (no seeding, no output)."""
+    cfg = {**section("crawl", DEFAULTS, params), "_params_file": params_name(params)}
+    entry = source_entry(name, params)
+    if not cfg["frontier"] or "spider" not in entry:
+        raise ParamsError(f"{cfg['_params_file']}: --join needs crawl.frontier set and a spider source "
+                          f"(sources.{name})")
+    return crawlworkers.join_shared(name, cfg, crawlstate.fingerprint(
+        {k: entry.get(k) for k in ("spider", "args", "demo_forum", "settings")}))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      epilog="--verbose: full traceback on errors")
@@ -248,12 +281,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--raw-dir", default="data/raw", type=Path)
     parser.add_argument("--metrics-dir", default="metrics/crawl", type=Path)
+    parser.add_argument("--workers", type=int, help="local worker processes (needs crawl.frontier; "
+                        "default crawl.workers)")
+    parser.add_argument("--join", action="store_true", help="join a running shared crawl of --source "
+                        "as one more worker (no seeding, no output)")
     args = parser.parse_args(argv)
     setup_logging()
     params = load_params(args.params)
     names = args.source or section("crawl", DEFAULTS, params)["sources"]
+    if args.join:
+        if len(names) != 1:
+            raise ParamsError("--join takes exactly one --source")
+        code = join_source(names[0], params)
+        if code != 0:
+            raise StageFailed(f"the joined worker exited with {code}")
+        return
     for name in names:
-        crawl_source(name, params, raw_dir=args.raw_dir, metrics_dir=args.metrics_dir)
+        crawl_source(name, params, raw_dir=args.raw_dir, metrics_dir=args.metrics_dir, workers=args.workers)
 
 
 if __name__ == "__main__":

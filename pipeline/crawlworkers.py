@@ -1,0 +1,185 @@
+"""The crawl stage's shared-frontier mode: N local Scrapy workers (plus any ``--join`` workers on
+other machines) crawl one source through Redis (crawler/frontier.py).
+
+``run_shared`` (``python -m pipeline.crawl --source NAME --workers N`` with ``crawl.frontier`` set)
+stores the crawl's spider, arguments and settings in Redis, starts N worker processes (the first one
+queues the start URLs), waits for them (each stops only when the frontier is drained and no worker
+holds a lease), then writes ``data/raw/<source>.parquet`` from the shared items through
+pipeline/crawlstate.py (sorted by thread, position, post id: the same rows in the same order
+whatever the number of workers) and deletes the crawl's keys. Interrupted, the keys stay and the
+next run resumes from them (queue, duplicate filter, items).
+
+``join_shared`` (``--join``) runs one more worker for a crawl already started elsewhere with the
+same params: no seeding, no output. The crawl id (``crawl.crawl_id``, default: a fingerprint of
+the source entry) is how machines find the same crawl.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from crawler.exporters import to_utc
+from crawler.frontier import Frontier, connect, frontier_prefix, frontier_settings, redact_url
+from pipeline import crawlstate
+from pipeline.common import ParamsError, StageFailed
+from pipeline.schemas import RAW_SCHEMA
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# Settings that stay on each machine (paths, the frontier itself), never shared through Redis.
+LOCAL_SETTINGS = {"KOPITIAM_STATS_FILE", "KOPITIAM_INCREMENTAL_STATE", "JOBDIR"}
+
+
+def open_frontier(name: str, cfg: Mapping[str, Any], fingerprint: str) -> tuple[Frontier, str]:
+    """The crawl's frontier in Redis and its crawl id; a wrong URL is a ParamsError naming the key."""
+    crawl_id = str(cfg.get("crawl_id") or fingerprint)
+    try:
+        client = connect(cfg["frontier"])
+    except (ValueError, ConnectionError) as exc:
+        raise ParamsError(f"{cfg.get('_params_file', 'params.yaml')}: crawl.frontier: {exc}") from None
+    return Frontier(client, frontier_prefix(name, crawl_id)), crawl_id
+
+
+def worker_command(spider: str, args: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
+    cmd = [sys.executable, "-m", "scrapy", "crawl", spider]
+    for key, value in args.items():
+        cmd += ["-a", f"{key}={value}"]
+    for key, value in settings.items():
+        cmd += ["-s", f"{key}={value}"]
+    return cmd
+
+
+def run_workers(cmds: list[list[str]], on_start: Any = None) -> list[int]:
+    """Run worker processes side by side; Ctrl-C / SIGTERM is forwarded to each once as SIGINT
+    (Scrapy's graceful stop: the worker hands its unfinished leases back). Exit codes in order."""
+    env = {**os.environ, "KOPITIAM_PARENT_PID": str(os.getpid()), "PYTHONPATH": os.pathsep.join(
+        p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)}
+    procs = [subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, start_new_session=True) for cmd in cmds]
+    if on_start is not None:
+        on_start([p.pid for p in procs])
+
+    def forward(signum: int, frame: Any) -> None:
+        logger.warning("interrupted: asking %d worker(s) to stop; the frontier keeps their work", len(procs))
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+
+    old_int, old_term = signal.signal(signal.SIGINT, forward), signal.signal(signal.SIGTERM, forward)
+    try:
+        return [proc.wait() for proc in procs]
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+
+
+def items_table(frontier: Frontier) -> pa.Table:
+    """The shared items as a RAW_SCHEMA table (unsorted; crawlstate.merge_posts orders it)."""
+    rows = []
+    for row in frontier.iter_items():
+        for field in RAW_SCHEMA:
+            if pa.types.is_timestamp(field.type):
+                row[field.name] = to_utc(row.get(field.name), field.name)
+        rows.append(row)
+    return pa.Table.from_pylist(rows, schema=RAW_SCHEMA) if rows else RAW_SCHEMA.empty_table()
+
+
+def merged_stats(paths: list[Path]) -> dict[str, Any]:
+    """The local workers' Scrapy stats added up (numbers summed, seconds = the longest worker)."""
+    merged: dict[str, Any] = {}
+    for path in paths:
+        if not path.exists():
+            continue
+        for key, value in json.loads(path.read_text(encoding="utf-8")).items():
+            if key == "elapsed_time_seconds":
+                merged[key] = max(float(value or 0), float(merged.get(key, 0)))
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                merged[key] = merged.get(key, 0) + value
+            else:
+                merged.setdefault(key, value)
+    return merged
+
+
+def run_shared(name: str, spider: str, args: Mapping[str, Any], settings: dict[str, Any],
+               job: crawlstate.CrawlJob, cfg: Mapping[str, Any], out: Path) -> dict[str, Any]:
+    """Crawl ``name`` with ``cfg['workers']`` local workers through the Redis frontier; write ``out``."""
+    from pipeline.crawl import summarize  # the single-process metrics, applied to summed stats
+
+    workers = int(cfg["workers"])
+    frontier, crawl_id = open_frontier(name, cfg, job.fingerprint)
+    shared = {k: v for k, v in settings.items() if k not in LOCAL_SETTINGS}
+    if frontier.started():
+        logger.info("source %s: resuming crawl %s from %s (%d requests queued)", name, crawl_id,
+                    redact_url(cfg["frontier"]), frontier.queued())
+    else:
+        index = settings.get("KOPITIAM_INCREMENTAL_STATE")
+        frontier.set_meta(spider=spider, args=dict(args), settings=shared,
+                          index=json.loads(Path(index).read_text()) if index else None)
+    host = socket.gethostname()
+    with tempfile.TemporaryDirectory() as tmp:
+        stats_files = [Path(tmp) / f"stats-{i}.json" for i in range(workers)]
+        cmds = [worker_command(spider, args, {
+            **settings, "KOPITIAM_STATS_FILE": str(stats_files[i]),
+            **frontier_settings(cfg["frontier"], frontier.prefix, f"{host}-{i}", seed=i == 0,
+                                lease_timeout=float(cfg["lease_timeout"]))}) for i in range(workers)]
+        logger.info("crawling %s with %d worker(s) through %s (crawl id %s)", name, workers,
+                    redact_url(cfg["frontier"]), crawl_id)
+        codes = run_workers(cmds, on_start=lambda pids: job.running.write_text(str(os.getpid())))
+        stats = merged_stats(stats_files)
+    if any(code != 0 for code in codes):
+        logger.warning("source %s: worker exit codes %s (a worker that died left its work to the others)",
+                       name, codes)
+    if not frontier.done():
+        job.interrupted()
+        raise StageFailed(f"source {name!r}: the workers stopped before the frontier was drained "
+                          f"(exit codes {codes}); the crawl is kept in Redis: run the stage again to resume")
+    table = items_table(frontier)
+    part = job.part_path()
+    pq.write_table(table, part, compression="zstd")
+    rows = job.commit(out)
+    metrics = summarize({**stats, "finish_reason": "finished"})
+    per_worker = frontier.worker_stats()
+    metrics.update(
+        pages=sum(w["pages"] for w in per_worker.values()), posts=table.num_rows, workers=per_worker,
+        requeued=frontier.requeued(), frontier=redact_url(cfg["frontier"]), crawl_id=crawl_id,
+        worker_exit_codes=codes, run_rows=table.num_rows, state=crawlstate.describe(job), raw_rows=rows)
+    frontier.clear()
+    if rows < cfg["min_posts"]:
+        raise StageFailed(f"source {name!r}: {rows} posts < crawl.min_posts {cfg['min_posts']}: "
+                          f"check sources.{name}.args.start_url, robots.txt and the crawl log")
+    return metrics
+
+
+def join_shared(name: str, cfg: Mapping[str, Any], fingerprint: str) -> int:
+    """Run one worker for a crawl started elsewhere (same params); its exit code."""
+    frontier, crawl_id = open_frontier(name, cfg, fingerprint)
+    meta = frontier.meta()
+    if not meta:
+        raise StageFailed(f"source {name!r}: no crawl {crawl_id} at {redact_url(cfg['frontier'])}; start it "
+                          f"with `python -m pipeline.crawl --source {name} --workers N` (same params)")
+    worker = f"{socket.gethostname()}-join-{os.getpid()}"
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = dict(meta["settings"])
+        if meta.get("index") is not None:  # incremental: the thread index of the machine that started it
+            index = Path(tmp) / "threads.json"
+            index.write_text(json.dumps(meta["index"]))
+            settings["KOPITIAM_INCREMENTAL_STATE"] = str(index)
+        settings.update(frontier_settings(cfg["frontier"], frontier.prefix, worker, seed=False,
+                                          lease_timeout=float(cfg["lease_timeout"])))
+        logger.info("joining crawl %s of %s at %s as worker %s", crawl_id, name,
+                    redact_url(cfg["frontier"]), worker)
+        (code,) = run_workers([worker_command(meta["spider"], meta["args"], settings)])
+    logger.info("worker %s finished (exit code %d): %s", worker, code, frontier.worker_stats().get(worker))
+    return code
