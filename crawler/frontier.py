@@ -259,13 +259,37 @@ class LeasedPriorityQueue(PriorityQueue):
 
 class FrontierScheduler(Scheduler):
     """scrapy-redis' Scheduler with leased requests: it remembers what it handed out, and
-    ``acknowledge`` releases the leases of requests the engine no longer holds."""
+    ``acknowledge`` releases the leases of requests the engine no longer holds.
+
+    It also leases at most ``CONCURRENT_REQUESTS_PER_DOMAIN`` requests at a time (forum crawls hit
+    one site): Scrapy would otherwise take ``CONCURRENT_REQUESTS`` at once into one worker, where
+    they wait for the shared site token while other workers find the queue empty.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.leased: dict[str, Any] = {}
+        self.crawler = None
+        self.max_leases = 8
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        instance = super().from_crawler(crawler)
+        instance.crawler = crawler
+        instance.max_leases = max(1, crawler.settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN", 8))
+        return instance
+
+    def in_progress(self) -> set:
+        # Scrapy removes a request from the engine slot only after its response went through the
+        # spider and item pipelines and its new requests were queued: then the lease can go.
+        slot = getattr(self.crawler.engine, "_slot", None) if self.crawler else None
+        return set(slot.inprogress) if slot is not None else set()
 
     def next_request(self):
+        if len(self.leased) >= self.max_leases:
+            self.acknowledge(self.in_progress())
+            if len(self.leased) >= self.max_leases:
+                return None  # FrontierWorker's tick asks again while the queue holds requests
         request = self.queue.pop()
         if request is not None:
             self.leased[request.meta[LEASE_META]] = request
@@ -315,15 +339,9 @@ class FrontierWorker:
     def spider_opened(self, spider) -> None:
         self.frontier.register(self.worker, self.lease_timeout)
         self.loop = task.LoopingCall(self.tick)
-        self.loop.start(max(0.2, self.lease_timeout / 5), now=False)
+        self.loop.start(min(1.0, max(0.2, self.lease_timeout / 5)), now=False)
         logger.info("frontier worker %s joined %s (lease timeout %.0f s)", self.worker,
                     self.frontier.prefix, self.lease_timeout)
-
-    def _in_progress(self) -> set:
-        # Scrapy removes a request from the engine slot only after its response went through the
-        # spider and item pipelines and its new requests were queued: then the lease can go.
-        slot = getattr(self.crawler.engine, "_slot", None)
-        return set(slot.inprogress) if slot is not None else set()
 
     def _scheduler(self) -> FrontierScheduler | None:
         slot = getattr(self.crawler.engine, "_slot", None)
@@ -333,7 +351,7 @@ class FrontierWorker:
         self.frontier.heartbeat(self.worker, self.lease_timeout)
         scheduler = self._scheduler()
         if scheduler is not None:
-            scheduler.acknowledge(self._in_progress())
+            scheduler.acknowledge(scheduler.in_progress())
         requeued = self.frontier.requeue_expired()
         if requeued:
             self.crawler.stats.inc_value("frontier/requeued", requeued)
@@ -350,7 +368,7 @@ class FrontierWorker:
     def spider_idle(self, spider) -> None:
         scheduler = self._scheduler()
         if scheduler is not None:
-            scheduler.acknowledge(self._in_progress())
+            scheduler.acknowledge(scheduler.in_progress())
         self.frontier.requeue_expired()
         if not self.frontier.done():
             raise DontCloseSpider  # others still hold work that may queue more requests
@@ -360,7 +378,7 @@ class FrontierWorker:
             self.loop.stop()
         scheduler = self._scheduler()
         if scheduler is not None:
-            scheduler.acknowledge(self._in_progress())
+            scheduler.acknowledge(scheduler.in_progress())
         back = self.frontier.requeue_expired(closing_worker=self.worker)  # stopped early: hand work back
         if back:
             logger.info("frontier worker %s: %d unfinished request(s) returned to the queue", self.worker, back)
