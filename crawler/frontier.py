@@ -469,7 +469,6 @@ class SharedSiteLimit:
             self.crawler.stats.inc_value("frontier/site_waits")
             await maybe_deferred_to_future(task.deferLater(reactor, wait_ms / 1000, lambda: None))
         request.meta[SITE_TOKEN_META] = (keys[1], token)
-        return None
 
     def _release(self, request) -> None:
         held = request.meta.pop(SITE_TOKEN_META, None)
@@ -481,4 +480,3 @@ class SharedSiteLimit:
 
     def process_exception(self, request, exception, spider=None):
         self._release(request)
-        return None
