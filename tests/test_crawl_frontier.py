@@ -227,3 +227,30 @@ def test_three_workers_keep_the_single_process_site_rate(tmp_path_factory, redis
             assert gaps[len(gaps) // 2] >= 0.8 * delay, gaps  # median gap: one site, one pace
     assert rates[1] <= 1.15 / delay  # the single-process limit itself
     assert rates[3] <= 1.15 * max(rates[1], 1 / delay), rates  # not 3x: the limit is per site
+
+
+def test_interrupted_shared_crawl_resumes(tmp_path, redis_url, forum_server, local_crawl, repo_root, python_exe):
+    """Ctrl-C stops the workers cleanly: their unfinished requests go back to the queue, the crawl
+    stays in Redis, and the next run resumes it (no re-seeding) to the complete set of posts."""
+    write_params(tmp_path, forum_server.base_url, frontier=redis_url, settings={"DOWNLOAD_DELAY": 0.2})
+    client = redis.Redis.from_url(redis_url)
+    cmd = crawl_cmd(python_exe, tmp_path, "--workers", "2")
+    first = subprocess.Popen(cmd, cwd=repo_root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while sum(int(client.hget(k, "pages") or 0) for k in client.keys("kopitiam:t:*:worker:*")) < 6:
+            assert first.poll() is None and time.monotonic() < deadline, "the crawl ended too early"
+            time.sleep(0.05)
+        first.send_signal(signal.SIGINT)
+        _, err = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 1 and "run the stage again to resume" in err, err[-3000:]
+    assert not client.keys("kopitiam:t:*:leases:*")  # handed back, not left to expire
+    assert client.keys("kopitiam:t:*:requests") and client.keys("kopitiam:t:*:seeded")
+    second = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True, timeout=300, check=False)
+    assert second.returncode == 0, second.stderr[-4000:]
+    assert "resuming crawl" in second.stderr
+    table = pq.read_table(tmp_path / "raw" / "t.parquet")
+    assert table.drop_columns(["fetched_at"]).equals(local_crawl.drop_columns(["fetched_at"]))
