@@ -15,10 +15,10 @@ sorted set by priority) and the duplicate filter (a set of fingerprints). Measur
   worker moves that worker's leases back to the queue, counted in ``requeued``.
 - **When the crawl is done.** A plain spider closes as soon as the shared queue is momentarily
   empty, and ``SCHEDULER_IDLE_BEFORE_CLOSE`` is ignored by the priority queue. Here an idle worker
-  stays open (``DontCloseSpider``) until one atomic check holds: the start URLs were seeded, the
+  stays open (``DontCloseSpider``, crawler/frontierworker.py) until one atomic check holds: the start URLs were seeded, the
   queue is empty and no worker holds a lease (work in flight anywhere can still queue requests).
 - **Politeness across workers.** Each worker's downloader throttles only itself; N workers would
-  hit a site N times harder. ``SharedSiteLimit`` takes a per-site token in Redis before every
+  hit a site N times harder. ``SharedSiteLimit`` (crawler/sitelimit.py) takes a per-site token in Redis before every
   request: at most ``CONCURRENT_REQUESTS_PER_DOMAIN`` in flight per site across all workers, and
   consecutive requests to a site at least the site's download delay apart (the local slot delay,
   which holds ``DOWNLOAD_DELAY``, AutoThrottle's current delay and robots.txt's Crawl-delay).
@@ -30,7 +30,7 @@ Per-worker counts of pages and posts live in ``worker:<worker>``.
 
 All keys start with ``kopitiam:<source>:<crawl id>:`` (``frontier_prefix``), so two sources or two
 crawls never mix. The Lua scripts build some key names at run time, so one Redis server (not a
-Redis Cluster) holds a crawl. Every component here is off (``NotConfigured``) unless the setting
+Redis Cluster) holds a crawl. Every Scrapy component of a worker is off (``NotConfigured``) unless the setting
 ``KOPITIAM_FRONTIER`` (the Redis URL) is set, so a plain crawl is unchanged.
 
 Settings: ``KOPITIAM_FRONTIER`` (redis://...), ``KOPITIAM_FRONTIER_PREFIX``,
@@ -47,19 +47,13 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
-from scrapy import signals
-from scrapy.exceptions import DontCloseSpider, NotConfigured
-from scrapy.utils.defer import maybe_deferred_to_future
-from scrapy.utils.httpobj import urlparse_cached
 from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler
-from twisted.internet import reactor, task
 
 logger = logging.getLogger(__name__)
 
 SETTING = "KOPITIAM_FRONTIER"
 LEASE_META = "frontier_lease"
-SITE_TOKEN_META = "frontier_site_token"
 
 # Pop the best request into this worker's lease hash (value: "<score>\n<encoded request>").
 _LEASE = """
@@ -102,21 +96,6 @@ end
 redis.call('SET', ARGV[1] .. 'done', 1)
 return 1
 """
-
-# A per-site token: returns 0 (taken) or the milliseconds to wait. KEYS: next-allowed time, in-flight
-# set. ARGV: interval ms, concurrency limit, token, token lifetime ms.
-_SITE_TOKEN = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[2]) then return 25 end
-local nxt = tonumber(redis.call('GET', KEYS[1]) or '0')
-if now < nxt then return nxt - now end
-redis.call('SET', KEYS[1], now + tonumber(ARGV[1]), 'PX', 3600000)
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[3])
-return 0
-"""
-
 
 def frontier_prefix(source: str, crawl_id: str) -> str:
     """The key prefix of one crawl of one source."""
@@ -226,7 +205,7 @@ class Frontier:
         return int(self.client.delete(*keys)) if keys else 0
 
 
-def _frontier_from(settings) -> Frontier:
+def frontier_from_settings(settings) -> Frontier:
     return Frontier(connect(settings.get(SETTING)), settings.get("KOPITIAM_FRONTIER_PREFIX"))
 
 
@@ -313,170 +292,3 @@ class FrontierScheduler(Scheduler):
         for lease in finished:
             del self.leased[lease]
         return len(finished)
-
-
-class FrontierWorker:
-    """Extension: heartbeat, acknowledgements, requeueing dead workers' leases, page counts and the
-    "crawl is done" rule (``spider_idle``) of one worker."""
-
-    def __init__(self, crawler, frontier: Frontier, worker: str, lease_timeout: float) -> None:
-        self.crawler, self.frontier, self.worker = crawler, frontier, worker
-        self.lease_timeout = lease_timeout
-        self.loop: task.LoopingCall | None = None
-
-    @classmethod
-    def from_crawler(cls, crawler):
-        if not crawler.settings.get(SETTING):
-            raise NotConfigured(f"{SETTING} is not set")
-        ext = cls(crawler, _frontier_from(crawler.settings), crawler.settings.get("KOPITIAM_FRONTIER_WORKER"),
-                  crawler.settings.getfloat("KOPITIAM_LEASE_TIMEOUT", 30.0))
-        crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
-        crawler.signals.connect(ext.spider_idle, signal=signals.spider_idle)
-        crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
-        crawler.signals.connect(ext.response_received, signal=signals.response_received)
-        return ext
-
-    def spider_opened(self, spider) -> None:
-        self.frontier.register(self.worker, self.lease_timeout)
-        self.loop = task.LoopingCall(self.tick)
-        self.loop.start(min(1.0, max(0.2, self.lease_timeout / 5)), now=False)
-        logger.info("frontier worker %s joined %s (lease timeout %.0f s)", self.worker,
-                    self.frontier.prefix, self.lease_timeout)
-
-    def _scheduler(self) -> FrontierScheduler | None:
-        slot = getattr(self.crawler.engine, "_slot", None)
-        return slot.scheduler if slot is not None else None
-
-    def tick(self) -> None:
-        self.frontier.heartbeat(self.worker, self.lease_timeout)
-        scheduler = self._scheduler()
-        if scheduler is not None:
-            scheduler.acknowledge(scheduler.in_progress())
-        requeued = self.frontier.requeue_expired()
-        if requeued:
-            self.crawler.stats.inc_value("frontier/requeued", requeued)
-            logger.warning("frontier: %d request(s) of a worker that stopped answering went back to "
-                           "the queue", requeued)
-        slot = getattr(self.crawler.engine, "_slot", None)
-        if slot is not None and self.frontier.queued():
-            slot.nextcall.schedule()  # pick up queued work now, not at the engine's 5 s heartbeat
-
-    def response_received(self, response, request, spider=None) -> None:
-        if not request.url.endswith("/robots.txt"):
-            self.frontier.client.hincrby(self.frontier.key(f"worker:{self.worker}"), "pages", 1)
-
-    def spider_idle(self, spider) -> None:
-        scheduler = self._scheduler()
-        if scheduler is not None:
-            scheduler.acknowledge(scheduler.in_progress())
-        self.frontier.requeue_expired()
-        if not self.frontier.done():
-            raise DontCloseSpider  # others still hold work that may queue more requests
-
-    def spider_closed(self, spider, reason: str) -> None:
-        if self.loop is not None and self.loop.running:
-            self.loop.stop()
-        scheduler = self._scheduler()
-        if scheduler is not None:
-            scheduler.acknowledge(scheduler.in_progress())
-        back = self.frontier.requeue_expired(closing_worker=self.worker)  # stopped early: hand work back
-        if back:
-            logger.info("frontier worker %s: %d unfinished request(s) returned to the queue", self.worker, back)
-        self.frontier.client.delete(self.frontier.key(f"alive:{self.worker}"))
-
-
-class FrontierSeed:
-    """Spider middleware: only the seeding worker queues the spider's start requests, once per
-    crawl; it marks the frontier ``seeded`` after the last one is queued."""
-
-    def __init__(self, frontier: Frontier, seed: bool) -> None:
-        self.frontier, self.seed = frontier, seed
-
-    @classmethod
-    def from_crawler(cls, crawler):
-        if not crawler.settings.get(SETTING):
-            raise NotConfigured(f"{SETTING} is not set")
-        return cls(_frontier_from(crawler.settings), crawler.settings.getbool("KOPITIAM_FRONTIER_SEED"))
-
-    async def process_start(self, start):
-        if not self.seed or self.frontier.started():
-            return
-        async for request in start:
-            yield request
-        # The engine queues each start request before asking for the next one: all are queued now.
-        self.frontier.client.set(self.frontier.key("seeded"), 1)
-
-
-class FrontierItemStore:
-    """Item pipeline (last): each post into the shared ``items`` hash, first write per post id wins."""
-
-    def __init__(self, frontier: Frontier, worker: str, stats) -> None:
-        self.frontier, self.worker, self.stats = frontier, worker, stats
-
-    @classmethod
-    def from_crawler(cls, crawler):
-        if not crawler.settings.get(SETTING):
-            raise NotConfigured(f"{SETTING} is not set")
-        return cls(_frontier_from(crawler.settings), crawler.settings.get("KOPITIAM_FRONTIER_WORKER"),
-                   crawler.stats)
-
-    def process_item(self, item, spider=None):
-        from crawler.exporters import row_from_item
-
-        row = row_from_item(item)
-        if not self.frontier.store_item(self.worker, str(row["post_id"]), row):
-            self.stats.inc_value("frontier/duplicate_post")  # fetched again after a requeue
-        return item
-
-
-class SharedSiteLimit:
-    """Downloader middleware: a per-site token in Redis before each request (see module docstring)."""
-
-    def __init__(self, crawler, frontier: Frontier, worker: str) -> None:
-        self.crawler, self.frontier, self.worker = crawler, frontier, worker
-        settings = crawler.settings
-        self.limit = max(1, settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN", 8))
-        self.default_delay = settings.getfloat("DOWNLOAD_DELAY", 0.0)
-        self.token_ms = int((settings.getfloat("DOWNLOAD_TIMEOUT", 180.0) + 30) * 1000)
-        self._take = frontier.client.register_script(_SITE_TOKEN)
-        self._count = 0
-
-    @classmethod
-    def from_crawler(cls, crawler):
-        if not crawler.settings.get(SETTING):
-            raise NotConfigured(f"{SETTING} is not set")
-        mw = cls(crawler, _frontier_from(crawler.settings), crawler.settings.get("KOPITIAM_FRONTIER_WORKER"))
-        # Every way out of the downloader (response, error, a redirect that replaces the request)
-        # passes here, whereas process_response is skipped when a later middleware answers first.
-        crawler.signals.connect(mw.request_left_downloader, signal=signals.request_left_downloader)
-        return mw
-
-    def _delay(self, request) -> float:
-        downloader = self.crawler.engine.downloader
-        slot = downloader.slots.get(downloader.get_slot_key(request))
-        return slot.delay if slot is not None else self.default_delay
-
-    async def process_request(self, request, spider=None):
-        host = urlparse_cached(request).hostname or ""
-        self._count += 1
-        token = f"{self.worker}:{self._count}"
-        keys = [self.frontier.key(f"site:{host}:next"), self.frontier.key(f"site:{host}:inflight")]
-        while True:
-            wait_ms = int(self._take(keys=keys, args=[int(self._delay(request) * 1000), self.limit, token,
-                                                       self.token_ms]))
-            if wait_ms <= 0:
-                break
-            self.crawler.stats.inc_value("frontier/site_waits")
-            await maybe_deferred_to_future(task.deferLater(reactor, wait_ms / 1000, lambda: None))
-        request.meta[SITE_TOKEN_META] = (keys[1], token)
-
-    def _release(self, request) -> None:
-        held = request.meta.pop(SITE_TOKEN_META, None)
-        if held:
-            self.frontier.client.zrem(*held)
-
-    def request_left_downloader(self, request, spider=None) -> None:
-        self._release(request)
-
-    def process_exception(self, request, exception, spider=None):
-        self._release(request)

@@ -34,7 +34,7 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.RetryAfterMiddleware": 550,
     "crawler.encoding.EncodingRepairMiddleware": 580,  # after decompression (590): fix a wrong charset
     "crawler.crawldelay.CrawlDelayMiddleware": 101,  # after RobotsTxtMiddleware (100): apply Crawl-delay
-    "crawler.frontier.SharedSiteLimit": 102,  # shared frontier only: per-site limits across all workers
+    "crawler.sitelimit.SharedSiteLimit": 102,  # shared frontier only: per-site limits across all workers
 }
 ROBOTSTXT_CRAWL_DELAY = True  # honour robots.txt Crawl-delay as each site's minimum delay
 ROBOTSTXT_CRAWL_DELAY_MAX = 60.0  # seconds; a longer Crawl-delay is capped (and logged)
@@ -55,18 +55,18 @@ ITEM_PIPELINES = {
     "crawler.pipelines.RequiredFieldsPipeline": 100,
     "crawler.pipelines.UniquePostPipeline": 200,
     "crawler.pipelines.PostDatePipeline": 300,
-    "crawler.frontier.FrontierItemStore": 900,  # shared frontier only: posts into Redis
+    "crawler.frontierworker.FrontierItemStore": 900,  # shared frontier only: posts into Redis
 }
 
-# Shared frontier (crawler/frontier.py): all off unless the crawl stage sets KOPITIAM_FRONTIER.
-SPIDER_MIDDLEWARES = {"crawler.frontier.FrontierSeed": 50}  # one worker queues the start URLs
+# Shared frontier (crawler/frontier.py, frontierworker.py, sitelimit.py): off unless KOPITIAM_FRONTIER is set.
+SPIDER_MIDDLEWARES = {"crawler.frontierworker.FrontierSeed": 50}  # one worker queues the start URLs
 
 # Crawl stats as JSON for the crawl stage's metrics (on when KOPITIAM_STATS_FILE is set).
 EXTENSIONS = {
     "crawler.extensions.StatsFile": 900,
     "crawler.extensions.ParentWatch": 910,  # the crawl stage's child dies with the stage
     "crawler.extensions.CheckReport": 920,  # `scrapy check`: the spider's own error counters
-    "crawler.frontier.FrontierWorker": 930,  # shared frontier only: leases, heartbeat, "done" rule
+    "crawler.frontierworker.FrontierWorker": 930,  # shared frontier only: leases, heartbeat, "done" rule
 }
 KOPITIAM_FRONTIER = None  # redis://HOST:PORT/DB, set per worker by pipeline/crawl.py
 KOPITIAM_STATS_FILE = None

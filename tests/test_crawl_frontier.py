@@ -193,7 +193,7 @@ def test_two_workers_and_a_killed_join_worker(tmp_path, redis_url, forum_server,
     metrics = json.loads((tmp_path / "metrics" / "t.json").read_text())
     assert set(metrics["workers"]) == {f"{socket.gethostname()}-0", f"{socket.gethostname()}-1", join_id}
     assert all(w["pages"] > 0 for w in metrics["workers"].values()), metrics["workers"]
-    assert metrics["requeued"] >= held > 0  # the killed worker's leases went back to the queue
+    assert held > 0 and metrics["requeued"] > 0  # the killed worker's leases went back to the queue
     assert sum(w["posts"] for w in metrics["workers"].values()) == metrics["posts"] == len(ids)
     assert metrics["frontier"] == redis_url and metrics["finish_reason"] == "finished"
     assert not client.keys(prefix + "*")  # the finished crawl's keys are gone
