@@ -107,7 +107,8 @@ def merged_stats(paths: list[Path]) -> dict[str, Any]:
             if key == "elapsed_time_seconds":
                 merged[key] = max(float(value or 0), float(merged.get(key, 0)))
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                merged[key] = merged.get(key, 0) + value
+                before = merged.get(key)
+                merged[key] = value + (before if isinstance(before, (int, float)) else 0)
             else:
                 merged.setdefault(key, value)
     return merged

@@ -254,3 +254,15 @@ def test_interrupted_shared_crawl_resumes(tmp_path, redis_url, forum_server, loc
     assert "resuming crawl" in second.stderr
     table = pq.read_table(tmp_path / "raw" / "t.parquet")
     assert table.drop_columns(["fetched_at"]).equals(local_crawl.drop_columns(["fetched_at"]))
+
+
+def test_merged_stats_adds_workers_up(tmp_path):
+    from pipeline.crawlworkers import merged_stats
+
+    (tmp_path / "a.json").write_text(json.dumps({"response_received_count": 3, "elapsed_time_seconds": 2.0,
+                                                 "memusage/max": None, "finish_reason": "finished"}))
+    (tmp_path / "b.json").write_text(json.dumps({"response_received_count": 4, "elapsed_time_seconds": 5.0,
+                                                 "memusage/max": 7}))
+    merged = merged_stats([tmp_path / "a.json", tmp_path / "b.json", tmp_path / "missing.json"])
+    assert merged == {"response_received_count": 7, "elapsed_time_seconds": 5.0, "memusage/max": 7,
+                      "finish_reason": "finished"}
