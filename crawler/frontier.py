@@ -42,17 +42,22 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+from scrapy_redis.dupefilter import RFPDupeFilter
 from scrapy_redis.queue import PriorityQueue
 from scrapy_redis.scheduler import Scheduler
 
 logger = logging.getLogger(__name__)
 
 SETTING = "KOPITIAM_FRONTIER"
+# The Redis URL with its password travels in this environment variable, never in a setting:
+# Scrapy logs every overridden setting (the setting holds the URL without credentials).
+URL_ENV = "KOPITIAM_FRONTIER_URL"
 LEASE_META = "frontier_lease"
 
 # Pop the best request into this worker's lease hash (value: "<score>\n<encoded request>").
@@ -124,17 +129,22 @@ def connect(url: str) -> redis.Redis:
     return client
 
 
+def frontier_url(settings) -> str:
+    """The worker's Redis URL: ``$KOPITIAM_FRONTIER_URL`` when set, else the setting."""
+    return os.environ.get(URL_ENV) or settings.get(SETTING)
+
+
 def frontier_settings(url: str, prefix: str, worker: str, *, seed: bool, lease_timeout: float) -> dict[str, str]:
-    """Scrapy settings that make one ``scrapy crawl`` a worker of the shared frontier."""
+    """Scrapy settings that make one ``scrapy crawl`` a worker of the shared frontier (the
+    process also needs ``$KOPITIAM_FRONTIER_URL`` = ``url`` when it holds credentials)."""
     return {
-        SETTING: url, "KOPITIAM_FRONTIER_PREFIX": prefix, "KOPITIAM_FRONTIER_WORKER": worker,
+        SETTING: redact_url(url), "KOPITIAM_FRONTIER_PREFIX": prefix, "KOPITIAM_FRONTIER_WORKER": worker,
         "KOPITIAM_FRONTIER_SEED": str(seed), "KOPITIAM_LEASE_TIMEOUT": str(lease_timeout),
         "SCHEDULER": "crawler.frontier.FrontierScheduler",
         "SCHEDULER_QUEUE_CLASS": "crawler.frontier.LeasedPriorityQueue",
         "SCHEDULER_QUEUE_KEY": prefix + "requests", "SCHEDULER_DUPEFILTER_KEY": prefix + "dupefilter",
         "DUPEFILTER_CLASS": "scrapy_redis.dupefilter.RFPDupeFilter",
         "SCHEDULER_PERSIST": "True",  # the queue outlives a worker: others (and a resumed run) go on
-        "REDIS_URL": url,
     }
 
 
@@ -206,7 +216,7 @@ class Frontier:
 
 
 def frontier_from_settings(settings) -> Frontier:
-    return Frontier(connect(settings.get(SETTING)), settings.get("KOPITIAM_FRONTIER_PREFIX"))
+    return Frontier(connect(frontier_url(settings)), settings.get("KOPITIAM_FRONTIER_PREFIX"))
 
 
 class LeasedPriorityQueue(PriorityQueue):
@@ -253,7 +263,16 @@ class FrontierScheduler(Scheduler):
 
     @classmethod
     def from_crawler(cls, crawler):
-        instance = super().from_crawler(crawler)
+        # scrapy-redis would connect through the REDIS_URL setting (logged by Scrapy): connect here
+        # with frontier_url instead and hand it the client and its duplicate filter.
+        settings = crawler.settings
+        server = connect(frontier_url(settings))
+        dupefilter = RFPDupeFilter(server, key=settings.get("SCHEDULER_DUPEFILTER_KEY"),
+                                   debug=settings.getbool("DUPEFILTER_DEBUG"))
+        instance = cls(server=server, persist=settings.getbool("SCHEDULER_PERSIST"),
+                       queue_key=settings.get("SCHEDULER_QUEUE_KEY"),
+                       queue_cls=settings.get("SCHEDULER_QUEUE_CLASS"), dupefilter=dupefilter)
+        instance.stats = crawler.stats
         instance.crawler = crawler
         instance.max_leases = max(1, crawler.settings.getint("CONCURRENT_REQUESTS_PER_DOMAIN", 8))
         return instance

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from crawler.exporters import to_utc
-from crawler.frontier import Frontier, connect, frontier_prefix, frontier_settings, redact_url
+from crawler.frontier import URL_ENV, Frontier, connect, frontier_prefix, frontier_settings, redact_url
 from pipeline import crawlstate
 from pipeline.common import ParamsError, StageFailed
 from pipeline.schemas import RAW_SCHEMA
@@ -63,11 +63,11 @@ def worker_command(spider: str, args: Mapping[str, Any], settings: Mapping[str, 
     return cmd
 
 
-def run_workers(cmds: list[list[str]], on_start: Any = None) -> list[int]:
+def run_workers(cmds: list[list[str]], frontier_url: str, on_start: Any = None) -> list[int]:
     """Run worker processes side by side; Ctrl-C / SIGTERM is forwarded to each once as SIGINT
     (Scrapy's graceful stop: the worker hands its unfinished leases back). Exit codes in order."""
-    env = {**os.environ, "KOPITIAM_PARENT_PID": str(os.getpid()), "PYTHONPATH": os.pathsep.join(
-        p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)}
+    env = {**os.environ, "KOPITIAM_PARENT_PID": str(os.getpid()), URL_ENV: frontier_url,
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)}
     procs = [subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, start_new_session=True) for cmd in cmds]
     if on_start is not None:
         on_start([p.pid for p in procs])
@@ -138,7 +138,7 @@ def run_shared(name: str, spider: str, args: Mapping[str, Any], settings: dict[s
                                 lease_timeout=float(cfg["lease_timeout"]))}) for i in range(workers)]
         logger.info("crawling %s with %d worker(s) through %s (crawl id %s)", name, workers,
                     redact_url(cfg["frontier"]), crawl_id)
-        codes = run_workers(cmds, on_start=lambda pids: job.running.write_text(str(os.getpid())))
+        codes = run_workers(cmds, cfg["frontier"], on_start=lambda pids: job.running.write_text(str(os.getpid())))
         stats = merged_stats(stats_files)
     if any(code != 0 for code in codes):
         logger.warning("source %s: worker exit codes %s (a worker that died left its work to the others)",
@@ -182,6 +182,6 @@ def join_shared(name: str, cfg: Mapping[str, Any], fingerprint: str) -> int:
                                           lease_timeout=float(cfg["lease_timeout"])))
         logger.info("joining crawl %s of %s at %s as worker %s", crawl_id, name,
                     redact_url(cfg["frontier"]), worker)
-        (code,) = run_workers([worker_command(meta["spider"], meta["args"], settings)])
+        (code,) = run_workers([worker_command(meta["spider"], meta["args"], settings)], cfg["frontier"])
     logger.info("worker %s finished (exit code %d): %s", worker, code, frontier.worker_stats().get(worker))
     return code

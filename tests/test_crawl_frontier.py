@@ -36,6 +36,7 @@ from pipeline.crawl import crawl_source
 
 PLAY = "a-midsummer-night-s-dream"
 REDIS_SERVER = shutil.which("redis-server")
+PASSWORD = "s3cret-frontier-pw"
 
 
 def free_port() -> int:
@@ -46,20 +47,22 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory):
-    """A real redis-server on 127.0.0.1 and a free port, no persistence, stopped after the module."""
+    """A real redis-server on 127.0.0.1 and a free port, no persistence, with a password (which
+    must never reach the logs or the metrics), stopped after the module."""
     if REDIS_SERVER is None:
         pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
     port, folder = free_port(), tmp_path_factory.mktemp("redis")
     proc = subprocess.Popen([REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(folder)], stdout=subprocess.DEVNULL)
-    client = redis.Redis(port=port)
+                             "--appendonly", "no", "--dir", str(folder), "--requirepass", PASSWORD],
+                            stdout=subprocess.DEVNULL)
+    client = redis.Redis(port=port, password=PASSWORD)
     for _ in range(100):
         try:
             client.ping()
             break
         except redis.ConnectionError:
             time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
+    yield f"redis://:{PASSWORD}@127.0.0.1:{port}/0"
     proc.terminate()
     proc.wait(timeout=10)
 
@@ -195,7 +198,9 @@ def test_two_workers_and_a_killed_join_worker(tmp_path, redis_url, forum_server,
     assert all(w["pages"] > 0 for w in metrics["workers"].values()), metrics["workers"]
     assert held > 0 and metrics["requeued"] > 0  # the killed worker's leases went back to the queue
     assert sum(w["posts"] for w in metrics["workers"].values()) == metrics["posts"] == len(ids)
-    assert metrics["frontier"] == redis_url and metrics["finish_reason"] == "finished"
+    assert metrics["frontier"] == redact_url(redis_url) and PASSWORD not in metrics["frontier"]
+    assert PASSWORD not in out  # the stage's and its workers' logs
+    assert metrics["finish_reason"] == "finished"
     assert not client.keys(prefix + "*")  # the finished crawl's keys are gone
 
 
