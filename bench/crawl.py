@@ -37,10 +37,10 @@ import pyarrow.parquet as pq  # noqa: E402
 from scrapy.http import HtmlResponse  # noqa: E402
 from scrapy.utils.test import get_crawler  # noqa: E402
 
-from crawler.demo import pages  # noqa: E402
-from crawler.demo.server import DemoForumServer  # noqa: E402
-from crawler.demo.site import DemoForum  # noqa: E402
 from crawler.spiders.xenforo import XenforoSpider  # noqa: E402
+from demoforum import pages  # noqa: E402
+from demoforum.server import DemoForumServer  # noqa: E402
+from demoforum.site import DemoForum  # noqa: E402
 
 CONFIG = {
     "genres": ["tragedies"],  # demo forum subset (6 plays, 5,640 posts, ~350 pages)

@@ -16,14 +16,23 @@ duplicates (an earlier reply re-posted with a few characters changed). Then it r
   for the MinHash result on the same subset, and datasketch ``MinHash.update_batch`` signatures
   against ``pipeline.minhash.signatures``.
 
-Prints one JSON object. Usage: ``python bench/pipeline.py [--size-mb 200] [--baseline-docs 1500]``
+With ``--engine local,dask`` the same corpus is cleaned and deduped by each engine in the same run
+(dask: a LocalCluster of one single-threaded worker process per core, started before the clock
+starts); ``engines`` reports MB/s for each and whether the output files are byte-identical. On one
+machine Dask can only show its overhead against the process pool (task shipping, the LSH shuffle
+through the scheduler); the scale-out itself needs more machines than these 2 cores.
+
+Prints one JSON object. Usage: ``python bench/pipeline.py [--size-mb 200] [--baseline-docs 1500]
+[--engine local,dask]``
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
+import os
 import random
 import resource
 import subprocess
@@ -38,8 +47,9 @@ import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from pipeline import clean, dedupe, minhash  # noqa: E402
-from pipeline.schemas import RAW_SCHEMA  # noqa: E402
+from contracts.files import parquet_writer  # noqa: E402
+from contracts.schemas import RAW_SCHEMA  # noqa: E402
+from pipeline import clean, dask_engine, dedupe, minhash  # noqa: E402
 
 CONFIG = {
     "seed": 0,
@@ -120,7 +130,7 @@ def generate(path: Path, size_mb: float, seed: int) -> dict:
     recent: list[tuple[int, str, str]] = []  # (post_id, reply text, html) of recent posts
     planted: dict[str, str] = {}
     rows, n_bytes, pid = [], 0, 0
-    with pq.ParquetWriter(path, RAW_SCHEMA, compression="zstd") as writer:
+    with parquet_writer(path, RAW_SCHEMA) as writer:
         while n_bytes < size_mb * 1e6:
             pid += 1
             r = rng.random()
@@ -168,38 +178,72 @@ def peak_rss_mb() -> dict:
     return {"main": round(self_mb, 1), "largest_worker": round(child_mb, 1)}
 
 
-def run_once(size_mb: float, workdir: Path) -> dict:
+def engine_run(raw: Path, out: Path, name: str, engine: dask_engine.DaskEngine | None) -> dict:
+    """Clean and dedupe ``raw`` into ``out`` with one engine; metrics, CPU seconds, output hashes."""
+    cpu0 = cpu_seconds()
+    cm = clean.run_clean([raw], out / "clean" / "posts.parquet", out / "clean" / "dropped.parquet",
+                         {**clean.DEFAULTS, "engine": name}, engine=engine)
+    cpu1 = cpu_seconds()
+    dm = dedupe.run_dedupe(out / "clean" / "posts.parquet", out / "dedup" / "corpus.parquet",
+                           out / "dedup" / "duplicates.parquet", {**dedupe.DEFAULTS, "engine": name},
+                           out / "clean" / "dropped.parquet", engine=engine)
+    cpu2 = cpu_seconds()
+    files = ["clean/posts.parquet", "clean/dropped.parquet", "dedup/corpus.parquet", "dedup/duplicates.parquet"]
+    return {"clean": cm, "dedupe": dm, "cpu": (cpu1 - cpu0, cpu2 - cpu1),
+            "sha256": {f: hashlib.sha256((out / f).read_bytes()).hexdigest()[:16] for f in files}}
+
+
+def dask_worker_rss_mb(engine: dask_engine.DaskEngine) -> float:
+    rss = engine.client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return round(max(rss.values()), 1)
+
+
+def run_once(size_mb: float, workdir: Path, engines: list[str]) -> dict:
     """Generate, clean, dedupe; measure speeds, recall and peak RSS (meant for a fresh process)."""
     raw = workdir / "raw" / "bench.parquet"
     raw.parent.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     truth = generate(raw, size_mb, CONFIG["seed"])
     gen_s = time.perf_counter() - t
-    cpu0 = cpu_seconds()
-    cm = clean.run_clean([raw], workdir / "clean" / "posts.parquet", workdir / "clean" / "dropped.parquet",
-                         dict(clean.DEFAULTS))
-    cpu1 = cpu_seconds()
-    dm = dedupe.run_dedupe(workdir / "clean" / "posts.parquet", workdir / "dedup" / "corpus.parquet",
-                           workdir / "dedup" / "duplicates.parquet", dict(dedupe.DEFAULTS),
-                           workdir / "clean" / "dropped.parquet")
-    cpu2 = cpu_seconds()
-    dups = pq.read_table(workdir / "dedup" / "duplicates.parquet").to_pylist()
+    runs: dict[str, dict] = {}
+    for name in engines:
+        if name == "dask":
+            t = time.perf_counter()
+            with dask_engine.DaskEngine({**dask_engine.DEFAULTS, "n_workers": os.cpu_count() or 1}) as engine:
+                start_s = time.perf_counter() - t
+                runs[name] = engine_run(raw, workdir / name, name, engine)
+                runs[name].update(cluster_start_s=round(start_s, 1), worker_rss_mb=dask_worker_rss_mb(engine),
+                                  tasks_by_worker=None)
+            runs[name]["tasks_by_worker"] = sorted(engine.tasks_by_worker.values())
+        else:
+            runs[name] = engine_run(raw, workdir / name, name, None)
+    first = runs[engines[0]]
+    cm, dm = first["clean"], first["dedupe"]
+    clean_cpu, dedupe_cpu = first["cpu"]
+    out_dir = workdir / engines[0]
+    dups = pq.read_table(out_dir / "dedup" / "duplicates.parquet").to_pylist()
     removed = {d["doc_id"] for d in dups}
     id_of = {pid: clean.doc_id_for("bench", pid) for pid in truth["planted"]}
     near = [p for p, kind in truth["planted"].items() if kind == "near"]
     exact = [p for p, kind in truth["planted"].items() if kind == "exact"]
     found = sum(id_of[p] in removed for p in near)
+    per_engine = {name: {"clean_mb_per_s": r["clean"]["mb_per_s"], "dedupe_mb_per_s": r["dedupe"]["mb_per_s"],
+                         "clean_s": r["clean"]["seconds"], "dedupe_s": r["dedupe"]["seconds"],
+                         "same_bytes_as_" + engines[0]: r["sha256"] == first["sha256"],
+                         **{k: r[k] for k in ("cluster_start_s", "worker_rss_mb", "tasks_by_worker") if k in r}}
+                  for name, r in runs.items()}
     return {"size_mb": round(truth["raw_mb"], 1), "posts": truth["posts"], "generate_s": round(gen_s, 1),
+            "engine": engines[0], "engines": per_engine,
             "clean_s": cm["seconds"], "clean_mb_per_s": cm["mb_per_s"], "clean_kept": cm["kept"],
             "clean_dropped": cm["dropped_by_reason"], "text_mb": round(dm["bytes_in"] / 1e6, 1),
             "dedupe_s": dm["seconds"], "dedupe_mb_per_s": dm["mb_per_s"],
             # CPU seconds (main + pool workers): MB per CPU-second does not depend on how busy a shared
             # machine is; x2 is what two idle cores would give if the pool scaled perfectly
-            "clean_cpu_s": round(cpu1 - cpu0, 1), "clean_mb_per_cpu_s": round(truth["raw_mb"] / (cpu1 - cpu0), 3),
-            "clean_2core_projected_mb_per_s": round(2 * truth["raw_mb"] / (cpu1 - cpu0), 2),
-            "dedupe_cpu_s": round(cpu2 - cpu1, 1),
-            "dedupe_mb_per_cpu_s": round(dm["bytes_in"] / 1e6 / (cpu2 - cpu1), 3),
-            "dedupe_2core_projected_mb_per_s": round(2 * dm["bytes_in"] / 1e6 / (cpu2 - cpu1), 2),
+            "clean_cpu_s": round(clean_cpu, 1), "clean_mb_per_cpu_s": round(truth["raw_mb"] / clean_cpu, 3),
+            "clean_2core_projected_mb_per_s": round(2 * truth["raw_mb"] / clean_cpu, 2),
+            "dedupe_cpu_s": round(dedupe_cpu, 1),
+            "dedupe_mb_per_cpu_s": round(dm["bytes_in"] / 1e6 / dedupe_cpu, 3),
+            "dedupe_2core_projected_mb_per_s": round(2 * dm["bytes_in"] / 1e6 / dedupe_cpu, 2),
             "planted_near": len(near), "planted_near_found": found,
             "planted_exact_recall": round(sum(id_of[p] in removed for p in exact) / max(len(exact), 1), 4),
             "planted_recall": round(found / max(len(near), 1), 4),
@@ -257,19 +301,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=float, default=200.0)
     parser.add_argument("--baseline-docs", type=int, default=1500)
+    parser.add_argument("--engine", default="local",
+                        help="comma-separated engines to run on the same data: local, dask (first = main numbers)")
     parser.add_argument("--one-run", action="store_true", help="internal: one run in this process, JSON out")
     args = parser.parse_args()
+    engines = [e.strip() for e in args.engine.split(",") if e.strip()]
+    if not engines or set(engines) - {"local", "dask"}:
+        parser.error(f"--engine: a comma-separated list of local and dask, got {args.engine!r}")
     if args.one_run:
         with tempfile.TemporaryDirectory(prefix="kopitiam-bench-") as tmp:
-            result = run_once(args.size_mb, Path(tmp))
-            result["baseline"] = baselines(Path(tmp) / "clean" / "posts.parquet", args.baseline_docs,
+            result = run_once(args.size_mb, Path(tmp), engines)
+            result["baseline"] = baselines(Path(tmp) / engines[0] / "clean" / "posts.parquet", args.baseline_docs,
                                            dict(dedupe.DEFAULTS))
         print(json.dumps(result))
         return
     runs = []
     for size in (max(2.0, args.size_mb * CONFIG["small_fraction"]), args.size_mb):  # warm-up, then timed
         out = subprocess.run([sys.executable, __file__, "--one-run", "--size-mb", str(size),
-                              "--baseline-docs", str(args.baseline_docs)],
+                              "--baseline-docs", str(args.baseline_docs), "--engine", ",".join(engines)],
                              check=True, capture_output=True, text=True).stdout
         runs.append(json.loads(out.strip().splitlines()[-1]))
     small, full = runs

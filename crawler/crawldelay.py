@@ -7,13 +7,13 @@ would lower a slot's delay again after each response. This middleware, placed af
 ``RobotsTxtMiddleware`` (so a site's robots.txt is parsed before its first request passes):
 
 - on ``robots_parsed``: reads ``crawl_delay(user agent)`` and remembers it for the host
-  (capped at ``ROBOTSTXT_CRAWL_DELAY_MAX`` seconds, logged);
+  (capped at ``KOPITIAM_ROBOTSTXT_CRAWL_DELAY_MAX`` seconds, logged);
 - before each request and after each response (after AutoThrottle's adjustment): raises the
   download slot's delay to at least that value, so neither the default delay nor AutoThrottle
   goes faster than the site asks. Slower is always allowed.
 
-Settings: ``ROBOTSTXT_OBEY`` (off: the middleware is off too), ``ROBOTSTXT_CRAWL_DELAY``
-(default True), ``ROBOTSTXT_CRAWL_DELAY_MAX`` (default 60 s). Stats: ``kopitiam/crawl_delay/<host>``.
+Settings: ``ROBOTSTXT_OBEY`` (off: the middleware is off too), ``KOPITIAM_ROBOTSTXT_CRAWL_DELAY``
+(default True), ``KOPITIAM_ROBOTSTXT_CRAWL_DELAY_MAX`` (default 60 s). Stats: ``kopitiam/crawl_delay/<host>``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import logging
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.httpobj import urlparse_cached
+
+from contracts import keys
 
 logger = logging.getLogger(__name__)
 
@@ -37,9 +39,9 @@ class CrawlDelayMiddleware:
     @classmethod
     def from_crawler(cls, crawler):
         settings = crawler.settings
-        if not (settings.getbool("ROBOTSTXT_OBEY") and settings.getbool("ROBOTSTXT_CRAWL_DELAY", True)):
+        if not (settings.getbool("ROBOTSTXT_OBEY") and settings.getbool(keys.CRAWL_DELAY, True)):
             raise NotConfigured
-        mw = cls(crawler, settings.getfloat("ROBOTSTXT_CRAWL_DELAY_MAX", 60.0))
+        mw = cls(crawler, settings.getfloat(keys.CRAWL_DELAY_MAX, 60.0))
         crawler.signals.connect(mw.robots_parsed, signal=signals.robots_parsed)
         crawler.signals.connect(mw.response_downloaded, signal=signals.response_downloaded)
         return mw
@@ -50,7 +52,7 @@ class CrawlDelayMiddleware:
         if not delay or delay <= 0:
             return
         if delay > self.max_delay:
-            logger.warning("%s asks for Crawl-delay %.1f s; capped at ROBOTSTXT_CRAWL_DELAY_MAX=%.1f s",
+            logger.warning("%s asks for Crawl-delay %.1f s; capped at KOPITIAM_ROBOTSTXT_CRAWL_DELAY_MAX=%.1f s",
                            host, delay, self.max_delay)
             delay = self.max_delay
         self.delays[host] = float(delay)

@@ -5,8 +5,10 @@
 
 pyarrow is the project's Parquet library (every stage reads and writes with it); its
 ``ParquetWriter`` appends one row group per ``write_table`` call, so the exporter holds at most
-``PARQUET_ROW_GROUP_SIZE`` items in memory whatever the crawl size. Values are cast to
-``pipeline.schemas.RAW_SCHEMA``; a value that cannot be cast is an error naming the field.
+``KOPITIAM_PARQUET_ROW_GROUP_SIZE`` items in memory whatever the crawl size. Values are cast to
+``contracts.schemas.RAW_SCHEMA`` and written with the project's one Parquet writer
+(``contracts.files.parquet_writer``); a value that cannot be cast is an error naming the field.
+The spider's engine markup record goes into the file's schema metadata (``contracts.markup``).
 """
 
 from __future__ import annotations
@@ -14,40 +16,23 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from itemadapter import ItemAdapter
 from scrapy.exporters import BaseItemExporter
 from scrapy.extensions.feedexport import FileFeedStorage
 
-from pipeline.schemas import RAW_SCHEMA
+from contracts import keys
+from contracts.files import parquet_writer
+from contracts.markup import EngineMarkup, to_metadata
+from contracts.schemas import RAW_SCHEMA
+from contracts.timestamps import to_utc
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_ROW_GROUP_SIZE = 5000
-
-
-def to_utc(value: Any, field: str = "timestamp") -> datetime | None:
-    """A UTC-aware datetime from a datetime (naive = UTC), an ISO 8601 string or epoch seconds."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        dt = value
-    elif isinstance(value, (int, float)):
-        dt = datetime.fromtimestamp(value, tz=timezone.utc)
-    elif isinstance(value, str):
-        try:
-            dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise ValueError(f"field {field!r}: cannot read {value!r} as an ISO 8601 time") from exc
-    else:
-        raise ValueError(f"field {field!r}: expected a datetime, ISO string or epoch seconds, "
-                         f"got {type(value).__name__} {value!r}")
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
 
 
 def _to_str(value: Any) -> str | None:
@@ -86,33 +71,39 @@ def row_from_item(item: Any) -> dict[str, Any]:
 
 
 class ParquetItemExporter(BaseItemExporter):
-    """Stream items into one Parquet file with ``RAW_SCHEMA``: zstd, a row group per N items.
+    """Stream items into one Parquet file with ``RAW_SCHEMA``: zstd, a row group per N items; the
+    crawling spider's ``markup`` record (contracts.markup) in the schema metadata.
 
     Feed option ``item_export_kwargs: {row_group_size: N}`` or the setting
-    ``PARQUET_ROW_GROUP_SIZE`` sets N. An empty crawl still writes a valid file with the schema.
+    ``KOPITIAM_PARQUET_ROW_GROUP_SIZE`` sets N. An empty crawl still writes a valid file with the schema.
     """
 
-    def __init__(self, file: IO[bytes], *, row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
-                 compression: str = "zstd", **kwargs: Any) -> None:
+    def __init__(self, file: IO[bytes], *, row_group_size: int = DEFAULT_ROW_GROUP_SIZE, **kwargs: Any) -> None:
         super().__init__(dont_fail=True, **kwargs)
         if int(row_group_size) < 1:
             raise ValueError(f"row_group_size must be >= 1, got {row_group_size!r}")
         self.file = file
         self.row_group_size = int(row_group_size)
-        self.compression = compression
-        self.writer: pq.ParquetWriter | None = None
+        self.writer: Any = None  # a pyarrow ParquetWriter once exporting
+        self.crawler: Any = None  # set by from_crawler: the spider's markup record goes in the file
+        self.schema = RAW_SCHEMA
         self.buffer: list[dict[str, Any]] = []
         self.rows = 0
         self.row_groups = 0
 
     @classmethod
     def from_crawler(cls, crawler, file: IO[bytes], *args: Any, **kwargs: Any):
-        kwargs.setdefault("row_group_size", crawler.settings.getint("PARQUET_ROW_GROUP_SIZE",
+        kwargs.setdefault("row_group_size", crawler.settings.getint(keys.ROW_GROUP_SIZE,
                                                                     DEFAULT_ROW_GROUP_SIZE))
-        return cls(file, *args, **kwargs)
+        exporter = cls(file, *args, **kwargs)
+        exporter.crawler = crawler
+        return exporter
 
     def start_exporting(self) -> None:
-        self.writer = pq.ParquetWriter(self.file, RAW_SCHEMA, compression=self.compression)
+        # the engine's markup record travels with its posts (schema metadata; contracts.markup)
+        record = getattr(getattr(self.crawler, "spider", None), "markup", None)
+        self.schema = RAW_SCHEMA.with_metadata(to_metadata([record])) if isinstance(record, EngineMarkup) else RAW_SCHEMA
+        self.writer = parquet_writer(self.file, self.schema)
 
     def export_item(self, item: Any) -> None:
         self.buffer.append(row_from_item(item))
@@ -123,7 +114,7 @@ class ParquetItemExporter(BaseItemExporter):
         if not self.buffer:
             return
         columns = {name: [row[name] for row in self.buffer] for name in RAW_SCHEMA.names}
-        self.writer.write_table(pa.Table.from_pydict(columns, schema=RAW_SCHEMA))
+        self.writer.write_table(pa.Table.from_pydict(columns, schema=self.schema))
         self.rows += len(self.buffer)
         self.row_groups += 1
         self.buffer.clear()

@@ -1,19 +1,87 @@
-# Extensions: crawl-wide side effects. StatsFile dumps the crawl's stats as JSON when the spider
-# closes, so the crawl stage (which runs Scrapy in a subprocess) can write its metrics.
-"""Scrapy extensions for kopitiam."""
+# Extensions: crawl-wide side effects. CrawlMetrics writes the finished crawl metrics as JSON when
+# the spider closes, so the crawl stage (which runs Scrapy in a subprocess) reads one finished file
+# and never parses the crawler's stats keys; StatsFile dumps the raw stats (debugging, tests).
+"""Scrapy extensions for kopitiam: crawl metrics, stats dump, parent watch, check report."""
 
 from __future__ import annotations
 
 import json
 import logging
 from datetime import datetime
+from typing import Any, Mapping
 
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
-from pipeline.common import write_json_atomic
+from contracts import keys
+from contracts.files import write_json_atomic
 
 logger = logging.getLogger(__name__)
+
+
+def summarize(stats: Mapping[str, Any]) -> dict[str, Any]:
+    """Crawl metrics from the crawl's stats: counts by kind, bytes, seconds, rates (the stats keys
+    are the spiders', item pipelines' and Scrapy's own, all read here, beside their writers)."""
+    def group(prefix: str) -> dict[str, int]:
+        return {k[len(prefix):]: v for k, v in sorted(stats.items()) if k.startswith(prefix)}
+
+    errors = {**group("forum/errors/"), **group("kopitiam/errors/"), **{f"dropped/{k}": v for k, v in group("kopitiam/dropped/").items()},
+              **{f"spider_exception/{k}": v for k, v in group("spider_exceptions/").items()},
+              **{f"http_{k}": v for k, v in group("httperror/response_ignored_status_count/").items()},
+              **{f"download/{k.rsplit('.', 1)[-1]}": v for k, v in
+                 group("downloader/exception_type_count/").items() if not k.endswith("IgnoreRequest")}}
+    if stats.get("retry/max_reached"):
+        errors["retry_max_reached"] = stats["retry/max_reached"]
+    seconds = float(stats.get("elapsed_time_seconds") or 0.0)
+    # robots.txt responses pass through the same downloader as pages: counted apart, so `pages`
+    # is what the spider fetched (boards, threads, ...; by kind in `pages_by_kind`)
+    robots_txt = int(stats.get("robotstxt/response_count", 0))
+    pages = int(stats.get("response_received_count", 0)) - robots_txt
+    posts = int(stats.get("item_scraped_count", 0))
+    return {
+        "pages": pages, "pages_by_kind": group("forum/pages/"), "robots_txt": robots_txt, "posts": posts,
+        "threads": int(stats.get("forum/threads", 0)), "errors": errors,
+        "errors_total": int(sum(errors.values())), "skipped": group("forum/skipped/"),
+        "retries": int(stats.get("retry/count", 0)),
+        "retry_after_honoured": int(stats.get("kopitiam/retry_after/honoured", 0)),
+        "robots_forbidden": int(stats.get("robotstxt/forbidden", 0)),
+        "http_status": group("downloader/response_status_count/"),
+        "bytes": int(stats.get("downloader/response_bytes", 0)), "seconds": round(seconds, 3),
+        "pages_per_s": round(pages / seconds, 2) if seconds else None,
+        "posts_per_s": round(posts / seconds, 2) if seconds else None,
+        "finish_reason": stats.get("finish_reason"),
+    }
+
+
+def _stats(crawler_stats, reason: str) -> dict[str, Any]:
+    """The crawl's stats as JSON values (datetimes as ISO strings), with the close reason."""
+    stats = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in crawler_stats.get_stats().items()}
+    stats["finish_reason"] = reason
+    return json.loads(json.dumps(stats, default=str))
+
+
+class CrawlMetrics:
+    """Write the finished crawl metrics (``summarize``) to ``KOPITIAM_METRICS_FILE`` when the spider
+    closes (off when unset). The crawl stage reads this file; ``finish_reason`` tells it whether
+    the crawl ran to its end (``finished``) or was stopped (``shutdown``: resumable)."""
+
+    def __init__(self, path: str, stats) -> None:
+        self.path = path
+        self.stats = stats
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        path = crawler.settings.get(keys.METRICS_FILE)
+        if not path:
+            raise NotConfigured(f"{keys.METRICS_FILE} is not set")
+        ext = cls(path, crawler.stats)
+        # Run after the core stats extension has filled in finish_time and elapsed_time_seconds.
+        crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
+        return ext
+
+    def spider_closed(self, spider, reason: str) -> None:
+        write_json_atomic(self.path, summarize(_stats(self.stats, reason)))
+        logger.info("crawl metrics written to %s", self.path)
 
 
 class StatsFile:
@@ -25,23 +93,17 @@ class StatsFile:
 
     @classmethod
     def from_crawler(cls, crawler):
-        path = crawler.settings.get("KOPITIAM_STATS_FILE")
+        path = crawler.settings.get(keys.STATS_FILE)
         if not path:
-            raise NotConfigured("KOPITIAM_STATS_FILE is not set")
+            raise NotConfigured(f"{keys.STATS_FILE} is not set")
         ext = cls(path, crawler.stats)
         # Run after the core stats extension has filled in finish_time and elapsed_time_seconds.
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         return ext
 
     def spider_closed(self, spider, reason: str) -> None:
-        stats = {k: (v.isoformat() if isinstance(v, datetime) else v)
-                 for k, v in self.stats.get_stats().items()}
-        stats["finish_reason"] = reason
-        write_json_atomic(self.path, json.loads(json.dumps(stats, default=str)))
+        write_json_atomic(self.path, _stats(self.stats, reason))
         logger.info("crawl stats written to %s", self.path)
-
-
-PARENT_PID_ENV = "KOPITIAM_PARENT_PID"
 
 
 class ParentWatch:
@@ -72,10 +134,10 @@ class ParentWatch:
     def from_crawler(cls, crawler):
         import os
 
-        pid = os.environ.get(PARENT_PID_ENV)
+        pid = os.environ.get(keys.PARENT_PID_ENV)
         if not pid:
-            raise NotConfigured(f"{PARENT_PID_ENV} is not set")
-        return cls(int(pid), crawler.settings.getfloat("KOPITIAM_PARENT_GRACE", 30.0))
+            raise NotConfigured(f"{keys.PARENT_PID_ENV} is not set")
+        return cls(int(pid), crawler.settings.getfloat(keys.PARENT_GRACE, 30.0))
 
     @staticmethod
     def _set_pdeathsig(signum: int) -> bool:
@@ -109,10 +171,10 @@ class ParentWatch:
 
 
 class CheckReport:
-    """Under ``scrapy check`` (which switches logging off), print the spider's own error counters
+    """When logging is off (``scrapy check`` switches it off), print the spider's own error counters
     and its first warnings when the spider closes, so a failed contract such as ``Returned 0 items,
     expected 1..inf`` comes with the reason the spider knew (``thread page ...: no thread id
-    found``). Off outside ``scrapy check`` (``SCRAPY_CHECK`` unset)."""
+    found``). On when ``LOG_ENABLED`` is false or ``KOPITIAM_CHECK_REPORT`` is true."""
 
     PREFIXES = ("forum/errors/", "kopitiam/errors/", "kopitiam/dropped/", "spider_exceptions/")
     KEEP = 5  # first warnings kept per spider
@@ -132,10 +194,9 @@ class CheckReport:
 
     @classmethod
     def from_crawler(cls, crawler):
-        import os
-
-        if not os.environ.get("SCRAPY_CHECK"):
-            raise NotConfigured("only under scrapy check")
+        settings = crawler.settings
+        if settings.getbool("LOG_ENABLED", True) and not settings.getbool(keys.CHECK_REPORT):
+            raise NotConfigured("logging is on: the log already shows the spider's errors")
         ext = cls(crawler.stats, crawler.spidercls.name)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         return ext

@@ -17,7 +17,10 @@ from scrapy import signals
 from scrapy.exceptions import DontCloseSpider, NotConfigured
 from twisted.internet import task
 
-from crawler.frontier import SETTING, Frontier, FrontierScheduler, frontier_from_settings
+from contracts import keys
+from contracts.frontier import SETTING, Frontier
+from contracts.markup import EngineMarkup
+from crawler.frontier import FrontierScheduler, frontier_from_settings
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +38,8 @@ class FrontierWorker:
     def from_crawler(cls, crawler):
         if not crawler.settings.get(SETTING):
             raise NotConfigured(f"{SETTING} is not set")
-        ext = cls(crawler, frontier_from_settings(crawler.settings), crawler.settings.get("KOPITIAM_FRONTIER_WORKER"),
-                  crawler.settings.getfloat("KOPITIAM_LEASE_TIMEOUT", 30.0))
+        ext = cls(crawler, frontier_from_settings(crawler.settings), crawler.settings.get(keys.FRONTIER_WORKER),
+                  crawler.settings.getfloat(keys.LEASE_TIMEOUT, 30.0))
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.spider_idle, signal=signals.spider_idle)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
@@ -103,7 +106,7 @@ class FrontierSeed:
     def from_crawler(cls, crawler):
         if not crawler.settings.get(SETTING):
             raise NotConfigured(f"{SETTING} is not set")
-        return cls(frontier_from_settings(crawler.settings), crawler.settings.getbool("KOPITIAM_FRONTIER_SEED"))
+        return cls(frontier_from_settings(crawler.settings), crawler.settings.getbool(keys.FRONTIER_SEED))
 
     async def process_start(self, start):
         if not self.seed or self.frontier.started():
@@ -117,15 +120,21 @@ class FrontierSeed:
 class FrontierItemStore:
     """Item pipeline (last): each post into the shared ``items`` hash, first write per post id wins."""
 
-    def __init__(self, frontier: Frontier, worker: str, stats) -> None:
-        self.frontier, self.worker, self.stats = frontier, worker, stats
+    def __init__(self, crawler, frontier: Frontier, worker: str) -> None:
+        self.crawler, self.frontier, self.worker, self.stats = crawler, frontier, worker, crawler.stats
 
     @classmethod
     def from_crawler(cls, crawler):
         if not crawler.settings.get(SETTING):
             raise NotConfigured(f"{SETTING} is not set")
-        return cls(frontier_from_settings(crawler.settings), crawler.settings.get("KOPITIAM_FRONTIER_WORKER"),
-                   crawler.stats)
+        return cls(crawler, frontier_from_settings(crawler.settings), crawler.settings.get(keys.FRONTIER_WORKER))
+
+    def open_spider(self, spider=None) -> None:
+        # The engine's markup record travels with the posts (the Parquet feed keeps it in the
+        # file's schema metadata; the crawl stage does the same from Redis).
+        record = getattr(spider or self.crawler.spider, "markup", None)
+        if isinstance(record, EngineMarkup):
+            self.frontier.set_meta(markup=record.to_dict())
 
     def process_item(self, item, spider=None):
         from crawler.exporters import row_from_item

@@ -21,9 +21,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping
 
+from contracts import keys
+from contracts.timestamps import to_utc
+
 logger = logging.getLogger(__name__)
 
-SETTING = "KOPITIAM_INCREMENTAL_STATE"
+SETTING = keys.INCREMENTAL_STATE
 
 
 @dataclass(frozen=True)
@@ -67,5 +70,5 @@ class ThreadIndex:
         if last.post_id is not None:
             return str(last.post_id) == str(known.get("last_post_id"))
         if last.posted_at is not None and known.get("last_posted_at"):
-            return last.posted_at == datetime.fromisoformat(known["last_posted_at"])
+            return last.posted_at == to_utc(known["last_posted_at"], "last_posted_at")
         return False

@@ -1,7 +1,7 @@
 # Items: the fields every spider yields. One PostItem per forum post (or per document for the
-# text/article spiders and readers). The fields are exactly pipeline/schemas.py RAW_SCHEMA, so
+# text/article spiders and readers). The fields are exactly contracts/schemas.py RAW_SCHEMA, so
 # the Parquet feed exporter can write an item without guessing.
-"""Scrapy items for kopitiam: ``PostItem`` mirrors ``pipeline.schemas.RAW_SCHEMA`` field for field."""
+"""Scrapy items for kopitiam: ``PostItem`` mirrors ``contracts.schemas.RAW_SCHEMA`` field for field."""
 
 from __future__ import annotations
 

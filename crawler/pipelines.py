@@ -11,6 +11,7 @@ import logging
 from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem
 
+from contracts.ids import SeenIds
 from crawler.items import REQUIRED_FIELDS
 
 logger = logging.getLogger(__name__)
@@ -36,11 +37,12 @@ class RequiredFieldsPipeline:
 
 
 class UniquePostPipeline:
-    """Keep the first item per post id: a post reached twice (e.g. via two URLs) is written once."""
+    """Keep the first item per post id (``contracts.ids.SeenIds``, the project's one dedupe rule):
+    a post reached twice (e.g. via two URLs) is written once."""
 
     def __init__(self, stats) -> None:
         self.stats = stats
-        self.seen: set[str] = set()
+        self.seen = SeenIds()
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -48,10 +50,9 @@ class UniquePostPipeline:
 
     def process_item(self, item, spider=None):
         post_id = str(ItemAdapter(item)["post_id"])
-        if post_id in self.seen:
+        if not self.seen.first(post_id):
             self.stats.inc_value("kopitiam/dropped/duplicate_post")
             raise DropItem(f"duplicate post id {post_id}")
-        self.seen.add(post_id)
         return item
 
 

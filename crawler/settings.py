@@ -9,6 +9,7 @@ from pathlib import Path
 BOT_NAME = "kopitiam"
 SPIDER_MODULES = ["crawler.spiders"]
 NEWSPIDER_MODULE = "crawler.spiders"
+COMMANDS_MODULE = "crawler.commands"  # `scrapy checkargs` (the crawl stage's params check)
 
 # Identify ourselves honestly; the crawl stage overrides this with params.yaml crawl.user_agent.
 USER_AGENT = "kopitiam/0.1 (character-LSTM research crawler; +https://github.com/kopitiam)"
@@ -36,8 +37,8 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.crawldelay.CrawlDelayMiddleware": 101,  # after RobotsTxtMiddleware (100): apply Crawl-delay
     "crawler.sitelimit.SharedSiteLimit": 102,  # shared frontier only: per-site limits across all workers
 }
-ROBOTSTXT_CRAWL_DELAY = True  # honour robots.txt Crawl-delay as each site's minimum delay
-ROBOTSTXT_CRAWL_DELAY_MAX = 60.0  # seconds; a longer Crawl-delay is capped (and logged)
+KOPITIAM_ROBOTSTXT_CRAWL_DELAY = True  # honour robots.txt Crawl-delay as each site's minimum delay
+KOPITIAM_ROBOTSTXT_CRAWL_DELAY_MAX = 60.0  # seconds; a longer Crawl-delay is capped (and logged)
 
 # A forum page is well under 1 MB; refuse anything absurd.
 DOWNLOAD_MAXSIZE = 16 * 1024 * 1024  # bytes, hard cap per response
@@ -61,14 +62,17 @@ ITEM_PIPELINES = {
 # Shared frontier (crawler/frontier.py, frontierworker.py, sitelimit.py): off unless KOPITIAM_FRONTIER is set.
 SPIDER_MIDDLEWARES = {"crawler.frontierworker.FrontierSeed": 50}  # one worker queues the start URLs
 
-# Crawl stats as JSON for the crawl stage's metrics (on when KOPITIAM_STATS_FILE is set).
+# Finished crawl metrics as JSON for the crawl stage (on when KOPITIAM_METRICS_FILE is set);
+# the full stats dump for debugging and tests (on when KOPITIAM_STATS_FILE is set).
 EXTENSIONS = {
+    "crawler.extensions.CrawlMetrics": 890,
     "crawler.extensions.StatsFile": 900,
     "crawler.extensions.ParentWatch": 910,  # the crawl stage's child dies with the stage
-    "crawler.extensions.CheckReport": 920,  # `scrapy check`: the spider's own error counters
+    "crawler.extensions.CheckReport": 920,  # logging off (`scrapy check`): the spider's own error counters
     "crawler.frontierworker.FrontierWorker": 930,  # shared frontier only: leases, heartbeat, "done" rule
 }
-KOPITIAM_FRONTIER = None  # redis://HOST:PORT/DB, set per worker by pipeline/crawl.py
+KOPITIAM_METRICS_FILE = None
+KOPITIAM_FRONTIER = None  # redis://HOST:PORT/DB without credentials, set per worker by pipeline/crawlworkers.py
 KOPITIAM_STATS_FILE = None
 
 # Feeds: `-O out.parquet` writes the raw schema with zstd; local files are written atomically.
@@ -78,10 +82,10 @@ FEED_STORAGES = {
     "file": "crawler.exporters.AtomicFileFeedStorage",
 }
 FEED_EXPORT_ENCODING = "utf-8"
-PARQUET_ROW_GROUP_SIZE = 5000  # items per Parquet row group (memory bound of the exporter)
+KOPITIAM_PARQUET_ROW_GROUP_SIZE = 5000  # items per Parquet row group (memory bound of the exporter)
 
 # Posts per thread page when a page does not number its posts (XenForo's default is 20).
-FORUM_POSTS_PER_PAGE = 20
+KOPITIAM_FORUM_POSTS_PER_PAGE = 20
 
 LOG_LEVEL = "INFO"
 

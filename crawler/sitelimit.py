@@ -19,7 +19,9 @@ from scrapy.utils.defer import maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet import reactor, task
 
-from crawler.frontier import SETTING, Frontier, frontier_from_settings
+from contracts import keys
+from contracts.frontier import SETTING, Frontier
+from crawler.frontier import frontier_from_settings
 
 SITE_TOKEN_META = "frontier_site_token"
 
@@ -54,7 +56,7 @@ class SharedSiteLimit:
     def from_crawler(cls, crawler):
         if not crawler.settings.get(SETTING):
             raise NotConfigured(f"{SETTING} is not set")
-        mw = cls(crawler, frontier_from_settings(crawler.settings), crawler.settings.get("KOPITIAM_FRONTIER_WORKER"))
+        mw = cls(crawler, frontier_from_settings(crawler.settings), crawler.settings.get(keys.FRONTIER_WORKER))
         # Every way out of the downloader (response, error, a redirect that replaces the request)
         # passes here, whereas process_response is skipped when a later middleware answers first.
         crawler.signals.connect(mw.request_left_downloader, signal=signals.request_left_downloader)

@@ -29,7 +29,7 @@ from typing import Any, Callable
 import keras
 import numpy as np
 
-from pipeline.common import atomic_path, write_json_atomic
+from pipeline.common import atomic_path, write_json_atomic, write_jsonl_atomic
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +308,4 @@ class SampleEvolution(keras.callbacks.Callback):
             log.info("epoch %d sample (T=%g): %r", epoch + 1, rows[-1]["temperature"], rows[-1]["prime"] + rows[-1]["text"][:80])
 
     def write(self) -> None:
-        with atomic_path(self.path) as tmp:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                for row in self.state.evolution:
-                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        write_jsonl_atomic(self.path, self.state.evolution, sort_keys=False)

@@ -23,7 +23,6 @@ alike), ``compressors`` (any of gzip_9, bzip2_9, xz_9).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import time
@@ -35,8 +34,9 @@ import numpy as np
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from contracts.schemas import check_columns
 from model import baselines, novelty
-from pipeline.common import atomic_path, section, setup_logging, write_json_atomic
+from pipeline.common import read_jsonl, section, setup_logging, write_json_atomic, write_jsonl_atomic
 from pipeline.vocab import END_ID, UNK_ID, Vocab
 
 log = logging.getLogger(__name__)
@@ -56,9 +56,7 @@ def read_texts(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run `dvc repro split` first")
-    names = pq.read_schema(path).names
-    if "text" not in names:
-        raise ValueError(f"{path}: no 'text' column (columns: {', '.join(names)}); expected CLEAN_SCHEMA")
+    check_columns(pq.read_schema(path), ["text"], origin=str(path), expected="CLEAN_SCHEMA (a split file)")
     texts = pq.read_table(path, columns=["text"]).column("text").to_pylist()
     nulls = sum(t is None for t in texts)
     if nulls:
@@ -196,19 +194,6 @@ def novelty_summary(samples: list[dict], train_texts: list[str]) -> tuple[dict[s
             "longest_copy_mean": sum(lengths) / len(lengths)}, rows
 
 
-def read_jsonl(path: str | Path) -> list[dict]:
-    """Rows of a JSON-lines file; a bad line is an error naming the file and line."""
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for i, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{path}:{i}: not JSON ({exc.msg})") from None
-    return rows
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="models/lstm")
@@ -234,8 +219,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     result, rows = evaluate(model, vocab, read_texts(split / "train.parquet"), read_texts(split / "test.parquet"),
                             samples, cfg)
     write_json_atomic(args.out, result)
-    with atomic_path(args.novelty_out) as tmp:
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    write_jsonl_atomic(args.novelty_out, rows, sort_keys=False)
     m = result["models"]
     log.info("evaluated %d test documents (%d targets): %s; novelty over %d samples",
              result["test"]["documents"], result["test"]["targets"],

@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 
 import pyarrow.parquet as pq
 
-from pipeline.common import atomic_path, section, setup_logging
+from pipeline.common import atomic_path, iter_jsonl, section, setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -113,13 +113,9 @@ class Inputs:
         p = self.path(rel)
         if not p.exists():
             return None
-        rows, bad = [], 0
-        for line in p.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    bad += 1
+        bad: list[int] = []
+        rows = [row for _, row in iter_jsonl(p, on_error=lambda number, msg: bad.append(number))]
+        bad = len(bad)
         if bad:
             self.problems.append(f"{rel}: {bad} line(s) are not JSON and were skipped")
             log.warning("%s: %d bad lines skipped", p, bad)

@@ -32,7 +32,7 @@ from typing import Any, Sequence
 
 from model.artifacts import DEFAULT_MODEL_DIR, ModelFolderError
 from model.sampler import Sample, SamplerError, StatefulSampler
-from pipeline.common import ParamsError, atomic_path, section, setup_logging
+from pipeline.common import ParamsError, section, setup_logging, write_jsonl_atomic
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +88,7 @@ def sample_report(sampler: StatefulSampler, p: dict[str, Any]) -> list[Sample]:
 
 
 def write_jsonl(path: str | Path, samples: Sequence[Sample]) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for s in samples:
-                fh.write(json.dumps(s.to_dict(), ensure_ascii=False, sort_keys=True) + "\n")
+    write_jsonl_atomic(path, (s.to_dict() for s in samples), sort_keys=True)
 
 
 def format_sample(s: Sample, i: int, n: int) -> str:

@@ -10,10 +10,13 @@ never leaves this stage. ``doc_id`` = first 16 hex of sha256(f"{source}\\x1f{pos
 Raw files are read in record batches of ``batch_rows``; batches are cleaned by a process pool
 (``workers``, 0 = all cores) with a bounded window of batches in flight, and results are written
 in input order, so memory stays flat and the output is deterministic whatever the worker count.
+With ``engine: dask`` (pipeline.dask_engine) the same batches are cleaned on a Dask cluster: each
+task names a file and a row range, and the worker reads those rows itself (``clean_rows``), so the
+files must be at a path or fsspec URL every worker can reach; the output bytes are the same.
 
 Params (``clean`` section): unicode_form, lowercase, scrub_urls, author_salt, image_alt,
 image_placeholder, mention_placeholder, min_chars, max_chars, max_raw_chars, min_letter_ratio,
-batch_rows, workers.
+batch_rows, workers, engine; with engine dask also the ``dask`` section.
 """
 
 from __future__ import annotations
@@ -28,11 +31,29 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.cleaning import READ_COLUMNS, clean_batch, doc_id_for, drop_repeated_posts, merge_stats, new_stats
-from pipeline.common import SeenIds, atomic_path, load_params, section, setup_logging, write_json_atomic
+from contracts import markup
+from contracts.markup import EngineMarkup
+from contracts.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA, RAW_SCHEMA, check_columns
+from pipeline import dask_engine
+from pipeline.cleaning import (
+    READ_COLUMNS,
+    clean_batch,
+    doc_id_for,
+    drop_repeated_posts,
+    merge_stats,
+    new_stats,
+)
+from pipeline.common import (
+    SeenIds,
+    atomic_path,
+    load_params,
+    parquet_writer,
+    section,
+    setup_logging,
+    write_json_atomic,
+)
 from pipeline.pool import ordered_map, resolve_workers
 from pipeline.progress import Progress
-from pipeline.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA, RAW_SCHEMA, check_columns
 
 __all__ = ["DEFAULTS", "RawInputError", "doc_id_for", "run_clean", "main"]
 
@@ -52,6 +73,7 @@ DEFAULTS: dict[str, Any] = {
     "min_letter_ratio": 0.5,  # letters / non-space chars
     "batch_rows": 2000,  # rows per record batch (memory per worker)
     "workers": 0,  # processes; 0 = os.cpu_count()
+    "engine": "local",  # local (process pool on this machine) | dask (a Dask cluster: the dask section)
 }
 
 
@@ -59,7 +81,7 @@ class RawInputError(ValueError):
     """A raw file cannot be read as RAW_SCHEMA (names the file and the column)."""
 
 
-def _typed_batch(path: Path, batch: pa.RecordBatch) -> pa.RecordBatch:
+def _typed_batch(path: Path | str, batch: pa.RecordBatch) -> pa.RecordBatch:
     """``batch`` cast to RAW_SCHEMA's types (``body`` as bytes: decoded, and counted, in the worker)."""
     arrays = []
     for c in READ_COLUMNS:
@@ -71,8 +93,21 @@ def _typed_batch(path: Path, batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, names=READ_COLUMNS)
 
 
-def raw_batches(paths: list[Path], batch_rows: int) -> Iterator[tuple[str, int, pa.RecordBatch]]:
-    """Yield (file stem, row offset, record batch) from every raw file, checking columns first."""
+def file_markup(path: Path, schema: pa.Schema) -> EngineMarkup:
+    """The markup the HTML bodies of one raw file are read with: the engine records the crawler
+    stored in the file, else the generic record (logged, so a user dataset's choice is visible)."""
+    try:
+        records = markup.from_metadata(schema.metadata, origin=str(path))
+    except ValueError as exc:
+        raise RawInputError(str(exc)) from None
+    if not records:
+        log.info("%s names no engine markup: HTML bodies read with the generic record", path)
+    return markup.for_file(records)
+
+
+def raw_files(paths: list[Path]) -> Iterator[tuple[Path, pq.ParquetFile, EngineMarkup]]:
+    """Every raw file that has rows, opened, its columns checked and its markup read (0-byte files:
+    a warning)."""
     for path in paths:
         if path.stat().st_size == 0:
             log.warning("%s is empty (0 bytes): no rows read from it", path)
@@ -82,27 +117,77 @@ def raw_batches(paths: list[Path], batch_rows: int) -> Iterator[tuple[str, int, 
         except (pa.ArrowInvalid, OSError) as exc:
             raise RawInputError(f"{path}: not a readable Parquet file ({exc})") from exc
         check_columns(pf.schema_arrow, READ_COLUMNS, origin=str(path), error=RawInputError,
-                      expected="RAW_SCHEMA (pipeline/schemas.py) in raw files")
+                      expected="RAW_SCHEMA (contracts/schemas.py) in raw files")
+        yield path, pf, file_markup(path, pf.schema_arrow)
+
+
+def raw_batches(paths: list[Path], batch_rows: int) -> Iterator[tuple[str, int, pa.RecordBatch, EngineMarkup]]:
+    """Yield (file stem, row offset, record batch, the file's markup) from every raw file, checking
+    columns first."""
+    for path, pf, rules in raw_files(paths):
         offset = 0
         for batch in pf.iter_batches(batch_size=batch_rows, columns=READ_COLUMNS):
-            yield path.stem, offset, _typed_batch(path, batch)
+            yield path.stem, offset, _typed_batch(path, batch), rules
             offset += batch.num_rows
 
 
-def run_clean(paths: list[Path], posts_path: Path, dropped_path: Path, cfg: dict[str, Any]) -> dict[str, Any]:
-    """Clean every raw file into ``posts_path`` / ``dropped_path``; return the metrics."""
+def clean_rows(location: str, start: int, stop: int, name: str, cfg: dict[str, Any], rules: EngineMarkup):
+    """Read rows [start, stop) of one raw file and clean them (a Dask task: the worker does the I/O).
+
+    Only the row groups holding those rows are read; the rows are the same record batch the local
+    engine's ``raw_batches`` yields, so ``clean_batch`` sees identical input.
+    """
+    with dask_engine.open_parquet(location) as pf:
+        meta = pf.metadata
+        groups, first, row0 = [], None, 0
+        for g in range(meta.num_row_groups):
+            n = meta.row_group(g).num_rows
+            if row0 < stop and row0 + n > start:
+                groups.append(g)
+                first = row0 if first is None else first
+            row0 += n
+        table = pf.read_row_groups(groups, columns=READ_COLUMNS).slice(start - (first or 0), stop - start)
+    batch = table.combine_chunks().to_batches()[0]
+    return clean_batch(_typed_batch(location, batch), name, start, cfg, rules)
+
+
+def row_range_tasks(paths: list[Path], cfg: dict[str, Any]) -> Iterator[tuple]:
+    """``clean_rows`` tasks: the local engine's batches as (absolute file, start, stop, stem, cfg,
+    markup)."""
+    for path, pf, rules in raw_files(paths):
+        n, step = pf.metadata.num_rows, cfg["batch_rows"]
+        for start in range(0, n, step):
+            yield str(path.resolve()), start, min(start + step, n), path.stem, cfg, rules
+
+
+def run_clean(paths: list[Path], posts_path: Path, dropped_path: Path, cfg: dict[str, Any],
+              dask_cfg: dict[str, Any] | None = None,
+              engine: dask_engine.DaskEngine | None = None) -> dict[str, Any]:
+    """Clean every raw file into ``posts_path`` / ``dropped_path``; return the metrics.
+
+    ``cfg["engine"] == "dask"`` runs the batches on ``engine`` (an open DaskEngine) or on one made
+    from ``dask_cfg`` (the ``dask`` section) for this call.
+    """
     if cfg["unicode_form"] not in ("NFC", "NFKC"):
         raise ValueError(f"params.yaml: clean.unicode_form must be NFC or NFKC, got {cfg['unicode_form']!r}")
+    dask_engine.check_engine("clean", cfg["engine"])
+    if cfg["engine"] == "dask" and engine is None:
+        with dask_engine.DaskEngine(dask_cfg or dict(dask_engine.DEFAULTS)) as own:
+            return run_clean(paths, posts_path, dropped_path, cfg, engine=own)
     started = time.perf_counter()
     total_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in paths if p.stat().st_size > 0)
     stats = new_stats()
     seen = SeenIds()  # doc_ids so far: a post id repeated in a later batch is a duplicate
-    tasks = ((batch, name, offset, cfg) for name, offset, batch in raw_batches(paths, cfg["batch_rows"]))
-    workers = resolve_workers(cfg["workers"])
+    if cfg["engine"] == "dask":
+        batches = engine.ordered_map(clean_rows, row_range_tasks(paths, cfg))
+    else:
+        tasks = ((batch, name, offset, cfg, rules)
+                 for name, offset, batch, rules in raw_batches(paths, cfg["batch_rows"]))
+        batches = ordered_map(clean_batch, tasks, workers=resolve_workers(cfg["workers"]))
     with atomic_path(posts_path) as posts_tmp, atomic_path(dropped_path) as dropped_tmp, \
-            closing(ordered_map(clean_batch, tasks, workers=workers)) as results, \
-            pq.ParquetWriter(posts_tmp, CLEAN_SCHEMA, compression="zstd") as kept_w, \
-            pq.ParquetWriter(dropped_tmp, DROPPED_SCHEMA, compression="zstd") as drop_w, \
+            closing(batches) as results, \
+            parquet_writer(posts_tmp, CLEAN_SCHEMA) as kept_w, \
+            parquet_writer(dropped_tmp, DROPPED_SCHEMA) as drop_w, \
             Progress(total_rows, "clean", "post", log) as bar:
         for kept, dropped, part in results:
             merge_stats(stats, part)
@@ -169,10 +254,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     setup_logging()
     cfg = section("clean", DEFAULTS, path=args.params)
+    dask_cfg = section("dask", dask_engine.DEFAULTS, path=args.params)
     paths = select_raw_files(args.raw_dir, args.sources, load_params(args.params))
     try:
-        metrics = run_clean(paths, args.out_dir / "posts.parquet", args.out_dir / "dropped.parquet", cfg)
-    except RawInputError as exc:
+        metrics = run_clean(paths, args.out_dir / "posts.parquet", args.out_dir / "dropped.parquet", cfg, dask_cfg)
+    except (RawInputError, dask_engine.DaskSchedulerError) as exc:
         log.error("%s", exc)
         raise SystemExit(f"clean: {exc}") from None
     write_json_atomic(args.metrics, metrics)

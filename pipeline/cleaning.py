@@ -15,11 +15,12 @@ from typing import Any
 
 import pyarrow as pa
 
+from contracts.markup import GENERIC, EngineMarkup
+from contracts.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA
 from pipeline import filters
 from pipeline.common import SeenIds
 from pipeline.htmltext import html_to_text, strip_app_signatures
 from pipeline.pii import scrub_pii
-from pipeline.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA
 from pipeline.textnorm import normalize_text
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,13 @@ def author_hash(salt: str, source: str, author: str | None) -> str | None:
     return hashlib.sha256(f"{salt}\x1f{source}\x1f{author}".encode()).hexdigest()[:16]
 
 
-def clean_body(body: str, body_format: str, cfg: dict[str, Any], stats: dict[str, Any]):
-    """One body -> (text, quoted ids, verdict). Pure apart from adding to ``stats`` counters."""
+def clean_body(body: str, body_format: str, cfg: dict[str, Any], stats: dict[str, Any],
+               markup: EngineMarkup = GENERIC):
+    """One body -> (text, quoted ids, verdict), HTML read under ``markup`` (its engine's record).
+    Pure apart from adding to ``stats`` counters."""
     html = None
     if body_format == "html":
-        html = html_to_text(body, image_placeholder=cfg["image_placeholder"], image_alt=cfg["image_alt"],
+        html = html_to_text(body, markup=markup, image_placeholder=cfg["image_placeholder"], image_alt=cfg["image_alt"],
                             mention_placeholder=cfg["mention_placeholder"])
         stats["quotes_removed"] += html.n_quotes
         body, n_app_signatures = strip_app_signatures(html.text)  # forum posts only, never books
@@ -76,10 +79,11 @@ def _count_drop(per: dict[str, Any], reason: str) -> None:
     per["dropped"][reason] = per["dropped"].get(reason, 0) + 1
 
 
-def _clean_guarded(body: str, fmt: str, where: str, post_id: str, cfg: dict[str, Any], stats: dict[str, Any]):
+def _clean_guarded(body: str, fmt: str, where: str, post_id: str, cfg: dict[str, Any], stats: dict[str, Any],
+                   markup: EngineMarkup):
     """``clean_body``, with a post no rule foresaw dropped as ``error`` (the stage goes on)."""
     try:
-        return clean_body(body, fmt, cfg, stats)
+        return clean_body(body, fmt, cfg, stats, markup)
     except Exception as exc:
         verdict = ("error", f"{type(exc).__name__}: {str(exc)[:200]}")
         if not stats["errors_logged"]:  # warn once; the rest are counted
@@ -89,7 +93,7 @@ def _clean_guarded(body: str, fmt: str, where: str, post_id: str, cfg: dict[str,
 
 
 def clean_row(row: dict[str, Any], raw_body: bytes | None, name: str, index: int, cfg: dict[str, Any],
-              stats: dict[str, Any]) -> tuple[bool, tuple]:
+              stats: dict[str, Any], markup: EngineMarkup = GENERIC) -> tuple[bool, tuple]:
     """One raw record -> (True, CLEAN_SCHEMA row) or (False, DROPPED_SCHEMA row); counts into ``stats``."""
     source = row["source"] or name
     per = stats["per_source"].setdefault(source, {"raw": 0, "kept": 0, "dropped": {}})
@@ -104,7 +108,7 @@ def clean_row(row: dict[str, Any], raw_body: bytes | None, name: str, index: int
     doc_id = doc_id_for(source, f"<missing post_id: {where}>" if verdict and verdict[0] == "missing_post_id"
                         else post_id)
     if verdict is None:
-        text, quoted, verdict = _clean_guarded(body, fmt, where, post_id, cfg, stats)
+        text, quoted, verdict = _clean_guarded(body, fmt, where, post_id, cfg, stats, markup)
     if verdict is not None:
         _count_drop(per, verdict[0])
         return False, (doc_id, source, verdict[0], verdict[1])
@@ -120,8 +124,10 @@ def clean_row(row: dict[str, Any], raw_body: bytes | None, name: str, index: int
                   row["posted_at"], text, len(text), quoted)
 
 
-def clean_batch(batch: pa.RecordBatch, name: str, offset: int, cfg: dict[str, Any]):
-    """Clean one raw record batch -> (kept rows, dropped rows, stats). Runs in a worker."""
+def clean_batch(batch: pa.RecordBatch, name: str, offset: int, cfg: dict[str, Any],
+                markup: EngineMarkup = GENERIC):
+    """Clean one raw record batch -> (kept rows, dropped rows, stats). Runs in a worker; ``markup``
+    is the raw file's (``contracts.markup.for_file``)."""
     stats = new_stats()
     cols = {c: batch.column(c).to_pylist() for c in READ_COLUMNS if c != "body"}
     bodies = batch.column("body").cast(pa.binary()).to_pylist()
@@ -129,7 +135,7 @@ def clean_batch(batch: pa.RecordBatch, name: str, offset: int, cfg: dict[str, An
     dropped: dict[str, list] = {f.name: [] for f in DROPPED_SCHEMA}
     for i in range(batch.num_rows):
         row = {c: values[i] for c, values in cols.items()}
-        keep, values = clean_row(row, bodies[i], name, offset + i, cfg, stats)
+        keep, values = clean_row(row, bodies[i], name, offset + i, cfg, stats, markup)
         out = kept if keep else dropped
         for column, value in zip(out, values):
             out[column].append(value)

@@ -1,30 +1,35 @@
-"""Small helpers every stage shares: reading its params section, atomic writes, JSON and JSON-lines
-files, first-seen ids (post-id dedupe), logging set-up, and ``run_main``, which turns a stage's
-user errors into one line and exit status 2.
+"""Small helpers every stage shares: reading its params section, logging set-up, and ``run_main``,
+which turns a stage's user errors into one line and exit status 2.
+
+The file helpers (atomic writes, JSON and JSON lines, the Parquet writer) and the first-wins post-id
+rule (``SeenIds``) are contracts shared with the crawler: they live in ``contracts`` and are
+re-exported here, so stage code has one place to import its helpers from.
 
 Kept deliberately tiny: stage logic lives in the stage modules as pure functions.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 
+from contracts.files import (  # noqa: F401
+    atomic_path,
+    iter_jsonl,
+    parquet_writer,
+    read_jsonl,
+    write_json_atomic,
+    write_jsonl_atomic,
+    write_parquet,
+)
+from contracts.ids import SeenIds  # noqa: F401
+
 PARAMS_FILE = Path("params.yaml")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 class ParamsError(ValueError):
@@ -122,95 +127,6 @@ def _one_line(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.filename is not None and not isinstance(exc, ParamsError):
         return f"{exc.strerror or type(exc).__name__}: {exc.filename}"
     return " ".join(str(exc).split()) or type(exc).__name__
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it over ``path``, else delete it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        if tmp_path.is_file():
-            os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
-        os.replace(tmp_path, path)
-    finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
-
-
-def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Write indented, key-sorted JSON atomically (stable bytes for stable DVC hashes)."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, ensure_ascii=False, indent=2, sort_keys=True)
-            fh.write("\n")
-
-
-def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[Any], *, sort_keys: bool = True) -> None:
-    """Write one compact JSON value per line, atomically (non-ASCII kept as is)."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False, sort_keys=sort_keys) + "\n")
-
-
-def iter_jsonl(path: str | os.PathLike,
-               on_error: Callable[[int, str], None] | None = None) -> Iterator[tuple[int, Any]]:
-    """``(line number, value)`` for every non-blank line. A line that is not JSON is an error naming
-    the file and the line, or, with ``on_error``, reported as ``on_error(line number, message)`` and
-    skipped (for readers that count bad lines and go on)."""
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                if on_error is None:
-                    raise ValueError(f"{path}:{number}: not JSON ({exc.msg})") from None
-                on_error(number, exc.msg)
-                continue
-            yield number, value
-
-
-def read_jsonl(path: str | os.PathLike) -> list[Any]:
-    """Every value of a JSON-lines file, in file order (see ``iter_jsonl`` for errors)."""
-    return [value for _, value in iter_jsonl(path)]
-
-
-class SeenIds:
-    """Ids met so far, for post-id dedupe: the first occurrence of an id wins, later ones are repeats.
-
-    One rule for every place that drops repeated post ids (a batch of rows or one record at a time).
-    """
-
-    def __init__(self) -> None:
-        self._seen: set[str] = set()
-
-    def first(self, ident: str) -> bool:
-        """True the first time ``ident`` is met (and remember it), False after."""
-        if ident in self._seen:
-            return False
-        self._seen.add(ident)
-        return True
-
-    def repeats(self, ids: Iterable[str]) -> list[int]:
-        """Positions in ``ids`` of ids met before (earlier calls or earlier in ``ids``); remembers all."""
-        return [i for i, ident in enumerate(ids) if not self.first(ident)]
-
-    def add(self, ids: Iterable[str]) -> None:
-        """Remember ``ids`` without asking (e.g. ids of rows dropped for another reason)."""
-        self._seen.update(ids)
-
-    def __contains__(self, ident: object) -> bool:
-        return ident in self._seen
-
-    def __len__(self) -> int:
-        return len(self._seen)
 
 
 def setup_logging(level: int = logging.INFO) -> None:

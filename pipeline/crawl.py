@@ -1,7 +1,7 @@
 """Stage ``crawl``: one source of params.yaml -> ``data/raw/<source>.parquet`` + crawl metrics.
 
 Reads params ``sources.<name>`` (what to crawl) and ``crawl`` (how); writes
-``data/raw/<name>.parquet`` (``pipeline.schemas.RAW_SCHEMA``, through the Parquet feed exporter)
+``data/raw/<name>.parquet`` (``contracts.schemas.RAW_SCHEMA``, through the Parquet feed exporter)
 and ``metrics/crawl/<name>.json`` (pages fetched, by kind, and robots.txt apart; posts; errors by
 kind, e.g. ``post_without_date``; bytes; seconds).
 
@@ -39,6 +39,7 @@ from typing import Any, Callable, Mapping
 
 import pyarrow.parquet as pq
 
+from contracts import keys
 from pipeline import crawlstate, crawlworkers
 from pipeline.common import (ParamsError, StageFailed, load_params, params_name, run_main, section,
                              setup_logging, write_json_atomic)
@@ -97,25 +98,34 @@ def check_spider(name: str, spider: str, args: Mapping[str, Any], where: str = "
     """Fail early, naming the params file and key, on an unknown spider or an argument it does not
     take; then build the spider with the arguments, so a bad value (``since``, ``timezone``, a
     ``start_url`` that is not a URL) is reported here in one line rather than as the Scrapy
-    subprocess's traceback."""
-    from scrapy.spiderloader import SpiderLoader
-    from scrapy.utils.project import get_project_settings
+    subprocess's traceback. Asked through ``scrapy checkargs`` (crawler/commands/checkargs.py),
+    like the crawl itself, so this process never imports the crawler."""
+    import subprocess
 
-    loader = SpiderLoader.from_settings(get_project_settings())
-    if spider not in loader.list():
+    build = "{server}" not in " ".join(str(v) for v in args.values())  # demo URLs exist only later
+    cmd = [sys.executable, "-m", "scrapy", "checkargs", spider, *(["--build"] if build else [])]
+    for key, value in args.items():
+        cmd += ["-a", f"{key}={value}"]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=_child_env(), capture_output=True, text=True)
+    try:
+        verdict = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        raise StageFailed(f"source {name!r}: scrapy checkargs {spider} failed (exit {proc.returncode}): "
+                          f"{proc.stderr.strip()[-500:]}") from None
+    if verdict.get("error") == "spider":
         raise ParamsError(f"{where}: sources.{name}.spider: unknown spider {spider!r}; "
-                          f"available: {', '.join(sorted(loader.list()))}")
-    known = getattr(loader.load(spider), "ARGUMENTS", None)
-    if known is not None:
-        unknown = sorted(set(args) - set(known))
-        if unknown:
-            raise ParamsError(f"{where}: sources.{name}.args: unknown argument(s) "
-                              f"{', '.join(unknown)} for spider {spider!r}; known: {', '.join(sorted(known))}")
-        if "{server}" not in " ".join(str(v) for v in args.values()):  # demo URLs exist only later
-            try:
-                loader.load(spider)(**{k: str(v) for k, v in args.items()})
-            except ValueError as exc:
-                raise ParamsError(f"{where}: sources.{name}.args: {exc}") from None
+                          f"available: {', '.join(verdict['available'])}")
+    if verdict.get("error") == "arguments":
+        raise ParamsError(f"{where}: sources.{name}.args: unknown argument(s) {', '.join(verdict['unknown'])} "
+                          f"for spider {spider!r}; known: {', '.join(verdict['known'])}")
+    if verdict.get("error") == "value":
+        raise ParamsError(f"{where}: sources.{name}.args: {verdict['message']}")
+
+
+def _child_env() -> dict[str, str]:
+    """The environment of Scrapy subprocesses: this one, with the repository on PYTHONPATH."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)}
 
 
 def scrapy_command(spider: str, args: Mapping[str, Any], settings: Mapping[str, Any], feed: Path) -> list[str]:
@@ -127,43 +137,10 @@ def scrapy_command(spider: str, args: Mapping[str, Any], settings: Mapping[str, 
     return cmd + ["-O", f"{feed}:parquet"]
 
 
-def summarize(stats: Mapping[str, Any]) -> dict[str, Any]:
-    """Crawl metrics from Scrapy's stats dump: counts by kind, bytes, seconds, rates."""
-    def group(prefix: str) -> dict[str, int]:
-        return {k[len(prefix):]: v for k, v in sorted(stats.items()) if k.startswith(prefix)}
-
-    errors = {**group("forum/errors/"), **group("kopitiam/errors/"), **{f"dropped/{k}": v for k, v in group("kopitiam/dropped/").items()},
-              **{f"spider_exception/{k}": v for k, v in group("spider_exceptions/").items()},
-              **{f"http_{k}": v for k, v in group("httperror/response_ignored_status_count/").items()},
-              **{f"download/{k.rsplit('.', 1)[-1]}": v for k, v in
-                 group("downloader/exception_type_count/").items() if not k.endswith("IgnoreRequest")}}
-    if stats.get("retry/max_reached"):
-        errors["retry_max_reached"] = stats["retry/max_reached"]
-    seconds = float(stats.get("elapsed_time_seconds") or 0.0)
-    # robots.txt responses pass through the same downloader as pages: counted apart, so `pages`
-    # is what the spider fetched (boards, threads, ...; by kind in `pages_by_kind`)
-    robots_txt = int(stats.get("robotstxt/response_count", 0))
-    pages = int(stats.get("response_received_count", 0)) - robots_txt
-    posts = int(stats.get("item_scraped_count", 0))
-    return {
-        "pages": pages, "pages_by_kind": group("forum/pages/"), "robots_txt": robots_txt, "posts": posts,
-        "threads": int(stats.get("forum/threads", 0)), "errors": errors,
-        "errors_total": int(sum(errors.values())), "skipped": group("forum/skipped/"),
-        "retries": int(stats.get("retry/count", 0)),
-        "retry_after_honoured": int(stats.get("kopitiam/retry_after/honoured", 0)),
-        "robots_forbidden": int(stats.get("robotstxt/forbidden", 0)),
-        "http_status": group("downloader/response_status_count/"),
-        "bytes": int(stats.get("downloader/response_bytes", 0)), "seconds": round(seconds, 3),
-        "pages_per_s": round(pages / seconds, 2) if seconds else None,
-        "posts_per_s": round(posts / seconds, 2) if seconds else None,
-        "finish_reason": stats.get("finish_reason"),
-    }
-
-
 def run_spider(name: str, entry: Mapping[str, Any], cfg: Mapping[str, Any], out: Path) -> dict[str, Any]:
     """Crawl one spider source into ``out``; return the metrics (demo forum served if asked)."""
-    from crawler.demo.server import DemoForumServer
-    from crawler.demo.site import DemoForum
+    from demoforum.server import DemoForumServer
+    from demoforum.site import DemoForum
 
     spider, args = entry["spider"], dict(entry.get("args") or {})
     check_spider(name, spider, args, cfg.get("_params_file", "params.yaml"))
@@ -188,24 +165,22 @@ def run_spider(name: str, entry: Mapping[str, Any], cfg: Mapping[str, Any], out:
             return crawlworkers.run_shared(name, spider, args, settings, job, cfg, out)
         with tempfile.TemporaryDirectory() as tmp:
             feed = job.part_path()
-            settings["KOPITIAM_STATS_FILE"] = str(Path(tmp) / "stats.json")
+            metrics_file = Path(tmp) / "metrics.json"
+            settings[keys.METRICS_FILE] = str(metrics_file)
             cmd = scrapy_command(spider, args, settings, feed)
             logger.info("crawling %s: %s", name, " ".join(cmd))
-            # KOPITIAM_PARENT_PID: the child stops when this process dies (crawler.extensions.ParentWatch)
-            returncode = job.run(cmd, cwd=REPO_ROOT, env={
-                **os.environ, "KOPITIAM_PARENT_PID": str(os.getpid()), "PYTHONPATH": os.pathsep.join(
-                    p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p)})
+            # the child stops when this process dies (crawler.extensions.ParentWatch)
+            returncode = job.run(cmd, cwd=REPO_ROOT, env={**_child_env(), keys.PARENT_PID_ENV: str(os.getpid())})
             if returncode != 0:
                 raise StageFailed(f"source {name!r}: scrapy crawl {spider} exited {returncode} (see log above)")
-            stats_file = Path(settings["KOPITIAM_STATS_FILE"])
-            if not stats_file.exists():
-                raise StageFailed(f"source {name!r}: the crawl wrote no stats ({stats_file}); did it start?")
-            metrics = summarize(json.loads(stats_file.read_text(encoding="utf-8")))
-            if metrics["finish_reason"] == "shutdown" and job.resume:
+            if not metrics_file.exists():
+                raise StageFailed(f"source {name!r}: the crawl wrote no metrics ({metrics_file}); did it start?")
+            metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
+            if metrics["finish_reason"] == keys.SHUTDOWN and job.resume:
                 job.interrupted()
                 raise StageFailed(f"source {name!r}: crawl interrupted; its state is saved in {job.dir}: "
                                    f"run the stage again to resume where it stopped")
-            if metrics["finish_reason"] != "finished":
+            if metrics["finish_reason"] != keys.FINISHED:
                 raise StageFailed(f"source {name!r}: crawl ended with {metrics['finish_reason']!r}, not 'finished'")
             run_rows = pq.ParquetFile(feed).metadata.num_rows if feed.exists() else 0
             rows = job.commit(out)  # store + this run's (and resumed runs') posts, merged by post_id

@@ -37,17 +37,21 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.common import atomic_path, write_json_atomic
-from pipeline.schemas import RAW_SCHEMA
+from contracts import keys, markup
+from contracts.schemas import RAW_SCHEMA
+from pipeline.common import atomic_path, write_json_atomic, write_parquet
 
 log = logging.getLogger(__name__)
 
 
 def merge_posts(tables: list[pa.Table]) -> pa.Table:
-    """Concatenate raw tables; keep the last row per post_id; sort by thread, position, post."""
-    tables = [t.select(RAW_SCHEMA.names).cast(RAW_SCHEMA) for t in tables if t.num_rows]
+    """Concatenate raw tables; keep the last row per post_id; sort by thread, position, post. The
+    engine markup records the inputs carry (contracts.markup) are kept in the result's metadata."""
+    records = [r for t in tables for r in markup.from_metadata(t.schema.metadata, origin="crawl state")]
+    schema = RAW_SCHEMA.with_metadata(markup.to_metadata(records)) if records else RAW_SCHEMA
+    tables = [t.select(RAW_SCHEMA.names).cast(schema) for t in tables if t.num_rows]
     if not tables:
-        return RAW_SCHEMA.empty_table()
+        return schema.empty_table()
     table = pa.concat_tables(tables)
     table = table.append_column("_row", pa.array(range(table.num_rows), pa.int64()))
     last = table.group_by("post_id", use_threads=False).aggregate([("_row", "max")])
@@ -129,7 +133,7 @@ class CrawlJob:
         if self.incremental:
             known = merge_posts(self._load([self.store, *self._part_files()]))
             write_json_atomic(self.index, thread_index(known))
-            settings["KOPITIAM_INCREMENTAL_STATE"] = str(self.index)
+            settings[keys.INCREMENTAL_STATE] = str(self.index)
         return settings
 
     def _running_pid(self) -> int | None:
@@ -163,7 +167,7 @@ class CrawlJob:
         parts = self._part_files()
         table = merge_posts(self._load(([self.store] if self.incremental else []) + parts))
         with atomic_path(out) as tmp:
-            pq.write_table(table, tmp, compression="zstd")
+            write_parquet(table, tmp)
         if self.incremental:
             with atomic_path(self.store) as tmp:
                 shutil.copyfile(out, tmp)

@@ -16,10 +16,13 @@ post, every removed document names a kept one, and its similarity to that surviv
 
 Pass 1 reads the posts in record batches and hashes them in a process pool (bounded window,
 ordered results); only per-document hashes and signatures stay in memory (num_perm * 4 bytes per
-document). Pass 2 streams the posts again and writes the survivors.
+document). Pass 2 streams the posts again and writes the survivors. With ``engine: dask``,
+pipeline.dedupe_dask runs pass 1, the LSH grouping and the verification on a Dask cluster, with the
+same result.
 
 Params (``dedupe`` section): shingle, num_perm, bands, threshold, near_min_chars, seed,
-bucket_window, min_shared_bands, batch_rows, workers.
+bucket_window, min_shared_bands, batch_rows, workers, engine; with engine dask also the ``dask``
+section.
 """
 
 from __future__ import annotations
@@ -37,11 +40,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline import minhash
-from pipeline.common import atomic_path, section, setup_logging, write_json_atomic
+from contracts.schemas import CLEAN_SCHEMA, DUPLICATES_SCHEMA, check_columns
+from pipeline import dask_engine, minhash
+from pipeline.common import (
+    atomic_path,
+    parquet_writer,
+    section,
+    setup_logging,
+    write_json_atomic,
+    write_parquet,
+)
 from pipeline.pool import ordered_map, resolve_workers
 from pipeline.progress import Progress
-from pipeline.schemas import CLEAN_SCHEMA, DUPLICATES_SCHEMA, check_columns
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +66,7 @@ DEFAULTS: dict[str, Any] = {
     "min_shared_bands": 2,  # candidates must share this many bands (2: far fewer chance pairs)
     "batch_rows": 2000,  # rows per worker task (worker memory ~40 KB per row)
     "workers": 0,  # processes; 0 = os.cpu_count()
+    "engine": "local",  # local (process pool on this machine) | dask (a Dask cluster: the dask section)
 }
 NULL_TIME = np.iinfo(np.int64).max
 
@@ -82,18 +93,22 @@ def hash_batch(batch: pa.RecordBatch | pa.Table, cfg: dict[str, Any]) -> dict[st
     }
 
 
-def find_duplicates(docs: dict[str, np.ndarray], cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """-> (dup_of index or -1 per document, kind 0 kept / 1 exact / 2 near, similarity)."""
-    n = len(docs["doc_id"])
+def rank_of(docs: dict[str, np.ndarray]) -> np.ndarray:
+    """Visit order of every document: by (posted_at, doc_id), null times last."""
     order = np.lexsort((docs["doc_id"], docs["posted"]))
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(n)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank
+
+
+def exact_pass(exact: np.ndarray, rank: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """-> (dup_of, kind, sim) after exact dedupe: within equal keys, the lowest rank survives."""
+    n = len(exact)
     dup_of = np.full(n, -1, dtype=np.int64)
     kind = np.zeros(n, dtype=np.int8)
     sim = np.zeros(n, dtype=np.float32)
-    # exact: within equal keys, the lowest rank survives
-    by_key = np.lexsort((rank, docs["exact"]))
-    keys = docs["exact"][by_key]
+    by_key = np.lexsort((rank, exact))
+    keys = exact[by_key]
     head = np.ones(n, dtype=bool)
     head[1:] = keys[1:] != keys[:-1]
     head_idx = by_key[np.maximum.accumulate(np.where(head, np.arange(n), 0))]
@@ -101,6 +116,25 @@ def find_duplicates(docs: dict[str, np.ndarray], cfg: dict[str, Any]) -> tuple[n
     dup_of[by_key[is_dup]] = head_idx[is_dup]
     kind[by_key[is_dup]] = 1
     sim[by_key[is_dup]] = 1.0
+    return dup_of, kind, sim
+
+
+def apply_near_pairs(a: np.ndarray, b: np.ndarray, s: np.ndarray, rank: np.ndarray, dup_of: np.ndarray,
+                     kind: np.ndarray, sim: np.ndarray) -> None:
+    """The survivor rule over verified pairs (a earlier than b): greedy in rank order of b, then a;
+    b becomes a near duplicate of the first a that is still kept. The result does not depend on the
+    order of the pairs given, only on the set."""
+    visit = np.lexsort((rank[a], rank[b]))
+    for i in visit:  # only verified pairs: few
+        ai, bi = a[i], b[i]
+        if kind[bi] == 0 and kind[ai] == 0:
+            dup_of[bi], kind[bi], sim[bi] = ai, 2, s[i]
+
+
+def find_duplicates(docs: dict[str, np.ndarray], cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """-> (dup_of index or -1 per document, kind 0 kept / 1 exact / 2 near, similarity)."""
+    rank = rank_of(docs)
+    dup_of, kind, sim = exact_pass(docs["exact"], rank)
     # near: LSH candidates among exact-unique documents long enough, verified, then greedy in rank order
     cand = np.flatnonzero((kind == 0) & docs["near"])
     if len(cand) > 1:
@@ -109,21 +143,19 @@ def find_duplicates(docs: dict[str, np.ndarray], cfg: dict[str, Any]) -> tuple[n
         del keys
         s = minhash.similarity(docs["sig"], pairs[:, 0], pairs[:, 1])
         ok = s >= cfg["threshold"]
-        a, b, s = pairs[ok, 0], pairs[ok, 1], s[ok]
-        visit = np.lexsort((rank[a], rank[b]))
-        for i in visit:  # only verified pairs: few
-            ai, bi = a[i], b[i]
-            if kind[bi] == 0 and kind[ai] == 0:
-                dup_of[bi], kind[bi], sim[bi] = ai, 2, s[i]
+        apply_near_pairs(pairs[ok, 0], pairs[ok, 1], s[ok], rank, dup_of, kind, sim)
     return dup_of, kind, sim
 
 
 COLUMNS = ["doc_id", "source", "posted_at", "text"]
 
 
-def hash_row_groups(path: Path, groups: list[int], cfg: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Read some row groups of ``path`` and hash them (in a worker: no text crosses processes)."""
-    return hash_batch(pq.ParquetFile(path).read_row_groups(groups, columns=COLUMNS), cfg)
+def hash_row_groups(path: Path | str, groups: list[int], cfg: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Read some row groups of ``path`` (or an fsspec URL) and hash them (in a worker: no text crosses
+    processes)."""
+    with dask_engine.open_parquet(str(path)) as pf:
+        table = pf.read_row_groups(groups, columns=COLUMNS)
+    return hash_batch(table, cfg)
 
 
 def row_group_tasks(pf: pq.ParquetFile, batch_rows: int) -> list[list[int]]:
@@ -169,16 +201,31 @@ def read_docs(path: Path, cfg: dict[str, Any]) -> dict[str, np.ndarray]:
 
 
 def run_dedupe(posts: Path, corpus: Path, duplicates: Path, cfg: dict[str, Any],
-               dropped: Path | None = None) -> dict[str, Any]:
-    """Dedupe ``posts`` into ``corpus`` and ``duplicates``; return the metrics."""
+               dropped: Path | None = None, dask_cfg: dict[str, Any] | None = None,
+               engine: dask_engine.DaskEngine | None = None) -> dict[str, Any]:
+    """Dedupe ``posts`` into ``corpus`` and ``duplicates``; return the metrics.
+
+    ``cfg["engine"] == "dask"`` runs the search on ``engine`` (an open DaskEngine) or on one made from
+    ``dask_cfg`` (the ``dask`` section) for this call.
+    """
     if cfg["num_perm"] % cfg["bands"]:
         raise ValueError(f"params.yaml: dedupe.num_perm ({cfg['num_perm']}) must be a multiple of "
                          f"dedupe.bands ({cfg['bands']})")
+    dask_engine.check_engine("dedupe", cfg["engine"])
+    if cfg["engine"] == "dask" and engine is None:
+        with dask_engine.DaskEngine(dask_cfg or dict(dask_engine.DEFAULTS)) as own:
+            return run_dedupe(posts, corpus, duplicates, cfg, dropped, dask_cfg, own)
     started = time.perf_counter()
-    docs = read_docs(posts, cfg)
-    dup_of, kind, sim = find_duplicates(docs, cfg)
+    if cfg["engine"] == "dask":
+        from pipeline.dedupe_dask import find_duplicates_dask  # it imports this module
+
+        docs, dup_of, kind, sim = find_duplicates_dask(engine, posts, cfg)
+    else:
+        docs = read_docs(posts, cfg)
+        dup_of, kind, sim = find_duplicates(docs, cfg)
+        del docs["sig"]  # the write pass and the metrics need only the small columns
     keep = kind == 0
-    with atomic_path(corpus) as tmp, pq.ParquetWriter(tmp, CLEAN_SCHEMA, compression="zstd") as writer:
+    with atomic_path(corpus) as tmp, parquet_writer(tmp, CLEAN_SCHEMA) as writer:
         offset, out = 0, {"bytes_out": 0, "chars_kept": 0}
         for batch in pq.ParquetFile(posts).iter_batches(batch_size=cfg["batch_rows"]):
             mask = pa.array(keep[offset:offset + batch.num_rows])
@@ -196,7 +243,7 @@ def run_dedupe(posts: Path, corpus: Path, duplicates: Path, cfg: dict[str, Any],
         "similarity": pa.array(sim[rows], pa.float32()),
     }, schema=DUPLICATES_SCHEMA)
     with atomic_path(duplicates) as tmp:
-        pq.write_table(dup_table, tmp, compression="zstd")
+        write_parquet(dup_table, tmp)
     seconds = time.perf_counter() - started
     return {**build_metrics(docs, kind, dup_of, seconds, dropped), **out}
 
@@ -236,10 +283,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     setup_logging()
     cfg = section("dedupe", DEFAULTS, path=args.params)
+    dask_cfg = section("dask", dask_engine.DEFAULTS, path=args.params)
     if not args.posts.exists():
         raise SystemExit(f"{args.posts} not found: run the clean stage first")
-    metrics = run_dedupe(args.posts, args.out_dir / "corpus.parquet", args.out_dir / "duplicates.parquet",
-                         cfg, args.dropped)
+    try:
+        metrics = run_dedupe(args.posts, args.out_dir / "corpus.parquet", args.out_dir / "duplicates.parquet",
+                             cfg, args.dropped, dask_cfg)
+    except dask_engine.DaskSchedulerError as exc:
+        log.error("%s", exc)
+        raise SystemExit(f"dedupe: {exc}") from None
     write_json_atomic(args.metrics, metrics)
     log.info("dedupe: %d docs -> %d kept, %d exact + %d near duplicates in %d clusters; %.1f s (%.2f MB/s)",
              metrics["docs_in"], metrics["kept"], metrics["exact_duplicates"], metrics["near_duplicates"],

@@ -1,20 +1,18 @@
 """Forum post HTML -> plain text, for the clean stage.
 
 Parsed with BeautifulSoup on the lxml parser (tolerant of broken markup, fast C parser
-underneath; the crawl stage deliberately leaves all HTML interpretation to this module).
-Rules, tuned on XenForo 2 post bodies (``.bbWrapper`` content):
+underneath; the crawl stage deliberately leaves all HTML interpretation to this module). What is
+a quote, a signature, a "Click to expand..." link, a smilie or an @mention comes from the engine's
+markup record (``contracts.markup.EngineMarkup``; the clean stage reads it from the raw file):
 
-- quote blocks (XenForo 2 ``bbCodeBlock--quote``, XenForo 1 ``bbCodeQuote``, vBulletin 4
-  ``bbcode_quote``, a plain ``<blockquote>``; any nesting depth) are removed; the ids of the posts
-  they quote are returned (``data-source="post: N"``, or the attribution link's
-  ``/goto/post?id=N`` / ``#post-N`` / ``#postN``);
-- signatures (``aside.message-signature``, ``.message-signature``, ``.signature``; and, on the
-  text, whole "Sent from my iPhone using Tapatalk"-style app lines: ``strip_app_signatures``), XenForo's
-  "Click to expand..." / "Click to shrink..." links, ``<script>``, ``<style>``, ``<noscript>``,
-  ``<template>``, ``<iframe>`` and comments are removed;
+- quote blocks (any nesting depth) are removed; the ids of the posts they quote are returned
+  (``EngineMarkup.quote_ids`` on the block's ``data-source`` and its attribution links);
+- signatures (and, on the text, whole "Sent from my iPhone using Tapatalk"-style app lines:
+  ``strip_app_signatures``), "Click to expand..." links and the lines they leave, ``<script>``,
+  ``<style>``, ``<noscript>``, ``<template>``, ``<iframe>`` and comments are removed;
 - smilies become their alt text (``:)``); other images their alt text unless it looks like a file
-  name, else ``image_placeholder``; ``@mentions`` (``a.username`` / ``[data-user-id]``) become
-  ``mention_placeholder`` so no username reaches the text;
+  name, else ``image_placeholder``; ``@mentions`` become ``mention_placeholder`` so no username
+  reaches the text;
 - links become their text; ``<br>`` and block elements become line breaks; whitespace inside text
   nodes collapses as a browser would; entities are decoded by the parser.
 
@@ -31,23 +29,14 @@ from bs4 import BeautifulSoup
 from bs4.builder._lxml import LXMLTreeBuilder
 from bs4.element import Comment, Declaration, Doctype, NavigableString, ProcessingInstruction, Tag
 
+from contracts.markup import GENERIC, EngineMarkup
+
 SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "iframe", "head", "title",
                        "object", "embed", "svg", "button", "input", "select", "textarea"})
 BLOCK_TAGS = frozenset({"p", "div", "li", "ul", "ol", "dl", "dt", "dd", "table", "tr", "h1", "h2",
                         "h3", "h4", "h5", "h6", "pre", "section", "article", "header", "footer",
                         "hr", "blockquote", "figure", "figcaption", "details", "summary", "td", "th",
                         "address", "center", "main", "nav"})
-SIGNATURE_CLASSES = frozenset({"message-signature", "signature"})
-EXPAND_CLASSES = frozenset({"bbCodeBlock-expandLink", "bbCodeBlock-shrinkLink"})
-EXPAND_TEXT_RE = re.compile(r"^[ \t]*Click to (?:expand|shrink)\.\.\.[ \t]*$", re.MULTILINE)
-POST_ID_RES = (re.compile(r"post:\s*(\d+)"), re.compile(r"[?&]id=(\d+)"), re.compile(r"#?post-(\d+)"),
-               re.compile(r"/posts/(\d+)"), re.compile(r"#post(\d+)$"), re.compile(r"[?&]p=(\d+)"))
-# quote containers: XenForo 2, XenForo 1, vBulletin 4 (its .bbcode_container also wraps code blocks,
-# so the inner .bbcode_quote is the quote); a <blockquote> is a quote unless its class says otherwise
-# (vBulletin themes wrap the whole post in blockquote.postcontent)
-QUOTE_CLASSES = frozenset({"bbCodeBlock--quote", "bbCodeQuote", "quoteContainer", "bbcode_quote", "quote"})
-NOT_QUOTE_BLOCKQUOTE_CLASSES = frozenset({"postcontent", "message-body", "messageText"})
-QUOTE_TITLE_CLASSES = ("bbCodeBlock-title", "attribution", "bbcode_postedby")
 FILENAME_RE = re.compile(r"\.(?:png|jpe?g|gif|webp|bmp|svg|heic)$", re.IGNORECASE)
 WS_RE = re.compile(r"[ \t\r\n\f\v]+")
 _SKIP_STRINGS = (Comment, Declaration, Doctype, ProcessingInstruction)
@@ -119,28 +108,43 @@ def _class_set(tag: Tag) -> frozenset[str] | set[str]:
     return set(cls.split()) if isinstance(cls, str) else set(cls)
 
 
-def quote_source_ids(quote: Tag) -> list[str]:
-    """Post ids a quote block cites, from its own attributes and its title link (not nested quotes)."""
-    ids: list[str] = []
-    src = quote.attrs.get("data-source")
-    if isinstance(src, str):
-        ids += POST_ID_RES[0].findall(src)
-    links = []
-    for cls in QUOTE_TITLE_CLASSES:
-        title = quote.find(class_=cls)
-        if isinstance(title, Tag):
-            links += title.find_all("a")
-    for a in links:
-        for attr in ("href", "data-content-selector"):
-            value = a.attrs.get(attr)
-            if isinstance(value, str):
-                for rx in POST_ID_RES[1:]:
-                    ids += rx.findall(value)
-    return list(dict.fromkeys(ids))
+class Rules:
+    """An ``EngineMarkup`` as the sets and regex the walk tests against (built once per record)."""
+
+    def __init__(self, markup: EngineMarkup) -> None:
+        self.markup = markup
+        self.quote, self.quote_tags = frozenset(markup.quote), frozenset(markup.quote_tags)
+        self.not_quote = frozenset(markup.not_quote)
+        self.signature, self.signature_tags = frozenset(markup.signature), frozenset(markup.signature_tags)
+        self.expander, self.mention = frozenset(markup.expander), frozenset(markup.mention)
+        self.expander_text = (re.compile(r"^[ \t]*(?:" + "|".join(markup.expander_text) + r")[ \t]*$", re.MULTILINE)
+                              if markup.expander_text else None)
+
+    def is_quote(self, name: str, classes: frozenset[str] | set[str]) -> bool:
+        return bool(classes & self.quote) or (name in self.quote_tags and not classes & self.not_quote)
+
+    def is_mention(self, node: Tag, classes: frozenset[str] | set[str]) -> bool:
+        return node.name == "a" and (bool(classes & self.mention)
+                                     or any(attr in node.attrs for attr in self.markup.mention_attrs))
+
+    def quote_ids(self, quote: Tag) -> list[str]:
+        """Post ids a quote block cites, from its own attributes and its title link (not nested quotes)."""
+        links = []
+        for cls in self.markup.quote_title:
+            title = quote.find(class_=cls)
+            if isinstance(title, Tag):
+                links += [a.attrs for a in title.find_all("a")]
+        return self.markup.quote_ids(quote.attrs, links)
 
 
-def _is_quote(name: str, classes: frozenset[str] | set[str]) -> bool:
-    return bool(classes & QUOTE_CLASSES) or (name == "blockquote" and not classes & NOT_QUOTE_BLOCKQUOTE_CLASSES)
+_RULES: dict[EngineMarkup, Rules] = {}
+
+
+def rules_for(markup: EngineMarkup) -> Rules:
+    """The (cached) rules of ``markup``: records are few, bodies many."""
+    if markup not in _RULES:
+        _RULES[markup] = Rules(markup)
+    return _RULES[markup]
 
 
 class _TextWalk:
@@ -150,7 +154,8 @@ class _TextWalk:
     category (TEXT, LINK, IMAGE) says which counter a string's characters go to.
     """
 
-    def __init__(self, image_placeholder: str, image_alt: bool, mention_placeholder: str) -> None:
+    def __init__(self, rules: Rules, image_placeholder: str, image_alt: bool, mention_placeholder: str) -> None:
+        self.rules = rules
         self.image_placeholder, self.image_alt = image_placeholder, image_alt
         self.mention_placeholder = mention_placeholder
         self.out = HtmlText(text="")
@@ -167,7 +172,8 @@ class _TextWalk:
                     self.string(str(node), cat)
             elif isinstance(node, Tag):
                 self.tag(node, cat, stack)
-        self.out.text = EXPAND_TEXT_RE.sub("", "".join(parts))
+        text = "".join(parts)
+        self.out.text = self.rules.expander_text.sub("", text) if self.rules.expander_text else text
         return self.out
 
     def string(self, raw: str, cat: int) -> None:
@@ -191,18 +197,18 @@ class _TextWalk:
         if name == "br":
             self.parts.append("\n")
             return
-        classes = _class_set(node)
+        classes, rules = _class_set(node), self.rules
         if name == "img":
             self.image(node, classes)
-        elif _is_quote(name, classes):
+        elif rules.is_quote(name, classes):
             self.out.n_quotes += 1
-            self.out.quoted_post_ids += [i for i in quote_source_ids(node) if i not in self.out.quoted_post_ids]
+            self.out.quoted_post_ids += [i for i in rules.quote_ids(node) if i not in self.out.quoted_post_ids]
             self.parts.append("\n")
-        elif name == "aside" or classes & SIGNATURE_CLASSES:
+        elif name in rules.signature_tags or classes & rules.signature:
             self.out.n_signatures += 1
-        elif classes & EXPAND_CLASSES:
+        elif classes & rules.expander:
             return
-        elif name == "a" and ("data-user-id" in node.attrs or "username" in classes):
+        elif rules.is_mention(node, classes):
             if self.mention_placeholder:
                 self.parts.append(self.mention_placeholder)
                 self.out.chars_link += len(self.mention_placeholder)
@@ -217,7 +223,7 @@ class _TextWalk:
         """Smilies -> alt text; other images -> alt text unless off or a file name, else the placeholder."""
         alt = node.attrs.get("alt")
         alt = alt.strip() if isinstance(alt, str) else ""
-        smilie = any("smilie" in c for c in classes)
+        smilie = any(mark in c for c in classes for mark in self.rules.markup.smilie)
         if not smilie and (not self.image_alt or not alt or FILENAME_RE.search(alt)):
             alt = self.image_placeholder
         if alt:
@@ -225,7 +231,8 @@ class _TextWalk:
             self.out.chars_image += len(alt)
 
 
-def html_to_text(html: str, *, image_placeholder: str = "", image_alt: bool = True,
-                 mention_placeholder: str = "@user") -> HtmlText:
-    """Convert one post body to text; see the module docstring for the rules."""
-    return _TextWalk(image_placeholder, image_alt, mention_placeholder).run(parse(html))
+def html_to_text(html: str, *, markup: EngineMarkup = GENERIC, image_placeholder: str = "",
+                 image_alt: bool = True, mention_placeholder: str = "@user") -> HtmlText:
+    """Convert one post body to text under ``markup`` (default: the generic record for HTML of
+    unknown origin); see the module docstring for the rules."""
+    return _TextWalk(rules_for(markup), image_placeholder, image_alt, mention_placeholder).run(parse(html))

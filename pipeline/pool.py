@@ -7,7 +7,7 @@ for each task to a process pool, keeps at most ``window`` tasks in flight (defau
 so memory stays flat however long the input) and yields each result in the order the tasks came.
 ``workers == 1`` runs inline in this process (no pool, easy to debug and profile).
 
-The contract a caller relies on, and that another engine (a Dask cluster, say) must keep:
+The contract a caller relies on, and that the Dask engine (pipeline.dask_engine) keeps too:
 ``fn`` is a picklable top-level function without side effects, tasks are tuples of picklable
 arguments read lazily from an iterator, results come back in input order, and an exception raised
 by ``fn`` is raised here, at the position of its task. A caller that may stop early wraps the

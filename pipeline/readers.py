@@ -50,8 +50,9 @@ from urllib.parse import quote
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.common import ParamsError, atomic_path, write_json_atomic
-from pipeline.schemas import RAW_SCHEMA
+from contracts.schemas import RAW_SCHEMA, check_columns
+from contracts.timestamps import to_utc
+from pipeline.common import ParamsError, SeenIds, atomic_path, parquet_writer, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -124,21 +125,6 @@ def expand_paths(pattern: str, root: Path) -> list[Path]:
     return files
 
 
-def _to_timestamp(value: Any) -> dt.datetime | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-    if isinstance(value, dt.date):
-        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return dt.datetime.fromtimestamp(float(value), tz=dt.timezone.utc)
-    if not isinstance(value, str):
-        raise ValueError(f"expected an ISO date/time or epoch seconds, got {type(value).__name__}")
-    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
-
-
 def _to_int(value: Any) -> int:
     if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
         raise ValueError(f"expected a whole number, got {value!r}")
@@ -159,7 +145,7 @@ def _to_body_format(value: Any) -> str:
 
 # Converters of the raw fields that are not plain strings; a value they reject is an error naming
 # the file, the row and the column, never a silent null.
-CONVERTERS = {"posted_at": _to_timestamp, "page": _to_int, "position": _to_int,
+CONVERTERS = {"posted_at": lambda value: to_utc(value, "posted_at"), "page": _to_int, "position": _to_int,
               "quoted_post_ids": _to_ids, "body_format": _to_body_format}
 
 
@@ -254,12 +240,9 @@ def _skip(skipped: dict[str, int], reason: str, detail: str) -> None:
 
 def _check_columns(fmt: str, file: Path, columns: Mapping[str, str]) -> None:
     """A Parquet file without the body column is an error naming the file and its columns."""
-    if fmt != "parquet":
-        return
-    names = set(pq.read_schema(file).names)
-    if columns["body"] not in names:
-        raise ReaderError(f"{file}: body column '{columns['body']}' not found; columns: "
-                          f"{', '.join(sorted(names))} (map it with columns: {{body: NAME}})")
+    if fmt == "parquet":
+        check_columns(pq.read_schema(file), [columns["body"]], origin=str(file), error=ReaderError,
+                      expected="the body column (map another with columns: {body: NAME})")
 
 
 def _file_columns(file: Path, names: list[str], columns: Mapping[str, str],
@@ -325,7 +308,7 @@ def read_documents(source: str, args: Mapping[str, Any], root: Path = Path("."),
         raise ReaderError(f"sources.{source}.body_format: expected 'text' or 'html', got {body_format!r}")
     files = expand_paths(str(args["path"]), root)
     stats.update(files=len(files), bytes_in=sum(f.stat().st_size for f in files))
-    seen: set[str] = set()
+    seen = SeenIds()  # the first row of a post id wins
     for file in files:
         _check_columns(fmt, file, columns)
         rows: list[dict[str, Any]] = []
@@ -339,10 +322,9 @@ def read_documents(source: str, args: Mapping[str, Any], root: Path = Path("."),
             if row is None:
                 _skip(skipped, "empty", f"{file}:{index}: no text in column '{columns['body']}'")
                 continue
-            if row["post_id"] in seen:
+            if not seen.first(row["post_id"]):
                 _skip(skipped, "duplicate_id", f"{file}:{index}: post_id {row['post_id']!r} seen before")
                 continue
-            seen.add(row["post_id"])
             rows.append(row)
             if len(rows) >= BATCH_ROWS or (limit and emitted + len(rows) >= limit):
                 yield finish(pa.RecordBatch.from_pylist(rows, schema=RAW_SCHEMA))
@@ -361,7 +343,7 @@ def write_source(source: str, args: Mapping[str, Any], out_path: Path, metrics_p
     started = time.monotonic()
     stats: dict[str, Any] = {"source": source, "kind": "reader", "format": args.get("reader")}
     with atomic_path(out_path) as tmp:
-        with pq.ParquetWriter(tmp, RAW_SCHEMA, compression="zstd") as writer:
+        with parquet_writer(tmp, RAW_SCHEMA) as writer:
             for batch in read_documents(source, args, root, stats):
                 writer.write_batch(batch)
     stats["posts"] = stats.get("documents", 0)

@@ -31,8 +31,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.common import ParamsError, atomic_path, section, setup_logging, write_json_atomic
-from pipeline.schemas import CLEAN_SCHEMA, check_columns
+from contracts.schemas import CLEAN_SCHEMA, check_columns
+from pipeline.common import ParamsError, atomic_path, section, setup_logging, write_json_atomic, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     parts = split_table(pq.read_table(corpus), fractions, str(params["salt"]), origin=str(corpus))
     for name, part in parts.items():
         with atomic_path(Path(args.out_dir) / f"{name}.parquet") as tmp:
-            pq.write_table(part, tmp, compression="zstd")
+            write_parquet(part, tmp)
     metrics = split_metrics(parts)
     write_json_atomic(args.metrics, metrics)
     log.info("split %d documents: %s", metrics["documents"],

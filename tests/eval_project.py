@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-
 from helpers.tiny_model import train_tiny
-from pipeline.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA, DUPLICATES_SCHEMA, RAW_SCHEMA
+
+from contracts.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA, DUPLICATES_SCHEMA, RAW_SCHEMA
 from pipeline.vocab import Vocab
 
 XSS_POST = 'Nice deal lah <script>alert("pwned")</script> and <img src=x onerror="alert(1)"> ok'

@@ -13,6 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 from helpers.spider_server import REPO_ROOT, FixtureServer, Page, check_raw
 
+from contracts import markup
+
 THREAD = """<html><head><title>Kaya toast</title><link rel="canonical" href="https://kaya.example/threads/42"></head><body>
 <div class="breadcrumb"><a href="/">Home</a> <a href="/boards/7">Breakfast</a></div>
 <h1>Kaya toast: thick or thin?</h1>
@@ -38,10 +40,11 @@ def scrapy(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A copy of the Scrapy project (crawler/, pipeline/, scrapy.cfg) to generate a spider in."""
+    """A copy of the Scrapy project (crawler/ and the contracts it imports, scrapy.cfg: no pipeline/,
+    which the crawler must not need) to generate a spider in."""
     copy = tmp_path / "kopitiam"
-    ignore = shutil.ignore_patterns("__pycache__", "demo")
-    for name in ("crawler", "pipeline"):
+    ignore = shutil.ignore_patterns("__pycache__")
+    for name in ("contracts", "crawler"):
         shutil.copytree(REPO_ROOT / name, copy / name, ignore=ignore)
     shutil.copy(REPO_ROOT / "scrapy.cfg", copy / "scrapy.cfg")
     return copy
@@ -72,6 +75,9 @@ def test_genspider_forum_template_makes_a_working_spider(project, tmp_path):
     assert by_id["502"]["quoted_post_ids"] == ["501"] and by_id["501"]["author"] == "toastie"
     assert by_id["501"]["thread_title"] == "Kaya toast: thick or thin?" and by_id["501"]["board"] == "Breakfast"
     assert by_id["503"]["page"] == 2 and by_id["503"]["posted_at"] is None
+    # the engine's markup record travels in the raw file, for the clean stage
+    records = markup.from_metadata(pq.read_schema(out).metadata)
+    assert [r.name for r in records] == ["kayaforum"] and records[0].quote_attrs == ("data-post-id",)
 
     # its contract runs offline once the fixture page is saved where the template says
     fixture = project / "tests" / "fixtures" / "kayaforum" / "thread_p1.html"

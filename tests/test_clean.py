@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
 from clean_fixtures import SIGNATURE, SMILIE, link, raw_row, write_raw, xf_quote
+
+from contracts.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA
 from pipeline import clean
 from pipeline.clean import DEFAULTS, doc_id_for, run_clean
 from pipeline.htmltext import html_to_text
-from pipeline.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA
 from pipeline.textnorm import normalize_text
 
 QUOTED = "To be, or not to be, that is the question: whether tis nobler in the mind to suffer"

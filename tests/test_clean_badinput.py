@@ -6,10 +6,10 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from clean_fixtures import raw_row, write_raw, xf_quote
+
+from contracts.schemas import RAW_SCHEMA
 from pipeline.clean import DEFAULTS, RawInputError, doc_id_for, main, run_clean
-from pipeline.schemas import RAW_SCHEMA
 
 CFG = {**DEFAULTS, "workers": 1}
 

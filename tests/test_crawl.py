@@ -11,14 +11,14 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from crawler.demo.server import DemoForumServer
-from crawler.demo.site import DemoForum
+from contracts.schemas import RAW_SCHEMA
 from crawler.exporters import AtomicFileFeedStorage, ParquetItemExporter
 from crawler.items import PostItem
 from crawler.middlewares import retry_after_seconds
+from demoforum.server import DemoForumServer
+from demoforum.site import DemoForum
 from pipeline.common import ParamsError
 from pipeline.crawl import crawl_source
-from pipeline.schemas import RAW_SCHEMA
 
 PLAY = "a-midsummer-night-s-dream"
 

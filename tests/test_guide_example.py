@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 import pyarrow.parquet as pq
 
+from contracts import markup
 from pipeline.htmltext import html_to_text
 from tests.helpers.spider_server import REPO_ROOT, FixtureServer, Page, check_raw
 
@@ -34,8 +35,8 @@ def test_the_guides_example_engine_crawls_as_described(tmp_path):
     assert set(files) == {"crawler/spiders/kopiforum.py"}
     assert set(pages) == {"/viewforum?f=3", "/viewtopic?t=42", "/viewtopic?t=42&start=2"}
     project = tmp_path / "kopitiam"
-    for name in ("crawler", "pipeline"):
-        shutil.copytree(REPO_ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__", "demo"))
+    for name in ("contracts", "crawler"):
+        shutil.copytree(REPO_ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO_ROOT / "scrapy.cfg", project / "scrapy.cfg")
     for name, text in files.items():
         (project / name).write_text(text, encoding="utf-8")
@@ -63,7 +64,9 @@ def test_the_guides_example_engine_crawls_as_described(tmp_path):
     assert items[2]["posted_at"] is not None and "no date could be read" not in run.stderr
     # quotes: ids from the engine's attribute, and the clean stage removes the quote itself
     assert items[1]["quoted_post_ids"] == ["501"]
-    text = html_to_text(items[1]["body"])
+    records = markup.from_metadata(pq.read_schema(out).metadata)  # the spider's record, in the file
+    assert [r.name for r in records] == ["kopiforum"]
+    text = html_to_text(items[1]["body"], markup=markup.for_file(records))
     assert text.n_quotes == 1 and "Thin, always" not in text.text and "Thick lah." in text.text
     # signatures stay out of the body
     assert all("Toast is life" not in i["body"] for i in items)

@@ -8,9 +8,9 @@ import re
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from crawler.demo import pages
-from crawler.demo.site import DemoForum
-from pipeline.crawl import summarize
+from crawler.extensions import summarize
+from demoforum import pages
+from demoforum.site import DemoForum
 from tests.helpers.spider_server import FixtureServer, Page, run_spider
 
 SGT = ZoneInfo("Asia/Singapore")

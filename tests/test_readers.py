@@ -10,8 +10,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from contracts.schemas import RAW_SCHEMA
 from pipeline.readers import ReaderError, babynames_path, write_source
-from pipeline.schemas import RAW_SCHEMA
 
 
 def _run(tmp_path: Path, source: str, args: dict) -> tuple[pa.Table, dict]:
@@ -86,7 +86,7 @@ def test_parquet_reader_and_missing_body_column(tmp_path):
                                          "columns": {"body": "content", "post_id": "uid"}})
     assert table["post_id"].to_pylist() == ["x", "z"]
     assert stats["skipped"] == {"empty": 1}
-    with pytest.raises(ReaderError, match=r"d\.parquet: body column 'body' not found.*content"):
+    with pytest.raises(ReaderError, match=r"d\.parquet: missing column\(s\) body; .*columns found: content"):
         write_source("pq", {"reader": "parquet", "path": "d.parquet"}, tmp_path / "o.parquet", root=tmp_path)
     assert not (tmp_path / "o.parquet").exists()  # nothing half-written
 

@@ -8,7 +8,6 @@ import os
 import signal
 import threading
 import time
-
 from datetime import datetime, timezone
 
 import pyarrow as pa
@@ -16,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 from helpers.spider_server import FixtureServer, Page, run_crawl_stage, vb_forum
 
+from contracts.schemas import RAW_SCHEMA
 from pipeline.crawlstate import CrawlJob, merge_posts, thread_index
-from pipeline.schemas import RAW_SCHEMA
 
 
 class SlowPage(Page):

@@ -14,9 +14,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from contracts.schemas import CLEAN_SCHEMA
 from pipeline import split as S
 from pipeline.common import ParamsError
-from pipeline.schemas import CLEAN_SCHEMA
 
 ALPHABET = list("abcdefghijklmnopqrstuvwxyz") * 3 + list("      ,.!?'") * 2 + list("ETAOIN") + ["lah", "😂", "é"]
 

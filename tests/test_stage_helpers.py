@@ -5,9 +5,9 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
+from contracts.schemas import CLEAN_SCHEMA, check_columns, missing_columns
 from pipeline import filters
 from pipeline.common import SeenIds, iter_jsonl, read_jsonl, write_jsonl_atomic
-from pipeline.schemas import CLEAN_SCHEMA, check_columns, missing_columns
 
 
 @pytest.mark.parametrize("post_id, expected", [(None, "missing_post_id"), ("", "missing_post_id"), ("7", None)])

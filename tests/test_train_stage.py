@@ -32,7 +32,7 @@ def write_split(path: Path, texts: list[str]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipeline.schemas import CLEAN_SCHEMA
+    from contracts.schemas import CLEAN_SCHEMA
 
     n = len(texts)
     ids = [hashlib.sha256(f"t\x1f{i}".encode()).hexdigest()[:16] for i in range(n)]

@@ -9,11 +9,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from test_split import make_corpus
 
+from contracts.schemas import CLEAN_SCHEMA
 from pipeline import vocab as V
 from pipeline.common import ParamsError
-from pipeline.schemas import CLEAN_SCHEMA
-from test_split import make_corpus
 
 
 def test_specials_and_frequency_order():

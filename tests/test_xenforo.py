@@ -9,9 +9,9 @@ import scrapy
 from scrapy.http import HtmlResponse
 from scrapy.utils.test import get_crawler
 
-from crawler.demo import pages
-from crawler.demo.site import DemoForum
 from crawler.spiders.xenforo import XenforoSpider
+from demoforum import pages
+from demoforum.site import DemoForum
 
 EDMW_URL = "https://forums.hardwarezone.com.sg/threads/sg-soon-no-need-water-from-malaysia-liao.7105036/page-2"
 DEMO = "http://127.0.0.1:8000"

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from crawler.demo import pages
-from crawler.demo.site import DemoForum
 from crawler.spiders.xenforo import XenforoSpider
+from demoforum import pages
+from demoforum.site import DemoForum
 from tests.helpers.spider_server import FixtureServer, Page, run_spider
 
 

@@ -5,8 +5,11 @@ pagination, the limits (``max_threads``, ``max_pages`` per thread, ``since``), h
 positions, assembling ``PostItem``s and counting every skip and error in the crawl stats
 (``forum/...`` keys, which the crawl stage copies into ``metrics/crawl/<source>.json``).
 
-A subclass supplies the engine's markup, through these methods (all take a Scrapy response and
-use Scrapy's own selectors):
+A subclass supplies the engine's markup: ``markup``, an ``EngineMarkup`` record (contracts.markup)
+of what in a post body is not the poster's text (quotes and the ids they cite, signatures, "Click
+to expand" links, smilies, @mentions; required: the crawl refuses to start without it, so quotes
+never silently become training text; the feed exporter stores it in the raw file for the clean
+stage), and these methods (all take a Scrapy response and use Scrapy's own selectors):
 
 - ``page_kind(response) -> "thread" | "board" | "index" | None`` (index: a list of boards)
 - ``board_links(response) -> list[str]`` (boards listed on an index page; default none)
@@ -39,7 +42,6 @@ A post whose date cannot be read is kept and counted by ``crawler.pipelines.Post
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -51,7 +53,9 @@ import scrapy
 from scrapy.http import Response
 from w3lib.url import url_query_cleaner
 
-from crawler.exporters import to_utc
+from contracts import keys
+from contracts.markup import EngineMarkup
+from contracts.timestamps import to_utc
 from crawler.incremental import SETTING as INCREMENTAL_SETTING
 from crawler.incremental import LastPost, ThreadIndex
 from crawler.items import PostItem
@@ -156,21 +160,26 @@ class ForumSpider(scrapy.Spider):
     #: Query parameters that carry a session id (e.g. vBulletin's ``s``): removed from every link
     #: by ``strip_session`` so that each page has one URL (and one request fingerprint).
     SESSION_PARAMS: ClassVar[tuple[str, ...]] = ()
+    #: The engine's body markup (quotes, signatures, ...): stored in the raw file, read by clean.
+    markup: ClassVar[EngineMarkup | None] = None
 
     def __init__(self, start_url: str | None = None, max_threads: Any = 0, max_pages: Any = 0,
                  since: str | None = None, source: str | None = None,
                  posts_per_page: Any = None, timezone: str = "UTC", date_order: str = "MDY",
                  **kwargs: Any) -> None:
+        if not isinstance(self.markup, EngineMarkup):
+            raise ValueError(f"spider {self.name!r}: no markup record: set the class attribute "
+                             f"markup = EngineMarkup(...) (contracts.markup) naming this engine's quote, "
+                             f"signature and expander classes; see docs/adding-a-source.md")
         unknown = sorted(set(kwargs) - set(self.ARGUMENTS) - {"name"})
         if unknown:
             raise ValueError(f"spider {self.name!r}: unknown argument(s) {', '.join(unknown)}; "
                              f"known: {', '.join(sorted(self.ARGUMENTS))}")
         super().__init__(**{k: v for k, v in kwargs.items() if k == "name"})
         urls = [u.strip() for u in (start_url or "").split(",") if u.strip()]
-        # `scrapy check` builds the spider with no arguments; its contracts (@url on file://
-        # fixtures) supply the URLs, so only then is a missing start_url acceptable.
-        checking = bool(os.environ.get("SCRAPY_CHECK"))
-        if not urls and not checking:
+        # Built without start_url (as `scrapy check` does: its contracts supply fixture URLs) the
+        # spider can parse pages but not start a crawl (``start`` raises); an empty one is a mistake.
+        if start_url is not None and not urls:
             raise ValueError(f"spider {self.name!r}: start_url is required "
                              f"(-a start_url=URL[,URL...], a board or a thread)")
         for url in urls:
@@ -185,7 +194,8 @@ class ForumSpider(scrapy.Spider):
         self._posts_per_page = parse_limit("posts_per_page", posts_per_page) if posts_per_page else None
         # Only the start URLs' hosts (with their ports) are followed; OffsiteMiddleware also gets
         # the host names, for redirects.
-        self.allowed_netlocs = {urlparse(u).netloc for u in urls} | ({""} if checking else set())
+        # no start URL: only file:// links (netloc "") are followed, i.e. fixtures
+        self.allowed_netlocs = {urlparse(u).netloc for u in urls} or {""}
         self.allowed_domains = sorted({urlparse(u).hostname for u in urls if urlparse(u).hostname})
         if str(date_order).upper() not in DATE_ORDERS:
             raise ValueError(f"spider {self.name!r}: date_order={date_order!r}: expected "
@@ -204,7 +214,7 @@ class ForumSpider(scrapy.Spider):
     def posts_per_page(self) -> int:
         if self._posts_per_page:
             return self._posts_per_page
-        return self.settings.getint("FORUM_POSTS_PER_PAGE", 20) if hasattr(self, "settings") else 20
+        return self.settings.getint(keys.POSTS_PER_PAGE, 20) if hasattr(self, "settings") else 20
 
     # ---- engine hooks (override in a subclass) ---------------------------------------------
     def page_kind(self, response: Response) -> str | None:
@@ -266,6 +276,9 @@ class ForumSpider(scrapy.Spider):
         self.crawler.stats.inc_value(f"forum/{key}", n)
 
     async def start(self):
+        if not self.start_urls:
+            raise ValueError(f"spider {self.name!r}: start_url is required "
+                             f"(-a start_url=URL[,URL...], a board or a thread)")
         for url in self.start_urls:
             yield scrapy.Request(url, callback=self.parse)
 

@@ -16,7 +16,9 @@ and the themes built on them (matched by id prefixes and class tokens, never exa
   puts it in the post table's header cell: ``05-06-2008, 11:42 PM``, ``30th Apr 2011, 17:10``,
   ``Today, 17:10``), read by ``ForumSpider.local_date`` in the forum's time zone (argument
   ``timezone``, default UTC) and ``date_order`` (``MDY`` default, vBulletin's own).
-- quotes: ``.bbcode_quote`` (vB4) or a quote table (vB3) holding a link to ``#postN``.
+- quotes: ``MARKUP`` below, the one record of vBulletin's body markup (the clean stage reads it
+  from the raw file): ``.bbcode_quote`` (vB4) with its ``.bbcode_postedby`` link to ``#postN``;
+  the spider also reads quoted ids from vB3 quote tables (``MARKUP.quote_ids`` on their links).
 - thread: id from ``input[name=t]``, else the URL (``showthread.php?t=N``, ``showthread.php?N-``,
   ``/N-slug(-page).html``); title ``.threadtitle``/``h1``/vB3 ``td.navbar strong``/``<title>``; board = the last breadcrumb
   link (``.navbit a``, vB3 ``.navbar a``); pages in ``div.pagination`` (vB3 ``div.pagenav``).
@@ -39,6 +41,7 @@ from typing import Any
 from parsel import Selector
 from scrapy.http import Response
 
+from contracts.markup import EngineMarkup
 from crawler.incremental import LastPost
 from crawler.spiders.forum import DATE_LIKE_RE, ForumSpider, PostData, ThreadInfo
 
@@ -50,7 +53,16 @@ THREAD_URL_RES = (
 )
 PAGE_RES = (re.compile(r"[?&]page=(\d+)"), re.compile(r"/page(\d+)(?:[/?#&]|$)"),
             re.compile(r"/\d+-[^/?#]*-(\d+)\.html"))
-POST_LINK_RE = re.compile(r"(?:#post|[?&]p=|-post)(\d+)")
+POST_LINK_RE = re.compile(r"(?:#post|[?&]p=|-post)(\d+)")  # a link to a post (board rows' "last post")
+# vBulletin 4 post body markup (vB3 quotes are plain tables: no class to tell them by).
+MARKUP = EngineMarkup(
+    name="vbulletin",
+    quote=("bbcode_quote",),  # its .bbcode_container also wraps code blocks: the inner div is the quote
+    not_quote=("postcontent",),  # themes wrap the whole post in blockquote.postcontent
+    quote_title=("bbcode_postedby",),  # "Originally Posted by X" with a link to the quoted post
+    quote_link_ids=(r"#post(\d+)$", r"[?&]p=(\d+)", r"-post(\d+)"),  # showthread.php?p=N#postN, SEO -postN
+    signature=("signature",),
+)
 POST_MESSAGE_ID_RE = re.compile(r"^post_message_(\d+)$")
 PAGE_SUFFIX_RE = re.compile(r"\s+[-|]\s+(?:page|seite|pagina|página)\s+\d+\s*$", re.I)
 
@@ -67,6 +79,7 @@ def _text(sel: Selector | list | None) -> str | None:
 
 class VbulletinSpider(ForumSpider):
     name = "vbulletin"
+    markup = MARKUP
     SESSION_PARAMS = ("s",)  # vBulletin appends its session id to every link
 
     # ---- what the page is --------------------------------------------------------------------
@@ -145,10 +158,8 @@ class VbulletinSpider(ForumSpider):
         """Ids of the posts quoted in a body: quote blocks' back-links to ``#postN``."""
         ids: list[str] = []
         for quote in body.css(".bbcode_quote, .bbcode_postedby, table, blockquote"):
-            for href in quote.css("a::attr(href)").getall():
-                found = POST_LINK_RE.search(href)
-                if found and found.group(1) != own_id and found.group(1) not in ids:
-                    ids.append(found.group(1))
+            links = [a.attrib for a in quote.css("a")]
+            ids += [i for i in MARKUP.quote_ids({}, links) if i != own_id and i not in ids]
         return ids
 
     # ---- links -------------------------------------------------------------------------------

@@ -8,8 +8,9 @@ never by exact class strings, so themed sites such as HardwareZone parse too):
   seconds, else ``datetime`` with its offset, e.g. +0800);
 - body: the inner HTML of ``.message-body .bbWrapper``, followed by the post's signature
   (``aside.message-signature``, outer HTML) when it has one, so the clean stage can drop it;
-- quotes: top-level ``blockquote.bbCodeBlock--quote``; the quoted post id from
-  ``data-source="post: N"``, else the title link ``a.bbCodeBlock-sourceJump``
+- quotes, signatures, "Click to expand", smilies, @mentions: ``MARKUP`` below, the one record of
+  XenForo's body markup (the clean stage reads it from the raw file); the quoted post ids of the
+  top-level quotes from ``data-source="post: N"`` and the title link ``a.bbCodeBlock-sourceJump``
   (``data-content-selector="#post-N"`` or ``href="/goto/post?id=N"``), as on HardwareZone;
 - URLs: friendly (``/threads/slug.N/``, ``/forums/slug.N/``) or not (``/index.php?threads/slug.N/``),
   at the site root or in a sub-folder (``/forums/index.php?threads/...``); pages add ``page-N``;
@@ -26,12 +27,12 @@ Usage: ``scrapy crawl xenforo -a start_url=https://forums.example.com/forums/x.1
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
 
 from parsel import Selector
 from scrapy.http import Response
 
-from crawler.exporters import to_utc
+from contracts.markup import EngineMarkup
+from contracts.timestamps import to_utc
 from crawler.incremental import LastPost
 from crawler.spiders.forum import ForumSpider, PostData, ThreadInfo
 
@@ -40,8 +41,6 @@ from crawler.spiders.forum import ForumSpider, PostData, ThreadInfo
 THREAD_URL_RE = re.compile(r"^(?P<base>.*?[/?]threads/(?:[^/?#&]*\.)?(?P<id>\d+))(?:/|$|\?|#|&)")
 PAGE_RE = re.compile(r"/page-(\d+)(?:[/?#]|$)")
 POST_ID_RE = re.compile(r"(\d+)\s*$")
-QUOTE_SOURCE_RE = re.compile(r"post:\s*(\d+)")
-QUOTE_LINK_RE = re.compile(r"(?:#post-|[?&]id=|/posts/|/post-)(\d+)")
 NUMBER_RE = re.compile(r"#\s*([\d,]+)")
 
 # XPath class-token test: tolerant of extra classes and any order.
@@ -49,8 +48,25 @@ def _has_class(name: str) -> str:
     return f"contains(concat(' ', normalize-space(@class), ' '), ' {name} ')"
 
 
-TOP_QUOTES = (f".//blockquote[{_has_class('bbCodeBlock--quote')}]"
-              f"[not(ancestor::blockquote[{_has_class('bbCodeBlock--quote')}])]")
+# XenForo 2 (and 1) post body markup: what the clean stage removes, and where quoted post ids are.
+MARKUP = EngineMarkup(
+    name="xenforo",
+    quote=("bbCodeBlock--quote", "bbCodeQuote", "quoteContainer"),  # XF2 blockquote; XF1 div / blockquote
+    not_quote=("message-body", "messageText"),  # XF themes' post wrappers, not quotes
+    quote_title=("bbCodeBlock-title", "attribution"),  # "X said:" with the jump link (XF2; XF1)
+    quote_attrs=("data-source",),
+    quote_source_ids=(r"post:\s*(\d+)",),  # data-source="post: N"
+    quote_link_ids=(r"[?&]id=(\d+)", r"#?post-(\d+)", r"/posts/(\d+)"),  # /goto/post?id=N, #post-N, /posts/N/
+    signature=("message-signature",),
+    expander=("bbCodeBlock-expandLink", "bbCodeBlock-shrinkLink"),
+    expander_text=(r"Click to (?:expand|shrink)\.\.\.",),
+    smilie=("smilie",),
+    mention=("username",),  # a.username, data-user-id: @mentions
+    mention_attrs=("data-user-id",),
+)
+_ANY_QUOTE = " or ".join(_has_class(c) for c in MARKUP.quote)
+TOP_QUOTES = f".//*[{_ANY_QUOTE}][not(ancestor::*[{_ANY_QUOTE}])]"
+_TITLE = " or ".join(_has_class(c) for c in MARKUP.quote_title)
 
 
 def _text(sel: Selector | None) -> str | None:
@@ -72,6 +88,7 @@ def inner_html(sel: Selector) -> str:
 
 class XenforoSpider(ForumSpider):
     name = "xenforo"
+    markup = MARKUP
 
     def page_kind(self, response: Response) -> str | None:
         if response.css(".message--post"):
@@ -132,7 +149,7 @@ class XenforoSpider(ForumSpider):
             epoch = time[0].attrib.get("data-time")
             stamp = time[0].attrib.get("datetime")
             if epoch and epoch.isdigit():
-                posted_at = datetime.fromtimestamp(int(epoch), tz=timezone.utc)
+                posted_at = to_utc(int(epoch), "posted_at")
             elif stamp:
                 try:
                     posted_at = to_utc(stamp, "posted_at")
@@ -158,17 +175,13 @@ class XenforoSpider(ForumSpider):
 
     @staticmethod
     def quoted_ids(body: Selector) -> list[str]:
-        """Ids of the posts quoted at the top level of a body (nested quotes belong to them)."""
+        """Ids of the posts quoted at the top level of a body (nested quotes belong to them), read
+        by ``MARKUP.quote_ids`` from each quote's data-source and its own title's links."""
         ids: list[str] = []
         for quote in body.xpath(TOP_QUOTES):
-            found = QUOTE_SOURCE_RE.search(quote.attrib.get("data-source", ""))
-            if not found:
-                jump = quote.css(".bbCodeBlock-sourceJump")
-                if jump:
-                    found = QUOTE_LINK_RE.search(jump[0].attrib.get("data-content-selector", "")) \
-                        or QUOTE_LINK_RE.search(jump[0].attrib.get("href", ""))
-            if found and found.group(1) not in ids:
-                ids.append(found.group(1))
+            title = quote.xpath(f".//*[{_TITLE}]")
+            links = [a.attrib for a in title[0].xpath(".//a")] if title else []
+            ids += [i for i in MARKUP.quote_ids(quote.attrib, links) if i not in ids]
         return ids
 
     def thread_links(self, response: Response) -> list[str]:
@@ -184,7 +197,7 @@ class XenforoSpider(ForumSpider):
             thread_id = self.thread_id_from_url(response.urljoin(link)) if link else None
             epoch = row.css(".structItem-cell--latest time.u-dt::attr(data-time)").get()
             if thread_id and epoch and epoch.isdigit():
-                found[thread_id] = LastPost(posted_at=datetime.fromtimestamp(int(epoch), tz=timezone.utc))
+                found[thread_id] = LastPost(posted_at=to_utc(int(epoch), "last_post"))
         return found
 
     def thread_page_links(self, response: Response) -> list[str]:

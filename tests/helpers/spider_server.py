@@ -36,7 +36,7 @@ from typing import Any, Mapping
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.schemas import RAW_SCHEMA
+from contracts.schemas import RAW_SCHEMA
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = REPO_ROOT / "tests" / "fixtures"

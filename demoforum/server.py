@@ -10,7 +10,7 @@ Failure injection for tests (constructor arguments, or CLI flags):
 - ``broken``: thread page paths served with damaged markup (see ``pages.broken_thread_page``).
 Every request's path is recorded in ``requests`` (so tests can prove robots.txt was obeyed).
 
-Run by hand: ``python -m crawler.demo.server --port 8080 [--genres tragedies]``, then
+Run by hand: ``python -m demoforum.server --port 8080 [--genres tragedies]``, then
 ``scrapy crawl xenforo -a start_url=http://127.0.0.1:8080/forums/tragedies.6/ -O out.parquet``.
 """
 
@@ -23,8 +23,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from crawler.demo import pages
-from crawler.demo.site import DemoForum
+from demoforum import pages
+from demoforum.site import DemoForum
 
 logger = logging.getLogger(__name__)
 

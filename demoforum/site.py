@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from html import escape as _escape
 
-from crawler.demo.plays import Play, load_plays
+from demoforum.plays import Play, load_plays
 
 GENRE_TITLES = {"comedies": "Comedies", "histories": "Histories", "problems": "Problem Plays",
                 "roman": "Roman Plays", "romances": "Romances", "tragedies": "Tragedies"}

@@ -6,7 +6,7 @@ makes the damaged variant the server can serve for failure-injection tests.
 
 from __future__ import annotations
 
-from crawler.demo.site import Board, DemoForum, Post, Thread, esc, slugify, time_tag
+from demoforum.site import Board, DemoForum, Post, Thread, esc, slugify, time_tag
 
 SITE_NAME = "Kopitiam Demo Forum"
 AD_SLOT = ('<div class="gpt-ad-fpi-container">\n<script type="text/javascript">\n'
