@@ -30,11 +30,14 @@ SETTING = keys.FRONTIER
 URL_ENV = keys.FRONTIER_URL_ENV
 
 # Move the leases of workers whose alive key expired (or of ARGV[2], a worker closing) back to the
-# queue; count them. ARGV[1] = key prefix.
+# queue; return how many; count the expired ones (not a closing worker's) in `requeued`.
+# ARGV[1] = key prefix.
 _REQUEUE = """
+local expired = 0
 local n = 0
 for _, w in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'workers')) do
-  if w == ARGV[2] or redis.call('EXISTS', ARGV[1] .. 'alive:' .. w) == 0 then
+  local dead = redis.call('EXISTS', ARGV[1] .. 'alive:' .. w) == 0
+  if w == ARGV[2] or dead then
     local lk = ARGV[1] .. 'leases:' .. w
     local kv = redis.call('HGETALL', lk)
     for i = 2, #kv, 2 do
@@ -42,11 +45,12 @@ for _, w in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'workers')) do
       local p = string.find(v, '\\n', 1, true)
       redis.call('ZADD', ARGV[1] .. 'requests', string.sub(v, 1, p - 1), string.sub(v, p + 1))
       n = n + 1
+      if w ~= ARGV[2] then expired = expired + 1 end
     end
     redis.call('DEL', lk)
   end
 end
-if n > 0 then redis.call('INCRBY', ARGV[1] .. 'requeued', n) end
+if expired > 0 then redis.call('INCRBY', ARGV[1] .. 'requeued', expired) end
 return n
 """
 

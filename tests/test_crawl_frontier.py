@@ -116,6 +116,9 @@ def test_lease_requeue_and_done_rule(redis_url):
     assert frontier.requeue_expired() == 1 and frontier.requeued() == 1
     assert sorted(r.url for r in (queue.pop(), queue.pop())) == ["http://127.0.0.1/a", "http://127.0.0.1/b"]
     assert queue.pop() is None and not frontier.done()  # two leases still held
+    frontier.heartbeat("w1", 5)  # alive again, then closing: its leases are handed back, not expired
+    assert frontier.requeue_expired(closing_worker="w1") == 2 and frontier.requeued() == 1
+    assert sorted(r.url for r in (queue.pop(), queue.pop())) == ["http://127.0.0.1/a", "http://127.0.0.1/b"]
     queue.ack(list(frontier.client.hkeys(frontier.key("leases:w1"))))
     assert frontier.done()
     assert frontier.clear() > 0 and not frontier.client.keys(prefix + "*")
