@@ -83,10 +83,10 @@ def stage_crawl(base: str, tmp: Path, frontier: str, workers: int, concurrency: 
     import yaml
 
     run = Path(tempfile.mkdtemp(dir=tmp))
-    params = {"sources": {"bench": {"spider": "xenforo", "throttle": False, "args": {"start_url": base + "/"},
-                                    "settings": {"CONCURRENT_REQUESTS_PER_DOMAIN": concurrency}}},
-              "crawl": {"sources": ["bench"], "log_level": "WARNING", "jobs_dir": str(run / "jobs"),
-                        "frontier": frontier}}
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))  # every key is stated
+    params["sources"] = {"bench": {"spider": "xenforo", "throttle": False, "args": {"start_url": base + "/"},
+                                   "settings": {"CONCURRENT_REQUESTS_PER_DOMAIN": concurrency}}}
+    params["crawl"].update(sources=["bench"], log_level="WARNING", jobs_dir=str(run / "jobs"), frontier=frontier)
     (run / "params.yaml").write_text(yaml.safe_dump(params))
     cmd = [sys.executable, "-m", "pipeline.crawl", "--params", str(run / "params.yaml"), "--raw-dir",
            str(run / "raw"), "--metrics-dir", str(run / "metrics")] + (["--workers", str(workers)] if frontier else [])

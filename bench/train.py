@@ -156,7 +156,8 @@ def run_config(name: str, cfg: dict, steps: int, warmup: int, batches_dir: Path)
 
     def ours_model():
         keras.utils.set_random_seed(SEED)
-        model = build_model(NetworkConfig(cfg["vocab_size"], cfg["embedding_dim"], cfg["hidden_size"], cfg["num_layers"]))
+        model = build_model(NetworkConfig(cfg["vocab_size"], cfg["embedding_dim"], cfg["hidden_size"], cfg["num_layers"],
+                                                 dropout=0.0, mixed_precision=False))
         model.compile(optimizer=keras.optimizers.Adam(2e-3, global_clipnorm=5.0), loss=masked_loss())
         return model
 

@@ -5,7 +5,7 @@ for the compressor baseline, ``data/split/{train,val}.parquet``. Writes ``models
 vocabulary, meta), ``metrics/train.json``, ``plots/train.csv``, ``reports/evolution.jsonl`` and
 ``logs/tensorboard/``. Checkpoints go to ``checkpoints/train/``, which is *not* a DVC output
 (DVC deletes outputs before a stage runs), so a killed ``dvc repro`` resumes where it stopped.
-Params: the ``train`` section (see DEFAULTS and README).
+Params: the ``train`` section (checked by TrainConfig; values in params.yaml, meanings in README).
 
 Keras ``fit`` drives training (progress bar, callbacks, TensorBoard); every side effect is a
 callback in :mod:`model.callbacks`. Keras' own ``BackupAndRestore`` restarts an interrupted epoch
@@ -20,42 +20,50 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from model.network import NetworkConfig
+from pipeline.config import section, setting
+
 log = logging.getLogger(__name__)
 
-MODEL_DEFAULTS: dict[str, Any] = {
-    "embedding_dim": 64,
-    "hidden_size": 256,
-    "num_layers": 2,
-    "dropout": 0.1,  # between LSTM layers (outputs), training only; no recurrent dropout (cuDNN)
-    "mixed_precision": False,  # GPU only: float16 compute, float32 logits, dynamic loss scaling
-}
-EVOLUTION_DEFAULTS: dict[str, Any] = {
-    "primes": ["", "The ", "I think "],
-    "temperatures": [0.5, 1.0],
-    "length": 120,  # characters per sample
-    "seed": 1234,
-}
-DEFAULTS: dict[str, Any] = {
-    "seed": 0,
-    "model": MODEL_DEFAULTS,
-    "optimizer": "adam",  # adam | rmsprop
-    "learning_rate": 0.002,
-    "lr_schedule": "cosine",  # cosine (linear warm-up, then cosine decay) | constant
-    "warmup_steps": 50,
-    "min_lr_fraction": 0.1,  # cosine floor as a fraction of learning_rate
-    "clip_global_norm": 5.0,  # 0 = no clipping
-    "epochs": 4,
-    "max_steps_per_epoch": 0,  # 0 = the whole train split every epoch
-    "val_max_steps": 0,  # 0 = the whole val split
-    "max_minutes": 0.0,  # wall-clock cap over all resumed runs; 0 = none (a cap makes runs timing-dependent)
-    "checkpoint_every_steps": 100,  # plus one at every epoch end; 0 = epoch ends only
-    "keep_checkpoints": False,  # False: delete checkpoints/train once the model is saved
-    "xz_context_chars": 4_000_000,  # train text (its tail) xz sees before the val text
-    "evolution": EVOLUTION_DEFAULTS,
-}
+
+
+@dataclass(frozen=True)
+class EvolutionConfig:
+    """``train.evolution``: samples after every epoch -> reports/evolution.jsonl."""
+
+    primes: list[str]
+    temperatures: list[float] = setting(gt=0)
+    length: int = setting(ge=1)  # characters per sample
+    seed: int = setting(ge=0)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The ``train`` section of params.yaml (values and meanings there; ``model`` is checked by
+    NetworkConfig)."""
+
+    seed: int = setting(ge=0)
+    model: NetworkConfig
+    optimizer: str = setting(choices=("adam", "rmsprop"))
+    learning_rate: float = setting(gt=0)
+    lr_schedule: str = setting(choices=("cosine", "constant"))
+    warmup_steps: int = setting(ge=0)
+    min_lr_fraction: float = setting(ge=0, le=1)
+    clip_global_norm: float = setting(ge=0)
+    epochs: int = setting(ge=1)
+    max_steps_per_epoch: int = setting(ge=0)
+    val_max_steps: int = setting(ge=0)
+    max_minutes: float = setting(ge=0)
+    checkpoint_every_steps: int = setting(ge=0)
+    keep_checkpoints: bool
+    xz_context_chars: int = setting(ge=0)
+    evolution: EvolutionConfig
+
+
 # Keys that may change between a killed run and its resumption without invalidating the checkpoint.
 RESUMABLE_KEYS = {"max_minutes", "checkpoint_every_steps", "keep_checkpoints", "val_max_steps",
                   "xz_context_chars", "evolution"}
@@ -66,31 +74,8 @@ class TrainingError(RuntimeError):
 
 
 def load_config(params: Mapping[str, Any] | None = None, path: str = "params.yaml") -> dict[str, Any]:
-    """The ``train`` section merged over DEFAULTS, nested sections too; unknown keys are errors."""
-    from pipeline.common import ParamsError, section
-
-    cfg = section("train", DEFAULTS, params, path=path)
-    for name, defaults in (("model", MODEL_DEFAULTS), ("evolution", EVOLUTION_DEFAULTS)):
-        given = cfg[name] or {}
-        unknown = sorted(set(given) - set(defaults))
-        if unknown:
-            raise ParamsError(f"params.yaml: unknown key(s) {', '.join(f'train.{name}.{k}' for k in unknown)}; "
-                              f"known keys: {', '.join(sorted(defaults))}")
-        cfg[name] = {**defaults, **given}
-    if cfg["optimizer"] not in ("adam", "rmsprop"):
-        raise ParamsError(f"params.yaml: train.optimizer must be 'adam' or 'rmsprop', got {cfg['optimizer']!r}")
-    if cfg["lr_schedule"] not in ("cosine", "constant"):
-        raise ParamsError(f"params.yaml: train.lr_schedule must be 'cosine' or 'constant', got {cfg['lr_schedule']!r}")
-    for key in ("epochs",):
-        if int(cfg[key]) < 1:
-            raise ParamsError(f"params.yaml: train.{key} must be >= 1, got {cfg[key]!r}")
-    for key in ("max_steps_per_epoch", "val_max_steps", "checkpoint_every_steps", "warmup_steps", "max_minutes",
-                "clip_global_norm"):
-        if float(cfg[key]) < 0:
-            raise ParamsError(f"params.yaml: train.{key} must be >= 0, got {cfg[key]!r}")
-    if not float(cfg["learning_rate"]) > 0:
-        raise ParamsError(f"params.yaml: train.learning_rate must be > 0, got {cfg['learning_rate']!r}")
-    return cfg
+    """The ``train`` section of ``params`` (or of the file ``path``), checked by TrainConfig."""
+    return section("train", TrainConfig, params, path=path)
 
 
 def make_optimizer(cfg: Mapping[str, Any], total_steps: int):

@@ -34,6 +34,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -41,25 +42,38 @@ import pyarrow.parquet as pq
 
 from contracts import keys
 from pipeline import crawlstate, crawlworkers
-from pipeline.common import (ParamsError, StageFailed, load_params, params_name, run_main, section,
-                             setup_logging, write_json_atomic)
+from pipeline.common import (ParamsError, StageFailed, load_params, params_name, run_main, setup_logging,
+                             write_json_atomic)
+from pipeline.config import section, setting
 from pipeline.readers import run_reader
 
 logger = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    "sources": ["demo"],  # the sources `dvc repro` crawls (names of entries under `sources`)
-    "user_agent": "kopitiam/0.1 (character-LSTM research crawler)",  # sent to every site
-    "log_level": "INFO",  # Scrapy's log level in the crawl subprocess
-    "min_posts": 1,  # fewer posts than this fails the stage (a wrong start_url, a blocked crawler)
-    "jobs_dir": ".jobs",  # per-source crawl state: Scrapy JOBDIR (resume), run parts, incremental store
-    "http_cache": False,  # development: serve repeated requests from .scrapy/httpcache (HTTPCACHE_ENABLED)
-    # Shared frontier (pipeline/crawlworkers.py, crawler/frontier.py): "" = one in-process scheduler
-    "frontier": "",  # redis://HOST:PORT/DB: queue, duplicate filter and items in Redis
-    "crawl_id": "",  # names the shared crawl ("" = a fingerprint of the source entry)
-    "workers": 1,  # local worker processes with a frontier (--workers overrides)
-    "lease_timeout": 30.0,  # seconds without a heartbeat before a worker's requests are requeued
-}
+
+
+def _frontier_problem(value: str) -> str | None:
+    if value and not value.startswith(("redis://", "rediss://", "unix://")):
+        return 'expected "" (no shared frontier) or redis://HOST:PORT/DB'
+    return None
+
+
+@dataclass(frozen=True)
+class CrawlConfig:
+    """The ``crawl`` section of params.yaml (values and meanings there)."""
+
+    sources: list[str]  # names of entries under `sources` that `dvc repro` crawls
+    user_agent: str
+    log_level: str = setting(choices=("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"))
+    min_posts: int = setting(ge=0)
+    jobs_dir: str  # per-source crawl state; not a DVC output, so it lives here rather than in dvc.yaml
+    http_cache: bool
+    # Shared frontier (pipeline/crawlworkers.py, contracts/frontier.py): "" = one in-process scheduler
+    frontier: str = setting(check=_frontier_problem)
+    crawl_id: str
+    workers: int = setting(ge=1)  # local worker processes with a frontier (--workers overrides)
+    lease_timeout: float = setting(gt=0)
+
+
 SOURCE_KEYS = {"spider", "reader", "args", "demo_forum", "throttle", "settings", "resume", "incremental"}
 DEMO_FORUM_KEYS = {"genres", "plays", "seed", "posts_per_page", "threads_per_page"}
 UNTHROTTLED = {"AUTOTHROTTLE_ENABLED": "False", "DOWNLOAD_DELAY": "0",
@@ -210,13 +224,19 @@ RUNNERS: dict[str, Callable[[str, Mapping[str, Any], Mapping[str, Any], Path], d
 def crawl_source(name: str, params: Mapping[str, Any], *, raw_dir: Path, metrics_dir: Path,
                  workers: int | None = None) -> dict[str, Any]:
     """Crawl (or read) one source: ``raw_dir/<name>.parquet`` and ``metrics_dir/<name>.json``."""
-    cfg = {**section("crawl", DEFAULTS, params), "_params_file": params_name(params)}
+    cfg = {**section("crawl", CrawlConfig, params), "_params_file": params_name(params)}
     cfg["workers"] = check_workers(cfg, workers)
     entry = source_entry(name, params)
     kind = next(kind for kind in RUNNERS if kind in entry)
     out = (raw_dir / f"{name}.parquet").resolve()
     started = time.monotonic()
-    metrics = RUNNERS[kind](name, entry, cfg, out)
+    try:
+        metrics = RUNNERS[kind](name, entry, cfg, out)
+    except ParamsError as exc:  # a runner's own params check (readers): name the file it came from
+        where = params_name(params)
+        if str(exc).startswith(f"{where}:"):
+            raise
+        raise type(exc)(f"{where}: {exc}") from None
     metrics.update(source=name, kind=kind, name=entry[kind], output=os.path.relpath(out),
                    output_bytes=out.stat().st_size, wall_seconds=round(time.monotonic() - started, 3))
     write_json_atomic(metrics_dir / f"{name}.json", metrics)
@@ -240,7 +260,7 @@ def check_workers(cfg: Mapping[str, Any], workers: int | None) -> int:
 
 def join_source(name: str, params: Mapping[str, Any]) -> int:
     """``--join``: one more worker for a running shared crawl of ``name`` (no seeding, no output)."""
-    cfg = {**section("crawl", DEFAULTS, params), "_params_file": params_name(params)}
+    cfg = {**section("crawl", CrawlConfig, params), "_params_file": params_name(params)}
     entry = source_entry(name, params)
     if not cfg["frontier"] or "spider" not in entry:
         raise ParamsError(f"{cfg['_params_file']}: --join needs crawl.frontier set and a spider source "
@@ -263,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     setup_logging()
     params = load_params(args.params)
-    names = args.source or section("crawl", DEFAULTS, params)["sources"]
+    names = args.source or section("crawl", CrawlConfig, params)["sources"]
     if args.join:
         if len(names) != 1:
             raise ParamsError("--join takes exactly one --source")

@@ -18,7 +18,6 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import redis
-import yaml
 from scrapy import Request, Spider
 from scrapy.utils.test import get_crawler
 
@@ -26,6 +25,8 @@ from contracts.frontier import Frontier, frontier_prefix, frontier_settings, red
 from crawler.frontier import LeasedPriorityQueue
 from demoforum.server import DemoForumServer
 from demoforum.site import DemoForum
+from helpers.params import repo_params
+from helpers.params import write_params as write_repo_params
 from pipeline.common import ParamsError
 from pipeline.crawl import crawl_source
 
@@ -76,13 +77,11 @@ class TimedServer(DemoForumServer):
 
 def write_params(tmp: Path, base_url: str, *, frontier: str = "", settings: dict | None = None,
                  throttle: bool = False) -> Path:
-    params = {"sources": {"t": {"spider": "xenforo", "throttle": throttle, "settings": settings or {},
-                                "args": {"start_url": base_url + "/"}}},
-              "crawl": {"sources": ["t"], "jobs_dir": str(tmp / "jobs"), "frontier": frontier,
-                        "lease_timeout": 3}}
-    path = tmp / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
-    return path
+    """The repository's params with one source ``t`` on ``base_url`` and the frontier set."""
+    return write_repo_params(tmp / "params.yaml", {"crawl": {
+        "sources": ["t"], "jobs_dir": str(tmp / "jobs"), "frontier": frontier, "lease_timeout": 3}},
+        sources={"t": {"spider": "xenforo", "throttle": throttle, "settings": settings or {},
+                       "args": {"start_url": base_url + "/"}}})
 
 
 def crawl_cmd(python_exe: str, tmp: Path, *extra: str) -> list[str]:
@@ -125,7 +124,8 @@ def test_lease_requeue_and_done_rule(redis_url):
 
 
 def test_workers_need_a_frontier(tmp_path):
-    params = yaml.safe_load(write_params(tmp_path, "http://127.0.0.1:1").read_text())
+    params = repo_params({"crawl": {"sources": ["t"], "frontier": ""}},
+                         sources={"t": {"spider": "xenforo", "args": {"start_url": "http://127.0.0.1:1/"}}})
     with pytest.raises(ParamsError, match="crawl.frontier"):
         crawl_source("t", params, raw_dir=tmp_path, metrics_dir=tmp_path, workers=2)
 

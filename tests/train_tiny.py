@@ -89,13 +89,15 @@ def make_data(n_train: int = 96, n_val: int = 24, seed: int = 0, poison_batch: i
 
 
 def tiny_config(**overrides) -> dict:
+    from helpers.params import repo_params
     from model.train import load_config
 
-    cfg = load_config({"train": {
-        "seed": 7, "epochs": 2, "checkpoint_every_steps": 3, "warmup_steps": 2,
-        "model": {"embedding_dim": 8, "hidden_size": 16, "num_layers": 2, "dropout": 0.1},
+    # params.yaml's train section, tiny; learning_rate 0.002 and no time cap: what these tests were tuned with
+    cfg = load_config(repo_params({"train": {
+        "seed": 7, "epochs": 2, "checkpoint_every_steps": 3, "warmup_steps": 2, "learning_rate": 0.002,
+        "max_minutes": 0, "model": {"embedding_dim": 8, "hidden_size": 16, "num_layers": 2, "dropout": 0.1},
         "evolution": {"primes": ["", "the "], "temperatures": [0.7], "length": 20, "seed": 3},
-    }})
+    }}))
     for key, value in overrides.items():
         if "." in key:
             a, b = key.split(".", 1)
