@@ -36,6 +36,7 @@ import pyarrow.parquet as pq  # noqa: E402
 from contracts.schemas import CLEAN_SCHEMA  # noqa: E402
 from pipeline import batches as B  # noqa: E402
 from pipeline import split as S  # noqa: E402
+from pipeline.config import section  # noqa: E402
 from pipeline import vocab as V  # noqa: E402
 
 CONFIG = {
@@ -136,7 +137,8 @@ def bench_corpus(corpus: pa.Table, work: Path) -> dict:
         paths[name] = work / f"{name}.parquet"
         pq.write_table(table, paths[name])
     vocab = V.build_vocab(V.iter_texts(paths["train"]), min_count=2, max_size=512)
-    params = B.check_params({**B.DEFAULTS, **{k: CONFIG[k] for k in ("batch_size", "max_len", "max_buckets", "seed")}})
+    params = B.check_params({**section("batches", B.BatchesConfig),
+                             **{k: CONFIG[k] for k in ("batch_size", "max_len", "max_buckets", "seed")}})
     t0 = time.perf_counter()
     metrics = B.run(paths, vocab, params, work / "batches")
     stage_s = time.perf_counter() - t0

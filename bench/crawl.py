@@ -11,7 +11,12 @@ feed, throttle settings off); its rates use Scrapy's ``elapsed_time_seconds`` (e
 close), and ``wall_s`` adds the subprocess start. A warm-up (demo forum built, a few pages fetched
 and parsed) runs first. Prints one JSON object.
 
-Usage: ``python bench/crawl.py [--genres tragedies ...] [--concurrency 16]``
+``--workers 1,2,4`` benchmarks the shared frontier instead (crawler/frontier.py): the crawl stage
+(``python -m pipeline.crawl --workers N``) through a redis-server started on 127.0.0.1 (Debian's
+``redis-server``; or ``--redis URL``), once per worker count, beside the single-process stage
+(``crawl.frontier: ""``) in the same run; pages/s use the longest worker's engine time.
+
+Usage: ``python bench/crawl.py [--genres tragedies ...] [--concurrency 16] [--workers 1,2,4 [--redis URL]]``
 """
 
 from __future__ import annotations
@@ -73,11 +78,85 @@ def parse_all(forum: DemoForum, base: str, limit: int | None = None) -> tuple[fl
     return time.perf_counter() - start, len(rendered), items
 
 
+def stage_crawl(base: str, tmp: Path, frontier: str, workers: int, concurrency: int) -> dict:
+    """One run of the crawl stage on the demo forum at ``base``; its metrics."""
+    import yaml
+
+    run = Path(tempfile.mkdtemp(dir=tmp))
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))  # every key is stated
+    params["sources"] = {"bench": {"spider": "xenforo", "throttle": False, "args": {"start_url": base + "/"},
+                                   "settings": {"CONCURRENT_REQUESTS_PER_DOMAIN": concurrency}}}
+    params["crawl"].update(sources=["bench"], log_level="WARNING", jobs_dir=str(run / "jobs"), frontier=frontier)
+    (run / "params.yaml").write_text(yaml.safe_dump(params))
+    cmd = [sys.executable, "-m", "pipeline.crawl", "--params", str(run / "params.yaml"), "--raw-dir",
+           str(run / "raw"), "--metrics-dir", str(run / "metrics")] + (["--workers", str(workers)] if frontier else [])
+    subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return json.loads((run / "metrics" / "bench.json").read_text())
+
+
+def start_redis(folder: Path) -> tuple[subprocess.Popen, str]:
+    import shutil
+    import socket
+
+    import redis
+
+    server = shutil.which("redis-server")
+    if server is None:
+        sys.exit("redis-server not found: apt-get install redis-server, or pass --redis URL")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                             "no", "--dir", str(folder)], stdout=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            redis.Redis(port=port).ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def bench_workers(genres: list[str], counts: list[int], concurrency: int, redis_url: str | None) -> dict:
+    forum = DemoForum(genres=genres, seed=CONFIG["seed"])
+    posts = sum(len(t.posts) for t in forum.crawlable_threads())
+    runs = []
+    with DemoForumServer(forum) as server, tempfile.TemporaryDirectory() as tmp:
+        proc = None
+        if redis_url is None:
+            proc, redis_url = start_redis(Path(tmp))
+        try:
+            fetch_all(server.base_url, page_urls(forum)[: CONFIG["warmup_pages"]])  # warm-up
+            for workers, frontier in [(1, "")] + [(n, redis_url) for n in counts]:
+                m = stage_crawl(server.base_url, Path(tmp), frontier, workers, concurrency)
+                runs.append({"workers": workers, "frontier": bool(frontier), "pages": m["pages"],
+                             "posts": m["raw_rows"], "seconds": m["seconds"], "wall_s": m["wall_seconds"],
+                             "pages_per_s": round(m["pages"] / m["seconds"], 1),
+                             "pages_by_worker": {k: v["pages"] for k, v in m.get("workers", {}).items()},
+                             "requeued": m.get("requeued", 0), "all_posts": m["raw_rows"] == posts})
+        finally:
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=10)
+    base = runs[0]["pages_per_s"]
+    for run in runs:
+        run["vs_single_process"] = round(run["pages_per_s"] / base, 2)
+    return {"bench": "crawl_workers", "config": {**CONFIG, "genres": genres, "concurrency": concurrency,
+                                                  "workers": counts},
+            "forum": {"threads": len(forum.crawlable_threads()), "posts": posts}, "runs": runs}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--genres", nargs="*", default=CONFIG["genres"])
     parser.add_argument("--concurrency", type=int, default=CONFIG["concurrency"])
+    parser.add_argument("--workers", help="comma-separated worker counts: benchmark the shared frontier")
+    parser.add_argument("--redis", help="an existing Redis for --workers (default: start redis-server)")
     args = parser.parse_args()
+    if args.workers:
+        counts = [int(n) for n in args.workers.split(",")]
+        print(json.dumps(bench_workers(args.genres, counts, args.concurrency, args.redis)))
+        return
     forum = DemoForum(genres=args.genres, seed=CONFIG["seed"])
     urls = page_urls(forum)
     posts = sum(len(t.posts) for t in forum.crawlable_threads())

@@ -85,12 +85,13 @@ def build_model_dir(out: Path) -> Path:
 
     from model.artifacts import save_trained
     from model.network import NetworkConfig, build_model
+    from model.train import load_config
     from pipeline.vocab import Vocab
 
     keras.utils.set_random_seed(SEED)
     chars = [chr(c) for c in range(32, 127)] + ["\n", "\u2019", "\u201c"]
     vocab = Vocab.from_counts({c: 1000 - i for i, c in enumerate(chars)}, max_size=VOCAB_SIZE)
-    config = NetworkConfig(vocab_size=len(vocab))
+    config = NetworkConfig(vocab_size=len(vocab), **load_config()["model"])  # params.yaml's architecture
     save_trained(out, build_model(config), vocab, {"network": config.to_dict(), "params": {}})
     return out
 
@@ -102,12 +103,13 @@ def main() -> None:
     args = parser.parse_args()
 
     from tests.helpers.browser import Browser
-    from model.export import DEFAULTS, export
+    from model.export import ExportConfig, export
+    from pipeline.config import section
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model_dir = Path(args.model) if args.model else build_model_dir(tmp / "model")
-        params = {**DEFAULTS, "model_dir": str(model_dir), "json_out": str(tmp / "model.json"),
+        params = {**section("export", ExportConfig), "model_dir": str(model_dir), "json_out": str(tmp / "model.json"),
                   "html_out": str(tmp / "sampler.html")}
         metrics = export(params)
         with Browser() as browser:

@@ -50,6 +50,7 @@ import pyarrow.parquet as pq  # noqa: E402
 from contracts.files import parquet_writer  # noqa: E402
 from contracts.schemas import RAW_SCHEMA  # noqa: E402
 from pipeline import clean, dask_engine, dedupe, minhash  # noqa: E402
+from pipeline.config import section  # noqa: E402
 
 CONFIG = {
     "seed": 0,
@@ -181,11 +182,13 @@ def peak_rss_mb() -> dict:
 def engine_run(raw: Path, out: Path, name: str, engine: dask_engine.DaskEngine | None) -> dict:
     """Clean and dedupe ``raw`` into ``out`` with one engine; metrics, CPU seconds, output hashes."""
     cpu0 = cpu_seconds()
-    cm = clean.run_clean([raw], out / "clean" / "posts.parquet", out / "clean" / "dropped.parquet",
-                         {**clean.DEFAULTS, "engine": name}, engine=engine)
+    ccfg = {**section("clean", clean.CleanConfig), "engine": name}
+    dcfg = {**section("dedupe", dedupe.DedupeConfig), "engine": name}
+    cm = clean.run_clean([raw], out / "clean" / "posts.parquet", out / "clean" / "dropped.parquet", ccfg,
+                         engine=engine)
     cpu1 = cpu_seconds()
     dm = dedupe.run_dedupe(out / "clean" / "posts.parquet", out / "dedup" / "corpus.parquet",
-                           out / "dedup" / "duplicates.parquet", {**dedupe.DEFAULTS, "engine": name},
+                           out / "dedup" / "duplicates.parquet", dcfg,
                            out / "clean" / "dropped.parquet", engine=engine)
     cpu2 = cpu_seconds()
     files = ["clean/posts.parquet", "clean/dropped.parquet", "dedup/corpus.parquet", "dedup/duplicates.parquet"]
@@ -209,7 +212,8 @@ def run_once(size_mb: float, workdir: Path, engines: list[str]) -> dict:
     for name in engines:
         if name == "dask":
             t = time.perf_counter()
-            with dask_engine.DaskEngine({**dask_engine.DEFAULTS, "n_workers": os.cpu_count() or 1}) as engine:
+            dask_cfg = {**section("dask", dask_engine.DaskConfig), "n_workers": os.cpu_count() or 1}
+            with dask_engine.DaskEngine(dask_cfg) as engine:
                 start_s = time.perf_counter() - t
                 runs[name] = engine_run(raw, workdir / name, name, engine)
                 runs[name].update(cluster_start_s=round(start_s, 1), worker_rss_mb=dask_worker_rss_mb(engine),
@@ -312,7 +316,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="kopitiam-bench-") as tmp:
             result = run_once(args.size_mb, Path(tmp), engines)
             result["baseline"] = baselines(Path(tmp) / engines[0] / "clean" / "posts.parquet", args.baseline_docs,
-                                           dict(dedupe.DEFAULTS))
+                                           section("dedupe", dedupe.DedupeConfig))
         print(json.dumps(result))
         return
     runs = []
@@ -323,7 +327,8 @@ def main() -> None:
         runs.append(json.loads(out.strip().splitlines()[-1]))
     small, full = runs
     rss = lambda r: max(r["peak_rss_mb"].values())  # noqa: E731
-    report = {"config": {**CONFIG, "size_mb": args.size_mb, "clean": clean.DEFAULTS, "dedupe": dedupe.DEFAULTS},
+    report = {"config": {**CONFIG, "size_mb": args.size_mb, "clean": section("clean", clean.CleanConfig),
+                         "dedupe": section("dedupe", dedupe.DedupeConfig)},
               **{k: v for k, v in full.items() if k != "baseline"},
               "baseline": full["baseline"],
               "dedupe_speedup_vs_naive_pairwise": round(full["dedupe_mb_per_s"] / full["baseline"]["naive_mb_per_s"], 1),

@@ -61,9 +61,11 @@ def load_model(cfg):
             vocab, where = Vocab.load("data/vocab.json"), "data/vocab.json"
         else:
             vocab, where = Vocab.from_counts({c: 1 for c in string.printable}), "printable ASCII"
-        config = NetworkConfig(vocab_size=len(vocab))
+        from model.train import load_config
+
+        config = NetworkConfig(vocab_size=len(vocab), **load_config()["model"])
         model = build_model(config)
-        label = (f"untrained default NetworkConfig (embedding {config.embedding_dim}, {config.num_layers} x "
+        label = (f"untrained params.yaml NetworkConfig (embedding {config.embedding_dim}, {config.num_layers} x "
                  f"LSTM {config.hidden_size}) over {where}: no {cfg['model_dir']}/model.keras")
     return model, vocab, StatefulSampler.from_model(model, vocab), label
 

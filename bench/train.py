@@ -12,6 +12,11 @@ of data/batches/train when present (else seeded synthetic batches: a random buck
 char-rnn reported 0.46 s per 100 x 100 batch on a TITAN Z GPU.
 
     python bench/train.py [--steps 6] [--warmup 2] [--batches data/batches] [--configs reference,default]
+                          [--strategy mirrored [--cpu-devices 2]]
+
+``--strategy mirrored`` adds, per config, the distributed step of model/distribute.py (every local
+GPU, else ``--cpu-devices`` logical CPU devices) on the same global batches, timed interleaved with
+the one-device Keras step: ``mirrored.vs_one_device`` is the tokens/s ratio.
 
 Prints exactly one JSON object on stdout.
 """
@@ -126,7 +131,39 @@ def time_interleaved(runs: dict, warmup: int) -> dict:
     return out
 
 
-def run_config(name: str, cfg: dict, steps: int, warmup: int, batches_dir: Path) -> dict:
+def time_mirrored(strategy, cfg: dict, batches: list, warmup: int, one_device) -> dict:
+    """The same batches through model/distribute.py's step on ``strategy`` and through the
+    one-device Keras model ``one_device``, alternating batch by batch; tokens/s of real targets."""
+    import keras
+
+    from model.distribute import Steps
+    from model.losses import masked_loss
+    from model.network import NetworkConfig, build_model
+
+    with strategy.scope():
+        keras.utils.set_random_seed(SEED)
+        model = build_model(NetworkConfig(cfg["vocab_size"], cfg["embedding_dim"], cfg["hidden_size"], cfg["num_layers"]))
+        model.compile(optimizer=keras.optimizers.Adam(2e-3, global_clipnorm=5.0), loss=masked_loss())
+        model.optimizer.build(model.trainable_variables)
+    run = Steps(strategy, model)
+    for b in batches[:warmup] + list({b[0].shape: b for b in batches[warmup:]}.values()):
+        run.train(b)
+    secs = {"mirrored": 0.0, "one_device": 0.0}
+    for b in batches[warmup:]:
+        t0 = time.perf_counter()
+        run.train(b)
+        secs["mirrored"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        one_device.train_on_batch(*b[:2], sample_weight=b[2])
+        secs["one_device"] += time.perf_counter() - t0
+    timed = batches[warmup:]
+    real = float(sum(b[2].sum() for b in timed))
+    return {"replicas": run.replicas, "devices": list(strategy.extended.worker_devices),
+            "s_per_batch": secs["mirrored"] / len(timed), "tokens_per_s": real / secs["mirrored"],
+            "one_device_tokens_per_s": real / secs["one_device"], "vs_one_device": secs["one_device"] / secs["mirrored"]}
+
+
+def run_config(name: str, cfg: dict, steps: int, warmup: int, batches_dir: Path, strategy=None) -> dict:
     import keras
 
     from model.losses import masked_loss
@@ -156,7 +193,8 @@ def run_config(name: str, cfg: dict, steps: int, warmup: int, batches_dir: Path)
 
     def ours_model():
         keras.utils.set_random_seed(SEED)
-        model = build_model(NetworkConfig(cfg["vocab_size"], cfg["embedding_dim"], cfg["hidden_size"], cfg["num_layers"]))
+        model = build_model(NetworkConfig(cfg["vocab_size"], cfg["embedding_dim"], cfg["hidden_size"], cfg["num_layers"],
+                                                 dropout=0.0, mixed_precision=False))
         model.compile(optimizer=keras.optimizers.Adam(2e-3, global_clipnorm=5.0), loss=masked_loss())
         return model
 
@@ -173,6 +211,8 @@ def run_config(name: str, cfg: dict, steps: int, warmup: int, batches_dir: Path)
     fast, slow = timed["ours"], timed["naive_onehot_pad_to_max"]
     out = {"config": {**cfg, "data": data}, **timed,
            "speedup_tokens_per_s": fast["tokens_per_s"] / slow["tokens_per_s"]}
+    if strategy is not None:
+        out["mirrored"] = time_mirrored(strategy, cfg, batches, warmup, runs["ours"][0])
     if name == "reference":
         out["char_rnn_titan_z_s_per_batch"] = CHAR_RNN_TITAN_Z_S_PER_BATCH
         out["vs_char_rnn_titan_z"] = CHAR_RNN_TITAN_Z_S_PER_BATCH / fast["s_per_batch"]
@@ -185,14 +225,25 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2, help="untimed batches first (tracing, allocation)")
     ap.add_argument("--batches", type=Path, default=Path("data/batches"))
     ap.add_argument("--configs", default="reference,default")
+    ap.add_argument("--strategy", choices=("none", "mirrored"), default="none")
+    ap.add_argument("--cpu-devices", type=int, default=2, help="mirrored without a GPU: logical CPU devices")
     args = ap.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    results = {name: run_config(name, CONFIGS[name], args.steps, args.warmup, args.batches)
+    strategy = None
+    if args.strategy == "mirrored":  # before TensorFlow touches a device
+        from model.distribute import DistributeConfig, make_strategy
+        from pipeline.config import check_section
+
+        dist = {"strategy": "mirrored", "workers": [], "cpu_devices": args.cpu_devices, "timeout_s": 300}
+        strategy = make_strategy(check_section(DistributeConfig, dist, where="bench/train.py",
+                                               prefix="train.distribute"))[0]
+    results = {name: run_config(name, CONFIGS[name], args.steps, args.warmup, args.batches, strategy)
                for name in args.configs.split(",")}
     print(json.dumps({"bench": "train", "device": device_name(), "tensorflow": tf.__version__, "seed": SEED,
-                      "steps": args.steps, "warmup": args.warmup, "results": results}, indent=1))
+                      "steps": args.steps, "warmup": args.warmup, "strategy": args.strategy, "results": results},
+                     indent=1))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ Scrapy settings and metrics the crawl stage and the crawler share, and each foru
 - ``timestamps``: the one UTC timestamp parser.
 - ``ids``: ``SeenIds``, the first-wins post-id dedupe rule.
 - ``keys``: Scrapy setting names and environment variables the crawl stage passes to the crawler.
+- ``frontier``: the shared crawl frontier's Redis keys, Lua scripts and client (needs ``redis``).
 - ``markup``: ``EngineMarkup`` records (quote, signature, "Click to expand" classes, quote-id
   patterns) of the forum engines, the registry the clean stage reads, and quoted-id extraction.
 """

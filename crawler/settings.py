@@ -35,6 +35,7 @@ DOWNLOADER_MIDDLEWARES = {
     "crawler.middlewares.RetryAfterMiddleware": 550,
     "crawler.encoding.EncodingRepairMiddleware": 580,  # after decompression (590): fix a wrong charset
     "crawler.crawldelay.CrawlDelayMiddleware": 101,  # after RobotsTxtMiddleware (100): apply Crawl-delay
+    "crawler.sitelimit.SharedSiteLimit": 102,  # shared frontier only: per-site limits across all workers
 }
 KOPITIAM_ROBOTSTXT_CRAWL_DELAY = True  # honour robots.txt Crawl-delay as each site's minimum delay
 KOPITIAM_ROBOTSTXT_CRAWL_DELAY_MAX = 60.0  # seconds; a longer Crawl-delay is capped (and logged)
@@ -55,7 +56,11 @@ ITEM_PIPELINES = {
     "crawler.pipelines.RequiredFieldsPipeline": 100,
     "crawler.pipelines.UniquePostPipeline": 200,
     "crawler.pipelines.PostDatePipeline": 300,
+    "crawler.frontierworker.FrontierItemStore": 900,  # shared frontier only: posts into Redis
 }
+
+# Shared frontier (crawler/frontier.py, frontierworker.py, sitelimit.py): off unless KOPITIAM_FRONTIER is set.
+SPIDER_MIDDLEWARES = {"crawler.frontierworker.FrontierSeed": 50}  # one worker queues the start URLs
 
 # Finished crawl metrics as JSON for the crawl stage (on when KOPITIAM_METRICS_FILE is set);
 # the full stats dump for debugging and tests (on when KOPITIAM_STATS_FILE is set).
@@ -64,8 +69,10 @@ EXTENSIONS = {
     "crawler.extensions.StatsFile": 900,
     "crawler.extensions.ParentWatch": 910,  # the crawl stage's child dies with the stage
     "crawler.extensions.CheckReport": 920,  # logging off (`scrapy check`): the spider's own error counters
+    "crawler.frontierworker.FrontierWorker": 930,  # shared frontier only: leases, heartbeat, "done" rule
 }
 KOPITIAM_METRICS_FILE = None
+KOPITIAM_FRONTIER = None  # redis://HOST:PORT/DB without credentials, set per worker by pipeline/crawlworkers.py
 KOPITIAM_STATS_FILE = None
 
 # Feeds: `-O out.parquet` writes the raw schema with zstd; local files are written atomically.

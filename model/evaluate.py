@@ -26,6 +26,7 @@ import argparse
 import logging
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
 from typing import Any, Sequence
@@ -36,19 +37,22 @@ from tqdm import tqdm
 
 from contracts.schemas import check_columns
 from model import baselines, novelty
-from pipeline.common import read_jsonl, section, setup_logging, write_json_atomic, write_jsonl_atomic
+from pipeline.common import read_jsonl, setup_logging, write_json_atomic, write_jsonl_atomic
+from pipeline.config import section, setting
 from pipeline.vocab import END_ID, UNK_ID, Vocab
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    "ngram_order": 5,  # Kneser-Ney n-gram order (context = order - 1 characters)
-    "unigram_alpha": 1.0,  # add-alpha smoothing of the unigram baseline
-    "batch_size": 32,  # LSTM evaluation sequences per batch
-    "max_len": 128,  # LSTM evaluation chunk length in targets, as batches.max_len (longer documents are chunked)
-    "max_test_chars": 0,  # 0 = the whole test split
-    "compressors": ["gzip_9", "bzip2_9", "xz_9"],
-}
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """The ``evaluate`` section of params.yaml (meanings there)."""
+
+    ngram_order: int = setting(ge=1)
+    unigram_alpha: float = setting(gt=0)
+    batch_size: int = setting(ge=1)
+    max_len: int = setting(ge=1)
+    max_test_chars: int = setting(ge=0)
+    compressors: list[str] = setting(choices=baselines.COMPRESSORS)
 
 
 def read_texts(path: str | Path) -> list[str]:
@@ -204,10 +208,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     setup_logging()
-    cfg = section("evaluate", DEFAULTS, path=args.params)
-    unknown = set(cfg["compressors"]) - set(baselines.COMPRESSORS)
-    if unknown:
-        raise ValueError(f"params.yaml: evaluate.compressors has unknown {sorted(unknown)}; known: {list(baselines.COMPRESSORS)}")
+    cfg = section("evaluate", EvaluateConfig, path=args.params)
     from model.artifacts import load_trained
 
     model, vocab, _ = load_trained(args.model)

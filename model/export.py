@@ -12,10 +12,11 @@ Before writing, the exported document is decoded again and a NumPy forward pass 
 (``model.lstm_numpy.run``) is compared with the Keras model on ``check_prime``: next-character
 probabilities must agree to ``check_tolerance`` at every position, or the stage fails.
 
-Params (``export`` section): model_dir, json_out, html_out, metrics_out, check_prime,
-check_tolerance, and the page's initial controls prime, temperature, greedy, seed, length (the
-page's URL parameters override them: ``sampler.html?prime=...&greedy=1&length=200&auto=1``).
-CLI: ``python -m model.export [--model DIR] [--json PATH] [--html PATH] [--metrics PATH]`` override the paths.
+Params (``export`` section, checked by ``ExportConfig``): check_prime, check_tolerance, and the
+page's initial controls prime, temperature, greedy, seed, length (the page's URL parameters
+override them: ``sampler.html?prime=...&greedy=1&length=200&auto=1``).
+CLI: ``python -m model.export [--model DIR] [--json PATH] [--html PATH] [--metrics PATH] [--params FILE]``;
+dvc.yaml's ``cmd`` names every path.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -32,24 +34,27 @@ import numpy as np
 from model.artifacts import load_trained
 from model.lstm_numpy import LayoutError, LstmWeights, run, softmax
 from model.webformat import ExportError, decode_model, encode_model
-from pipeline.common import atomic_path, section, setup_logging, write_json_atomic
+from pipeline.common import atomic_path, setup_logging, write_json_atomic
+from pipeline.config import section, setting
 from pipeline.vocab import END_ID
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    "model_dir": "models/lstm",
-    "json_out": "reports/model.json",
-    "html_out": "reports/sampler.html",
-    "metrics_out": "metrics/export.json",
-    "check_prime": "The quick brown fox, said he.",  # text the export self-check runs through both models
-    "check_tolerance": 1.0e-4,  # max |p_keras - p_export| over all next-character probabilities
-    "prime": "",  # the page's initial controls
-    "temperature": 0.8,
-    "greedy": False,
-    "seed": 1,
-    "length": 400,
-}
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """The ``export`` section of params.yaml (meanings there); paths come from the command line."""
+
+    check_prime: str
+    check_tolerance: float = setting(gt=0)
+    prime: str  # the page's initial controls
+    temperature: float = setting(ge=0.05, le=2)
+    greedy: bool
+    seed: int = setting(ge=0)
+    length: int = setting(ge=1)
+
+
 MARKERS = ("__KOPITIAM_MODEL_JSON__", "__KOPITIAM_DEFAULTS_JSON__", "/*__KOPITIAM_LSTM_JS__*/")
 
 
@@ -120,16 +125,14 @@ def export(params: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     setup_logging()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", help="trained model folder (default: export.model_dir)")
-    parser.add_argument("--json", help="model JSON to write (default: export.json_out)")
-    parser.add_argument("--html", help="sampler page to write (default: export.html_out)")
-    parser.add_argument("--metrics", help="metrics JSON to write (default: export.metrics_out)")
+    parser.add_argument("--model", default="models/lstm", help="trained model folder")
+    parser.add_argument("--json", default="reports/model.json", help="model JSON to write")
+    parser.add_argument("--html", default="reports/sampler.html", help="sampler page to write")
+    parser.add_argument("--metrics", default="metrics/export.json", help="metrics JSON to write")
+    parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
-    params = section("export", DEFAULTS)
-    for key, value in (("model_dir", args.model), ("json_out", args.json), ("html_out", args.html),
-                       ("metrics_out", args.metrics)):
-        if value:
-            params[key] = value
+    params = {**section("export", ExportConfig, path=args.params), "model_dir": args.model, "json_out": args.json,
+              "html_out": args.html, "metrics_out": args.metrics}
     metrics = export(params)
     write_json_atomic(params["metrics_out"], metrics)
     log.info("exported %s parameters (%d tokens) to %s (%.2f MB) and %s (%.2f MB); self-check max |dp| %.2g",

@@ -14,28 +14,28 @@ Layer names are a contract read by the sampler and the browser export: ``embeddi
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-import keras
-from keras import layers
+from pipeline.config import check_fields, setting
+
+if TYPE_CHECKING:
+    import keras
 
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    """Architecture hyper-parameters (the ``train.model`` section of params.yaml)."""
+    """Architecture hyper-parameters: the ``train.model`` section of params.yaml (the values are
+    there; no defaults here) plus the vocabulary size."""
 
-    vocab_size: int
-    embedding_dim: int = 64
-    hidden_size: int = 256
-    num_layers: int = 2
-    dropout: float = 0.0  # applied to the outputs of every LSTM layer, in training only
-    mixed_precision: bool = False  # float16 compute, float32 variables and float32 logits
+    vocab_size: int = setting(ge=1, param=False)  # from the vocabulary, not from params
+    embedding_dim: int = setting(ge=1)
+    hidden_size: int = setting(ge=1)
+    num_layers: int = setting(ge=1)
+    dropout: float = setting(ge=0, lt=1)  # applied to the outputs of every LSTM layer, in training only
+    mixed_precision: bool  # float16 compute, float32 variables and float32 logits
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "embedding_dim", "hidden_size", "num_layers"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"model {name} must be >= 1, got {getattr(self, name)!r}")
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise ValueError(f"model dropout must be in [0, 1), got {self.dropout!r}")
+        check_fields(self, "model")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -43,6 +43,9 @@ class NetworkConfig:
 
 def build_model(config: NetworkConfig) -> keras.Model:
     """The character LSTM as a functional Keras model: int token ids (batch, time) -> logits."""
+    import keras  # here, not at the top: the params check (NetworkConfig) must not pay for TensorFlow
+    from keras import layers
+
     policy = "mixed_float16" if config.mixed_precision else "float32"
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
     x = layers.Embedding(config.vocab_size, config.embedding_dim, name="embedding", dtype=policy)(tokens)

@@ -24,22 +24,30 @@ import json
 import logging
 import re
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import pyarrow.parquet as pq
 
-from pipeline.common import atomic_path, iter_jsonl, section, setup_logging
+from pipeline.common import atomic_path, iter_jsonl, setup_logging
+from pipeline.config import section, setting
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    "snippet_chars": 300,  # characters of the validation snippet shown with guesses and cells
-    "analysis_chars": 20000,  # validation characters used to choose the interpretable cells
-    "top_k": 5,  # next-character guesses shown per character
-    "sample_chars": 1500,  # longer samples are cut (with a note) on the page
-    "histogram_bins": 40,
-}
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """The ``report`` section of params.yaml (meanings there)."""
+
+    snippet_chars: int = setting(ge=1)
+    analysis_chars: int = setting(ge=1)
+    top_k: int = setting(ge=1)
+    sample_chars: int = setting(ge=1)
+    histogram_bins: int = setting(ge=1)
+
+
 SECTIONS = [("corpus", "Corpus overview"), ("training", "Training"), ("samples", "Samples by temperature"),
             ("evolution", "Sample evolution across epochs"), ("evaluation", "Evaluation against baselines"),
             ("expects", "What the model expects"), ("cells", "What a cell tracks")]
@@ -446,7 +454,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     setup_logging()
-    cfg = section("report", DEFAULTS, path=args.params)
+    cfg = section("report", ReportConfig, path=args.params)
     page, summary = build(Path(args.root), cfg, args.model)
     for path, text in ((args.out, page), (args.summary, summary)):
         with atomic_path(path) as tmp:

@@ -18,7 +18,7 @@ per generated token, END included when produced), n_tokens, ended, top_k, top_p,
 beam_width, length_norm.
 
 params.yaml ``sample`` keys: primes, temperatures, n, length, top_k, top_p, seed, greedy,
-beam_width, length_norm (meanings in ``DEFAULTS``).
+beam_width, length_norm (checked by ``SampleConfig``; meanings in params.yaml).
 """
 
 from __future__ import annotations
@@ -27,48 +27,31 @@ import argparse
 import json
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from model.artifacts import DEFAULT_MODEL_DIR, ModelFolderError
 from model.sampler import Sample, SamplerError, StatefulSampler
-from pipeline.common import ParamsError, section, setup_logging, write_jsonl_atomic
+from pipeline.common import ParamsError, setup_logging, write_jsonl_atomic
+from pipeline.config import section, setting
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    "primes": ["", "ROMEO", "The "],  # texts that warm the state before sampling ("" = start of a document)
-    "temperatures": [0.5, 0.8, 1.0],  # > 0; lower is more conservative
-    "n": 3,  # samples per prime and temperature
-    "length": 300,  # maximum characters per sample (a sample also stops at END)
-    "top_k": 0,  # keep the k most likely characters (0: off)
-    "top_p": 1.0,  # nucleus: smallest set of characters with this much probability (1.0: off)
-    "seed": 1234,  # seed of the first prime x temperature combination; the next ones count up
-    "greedy": True,  # also write one greedy (argmax) text per prime
-    "beam_width": 4,  # also write one beam-search text per prime (0: off)
-    "length_norm": 1.0,  # beam score = sum log p / n_tokens ** length_norm
-}
+@dataclass(frozen=True)
+class SampleConfig:
+    """The ``sample`` section of params.yaml (meanings there)."""
 
-
-def check_params(p: dict[str, Any]) -> None:
-    """Types and ranges of the ``sample`` section; errors name the key."""
-    def bad(key: str, value: Any, want: str) -> ParamsError:
-        return ParamsError(f"params.yaml: sample.{key} = {value!r}: expected {want}")
-
-    if not isinstance(p["primes"], list) or not all(isinstance(x, str) for x in p["primes"]):
-        raise bad("primes", p["primes"], "a list of strings")
-    temps = p["temperatures"]
-    if not isinstance(temps, list) or not all(isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0 for t in temps):
-        raise bad("temperatures", temps, "a list of numbers > 0 (greedy has its own key)")
-    for key, lo in (("n", 1), ("length", 1), ("top_k", 0), ("beam_width", 0), ("seed", 0)):
-        if not isinstance(p[key], int) or isinstance(p[key], bool) or p[key] < lo:
-            raise bad(key, p[key], f"a whole number >= {lo}")
-    if not isinstance(p["top_p"], (int, float)) or not 0 < p["top_p"] <= 1:
-        raise bad("top_p", p["top_p"], "a number in (0, 1]")
-    if not isinstance(p["greedy"], bool):
-        raise bad("greedy", p["greedy"], "true or false")
-    if not isinstance(p["length_norm"], (int, float)) or p["length_norm"] < 0:
-        raise bad("length_norm", p["length_norm"], "a number >= 0")
+    primes: list[str]
+    temperatures: list[float] = setting(gt=0)  # greedy has its own key
+    n: int = setting(ge=1)
+    length: int = setting(ge=1)
+    top_k: int = setting(ge=0)
+    top_p: float = setting(gt=0, le=1)
+    seed: int = setting(ge=0)
+    greedy: bool
+    beam_width: int = setting(ge=0)
+    length_norm: float = setting(ge=0)
 
 
 def sample_report(sampler: StatefulSampler, p: dict[str, Any]) -> list[Sample]:
@@ -124,13 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
     ap.add_argument("--report", metavar="JSONL", default=None,
                     help="DVC stage: write the samples listed in params.yaml `sample` to JSONL")
+    ap.add_argument("--params", default="params.yaml", help="params file of the --report stage")
     return ap
 
 
-def run_stage(model_dir: str, report: str) -> None:
+def run_stage(model_dir: str, report: str, params_file: str = "params.yaml") -> None:
     """The DVC stage: the params-driven sample set -> ``report`` (JSONL)."""
-    params = section("sample", DEFAULTS)
-    check_params(params)
+    params = section("sample", SampleConfig, path=params_file)
     samples = sample_report(StatefulSampler.from_dir(model_dir), params)
     write_jsonl(report, samples)
     log.info("wrote %d samples (%d primes x %d temperatures x %d, greedy %s, beam %d) to %s", len(samples),
@@ -148,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error("--greedy and --beam are deterministic: they give one text, so --n must be 1")
     try:
         if args.report:
-            run_stage(args.model, args.report)
+            run_stage(args.model, args.report, args.params)
             return 0
         sampler = StatefulSampler.from_dir(args.model, args.vocab)
         if args.greedy:

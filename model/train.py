@@ -5,7 +5,7 @@ for the compressor baseline, ``data/split/{train,val}.parquet``. Writes ``models
 vocabulary, meta), ``metrics/train.json``, ``plots/train.csv``, ``reports/evolution.jsonl`` and
 ``logs/tensorboard/``. Checkpoints go to ``checkpoints/train/``, which is *not* a DVC output
 (DVC deletes outputs before a stage runs), so a killed ``dvc repro`` resumes where it stopped.
-Params: the ``train`` section (see DEFAULTS and README).
+Params: the ``train`` section (checked by TrainConfig; values in params.yaml, meanings in README).
 
 Keras ``fit`` drives training (progress bar, callbacks, TensorBoard); every side effect is a
 callback in :mod:`model.callbacks`. Keras' own ``BackupAndRestore`` restarts an interrupted epoch
@@ -20,42 +20,52 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from model.distribute import DistributeConfig
+from model.network import NetworkConfig
+from pipeline.config import section, setting
+
 log = logging.getLogger(__name__)
 
-MODEL_DEFAULTS: dict[str, Any] = {
-    "embedding_dim": 64,
-    "hidden_size": 256,
-    "num_layers": 2,
-    "dropout": 0.1,  # between LSTM layers (outputs), training only; no recurrent dropout (cuDNN)
-    "mixed_precision": False,  # GPU only: float16 compute, float32 logits, dynamic loss scaling
-}
-EVOLUTION_DEFAULTS: dict[str, Any] = {
-    "primes": ["", "The ", "I think "],
-    "temperatures": [0.5, 1.0],
-    "length": 120,  # characters per sample
-    "seed": 1234,
-}
-DEFAULTS: dict[str, Any] = {
-    "seed": 0,
-    "model": MODEL_DEFAULTS,
-    "optimizer": "adam",  # adam | rmsprop
-    "learning_rate": 0.002,
-    "lr_schedule": "cosine",  # cosine (linear warm-up, then cosine decay) | constant
-    "warmup_steps": 50,
-    "min_lr_fraction": 0.1,  # cosine floor as a fraction of learning_rate
-    "clip_global_norm": 5.0,  # 0 = no clipping
-    "epochs": 4,
-    "max_steps_per_epoch": 0,  # 0 = the whole train split every epoch
-    "val_max_steps": 0,  # 0 = the whole val split
-    "max_minutes": 0.0,  # wall-clock cap over all resumed runs; 0 = none (a cap makes runs timing-dependent)
-    "checkpoint_every_steps": 100,  # plus one at every epoch end; 0 = epoch ends only
-    "keep_checkpoints": False,  # False: delete checkpoints/train once the model is saved
-    "xz_context_chars": 4_000_000,  # train text (its tail) xz sees before the val text
-    "evolution": EVOLUTION_DEFAULTS,
-}
+
+
+@dataclass(frozen=True)
+class EvolutionConfig:
+    """``train.evolution``: samples after every epoch -> reports/evolution.jsonl."""
+
+    primes: list[str]
+    temperatures: list[float] = setting(gt=0)
+    length: int = setting(ge=1)  # characters per sample
+    seed: int = setting(ge=0)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The ``train`` section of params.yaml (values and meanings there; ``model`` is checked by
+    NetworkConfig)."""
+
+    seed: int = setting(ge=0)
+    model: NetworkConfig
+    optimizer: str = setting(choices=("adam", "rmsprop"))
+    learning_rate: float = setting(gt=0)
+    lr_schedule: str = setting(choices=("cosine", "constant"))
+    warmup_steps: int = setting(ge=0)
+    min_lr_fraction: float = setting(ge=0, le=1)
+    clip_global_norm: float = setting(ge=0)
+    epochs: int = setting(ge=1)
+    max_steps_per_epoch: int = setting(ge=0)
+    val_max_steps: int = setting(ge=0)
+    max_minutes: float = setting(ge=0)
+    checkpoint_every_steps: int = setting(ge=0)
+    keep_checkpoints: bool
+    xz_context_chars: int = setting(ge=0)
+    evolution: EvolutionConfig
+    distribute: DistributeConfig
+
+
 # Keys that may change between a killed run and its resumption without invalidating the checkpoint.
 RESUMABLE_KEYS = {"max_minutes", "checkpoint_every_steps", "keep_checkpoints", "val_max_steps",
                   "xz_context_chars", "evolution"}
@@ -66,31 +76,8 @@ class TrainingError(RuntimeError):
 
 
 def load_config(params: Mapping[str, Any] | None = None, path: str = "params.yaml") -> dict[str, Any]:
-    """The ``train`` section merged over DEFAULTS, nested sections too; unknown keys are errors."""
-    from pipeline.common import ParamsError, section
-
-    cfg = section("train", DEFAULTS, params, path=path)
-    for name, defaults in (("model", MODEL_DEFAULTS), ("evolution", EVOLUTION_DEFAULTS)):
-        given = cfg[name] or {}
-        unknown = sorted(set(given) - set(defaults))
-        if unknown:
-            raise ParamsError(f"params.yaml: unknown key(s) {', '.join(f'train.{name}.{k}' for k in unknown)}; "
-                              f"known keys: {', '.join(sorted(defaults))}")
-        cfg[name] = {**defaults, **given}
-    if cfg["optimizer"] not in ("adam", "rmsprop"):
-        raise ParamsError(f"params.yaml: train.optimizer must be 'adam' or 'rmsprop', got {cfg['optimizer']!r}")
-    if cfg["lr_schedule"] not in ("cosine", "constant"):
-        raise ParamsError(f"params.yaml: train.lr_schedule must be 'cosine' or 'constant', got {cfg['lr_schedule']!r}")
-    for key in ("epochs",):
-        if int(cfg[key]) < 1:
-            raise ParamsError(f"params.yaml: train.{key} must be >= 1, got {cfg[key]!r}")
-    for key in ("max_steps_per_epoch", "val_max_steps", "checkpoint_every_steps", "warmup_steps", "max_minutes",
-                "clip_global_norm"):
-        if float(cfg[key]) < 0:
-            raise ParamsError(f"params.yaml: train.{key} must be >= 0, got {cfg[key]!r}")
-    if not float(cfg["learning_rate"]) > 0:
-        raise ParamsError(f"params.yaml: train.learning_rate must be > 0, got {cfg['learning_rate']!r}")
-    return cfg
+    """The ``train`` section of ``params`` (or of the file ``path``), checked by TrainConfig."""
+    return section("train", TrainConfig, params, path=path)
 
 
 def make_optimizer(cfg: Mapping[str, Any], total_steps: int):
@@ -127,9 +114,14 @@ def count_batches(ds) -> int:
 
 
 def fingerprint(cfg: Mapping[str, Any], vocab_hash: str, steps_per_epoch: int) -> dict[str, Any]:
-    """What a checkpoint must match to be resumed."""
-    return {"vocab_hash": vocab_hash, "steps_per_epoch": steps_per_epoch,
-            "params": {k: v for k, v in cfg.items() if k not in RESUMABLE_KEYS}}
+    """What a checkpoint must match to be resumed. Of ``distribute`` only the cluster's shape
+    counts (strategy, number of workers): addresses may change between runs."""
+    params = {k: v for k, v in cfg.items() if k not in RESUMABLE_KEYS | {"distribute"}}
+    dist = cfg.get("distribute") or {"strategy": "none"}
+    if dist["strategy"] != "none":
+        params["distribute"] = {"strategy": dist["strategy"], "cpu_devices": dist.get("cpu_devices"),
+                                "workers": len(dist.get("workers") or [])}
+    return {"vocab_hash": vocab_hash, "steps_per_epoch": steps_per_epoch, "params": params}
 
 
 def make_sample_fn(vocab, length: int, seed: int) -> Callable:
@@ -253,10 +245,19 @@ def summarize(state, model, steps: int, epochs: int) -> dict[str, Any]:
 def fit(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int], Any], val_data: Callable[[], Any],
         model_dir: Path, checkpoint_dir: Path, csv_path: Path, evolution_path: Path,
         tensorboard_dir: Path | None = None, verbose: int | str = "auto",
-        extra_callbacks: list | None = None) -> tuple[Any, dict[str, Any]]:
+        extra_callbacks: list | None = None, task_index: int | None = None) -> tuple[Any, dict[str, Any]]:
     """Train (or resume) and save the model folder. ``train_data(seed)`` yields one epoch of
     ``(inputs, targets, mask)`` batches in an order fixed by ``seed``; ``val_data()`` the val split.
-    Returns ``(model, summary)``; raises TrainingError on divergence or a foreign checkpoint."""
+    Returns ``(model, summary)``; raises TrainingError on divergence or a foreign checkpoint.
+    ``train.distribute.strategy`` other than ``none`` hands over to model/distribute.py (there
+    ``task_index`` picks the worker; a non-chief returns ``(model, None)`` and writes nothing)."""
+    if cfg.get("distribute", {}).get("strategy", "none") != "none":
+        from model.distribute import fit_distributed
+
+        return fit_distributed(cfg, vocab=vocab, train_data=train_data, val_data=val_data, model_dir=model_dir,
+                               checkpoint_dir=checkpoint_dir, csv_path=csv_path, evolution_path=evolution_path,
+                               tensorboard_dir=tensorboard_dir, extra_callbacks=extra_callbacks,
+                               task_index=task_index)
     import keras
     import tensorflow as tf
 
@@ -298,7 +299,9 @@ def fit(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int], Any], val_
         raise TrainingError(f"no epoch finished; checkpoints are in {checkpoint_dir}")
 
     summary = summarize(state, model, steps, epochs)
-    meta = {"network": net.to_dict(), "params": dict(cfg), "history": state.history, **summary}
+    # distribute is how, not what, was trained (and leaving it out keeps this folder's bytes as before)
+    meta = {"network": net.to_dict(), "params": {k: v for k, v in cfg.items() if k != "distribute"},
+            "history": state.history, **summary}
     save_trained(model_dir, model, vocab, meta)
     if not cfg["keep_checkpoints"]:
         ckpt.clear()
@@ -344,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tensorboard", type=Path, default=Path("logs/tensorboard"))
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--verbose", default="auto", help="Keras fit verbosity: auto (progress bar), 0, 1, 2")
+    ap.add_argument("--task-index", type=int, default=None,
+                    help="train.distribute.strategy multi_worker: this worker's index in train.distribute.workers "
+                         "(0 = the chief, which alone writes outputs); TF_CONFIG's when unset")
     args = ap.parse_args(argv)
     setup_logging()
     verbose = args.verbose if args.verbose == "auto" else int(args.verbose)
@@ -366,10 +372,14 @@ def main(argv: list[str] | None = None) -> int:
             train_data=lambda s: make_dataset(args.batches, "train", seed=s),
             val_data=lambda: make_dataset(args.batches, "val"),
             model_dir=args.model_dir, checkpoint_dir=args.checkpoints, csv_path=args.plots,
-            evolution_path=args.evolution, tensorboard_dir=args.tensorboard, verbose=verbose)
+            evolution_path=args.evolution, tensorboard_dir=args.tensorboard, verbose=verbose,
+            task_index=args.task_index)
     except TrainingError as err:
         log.error("%s", err)
         return 1
+    if summary is None:
+        log.info("done: worker %s finished; the chief writes the model and metrics", args.task_index)
+        return 0
     base = xz_bpc(_split_texts(args.splits, "train"), _split_texts(args.splits, "val"), vocab,
                   int(cfg["xz_context_chars"]))
     summary.update(base)
@@ -385,5 +395,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from pipeline.common import run_main  # user errors: one line, exit 2 (--verbose is Keras')
+    from pipeline.common import (
+        run_main,  # user errors: one line, exit 2 (--verbose is Keras')
+    )
     run_main(main, flag="--traceback")

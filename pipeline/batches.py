@@ -49,20 +49,36 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from pipeline.common import ParamsError, section, setup_logging, write_json_atomic
+from pipeline.common import setup_logging, write_json_atomic
+from pipeline.config import check_section, section, setting
 from pipeline.split import SPLITS
 from pipeline.vocab import END_ID, UNK_ID, Vocab, iter_texts
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-DEFAULTS: dict[str, Any] = {
-    "batch_size": 64,  # sequences per batch (a bucket's last batch may hold fewer)
-    "max_len": 128,  # most targets per sequence; longer documents are cut into chunks
-    "buckets": "auto",  # "auto", or a list of bucket lengths in targets
-    "max_buckets": 16,  # auto: at most this many buckets
-    "seed": 0,  # shuffling of sequences and batch order
-}
+
+
+def _buckets_problem(buckets: Any) -> str | None:
+    if buckets == "auto" or (isinstance(buckets, list) and buckets):
+        return None
+    return "expected 'auto' or a non-empty list of lengths"
+
+
+@dataclass(frozen=True)
+class BatchesConfig:
+    """The ``batches`` section of params.yaml."""
+
+    batch_size: int = setting(ge=1)
+    max_len: int = setting(ge=1)
+    buckets: str | list[int] = setting(ge=1, check=_buckets_problem)  # "auto" or lengths in [1, max_len]
+    max_buckets: int = setting(ge=1)
+    seed: int = setting(ge=0)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.buckets, list) and max(self.buckets) > self.max_len:
+            raise ValueError(f"batches.buckets must hold integers in [1, max_len={self.max_len}], "
+                             f"got {[b for b in self.buckets if b > self.max_len]!r}")
 
 
 @dataclass(frozen=True)
@@ -74,31 +90,17 @@ class BatchParams:
     seed: int
 
 
-def check_params(p: Mapping[str, Any]) -> BatchParams:
-    """Validated params; every error names the key, the value and what is allowed."""
-    def positive_int(key: str) -> int:
-        value = p[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ParamsError(f"params.yaml: batches.{key} must be an integer >= 1, got {value!r}")
-        return value
-
-    batch_size, max_len, max_buckets = positive_int("batch_size"), positive_int("max_len"), positive_int("max_buckets")
-    seed = p["seed"]
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ParamsError(f"params.yaml: batches.seed must be an integer >= 0, got {seed!r}")
-    buckets = p["buckets"]
-    if buckets == "auto":
-        return BatchParams(batch_size, max_len, None, max_buckets, seed)
-    if not isinstance(buckets, (list, tuple)) or not buckets:
-        raise ParamsError("params.yaml: batches.buckets must be 'auto' or a non-empty list of lengths, "
-                          f"got {buckets!r}")
-    bad = [b for b in buckets if isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= max_len]
-    if bad:
-        raise ParamsError(f"params.yaml: batches.buckets must hold integers in [1, max_len={max_len}], got {bad!r}")
-    lengths = sorted(set(buckets))
-    if lengths[-1] < max_len:
-        lengths.append(max_len)
-    return BatchParams(batch_size, max_len, tuple(lengths), max_buckets, seed)
+def check_params(p: Mapping[str, Any], where: str = "params.yaml") -> BatchParams:
+    """The ``batches`` section checked (``BatchesConfig``), buckets resolved: sorted, distinct,
+    ending at max_len; None for auto."""
+    p = check_section(BatchesConfig, p, where=where, prefix="batches")
+    buckets = None
+    if p["buckets"] != "auto":
+        buckets = sorted(set(p["buckets"]))
+        if buckets[-1] < p["max_len"]:
+            buckets.append(p["max_len"])
+        buckets = tuple(buckets)
+    return BatchParams(p["batch_size"], p["max_len"], buckets, p["max_buckets"], p["seed"])
 
 
 # -- sequences ----------------------------------------------------------------------------------
@@ -333,9 +335,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--vocab", default="data/vocab.json")
     parser.add_argument("--out-dir", default="data/batches")
     parser.add_argument("--metrics", default="metrics/batches.json")
+    parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     setup_logging()
-    params = check_params(section("batches", DEFAULTS))
+    params = check_params(section("batches", BatchesConfig, path=args.params), str(args.params))
     vocab = Vocab.load(args.vocab)
     paths = {s: Path(args.split_dir) / f"{s}.parquet" for s in SPLITS}
     metrics = run(paths, vocab, params, Path(args.out_dir))

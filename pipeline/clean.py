@@ -25,6 +25,7 @@ import argparse
 import logging
 import time
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -48,33 +49,39 @@ from pipeline.common import (
     atomic_path,
     load_params,
     parquet_writer,
-    section,
     setup_logging,
     write_json_atomic,
 )
+from pipeline.config import section, setting
 from pipeline.pool import ordered_map, resolve_workers
 from pipeline.progress import Progress
 
-__all__ = ["DEFAULTS", "RawInputError", "doc_id_for", "run_clean", "main"]
+__all__ = ["CleanConfig", "RawInputError", "doc_id_for", "run_clean", "main"]
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    "unicode_form": "NFC",  # NFC keeps characters as typed; NFKC also folds compatibility forms
-    "lowercase": False,
-    "scrub_urls": True,  # replace URLs by [URL]
-    "author_salt": "kopitiam",  # salt of author_hash; change it to unlink hashes from other runs
-    "image_alt": True,  # images -> alt text (smilies always); False -> image_placeholder
-    "image_placeholder": "",  # text for images without usable alt text ("" drops them)
-    "mention_placeholder": "@user",  # text for @username mentions
-    "min_chars": 2,  # drop shorter texts (code points)
-    "max_chars": 20000,  # drop longer texts
-    "max_raw_chars": 2000000,  # raw bodies above this are dropped unparsed (too_long_raw)
-    "min_letter_ratio": 0.5,  # letters / non-space chars
-    "batch_rows": 2000,  # rows per record batch (memory per worker)
-    "workers": 0,  # processes; 0 = os.cpu_count()
-    "engine": "local",  # local (process pool on this machine) | dask (a Dask cluster: the dask section)
-}
+@dataclass(frozen=True)
+class CleanConfig:
+    """The ``clean`` section of params.yaml (values and their meanings are there)."""
+
+    unicode_form: str = setting(choices=("NFC", "NFKC"))
+    lowercase: bool
+    scrub_urls: bool
+    author_salt: str
+    image_alt: bool
+    image_placeholder: str
+    mention_placeholder: str
+    min_chars: int = setting(ge=0)
+    max_chars: int = setting(ge=1)
+    max_raw_chars: int = setting(ge=1)
+    min_letter_ratio: float = setting(ge=0, le=1)
+    batch_rows: int = setting(ge=1)
+    workers: int = setting(ge=0)
+    engine: str = setting(choices=dask_engine.ENGINES)
+
+    def __post_init__(self) -> None:
+        if self.min_chars > self.max_chars:
+            raise ValueError(f"clean.min_chars ({self.min_chars}) must be <= clean.max_chars ({self.max_chars})")
 
 
 class RawInputError(ValueError):
@@ -168,11 +175,11 @@ def run_clean(paths: list[Path], posts_path: Path, dropped_path: Path, cfg: dict
     ``cfg["engine"] == "dask"`` runs the batches on ``engine`` (an open DaskEngine) or on one made
     from ``dask_cfg`` (the ``dask`` section) for this call.
     """
-    if cfg["unicode_form"] not in ("NFC", "NFKC"):
-        raise ValueError(f"params.yaml: clean.unicode_form must be NFC or NFKC, got {cfg['unicode_form']!r}")
     dask_engine.check_engine("clean", cfg["engine"])
     if cfg["engine"] == "dask" and engine is None:
-        with dask_engine.DaskEngine(dask_cfg or dict(dask_engine.DEFAULTS)) as own:
+        if dask_cfg is None:
+            raise ValueError("clean.engine = 'dask' needs the dask section (dask_cfg) or an open engine")
+        with dask_engine.DaskEngine(dask_cfg) as own:
             return run_clean(paths, posts_path, dropped_path, cfg, engine=own)
     started = time.perf_counter()
     total_rows = sum(pq.ParquetFile(p).metadata.num_rows for p in paths if p.stat().st_size > 0)
@@ -253,8 +260,8 @@ def main(argv: list[str] | None = None) -> None:
                              "'*' = every data/raw/*.parquet)")
     args = parser.parse_args(argv)
     setup_logging()
-    cfg = section("clean", DEFAULTS, path=args.params)
-    dask_cfg = section("dask", dask_engine.DEFAULTS, path=args.params)
+    cfg = section("clean", CleanConfig, path=args.params)
+    dask_cfg = section("dask", dask_engine.DaskConfig, path=args.params)
     paths = select_raw_files(args.raw_dir, args.sources, load_params(args.params))
     try:
         metrics = run_clean(paths, args.out_dir / "posts.parquet", args.out_dir / "dropped.parquet", cfg, dask_cfg)

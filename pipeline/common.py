@@ -1,5 +1,6 @@
-"""Small helpers every stage shares: reading its params section, logging set-up, and ``run_main``,
-which turns a stage's user errors into one line and exit status 2.
+"""Small helpers every stage shares: reading the params file (its sections are checked in
+``pipeline.config``), logging set-up, and ``run_main``, which turns a stage's user errors into one
+line and exit status 2.
 
 The file helpers (atomic writes, JSON and JSON lines, the Parquet writer) and the first-wins post-id
 rule (``SeenIds``) are contracts shared with the crawler: they live in ``contracts`` and are

@@ -34,27 +34,46 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import pyarrow.parquet as pq
 
 from contracts import keys
-from pipeline import crawlstate
-from pipeline.common import (ParamsError, StageFailed, load_params, params_name, run_main, section,
-                             setup_logging, write_json_atomic)
+from pipeline import crawlstate, crawlworkers
+from pipeline.common import (ParamsError, StageFailed, load_params, params_name, run_main, setup_logging,
+                             write_json_atomic)
+from pipeline.config import section, setting
 from pipeline.readers import run_reader
 
 logger = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    "sources": ["demo"],  # the sources `dvc repro` crawls (names of entries under `sources`)
-    "user_agent": "kopitiam/0.1 (character-LSTM research crawler)",  # sent to every site
-    "log_level": "INFO",  # Scrapy's log level in the crawl subprocess
-    "min_posts": 1,  # fewer posts than this fails the stage (a wrong start_url, a blocked crawler)
-    "jobs_dir": ".jobs",  # per-source crawl state: Scrapy JOBDIR (resume), run parts, incremental store
-    "http_cache": False,  # development: serve repeated requests from .scrapy/httpcache (HTTPCACHE_ENABLED)
-}
+
+
+def _frontier_problem(value: str) -> str | None:
+    if value and not value.startswith(("redis://", "rediss://", "unix://")):
+        return 'expected "" (no shared frontier) or redis://HOST:PORT/DB'
+    return None
+
+
+@dataclass(frozen=True)
+class CrawlConfig:
+    """The ``crawl`` section of params.yaml (values and meanings there)."""
+
+    sources: list[str]  # names of entries under `sources` that `dvc repro` crawls
+    user_agent: str
+    log_level: str = setting(choices=("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"))
+    min_posts: int = setting(ge=0)
+    jobs_dir: str  # per-source crawl state; not a DVC output, so it lives here rather than in dvc.yaml
+    http_cache: bool
+    # Shared frontier (pipeline/crawlworkers.py, contracts/frontier.py): "" = one in-process scheduler
+    frontier: str = setting(check=_frontier_problem)
+    crawl_id: str
+    workers: int = setting(ge=1)  # local worker processes with a frontier (--workers overrides)
+    lease_timeout: float = setting(gt=0)
+
+
 SOURCE_KEYS = {"spider", "reader", "args", "demo_forum", "throttle", "settings", "resume", "incremental"}
 DEMO_FORUM_KEYS = {"genres", "plays", "seed", "posts_per_page", "threads_per_page", "engine"}
 UNTHROTTLED = {"AUTOTHROTTLE_ENABLED": "False", "DOWNLOAD_DELAY": "0",
@@ -159,6 +178,9 @@ def run_spider(name: str, entry: Mapping[str, Any], cfg: Mapping[str, Any], out:
     settings.update(job.begin())  # JOBDIR (resume) and the incremental thread index
     settings.update(entry.get("settings") or {})
     try:
+        if cfg["frontier"]:  # shared frontier in Redis: it holds the resumable state, not JOBDIR
+            settings.pop("JOBDIR", None)
+            return crawlworkers.run_shared(name, spider, args, settings, job, cfg, out)
         with tempfile.TemporaryDirectory() as tmp:
             feed = job.part_path()
             metrics_file = Path(tmp) / "metrics.json"
@@ -203,14 +225,22 @@ RUNNERS: dict[str, Callable[[str, Mapping[str, Any], Mapping[str, Any], Path], d
 }
 
 
-def crawl_source(name: str, params: Mapping[str, Any], *, raw_dir: Path, metrics_dir: Path) -> dict[str, Any]:
+def crawl_source(name: str, params: Mapping[str, Any], *, raw_dir: Path, metrics_dir: Path,
+                 workers: int | None = None) -> dict[str, Any]:
     """Crawl (or read) one source: ``raw_dir/<name>.parquet`` and ``metrics_dir/<name>.json``."""
-    cfg = {**section("crawl", DEFAULTS, params), "_params_file": params_name(params)}
+    cfg = {**section("crawl", CrawlConfig, params), "_params_file": params_name(params)}
+    cfg["workers"] = check_workers(cfg, workers)
     entry = source_entry(name, params)
     kind = next(kind for kind in RUNNERS if kind in entry)
     out = (raw_dir / f"{name}.parquet").resolve()
     started = time.monotonic()
-    metrics = RUNNERS[kind](name, entry, cfg, out)
+    try:
+        metrics = RUNNERS[kind](name, entry, cfg, out)
+    except ParamsError as exc:  # a runner's own params check (readers): name the file it came from
+        where = params_name(params)
+        if str(exc).startswith(f"{where}:"):
+            raise
+        raise type(exc)(f"{where}: {exc}") from None
     metrics.update(source=name, kind=kind, name=entry[kind], output=os.path.relpath(out),
                    output_bytes=out.stat().st_size, wall_seconds=round(time.monotonic() - started, 3))
     write_json_atomic(metrics_dir / f"{name}.json", metrics)
@@ -220,6 +250,29 @@ def crawl_source(name: str, params: Mapping[str, Any], *, raw_dir: Path, metrics
     return metrics
 
 
+def check_workers(cfg: Mapping[str, Any], workers: int | None) -> int:
+    """The number of local workers: ``--workers`` or ``crawl.workers``; more than 1 needs a frontier."""
+    count = cfg["workers"] if workers is None else workers
+    if not isinstance(count, int) or count < 1:
+        raise ParamsError(f"{cfg['_params_file']}: crawl.workers / --workers: expected a whole number >= 1, "
+                          f"got {count!r}")
+    if count > 1 and not cfg["frontier"]:
+        raise ParamsError(f"{cfg['_params_file']}: {count} workers need a shared frontier: set "
+                          f"crawl.frontier to redis://HOST:PORT/DB")
+    return count
+
+
+def join_source(name: str, params: Mapping[str, Any]) -> int:
+    """``--join``: one more worker for a running shared crawl of ``name`` (no seeding, no output)."""
+    cfg = {**section("crawl", CrawlConfig, params), "_params_file": params_name(params)}
+    entry = source_entry(name, params)
+    if not cfg["frontier"] or "spider" not in entry:
+        raise ParamsError(f"{cfg['_params_file']}: --join needs crawl.frontier set and a spider source "
+                          f"(sources.{name})")
+    return crawlworkers.join_shared(name, cfg, crawlstate.fingerprint(
+        {k: entry.get(k) for k in ("spider", "args", "demo_forum", "settings")}))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      epilog="--verbose: full traceback on errors")
@@ -227,12 +280,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--raw-dir", default="data/raw", type=Path)
     parser.add_argument("--metrics-dir", default="metrics/crawl", type=Path)
+    parser.add_argument("--workers", type=int, help="local worker processes (needs crawl.frontier; "
+                        "default crawl.workers)")
+    parser.add_argument("--join", action="store_true", help="join a running shared crawl of --source "
+                        "as one more worker (no seeding, no output)")
     args = parser.parse_args(argv)
     setup_logging()
     params = load_params(args.params)
-    names = args.source or section("crawl", DEFAULTS, params)["sources"]
+    names = args.source or section("crawl", CrawlConfig, params)["sources"]
+    if args.join:
+        if len(names) != 1:
+            raise ParamsError("--join takes exactly one --source")
+        code = join_source(names[0], params)
+        if code != 0:
+            raise StageFailed(f"the joined worker exited with {code}")
+        return
     for name in names:
-        crawl_source(name, params, raw_dir=args.raw_dir, metrics_dir=args.metrics_dir)
+        crawl_source(name, params, raw_dir=args.raw_dir, metrics_dir=args.metrics_dir, workers=args.workers)
 
 
 if __name__ == "__main__":

@@ -27,21 +27,33 @@ import collections
 import contextlib
 import logging
 import os
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import pyarrow.parquet as pq
 
+from pipeline.config import check_section, setting
+
 log = logging.getLogger(__name__)
 R = TypeVar("R")
 
-DEFAULTS: dict[str, Any] = {
-    "scheduler": "",  # "" = a LocalCluster for the stage; tcp://HOST:PORT = join a running scheduler
-    "n_workers": 0,  # LocalCluster only: worker processes (0 = all cores)
-    "memory_limit": "auto",  # LocalCluster only: per worker ("4GiB"; "auto" = machine memory / workers)
-    "connect_timeout": 10,  # seconds to wait for the scheduler before failing
-    "window": 0,  # tasks in flight in clean and dedupe pass 1 (0 = 2 per worker thread)
-    "lsh_partitions": 0,  # dedupe: shuffle partitions of LSH band keys and pair keys (0 = 2 per worker thread)
-}
+ENGINES = ("local", "dask")  # the values of clean.engine and dedupe.engine
+
+
+def _scheduler_problem(value: str) -> str | None:
+    return None if not value or "://" in value else 'expected "" or an address like tcp://HOST:PORT'
+
+
+@dataclass(frozen=True)
+class DaskConfig:
+    """The ``dask`` section of params.yaml (values and their meanings are there)."""
+
+    scheduler: str = setting(check=_scheduler_problem)
+    n_workers: int = setting(ge=0)
+    memory_limit: str | int = setting(ge=0)
+    connect_timeout: float = setting(gt=0)
+    window: int = setting(ge=0)
+    lsh_partitions: int = setting(ge=0)
 
 
 class DaskSchedulerError(RuntimeError):
@@ -62,22 +74,14 @@ def open_parquet(location: str) -> Iterator[pq.ParquetFile]:
             yield pf
 
 
-def check_config(cfg: dict[str, Any]) -> None:
-    """Raise a ValueError naming the ``dask.*`` key whose value is out of range."""
-    scheduler = cfg["scheduler"]
-    if not isinstance(scheduler, str) or (scheduler and "://" not in scheduler):
-        raise ValueError(f"params.yaml: dask.scheduler must be \"\" or an address like tcp://HOST:PORT, "
-                         f"got {scheduler!r}")
-    for key in ("n_workers", "window", "lsh_partitions"):
-        if not isinstance(cfg[key], int) or cfg[key] < 0:
-            raise ValueError(f"params.yaml: dask.{key} must be an integer >= 0, got {cfg[key]!r}")
-    if not isinstance(cfg["connect_timeout"], (int, float)) or cfg["connect_timeout"] <= 0:
-        raise ValueError(f"params.yaml: dask.connect_timeout must be > 0 seconds, got {cfg['connect_timeout']!r}")
+def check_config(cfg: dict[str, Any], where: str = "params.yaml") -> None:
+    """A ``dask`` section built in code checked like the file's (a ParamsError naming ``dask.KEY``)."""
+    check_section(DaskConfig, cfg, where=where, prefix="dask")
 
 
 def check_engine(stage: str, engine: str) -> None:
-    if engine not in ("local", "dask"):
-        raise ValueError(f"params.yaml: {stage}.engine must be local or dask, got {engine!r}")
+    if engine not in ENGINES:
+        raise ValueError(f"params.yaml: {stage}.engine must be {' or '.join(ENGINES)}, got {engine!r}")
 
 
 class DaskEngine:

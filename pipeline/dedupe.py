@@ -32,6 +32,7 @@ import hashlib
 import logging
 import time
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,29 +46,37 @@ from pipeline import dask_engine, minhash
 from pipeline.common import (
     atomic_path,
     parquet_writer,
-    section,
     setup_logging,
     write_json_atomic,
     write_parquet,
 )
+from pipeline.config import section, setting
 from pipeline.pool import ordered_map, resolve_workers
 from pipeline.progress import Progress
 
 log = logging.getLogger(__name__)
 
-DEFAULTS: dict[str, Any] = {
-    "shingle": 5,  # characters per shingle
-    "num_perm": 128,  # MinHash bins (signature length)
-    "bands": 32,  # LSH bands; num_perm / bands rows each (32 x 4: P(candidate | J=0.8) > 0.999)
-    "threshold": 0.8,  # estimated Jaccard at or above which a candidate pair is a near duplicate
-    "near_min_chars": 40,  # shorter texts only take part in exact dedupe
-    "seed": 0,  # MinHash hash seed
-    "bucket_window": 8,  # pairs per LSH bucket member (bounds work on huge buckets)
-    "min_shared_bands": 2,  # candidates must share this many bands (2: far fewer chance pairs)
-    "batch_rows": 2000,  # rows per worker task (worker memory ~40 KB per row)
-    "workers": 0,  # processes; 0 = os.cpu_count()
-    "engine": "local",  # local (process pool on this machine) | dask (a Dask cluster: the dask section)
-}
+@dataclass(frozen=True)
+class DedupeConfig:
+    """The ``dedupe`` section of params.yaml (values and their meanings are there)."""
+
+    shingle: int = setting(ge=1)
+    num_perm: int = setting(ge=1)
+    bands: int = setting(ge=1)
+    threshold: float = setting(ge=0, le=1)
+    near_min_chars: int = setting(ge=0)
+    seed: int = setting(ge=0)
+    bucket_window: int = setting(ge=1)
+    min_shared_bands: int = setting(ge=1)
+    batch_rows: int = setting(ge=1)
+    workers: int = setting(ge=0)
+    engine: str = setting(choices=dask_engine.ENGINES)
+
+    def __post_init__(self) -> None:
+        if self.num_perm % self.bands:
+            raise ValueError(f"dedupe.num_perm ({self.num_perm}) must be a multiple of dedupe.bands ({self.bands})")
+
+
 NULL_TIME = np.iinfo(np.int64).max
 
 
@@ -208,12 +217,11 @@ def run_dedupe(posts: Path, corpus: Path, duplicates: Path, cfg: dict[str, Any],
     ``cfg["engine"] == "dask"`` runs the search on ``engine`` (an open DaskEngine) or on one made from
     ``dask_cfg`` (the ``dask`` section) for this call.
     """
-    if cfg["num_perm"] % cfg["bands"]:
-        raise ValueError(f"params.yaml: dedupe.num_perm ({cfg['num_perm']}) must be a multiple of "
-                         f"dedupe.bands ({cfg['bands']})")
     dask_engine.check_engine("dedupe", cfg["engine"])
     if cfg["engine"] == "dask" and engine is None:
-        with dask_engine.DaskEngine(dask_cfg or dict(dask_engine.DEFAULTS)) as own:
+        if dask_cfg is None:
+            raise ValueError("dedupe.engine = 'dask' needs the dask section (dask_cfg) or an open engine")
+        with dask_engine.DaskEngine(dask_cfg) as own:
             return run_dedupe(posts, corpus, duplicates, cfg, dropped, dask_cfg, own)
     started = time.perf_counter()
     if cfg["engine"] == "dask":
@@ -282,8 +290,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml", type=Path)
     args = parser.parse_args(argv)
     setup_logging()
-    cfg = section("dedupe", DEFAULTS, path=args.params)
-    dask_cfg = section("dask", dask_engine.DEFAULTS, path=args.params)
+    cfg = section("dedupe", DedupeConfig, path=args.params)
+    dask_cfg = section("dask", dask_engine.DaskConfig, path=args.params)
     if not args.posts.exists():
         raise SystemExit(f"{args.posts} not found: run the clean stage first")
     try:

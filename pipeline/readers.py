@@ -267,9 +267,8 @@ def resolve_columns(given: Mapping[str, str] | None, fmt: str) -> dict[str, str]
     return given
 
 
-def read_documents(source: str, args: Mapping[str, Any], root: Path = Path("."),
-                   stats: dict[str, Any] | None = None) -> Iterator[pa.RecordBatch]:
-    """Stream a reader entry's documents as RAW_SCHEMA record batches (``source`` filled in)."""
+def _reader_format(source: str, args: Mapping[str, Any]) -> str:
+    """The entry's format, once the format and every argument name are known ones."""
     fmt = args.get("reader")
     if fmt not in FORMATS:
         raise ReaderError(f"sources.{source}.reader: unknown format {fmt!r}; known: {', '.join(FORMATS)}")
@@ -277,6 +276,13 @@ def read_documents(source: str, args: Mapping[str, Any], root: Path = Path("."),
     if unknown:
         raise ReaderError(f"sources.{source}: unknown reader argument(s) {', '.join(unknown)}; "
                           f"known: {', '.join(sorted(ARGS))}")
+    return fmt
+
+
+def read_documents(source: str, args: Mapping[str, Any], root: Path = Path("."),
+                   stats: dict[str, Any] | None = None) -> Iterator[pa.RecordBatch]:
+    """Stream a reader entry's documents as RAW_SCHEMA record batches (``source`` filled in)."""
+    fmt = _reader_format(source, args)
     stats = stats if stats is not None else {}
     skipped: dict[str, int] = stats.setdefault("skipped", {})
     limit = int(args.get("limit") or 0)

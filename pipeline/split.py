@@ -24,6 +24,7 @@ import argparse
 import hashlib
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -32,15 +33,23 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from contracts.schemas import CLEAN_SCHEMA, check_columns
-from pipeline.common import ParamsError, atomic_path, section, setup_logging, write_json_atomic, write_parquet
+from pipeline.common import ParamsError, atomic_path, setup_logging, write_json_atomic, write_parquet
+from pipeline.config import section
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-DEFAULTS: dict[str, Any] = {
-    "fractions": {"train": 0.9, "val": 0.05, "test": 0.05},
-    "salt": "kopitiam",
-}
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """The ``split`` section of params.yaml."""
+
+    fractions: dict[str, Any]  # checked by check_fractions
+    salt: str
+
+    def __post_init__(self) -> None:
+        check_fractions(self.fractions)
 
 
 class SplitError(ValueError):
@@ -50,21 +59,21 @@ class SplitError(ValueError):
 def check_fractions(fractions: Mapping[str, Any]) -> dict[str, float]:
     """Validated ``{train, val, test}`` fractions: each a number in [0, 1], summing to 1."""
     if not isinstance(fractions, Mapping):
-        raise ParamsError(f"params.yaml: split.fractions must be a mapping of {', '.join(SPLITS)}; got {fractions!r}")
+        raise ParamsError(f"split.fractions must be a mapping of {', '.join(SPLITS)}; got {fractions!r}")
     unknown = sorted(set(fractions) - set(SPLITS))
     missing = [s for s in SPLITS if s not in fractions]
     if unknown or missing:
-        raise ParamsError(f"params.yaml: split.fractions needs exactly the keys {', '.join(SPLITS)}; "
+        raise ParamsError(f"split.fractions needs exactly the keys {', '.join(SPLITS)}; "
                           f"missing {missing or 'none'}, unknown {unknown or 'none'}")
     out: dict[str, float] = {}
     for name in SPLITS:
         value = fractions[name]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-            raise ParamsError(f"params.yaml: split.fractions.{name} must be a number in [0, 1], got {value!r}")
+            raise ParamsError(f"split.fractions.{name} must be a number in [0, 1], got {value!r}")
         out[name] = float(value)
     total = sum(out.values())
     if not math.isclose(total, 1.0, abs_tol=1e-9):
-        raise ParamsError(f"params.yaml: split.fractions must sum to 1, got {total:g} "
+        raise ParamsError(f"split.fractions must sum to 1, got {total:g} "
                           f"({' + '.join(f'{s}={out[s]:g}' for s in SPLITS)}); "
                           f"{'documents would be assigned twice' if total > 1 else 'documents would be lost'}")
     return out
@@ -130,9 +139,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--corpus", default="data/dedup/corpus.parquet")
     parser.add_argument("--out-dir", default="data/split")
     parser.add_argument("--metrics", default="metrics/split.json")
+    parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     setup_logging()
-    params = section("split", DEFAULTS)
+    params = section("split", SplitConfig, path=args.params)
     fractions = check_fractions(params["fractions"])
     corpus = Path(args.corpus)
     if not corpus.exists():

@@ -34,6 +34,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from pipeline.config import setting
+
 END_TOKEN = "<END>"
 UNK_TOKEN = "<UNK>"
 END_ID = 0
@@ -173,10 +175,12 @@ class Vocab:
 
 
 # -- stage `vocab` ------------------------------------------------------------------------------
-DEFAULTS: dict[str, Any] = {
-    "min_count": 2,  # a character seen fewer times in train becomes UNK
-    "max_size": 512,  # most ids in all, END and UNK included
-}
+@dataclass(frozen=True)
+class VocabConfig:
+    """The ``vocab`` section of params.yaml."""
+
+    min_count: int = setting(ge=1)  # a character seen fewer times in train becomes UNK
+    max_size: int | None = setting(ge=3)  # most ids in all, END and UNK included (null: no cap)
 _COUNT_CHUNK = 4_000_000  # characters counted per numpy.unique call
 
 
@@ -231,18 +235,6 @@ def vocab_from_counts(counts: dict[str, int], n_docs: int, n_chars: int, *, min_
     return Vocab(vocab.tokens, vocab.counts, extra)
 
 
-def _check_params(params: dict[str, Any]) -> tuple[int, int | None]:
-    from pipeline.common import ParamsError
-
-    min_count, max_size = params["min_count"], params["max_size"]
-    if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
-        raise ParamsError(f"params.yaml: vocab.min_count must be an integer >= 1, got {min_count!r}")
-    if max_size is not None and (isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 3):
-        raise ParamsError(f"params.yaml: vocab.max_size must be an integer >= 3 (END, UNK and one character) "
-                          f"or null for no cap, got {max_size!r}")
-    return min_count, max_size
-
-
 def iter_texts(path: str | os.PathLike, *, batch_rows: int = 65_536) -> Iterable[str]:
     """The ``text`` column of a split file, in record batches (bounded memory)."""
     import pyarrow.parquet as pq
@@ -269,16 +261,19 @@ def vocab_metrics(vocab: Vocab, train_counts: dict[str, int], val_counts: dict[s
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    from pipeline.common import section, setup_logging, write_json_atomic
+    from pipeline.common import setup_logging, write_json_atomic
+    from pipeline.config import section
 
     parser = argparse.ArgumentParser(description="Build the character vocabulary from the train split.")
     parser.add_argument("--train", default="data/split/train.parquet")
     parser.add_argument("--val", default="data/split/val.parquet")
     parser.add_argument("--out", default="data/vocab.json")
     parser.add_argument("--metrics", default="metrics/vocab.json")
+    parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     setup_logging()
-    min_count, max_size = _check_params(section("vocab", DEFAULTS))
+    cfg = section("vocab", VocabConfig, path=args.params)
+    min_count, max_size = cfg["min_count"], cfg["max_size"]
     train_counts, n_docs, n_chars = count_chars(iter_texts(args.train))
     if n_docs == 0 or n_chars == 0:
         raise ValueError(f"{args.train} holds no text ({n_docs} documents): cannot build a vocabulary "

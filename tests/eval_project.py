@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from helpers.params import write_params
 from helpers.tiny_model import train_tiny
 
 from contracts.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA, DUPLICATES_SCHEMA, RAW_SCHEMA
@@ -98,8 +99,8 @@ def build_project(root: Path) -> dict:
         {"prime": "", "method": "sample", "temperature": 1.0, "seed": 2, "text": XSS_SAMPLE, "mean_logprob": -2.5},
         {"prime": "teh", "method": "greedy", "temperature": None, "seed": None, "text": " kopi kopi", "mean_logprob": -0.9, "ended": True},
         {"prime": "teh", "method": "beam", "temperature": None, "seed": None, "text": " lah lah", "mean_logprob": -0.8}])
-    (root / "params.yaml").write_text("evaluate:\n  ngram_order: 4\nreport:\n  snippet_chars: 60\n  analysis_chars: 800\n",
-                                      encoding="utf-8")
+    write_params(root / "params.yaml", {"evaluate": {"ngram_order": 4},
+                                        "report": {"snippet_chars": 60, "analysis_chars": 800}})
     return {"train": train, "val": val, "test": test, "vocab": vocab}
 
 

@@ -15,6 +15,7 @@ from model.data import iter_numpy_batches, load_manifest
 from pipeline import batches as B
 from pipeline import split as S
 from pipeline import vocab as V
+from helpers.params import stage_config, write_params
 from pipeline.common import ParamsError
 from test_split import make_corpus
 
@@ -38,7 +39,7 @@ def make_splits(root: Path, *, n_threads: int = 60) -> tuple[dict[str, Path], V.
 
 
 def params(**kw) -> B.BatchParams:
-    return B.check_params({**B.DEFAULTS, "batch_size": 8, "max_len": 64, **kw})
+    return B.check_params(stage_config("batches", B.BatchesConfig, **{"batch_size": 8, "max_len": 64, **kw}))
 
 
 @pytest.fixture(scope="module")
@@ -205,12 +206,13 @@ def test_listed_buckets_are_used_and_max_len_appended():
 
 
 @pytest.mark.parametrize("override, message", [
-    ({"batch_size": 0}, "batches.batch_size must be an integer >= 1, got 0"),
-    ({"max_len": -3}, "batches.max_len must be an integer >= 1"),
-    ({"buckets": [0, 16]}, "batches.buckets must hold integers in [1, max_len=64]"),
-    ({"buckets": [128]}, "got [128]"),
+    ({"batch_size": 0}, "batches.batch_size = 0: expected an integer >= 1"),
+    ({"max_len": -3}, "batches.max_len = -3: expected an integer >= 1"),
+    ({"buckets": [0, 16]}, "batches.buckets = [0, 16]: expected every item to be an integer >= 1"),
+    ({"buckets": [128]}, "batches.buckets must hold integers in [1, max_len=64], got [128]"),
     ({"buckets": "fixed"}, "'auto' or a non-empty list"),
-    ({"seed": -1}, "batches.seed must be an integer >= 0"),
+    ({"seed": -1}, "batches.seed = -1: expected an integer >= 0"),
+    ({"seed": True}, "batches.seed = True: expected an integer"),
 ])
 def test_bad_params_are_clear_errors(override, message):
     with pytest.raises(ParamsError) as err:
@@ -230,11 +232,11 @@ def test_main_reads_params_and_writes_metrics(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     paths, vocab = make_splits(tmp_path / "data", n_threads=30)
     vocab.save("data/vocab.json")
-    Path("params.yaml").write_text("batches:\n  batch_size: 4\n  max_len: 32\n  buckets: [8, 16]\n")
+    write_params("params.yaml", {"batches": {"batch_size": 4, "max_len": 32, "buckets": [8, 16]}})
     B.main([])
     metrics = json.loads(Path("metrics/batches.json").read_text())
     assert metrics["boundaries"] == [8, 16, 32] and metrics["batch_size"] == 4
     assert load_manifest("data/batches", "val")["vocab_hash"] == vocab.hash
-    Path("params.yaml").write_text("batches:\n  batch_size: 0\n")
+    write_params("params.yaml", {"batches": {"batch_size": 0}})
     with pytest.raises(ParamsError, match="batch_size"):
         B.main([])

@@ -16,7 +16,8 @@ import pytest
 
 from helpers.browser import Browser, find_chromium
 from helpers.tiny_model import keras_greedy, keras_probs
-from model.export import DEFAULTS, export
+from helpers.params import stage_config
+from model.export import ExportConfig, export
 from model.webformat import encode_model
 from pipeline.vocab import END_ID
 
@@ -33,7 +34,7 @@ def trained(tiny_lstm):
 @pytest.fixture(scope="module")
 def page_path(tiny_lstm, tmp_path_factory):
     out = tmp_path_factory.mktemp("export")
-    export({**DEFAULTS, "model_dir": str(tiny_lstm.path),
+    export({**stage_config("export", ExportConfig), "model_dir": str(tiny_lstm.path),
             "json_out": str(out / "model.json"), "html_out": str(out / "sampler.html"), "prime": DEFAULT_PRIME})
     return out / "sampler.html"
 
@@ -138,7 +139,8 @@ def test_load_another_model_json_from_disk(browser, page_path, tmp_path):
 
     vocab = Vocab.from_counts({c: 10 + i for i, c in enumerate("kopitiam teh-c")}, n_docs=1)
     keras.utils.set_random_seed(3)
-    model = build_model(NetworkConfig(vocab_size=len(vocab), embedding_dim=5, hidden_size=6, num_layers=1))  # 11 inputs: padded to 12
+    model = build_model(NetworkConfig(vocab_size=len(vocab), embedding_dim=5, hidden_size=6, num_layers=1, dropout=0.0,
+                                        mixed_precision=False))  # 11 inputs: padded to 12
     (tmp_path / "other.json").write_text(json.dumps(encode_model(model, vocab)), encoding="utf-8")
     (tmp_path / "broken.json").write_text('{"format": "something else"}', encoding="utf-8")
     page = browser.open(page_path.as_uri())

@@ -11,7 +11,8 @@ from clean_fixtures import SIGNATURE, SMILIE, link, raw_row, write_raw, xf_quote
 
 from contracts.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA
 from pipeline import clean
-from pipeline.clean import DEFAULTS, doc_id_for, run_clean
+from helpers.params import stage_config, write_params
+from pipeline.clean import CleanConfig, doc_id_for, run_clean
 from pipeline.htmltext import html_to_text
 from pipeline.textnorm import normalize_text
 
@@ -21,7 +22,7 @@ REPLY = "The slings and arrows of outrageous fortune, or to take arms against a 
 
 def run(tmp_path: Path, rows: list[dict], **overrides) -> tuple[list[dict], list[dict], dict]:
     write_raw(tmp_path / "raw" / "demo.parquet", rows)
-    cfg = {**DEFAULTS, "workers": 1, **overrides}
+    cfg = stage_config("clean", CleanConfig, **{"workers": 1, **overrides})
     metrics = run_clean(sorted((tmp_path / "raw").glob("*.parquet")), tmp_path / "clean" / "posts.parquet",
                         tmp_path / "clean" / "dropped.parquet", cfg)
     kept = pq.read_table(tmp_path / "clean" / "posts.parquet")
@@ -140,7 +141,7 @@ def test_duplicate_post_id_dropped_with_reason(tmp_path):
 
 def test_stage_main_writes_metrics(tmp_path, monkeypatch):
     write_raw(tmp_path / "data" / "raw" / "demo.parquet", [raw_row("1", f"<p>{REPLY}</p>"), raw_row("2", "")])
-    (tmp_path / "params.yaml").write_text("clean:\n  workers: 1\n")
+    write_params(tmp_path / "params.yaml", {"clean": {"workers": 1}})
     monkeypatch.chdir(tmp_path)
     clean.main([])
     metrics = json.loads((tmp_path / "metrics" / "clean.json").read_text())

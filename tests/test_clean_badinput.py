@@ -7,11 +7,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from clean_fixtures import raw_row, write_raw, xf_quote
+from helpers.params import stage_config, write_params
 
 from contracts.schemas import RAW_SCHEMA
-from pipeline.clean import DEFAULTS, RawInputError, doc_id_for, main, run_clean
+from pipeline.clean import CleanConfig, RawInputError, doc_id_for, main, run_clean
 
-CFG = {**DEFAULTS, "workers": 1}
+CFG = stage_config("clean", CleanConfig, workers=1)
 
 
 def clean(tmp_path, paths, **overrides):
@@ -72,7 +73,7 @@ def test_missing_column_stops_with_clear_error(tmp_path, monkeypatch, caplog):
     pq.write_table(table, path)
     with pytest.raises(RawInputError, match=r"broken\.parquet.*body_format"):
         clean(tmp_path, [path])
-    (tmp_path / "params.yaml").write_text("clean: {workers: 1}\n")
+    write_params(tmp_path / "params.yaml", {"clean": {"workers": 1}, "crawl": {"sources": ["broken"]}})
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit, match=r"broken\.parquet.*missing column\(s\) body_format"):
         main([])

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pyarrow.parquet as pq
 import pytest
-import yaml
+from helpers.params import repo_params, write_params
 
 from contracts.schemas import RAW_SCHEMA
 from crawler.exporters import AtomicFileFeedStorage, ParquetItemExporter
@@ -33,10 +33,9 @@ def crawled(tmp_path_factory, repo_root, python_exe):
     flaky, broken = threads[0].path + "page-2", threads[1].path + "page-2"
     with DemoForumServer(forum, fail_once=[flaky], broken=[broken]) as server:
         board = forum.boards[0]
-        params = {"sources": {"t": {"spider": "xenforo", "throttle": False,
-                                    "args": {"start_url": server.base_url + board.path}}},
-                  "crawl": {"sources": ["t"], "log_level": "INFO", "jobs_dir": str(tmp / "jobs")}}
-        (tmp / "params.yaml").write_text(yaml.safe_dump(params))
+        write_params(tmp / "params.yaml", {"crawl": {"sources": ["t"], "log_level": "INFO", "jobs_dir": str(tmp / "jobs")}},
+                     sources={"t": {"spider": "xenforo", "throttle": False,
+                                    "args": {"start_url": server.base_url + board.path}}})
         done = subprocess.run([python_exe, "-m", "pipeline.crawl", "--params", str(tmp / "params.yaml"),
                                "--raw-dir", str(tmp / "raw"), "--metrics-dir", str(tmp / "metrics")],
                               cwd=repo_root, capture_output=True, text=True, timeout=300)
@@ -98,7 +97,7 @@ def test_raw_schema_on_disk(crawled):
 
 
 def params_with(entry: dict) -> dict:
-    return {"sources": {"bad": entry}, "crawl": {"sources": ["bad"]}}
+    return repo_params({"crawl": {"sources": ["bad"]}}, sources={"bad": entry})
 
 
 @pytest.mark.parametrize("entry, message", [
@@ -119,7 +118,7 @@ def test_bad_source_entries_are_named(tmp_path, entry, message):
 def test_unknown_source_and_crawl_key(tmp_path):
     with pytest.raises(ParamsError, match=r"no source 'nope' under 'sources'; known: bad"):
         crawl_source("nope", params_with({"spider": "xenforo"}), raw_dir=tmp_path, metrics_dir=tmp_path)
-    params = {**params_with({"spider": "xenforo"}), "crawl": {"user_agnet": "x"}}
+    params = repo_params({"crawl": {"user_agnet": "x"}}, sources={"bad": {"spider": "xenforo"}})
     with pytest.raises(ParamsError, match=r"crawl\.user_agnet"):
         crawl_source("bad", params, raw_dir=tmp_path, metrics_dir=tmp_path)
 

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
+from tests.helpers.params import write_params
 from tests.helpers.spider_server import REPO_ROOT, FixtureServer, Page, vb_forum
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -37,11 +37,10 @@ def test_killing_the_stage_group_ends_the_crawler(tmp_path):
     routes, _ = vb_forum(threads=10, pages=3, per_page=2)
     routes = {path: SlowPage(page.body) for path, page in routes.items()}  # ~32 s at 1 page/s
     with FixtureServer(routes) as server:
-        params = {"sources": {"vb": {"spider": "vbulletin", "throttle": False,
+        write_params(tmp_path / "params.yaml", {"crawl": {"sources": ["vb"], "jobs_dir": str(tmp_path / "jobs")}},
+                     sources={"vb": {"spider": "vbulletin", "throttle": False,
                                      "args": {"start_url": server.url("/forumdisplay.php?f=1")},
-                                     "settings": {"CONCURRENT_REQUESTS": 1}}},
-                  "crawl": {"sources": ["vb"], "jobs_dir": str(tmp_path / "jobs")}}
-        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+                                     "settings": {"CONCURRENT_REQUESTS": 1}}})
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
         stage = subprocess.Popen(  # its own process group, like `dvc repro` in a terminal
             [sys.executable, "-m", "pipeline.crawl", "--params", str(tmp_path / "params.yaml"),

@@ -5,7 +5,6 @@ killed mid-stage, an unreachable scheduler, a LocalCluster started by the stage.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
 import signal
@@ -20,13 +19,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from clean_fixtures import SIGNATURE, raw_row, xf_quote
+from helpers.params import stage_config, write_params
 
 from contracts.schemas import RAW_SCHEMA
 from pipeline import clean, dedupe
-from pipeline.dask_engine import DEFAULTS as DASK_DEFAULTS
-from pipeline.dask_engine import DaskEngine, DaskSchedulerError
+from pipeline.dask_engine import DaskConfig, DaskEngine, DaskSchedulerError
 
 distributed = pytest.importorskip("distributed")
+
+
+def dask_config(**overrides) -> dict:
+    """The repository's ``dask`` section with ``overrides``."""
+    return stage_config("dask", DaskConfig, **overrides)
 
 WORDS = ("when shall we three meet again in thunder lightning or rain hurly burly done battle lost won ere set "
          "sun where place upon heath there to meet with macbeth fair foul hover through fog filthy air").split()
@@ -72,8 +76,8 @@ def write_groups(path: Path, rows: list[dict], group: int) -> Path:
 
 def run_stages(root: Path, raws: list[Path], engine_name: str, engine: DaskEngine | None = None,
                dask_cfg: dict | None = None) -> dict:
-    ccfg = {**clean.DEFAULTS, "workers": 1, "batch_rows": 64, "engine": engine_name}
-    dcfg = {**dedupe.DEFAULTS, "workers": 1, "batch_rows": 50, "engine": engine_name}
+    ccfg = stage_config("clean", clean.CleanConfig, workers=1, batch_rows=64, engine=engine_name)
+    dcfg = stage_config("dedupe", dedupe.DedupeConfig, workers=1, batch_rows=50, engine=engine_name)
     cm = clean.run_clean(raws, root / "clean/posts.parquet", root / "clean/dropped.parquet", ccfg,
                          dask_cfg, engine)
     dm = dedupe.run_dedupe(root / "clean/posts.parquet", root / "dedup/corpus.parquet",
@@ -130,7 +134,7 @@ def cluster(tmp_path_factory):
 
 
 def test_cluster_gives_local_bytes_and_both_workers_run_tasks(cluster, raw_files, local_result, tmp_path):
-    with DaskEngine({**DASK_DEFAULTS, "scheduler": cluster}) as engine:
+    with DaskEngine(dask_config(scheduler=cluster)) as engine:
         result = run_stages(tmp_path, raw_files, "dask", engine)
     assert result == local_result
     assert len(engine.tasks_by_worker) == 2 and all(n > 0 for n in engine.tasks_by_worker.values())
@@ -142,7 +146,7 @@ def test_cluster_gives_local_bytes_and_both_workers_run_tasks(cluster, raw_files
 @pytest.mark.parametrize("lsh_partitions", [5, 70])
 def test_lsh_partitions_do_not_change_the_result(cluster, raw_files, local_result, tmp_path, lsh_partitions):
     """Fewer partitions than bands (several bands per piece) and more (bands split by key range)."""
-    with DaskEngine({**DASK_DEFAULTS, "scheduler": cluster, "lsh_partitions": lsh_partitions}) as engine:
+    with DaskEngine(dask_config(scheduler=cluster, lsh_partitions=lsh_partitions)) as engine:
         result = run_stages(tmp_path, raw_files, "dask", engine)
     assert result["files"] == local_result["files"]
 
@@ -169,7 +173,7 @@ def test_worker_killed_mid_stage_same_bytes(cluster, raw_files, local_result, tm
 
         watcher = threading.Thread(target=kill_when_busy, daemon=True)
         watcher.start()
-        with DaskEngine({**DASK_DEFAULTS, "scheduler": cluster}) as engine:
+        with DaskEngine(dask_config(scheduler=cluster)) as engine:
             result = run_stages(tmp_path, raw_files, "dask", engine)
         watcher.join(timeout=1)
         assert killed.is_set(), "the worker was not killed during the stage"
@@ -179,13 +183,12 @@ def test_worker_killed_mid_stage_same_bytes(cluster, raw_files, local_result, tm
 
 def test_unreachable_scheduler_names_the_key(tmp_path, raw_files):
     address = f"tcp://127.0.0.1:{free_port()}"
-    cfg = {**DASK_DEFAULTS, "scheduler": address, "connect_timeout": 2}
+    cfg = dask_config(scheduler=address, connect_timeout=2)
     with pytest.raises(DaskSchedulerError, match=rf"dask\.scheduler = '{address}'"):
         with DaskEngine(cfg):
             pass
-    params = tmp_path / "params.yaml"
-    params.write_text(json.dumps({"clean": {"engine": "dask"}, "dask": {"scheduler": address, "connect_timeout": 2},
-                                  "crawl": {"sources": ["demo"]}}))
+    params = write_params(tmp_path / "params.yaml", {"clean": {"engine": "dask"},
+                                                     "dask": {"scheduler": address, "connect_timeout": 2}})
     with pytest.raises(SystemExit, match=r"clean: params.yaml: dask\.scheduler"):
         clean.main(["--raw-dir", str(raw_files[0].parent), "--out-dir", str(tmp_path / "c"),
                     "--metrics", str(tmp_path / "m.json"), "--params", str(params)])
@@ -194,21 +197,27 @@ def test_unreachable_scheduler_names_the_key(tmp_path, raw_files):
 def test_bad_engine_and_dask_params_are_named(tmp_path, raw_files):
     with pytest.raises(ValueError, match="clean.engine must be local or dask, got 'spark'"):
         clean.run_clean(raw_files, tmp_path / "p.parquet", tmp_path / "d.parquet",
-                        {**clean.DEFAULTS, "engine": "spark"})
-    with pytest.raises(ValueError, match="dask.scheduler must be"):
-        DaskEngine({**DASK_DEFAULTS, "scheduler": "127.0.0.1:8786"})
-    with pytest.raises(ValueError, match="dask.lsh_partitions must be an integer >= 0"):
-        DaskEngine({**DASK_DEFAULTS, "lsh_partitions": -1})
+                        {**stage_config("clean", clean.CleanConfig), "engine": "spark"})
+    with pytest.raises(ValueError, match=r"dask\.scheduler = '127\.0\.0\.1:8786': expected \"\" or an address"):
+        DaskEngine({**dask_config(), "scheduler": "127.0.0.1:8786"})
+    with pytest.raises(ValueError, match=r"dask\.lsh_partitions = -1: expected an integer >= 0"):
+        DaskEngine({**dask_config(), "lsh_partitions": -1})
+    with pytest.raises(ValueError, match=r"params.yaml: missing key\(s\) dask\.window"):
+        DaskEngine({k: v for k, v in dask_config().items() if k != "window"})
+    params = write_params(tmp_path / "params.yaml", {"dedupe": {"engine": "spark"}})
+    with pytest.raises(ValueError, match=r"dedupe\.engine = 'spark': expected one of 'local', 'dask'"):
+        dedupe.main(["--posts", str(tmp_path / "p.parquet"), "--out-dir", str(tmp_path / "o"),
+                     "--metrics", str(tmp_path / "m.json"), "--params", str(params)])
 
 
 def test_local_cluster_started_and_stopped_by_the_stage(raw_files, local_result, tmp_path):
-    result = run_stages(tmp_path, raw_files, "dask", None, {**DASK_DEFAULTS, "n_workers": 2})
+    result = run_stages(tmp_path, raw_files, "dask", None, dask_config(n_workers=2))
     assert result == local_result
 
 
 def test_worker_reads_rows_by_path_or_fsspec_url_as_local_batches(raw_files, tmp_path):
     """A clean task's rows (straddling row groups) equal the local engine's batch; file:// URLs read alike."""
-    cfg = {**clean.DEFAULTS, "batch_rows": 64}
+    cfg = stage_config("clean", clean.CleanConfig, batch_rows=64)
     name, offset, batch, rules = list(clean.raw_batches(raw_files[:1], 64))[3]  # rows 192..255: groups 2 and 3
     want = clean.clean_batch(batch, name, offset, cfg, rules)
     for location in (str(raw_files[0]), raw_files[0].resolve().as_uri()):
@@ -216,7 +225,8 @@ def test_worker_reads_rows_by_path_or_fsspec_url_as_local_batches(raw_files, tmp
         assert got[0].equals(want[0]) and got[1].equals(want[1]) and got[2] == want[2]
     posts = tmp_path / "posts.parquet"
     clean.run_clean(raw_files[:1], posts, tmp_path / "dropped.parquet", {**cfg, "workers": 1})
-    by_path = dedupe.hash_row_groups(posts, [1, 2], dedupe.DEFAULTS)
-    by_url = dedupe.hash_row_groups(posts.resolve().as_uri(), [1, 2], dedupe.DEFAULTS)
+    dcfg = stage_config("dedupe", dedupe.DedupeConfig)
+    by_path = dedupe.hash_row_groups(posts, [1, 2], dcfg)
+    by_url = dedupe.hash_row_groups(posts.resolve().as_uri(), [1, 2], dcfg)
     assert len(by_url["doc_id"]) > 100
     assert all((by_url[k] == by_path[k]).all() for k in by_path)

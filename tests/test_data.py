@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from model import data as D
+from helpers.params import stage_config
 from pipeline import batches as B
 from test_batches import make_splits
 
@@ -16,7 +17,7 @@ tf = pytest.importorskip("tensorflow")
 def shards(tmp_path_factory):
     root = tmp_path_factory.mktemp("loader")
     paths, vocab = make_splits(root, n_threads=40)
-    B.run(paths, vocab, B.check_params({**B.DEFAULTS, "batch_size": 8, "max_len": 32}), root / "out")
+    B.run(paths, vocab, B.check_params(stage_config("batches", B.BatchesConfig, batch_size=8, max_len=32)), root / "out")
     return root / "out", vocab
 
 
@@ -75,7 +76,8 @@ def test_fit_accepts_the_dataset_with_mask_as_sample_weight(shards):
     import keras
 
     keras.utils.set_random_seed(0)
-    model = build_model(NetworkConfig(vocab_size=len(vocab), embedding_dim=8, hidden_size=8, num_layers=1))
+    model = build_model(NetworkConfig(vocab_size=len(vocab), embedding_dim=8, hidden_size=8, num_layers=1, dropout=0.0,
+                                        mixed_precision=False))
     model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     ds = D.make_dataset(out, "train", seed=0)
     assert int(ds.cardinality()) == D.dataset_stats(out, "train")["batches"]

@@ -8,11 +8,11 @@ import random
 import numpy as np
 import pyarrow.parquet as pq
 from clean_fixtures import raw_row, write_raw, xf_quote
+from helpers.params import stage_config, write_params
 
 from contracts.schemas import CLEAN_SCHEMA, DUPLICATES_SCHEMA
 from pipeline import dedupe, minhash
-from pipeline.clean import DEFAULTS as CLEAN_DEFAULTS
-from pipeline.clean import doc_id_for, run_clean
+from pipeline.clean import CleanConfig, doc_id_for, run_clean
 
 LONG_POST = ("Friends, Romans, countrymen, lend me your ears; I come to bury Caesar, not to praise him. "
              "The evil that men do lives after them; the good is oft interred with their bones; so let it "
@@ -29,10 +29,10 @@ def essay(rng: random.Random, n: int = 60) -> str:
 def pipeline_run(tmp_path, rows, **cfg):
     raw = write_raw(tmp_path / "raw" / "demo.parquet", rows)
     clean_dir = tmp_path / "clean"
-    run_clean([raw], clean_dir / "posts.parquet", clean_dir / "dropped.parquet", {**CLEAN_DEFAULTS, "workers": 1})
+    run_clean([raw], clean_dir / "posts.parquet", clean_dir / "dropped.parquet", stage_config("clean", CleanConfig, workers=1))
     metrics = dedupe.run_dedupe(clean_dir / "posts.parquet", tmp_path / "dedup" / "corpus.parquet",
                                 tmp_path / "dedup" / "duplicates.parquet",
-                                {**dedupe.DEFAULTS, "workers": 1, **cfg}, clean_dir / "dropped.parquet")
+                                stage_config("dedupe", dedupe.DedupeConfig, workers=1, **cfg), clean_dir / "dropped.parquet")
     corpus = pq.read_table(tmp_path / "dedup" / "corpus.parquet")
     dups = pq.read_table(tmp_path / "dedup" / "duplicates.parquet")
     assert corpus.schema.equals(CLEAN_SCHEMA) and dups.schema.equals(DUPLICATES_SCHEMA)
@@ -82,7 +82,8 @@ def test_accounting_per_source_and_main(tmp_path, monkeypatch):
              raw_row("empty", "", minutes=52), raw_row("x1", base[2], source="other", minutes=53)]
     write_raw(tmp_path / "data" / "raw" / "demo.parquet", [r for r in rows if r["source"] == "demo"])
     write_raw(tmp_path / "data" / "raw" / "other.parquet", [r for r in rows if r["source"] == "other"])
-    (tmp_path / "params.yaml").write_text("clean: {workers: 1}\ndedupe: {workers: 2, batch_rows: 3}\n")
+    write_params(tmp_path / "params.yaml", {"clean": {"workers": 1}, "dedupe": {"workers": 2, "batch_rows": 3},
+                                           "crawl": {"sources": ["demo", "other"]}})
     monkeypatch.chdir(tmp_path)
     from pipeline import clean
     clean.main([])
@@ -154,7 +155,7 @@ def test_survivor_rule_has_no_chains():
     docs = {"doc_id": np.array([b"c", b"a", b"b", b"d"], dtype="S16"), "posted": np.array([3, 1, 2, 4]),
             "exact": np.array([30, 10, 20, 10], dtype=np.uint64), "near": np.ones(4, dtype=bool),
             "sig": np.stack([c, a, b, d]), "source": np.array(["s"] * 4, dtype=object)}
-    dup_of, kind, sim = dedupe.find_duplicates(docs, {**dedupe.DEFAULTS})
+    dup_of, kind, sim = dedupe.find_duplicates(docs, stage_config("dedupe", dedupe.DedupeConfig))
     assert kind.tolist() == [0, 0, 2, 1]  # c kept (its only match, b, was removed), a kept, b near, d exact
     assert dup_of.tolist() == [-1, -1, 1, 1]
     assert 0.9 < sim[2] < 1.0 and sim[3] == 1.0

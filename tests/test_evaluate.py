@@ -91,11 +91,12 @@ def test_bad_params_are_clear_errors(tmp_path):
     from model import evaluate
     from pipeline.common import ParamsError
 
-    params = tmp_path / "params.yaml"
-    params.write_text("evaluate:\n  compressors: [gzip_9, zstd_19]\n", encoding="utf-8")
+    from helpers.params import write_params
+
+    params = write_params(tmp_path / "params.yaml", {"evaluate": {"compressors": ["gzip_9", "zstd_19"]}})
     with pytest.raises(ValueError, match="evaluate.compressors.*zstd_19"):
         evaluate.main(["--params", str(params), "--model", str(tmp_path / "none")])
-    params.write_text("evaluate:\n  ngram_ordr: 3\n", encoding="utf-8")
+    write_params(params, {"evaluate": {"ngram_ordr": 3}})
     with pytest.raises(ParamsError, match="evaluate.ngram_ordr"):
         evaluate.main(["--params", str(params), "--model", str(tmp_path / "none")])
 

@@ -9,11 +9,11 @@ import subprocess
 
 import numpy as np
 import pytest
-import yaml
 
 from helpers.tiny_model import keras_probs
 from model.artifacts import ModelFolderError
-from model.export import DEFAULTS, check_export, export, main, script_json
+from helpers.params import stage_config, write_params
+from model.export import ExportConfig, check_export, export, main, script_json
 from model.lstm_numpy import LstmWeights, run, softmax
 from model.webformat import ExportError, decode_model, encode_model
 from pipeline.common import ParamsError
@@ -75,13 +75,13 @@ def test_bad_inputs_give_clear_errors(trained, tmp_path):
     with pytest.raises(ExportError, match="not a kopitiam-char-lstm v1"):
         decode_model({**doc, "version": 2})
     with pytest.raises(ModelFolderError, match="nowhere"):
-        export({**DEFAULTS, "model_dir": str(tmp_path / "nowhere")})
+        export({**stage_config("export", ExportConfig), "model_dir": str(tmp_path / "nowhere")})
     assert "</" not in script_json({"prime": "</script><!-- x"})
     assert json.loads(script_json({"prime": "</script><!-- x"})) == {"prime": "</script><!-- x"}
 
 
 def test_unknown_params_key_is_an_error(tmp_path, monkeypatch):
-    (tmp_path / "params.yaml").write_text("export:\n  model_dri: models/lstm\n")
+    write_params(tmp_path / "params.yaml", {"export": {"model_dri": "models/lstm"}})
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ParamsError, match="export.model_dri"):
         main([])
@@ -89,9 +89,8 @@ def test_unknown_params_key_is_an_error(tmp_path, monkeypatch):
 
 def test_stage_writes_self_contained_page(trained, tmp_path, python_exe, repo_root):
     model_dir, _, vocab, meta = trained
-    params = {"export": {"model_dir": str(model_dir), "prime": "the </script> cat", "length": 77}}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    proc = subprocess.run([python_exe, "-m", "model.export"], cwd=tmp_path, capture_output=True, text=True,
+    write_params(tmp_path / "params.yaml", {"export": {"prime": "the </script> cat", "length": 77}})
+    proc = subprocess.run([python_exe, "-m", "model.export", "--model", str(model_dir)], cwd=tmp_path, capture_output=True, text=True,
                           env={"PYTHONPATH": str(repo_root), "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads((tmp_path / "reports/model.json").read_text(encoding="utf-8"))

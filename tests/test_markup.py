@@ -7,13 +7,14 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers.params import stage_config
 
 from contracts import markup
 from contracts.markup import GENERIC, HTML, EngineMarkup
 from contracts.schemas import RAW_SCHEMA
 from crawler.spiders.vbulletin import MARKUP as VBULLETIN
 from crawler.spiders.xenforo import MARKUP as XENFORO
-from pipeline.clean import DEFAULTS, RawInputError, run_clean
+from pipeline.clean import CleanConfig, RawInputError, run_clean
 from pipeline.crawlstate import merge_posts
 from pipeline.htmltext import html_to_text
 from tests.clean_fixtures import raw_row
@@ -34,7 +35,7 @@ def write(path, rows, records=()):
 def clean(tmp_path, records=()):
     write(tmp_path / "raw" / "kaya.parquet", [raw_row("502", BODY, source="kaya")], records)
     run_clean([tmp_path / "raw" / "kaya.parquet"], tmp_path / "posts.parquet", tmp_path / "dropped.parquet",
-              {**DEFAULTS, "workers": 1})
+              stage_config("clean", CleanConfig, workers=1))
     return pq.read_table(tmp_path / "posts.parquet").to_pylist()
 
 
@@ -65,7 +66,7 @@ def test_a_bad_record_in_a_raw_file_names_the_file(tmp_path):
     table = pa.Table.from_pylist([raw_row("1", "hi")], schema=RAW_SCHEMA)
     pq.write_table(table.replace_schema_metadata({markup.METADATA_KEY: b"[1]"}), path)
     with pytest.raises(RawInputError, match=r"x\.parquet: schema metadata kopitiam\.markup: expected a list"):
-        run_clean([path], tmp_path / "p.parquet", tmp_path / "d.parquet", {**DEFAULTS, "workers": 1})
+        run_clean([path], tmp_path / "p.parquet", tmp_path / "d.parquet", stage_config("clean", CleanConfig, workers=1))
 
 
 def test_combined_records_and_the_generic_one():

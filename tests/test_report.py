@@ -9,11 +9,11 @@ import os
 import shutil
 import subprocess
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 
 from eval_project import XSS_POST, XSS_SAMPLE, shared_project
+from helpers.params import stage_config
 from model import report
 
 
@@ -95,7 +95,7 @@ def test_summary_markdown_has_numbers_and_samples(project):
 
 
 def test_missing_inputs_are_named_on_the_page(tmp_path):
-    page, summary = report.build(tmp_path, dict(report.DEFAULTS))
+    page, summary = report.build(tmp_path, stage_config("report", report.ReportConfig))
     parsed = _Tags()
     parsed.feed(page)
     assert list(parsed.sections) == [k for k, _ in report.SECTIONS]

@@ -11,6 +11,7 @@ import pytest
 
 pytest.importorskip("keras")
 
+from helpers.params import write_params  # noqa: E402
 from model import sample as cli  # noqa: E402
 from model.sampler import StatefulSampler  # noqa: E402
 from pipeline.vocab import Vocab  # noqa: E402
@@ -72,9 +73,8 @@ def test_clear_errors_name_the_file(model_dir, tmp_path, capsys):
 
 def test_stage_writes_the_report_from_params(model_dir, sampler, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    Path("params.yaml").write_text(
-        "sample:\n  primes: ['', 'the ']\n  temperatures: [0.5, 1.0]\n  n: 2\n  length: 25\n"
-        "  seed: 100\n  beam_width: 2\n  top_k: 5\n", encoding="utf-8")
+    write_params("params.yaml", {"sample": {"primes": ["", "the "], "temperatures": [0.5, 1.0], "n": 2, "length": 25,
+                                            "seed": 100, "beam_width": 2, "top_k": 5}})
     assert cli.main(["--report", "reports/samples.jsonl", "--model", str(model_dir)]) == 0
     rows = [json.loads(line) for line in Path("reports/samples.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 2 * (2 * 2 + 2)
@@ -92,10 +92,10 @@ def test_stage_writes_the_report_from_params(model_dir, sampler, tmp_path, monke
 
 def test_stage_rejects_bad_params(model_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    Path("params.yaml").write_text("sample:\n  temperature: 0.5\n", encoding="utf-8")
+    write_params("params.yaml", {"sample": {"temperature": 0.5}})
     assert cli.main(["--report", "out.jsonl", "--model", str(model_dir)]) == 2
     assert "sample.temperature" in capsys.readouterr().err
-    Path("params.yaml").write_text("sample:\n  temperatures: [0.5, -1]\n", encoding="utf-8")
+    write_params("params.yaml", {"sample": {"temperatures": [0.5, -1]}})
     assert cli.main(["--report", "out.jsonl", "--model", str(model_dir)]) == 2
     assert "sample.temperatures" in capsys.readouterr().err
     assert not Path("out.jsonl").exists()

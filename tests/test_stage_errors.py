@@ -8,9 +8,11 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 
-from pipeline.common import ParamsError, load_params, run_main, section
+from pipeline.common import ParamsError, load_params, run_main
+from pipeline.config import section
+from pipeline.split import SplitConfig
+from tests.helpers.params import write_params
 from tests.helpers.spider_server import REPO_ROOT
 
 
@@ -21,9 +23,9 @@ def stage(module: str, *args: str, cwd=REPO_ROOT) -> subprocess.CompletedProcess
                           capture_output=True, text=True, timeout=120)
 
 
-def write_params(tmp_path, sources: dict, **crawl) -> str:
-    path = tmp_path / "my-params.yaml"
-    path.write_text(yaml.safe_dump({"sources": sources, "crawl": {"sources": list(sources), **crawl}}))
+def crawl_params(tmp_path, sources: dict, **crawl) -> str:
+    """params.yaml with only ``sources`` as sources, all crawled, and ``crawl`` overrides."""
+    path = write_params(tmp_path / "my-params.yaml", {"crawl": {"sources": list(sources), **crawl}}, sources=sources)
     return str(path)
 
 
@@ -50,14 +52,13 @@ def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
      "sources.s.demo_forum: demo forum: engine='smf': expected one of"),
 ])
 def test_crawl_params_mistakes_are_one_line_naming_the_params_file(tmp_path, entry, message):
-    params = write_params(tmp_path, {"s": entry}, jobs_dir=str(tmp_path / "jobs"))
+    params = crawl_params(tmp_path, {"s": entry}, jobs_dir=str(tmp_path / "jobs"))
     proc = crawl(tmp_path, params)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     lines = error_lines(proc)
     assert len(lines) == 1 and message in lines[0], proc.stderr[-3000:]
-    if "reader" not in entry:
-        assert params in lines[0]  # the file actually read, not always params.yaml
+    assert params in lines[0]  # the file actually read, not always params.yaml
     verbose = crawl(tmp_path, params, "--verbose")
     assert verbose.returncode != 0 and "Traceback" in verbose.stderr and message in verbose.stderr
 
@@ -67,7 +68,7 @@ def test_missing_params_file_and_crawl_failure(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert error_lines(proc) and "nope.yaml not found" in error_lines(proc)[0]
     # a crawl that ran but got nothing (nothing listens on port 9): one line, exit 1
-    params = write_params(tmp_path, {"s": {"spider": "xenforo", "throttle": False,
+    params = crawl_params(tmp_path, {"s": {"spider": "xenforo", "throttle": False,
                                            "args": {"start_url": "http://127.0.0.1:9/threads/x.1/"},
                                            "settings": {"RETRY_TIMES": 0}}},
                           jobs_dir=str(tmp_path / "jobs"))
@@ -95,7 +96,7 @@ def test_section_names_the_file_read_and_run_main_exit_codes(tmp_path, capsys):
     path = tmp_path / "other.yaml"
     path.write_text("split: {fractionz: 1}\n")
     with pytest.raises(ParamsError, match=r"other\.yaml: unknown key\(s\) split\.fractionz"):
-        section("split", {"fractions": None}, load_params(path))
+        section("split", SplitConfig, load_params(path))
 
     def bad(argv):
         raise ParamsError(f"{path}: split.x must be\n  a number")

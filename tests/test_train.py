@@ -155,16 +155,22 @@ def test_checkpoint_for_another_vocabulary_is_refused(tmp_path):
 
 
 def test_params_unknown_and_out_of_range_keys_are_errors():
+    from helpers.params import repo_params
     from model.train import load_config
     from pipeline.common import ParamsError
 
     with pytest.raises(ParamsError, match="train.model.hiden_size"):
-        load_config({"train": {"model": {"hiden_size": 3}}})
-    with pytest.raises(ParamsError, match="train.epochs"):
-        load_config({"train": {"epochs": 0}})
-    with pytest.raises(ParamsError, match="train.optimizer"):
-        load_config({"train": {"optimizer": "sgd"}})
-    cfg = load_config({"train": {"model": {"hidden_size": 32}}})
+        load_config(repo_params({"train": {"model": {"hiden_size": 3}}}))
+    with pytest.raises(ParamsError, match="train.epochs = 0: expected an integer >= 1"):
+        load_config(repo_params({"train": {"epochs": 0}}))
+    with pytest.raises(ParamsError, match="train.optimizer = 'sgd': expected one of 'adam', 'rmsprop'"):
+        load_config(repo_params({"train": {"optimizer": "sgd"}}))
+    with pytest.raises(ParamsError, match="train.model.dropout = 1.0: expected a number < 1"):
+        load_config(repo_params({"train": {"model": {"dropout": 1.0}}}))
+    with pytest.raises(ParamsError, match="missing key.*train.evolution.seed"):
+        load_config({"train": {**repo_params()["train"], "evolution": {"primes": [], "temperatures": [1.0],
+                                                                       "length": 5}}})
+    cfg = load_config(repo_params({"train": {"model": {"hidden_size": 32}}}))
     assert cfg["model"]["hidden_size"] == 32 and cfg["model"]["num_layers"] == 2
 
 

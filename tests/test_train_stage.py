@@ -14,18 +14,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_tiny  # noqa: E402
+from helpers.params import write_params  # noqa: E402
 
-TINY_PARAMS = """
-vocab: {}
-batches: {batch_size: 8, max_len: 32, buckets: [16, 32]}
-train:
-  seed: 1
-  model: {embedding_dim: 8, hidden_size: 16, num_layers: 1, dropout: 0.0}
-  epochs: 2
-  max_steps_per_epoch: 6
-  checkpoint_every_steps: 4
-  evolution: {primes: ["the "], temperatures: [1.0], length: 10, seed: 2}
-"""
+# params.yaml with a tiny model; learning_rate 0.002 and no time cap: what this test was tuned with
+TINY_PARAMS = {
+    "batches": {"batch_size": 8, "max_len": 32, "buckets": [16, 32]},
+    "train": {"seed": 1, "model": {"embedding_dim": 8, "hidden_size": 16, "num_layers": 1, "dropout": 0.0},
+              "epochs": 2, "max_steps_per_epoch": 6, "checkpoint_every_steps": 4, "learning_rate": 0.002,
+              "max_minutes": 0, "evolution": {"primes": ["the "], "temperatures": [1.0], "length": 10, "seed": 2}},
+}
 
 
 def write_split(path: Path, texts: list[str]) -> None:
@@ -50,7 +47,7 @@ def test_train_stage_main_on_real_batches(tmp_path, monkeypatch):
     from pipeline import batches, vocab
 
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "params.yaml").write_text(TINY_PARAMS)
+    write_params(tmp_path / "params.yaml", TINY_PARAMS)
     split = tmp_path / "data" / "split"
     split.mkdir(parents=True)
     for name, n, seed in (("train", 120, 0), ("val", 30, 1), ("test", 20, 2)):

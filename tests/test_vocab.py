@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers.params import write_params
 from test_split import make_corpus
 
 from contracts.schemas import CLEAN_SCHEMA
@@ -81,7 +82,7 @@ def _write_splits(root: Path, val_extra: str) -> None:
 def test_main_builds_from_train_only_and_reports_coverage(tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _write_splits(tmp_path, "ŁŁŁ ≠")  # characters that exist only in val
-    Path("params.yaml").write_text("vocab:\n  min_count: 1\n  max_size: 100\n")
+    write_params("params.yaml", {"vocab": {"min_count": 1, "max_size": 100}})
     V.main([])
     vocab = V.Vocab.load("data/vocab.json")
     assert "Ł" not in vocab.tokens and "≠" not in vocab.tokens
@@ -92,15 +93,16 @@ def test_main_builds_from_train_only_and_reports_coverage(tmp_path: Path, monkey
     assert [row[1] for row in metrics["val"]["top_unknown"]] == ["Ł", "≠"]
 
 
-@pytest.mark.parametrize("body, message", [
-    ("vocab:\n  min_count: 0\n", "vocab.min_count must be an integer >= 1, got 0"),
-    ("vocab:\n  max_size: 2\n", "vocab.max_size must be an integer >= 3"),
-    ("vocab:\n  size: 10\n", "unknown key(s) vocab.size"),
+@pytest.mark.parametrize("vocab, message", [
+    ({"min_count": 0}, "params.yaml: vocab.min_count = 0: expected an integer >= 1"),
+    ({"max_size": 2}, "params.yaml: vocab.max_size = 2: expected an integer >= 3"),
+    ({"max_size": "big"}, "vocab.max_size = 'big': expected an integer or null"),
+    ({"size": 10}, "unknown key(s) vocab.size"),
 ])
-def test_bad_params_are_clear_errors(tmp_path: Path, monkeypatch, body, message):
+def test_bad_params_are_clear_errors(tmp_path: Path, monkeypatch, vocab, message):
     monkeypatch.chdir(tmp_path)
     _write_splits(tmp_path, "")
-    Path("params.yaml").write_text(body)
+    write_params("params.yaml", {"vocab": vocab})
     with pytest.raises(ParamsError) as err:
         V.main([])
     assert message in str(err.value)
@@ -110,6 +112,6 @@ def test_empty_train_split_is_a_clear_error(tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _write_splits(tmp_path, "")
     pq.write_table(pq.read_table("data/split/train.parquet").slice(0, 0), "data/split/train.parquet")
-    Path("params.yaml").write_text("vocab: {}\n")
+    write_params("params.yaml")
     with pytest.raises(ValueError, match="empty train split"):
         V.main([])

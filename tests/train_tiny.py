@@ -89,13 +89,15 @@ def make_data(n_train: int = 96, n_val: int = 24, seed: int = 0, poison_batch: i
 
 
 def tiny_config(**overrides) -> dict:
+    from helpers.params import repo_params
     from model.train import load_config
 
-    cfg = load_config({"train": {
-        "seed": 7, "epochs": 2, "checkpoint_every_steps": 3, "warmup_steps": 2,
-        "model": {"embedding_dim": 8, "hidden_size": 16, "num_layers": 2, "dropout": 0.1},
+    # params.yaml's train section, tiny; learning_rate 0.002 and no time cap: what these tests were tuned with
+    cfg = load_config(repo_params({"train": {
+        "seed": 7, "epochs": 2, "checkpoint_every_steps": 3, "warmup_steps": 2, "learning_rate": 0.002,
+        "max_minutes": 0, "model": {"embedding_dim": 8, "hidden_size": 16, "num_layers": 2, "dropout": 0.1},
         "evolution": {"primes": ["", "the "], "temperatures": [0.7], "length": 20, "seed": 3},
-    }})
+    }}))
     for key, value in overrides.items():
         if "." in key:
             a, b = key.split(".", 1)
@@ -120,14 +122,15 @@ class SlowSteps:
         return _Slow()
 
 
-def run(out: Path, vocab=None, sleep: float = 0.0, poison_batch: int | None = None, **overrides):
+def run(out: Path, vocab=None, sleep: float = 0.0, poison_batch: int | None = None, task_index: int | None = None,
+        **overrides):
     from model.train import fit
 
     data_vocab, train_data, val_data, _, _ = make_data(poison_batch=poison_batch)
     return fit(tiny_config(**overrides), vocab=vocab or data_vocab, train_data=train_data, val_data=val_data,
                model_dir=out / "model", checkpoint_dir=out / "ckpt", csv_path=out / "train.csv",
                evolution_path=out / "evolution.jsonl", tensorboard_dir=out / "tb", verbose=0,
-               extra_callbacks=[SlowSteps(sleep)] if sleep else None)
+               extra_callbacks=[SlowSteps(sleep)] if sleep else None, task_index=task_index)
 
 
 if __name__ == "__main__":

@@ -195,12 +195,11 @@ def run_crawl_stage(sources: Mapping[str, Any], workdir: Path, *, crawl: Mapping
     State goes to ``workdir/jobs``, output to ``workdir/raw`` and ``workdir/metrics``. Returns the
     finished ``CompletedProcess`` or, with ``background``, the running ``Popen``.
     """
-    import yaml
+    from tests.helpers.params import write_params
 
     workdir.mkdir(parents=True, exist_ok=True)
-    params = {"sources": dict(sources),
-              "crawl": {"sources": list(sources), "jobs_dir": str(workdir / "jobs"), **(crawl or {})}}
-    (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+    write_params(workdir / "params.yaml", {"crawl": {"sources": list(sources), "jobs_dir": str(workdir / "jobs"),
+                                                     **(crawl or {})}}, sources=sources)
     cmd = [sys.executable, "-m", "pipeline.crawl", "--params", str(workdir / "params.yaml"),
            "--raw-dir", str(workdir / "raw"), "--metrics-dir", str(workdir / "metrics")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}

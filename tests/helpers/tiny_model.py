@@ -35,7 +35,8 @@ def train_tiny(docs: Sequence[str], vocab: Vocab, *, embedding_dim: int = 8, hid
     from model.network import NetworkConfig, build_model
 
     keras.utils.set_random_seed(seed)
-    config = NetworkConfig(vocab_size=len(vocab), embedding_dim=embedding_dim, hidden_size=hidden_size, num_layers=2)
+    config = NetworkConfig(vocab_size=len(vocab), embedding_dim=embedding_dim, hidden_size=hidden_size, num_layers=2,
+                           dropout=0.0, mixed_precision=False)
     model = build_model(config)
     seqs = [np.concatenate([[END_ID], vocab.encode(d), [END_ID]]) for d in docs]
     width = max(len(s) for s in seqs) - 1
