@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pyarrow.parquet as pq
 import pytest
+from helpers.params import stage_config
 from helpers.spider_server import run_spider
 
-from pipeline.clean import DEFAULTS, run_clean
+from pipeline.clean import CleanConfig, run_clean
 
 ENGINES = {  # engine -> (spider, start URL path: vBulletin has no index page, Roman plays are board 4)
     "xenforo": ("xenforo", "/"),
@@ -40,7 +41,7 @@ def forum_runs(tmp_path_factory):
                 args["timezone"] = "Asia/Singapore"  # its dates are local-time text, shown in +0800
             run = run_spider(spider, args, work)
             requested = list(server.requests)
-        metrics = run_clean([run.output], work / "posts.parquet", work / "dropped.parquet", {**DEFAULTS, "workers": 1})
+        metrics = run_clean([run.output], work / "posts.parquet", work / "dropped.parquet", stage_config("clean", CleanConfig, workers=1))
         kept = {r["post_id"]: r for r in pq.read_table(work / "posts.parquet").to_pylist()}
         runs[engine] = (forum, run, metrics, kept, requested)
     return runs
