@@ -36,8 +36,8 @@ import pyarrow.parquet as pq  # noqa: E402
 from contracts.schemas import CLEAN_SCHEMA  # noqa: E402
 from pipeline import batches as B  # noqa: E402
 from pipeline import split as S  # noqa: E402
-from pipeline.config import section  # noqa: E402
 from pipeline import vocab as V  # noqa: E402
+from pipeline.config import section  # noqa: E402
 
 CONFIG = {
     "batch_size": 64,

@@ -102,9 +102,9 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=LENGTH)
     args = parser.parse_args()
 
-    from tests.helpers.browser import Browser
     from model.export import ExportConfig, export
     from pipeline.config import section
+    from tests.helpers.browser import Browser
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

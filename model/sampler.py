@@ -44,8 +44,7 @@ from typing import Any, Callable, TypeVar
 
 import numpy as np
 
-from model.lstm_numpy import (LayoutError, LstmWeights, State, StepWeights, initial_state, log_softmax, softmax,
-                              step)
+from model.lstm_numpy import LayoutError, LstmWeights, State, StepWeights, initial_state, log_softmax, softmax, step
 from pipeline.vocab import END_ID, UNK_ID, Vocab
 
 log = logging.getLogger(__name__)

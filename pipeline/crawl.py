@@ -42,8 +42,15 @@ import pyarrow.parquet as pq
 
 from contracts import keys
 from pipeline import crawlstate, crawlworkers
-from pipeline.common import (ParamsError, StageFailed, load_params, params_name, run_main, setup_logging,
-                             write_json_atomic)
+from pipeline.common import (
+    ParamsError,
+    StageFailed,
+    load_params,
+    params_name,
+    run_main,
+    setup_logging,
+    write_json_atomic,
+)
 from pipeline.config import section, setting
 from pipeline.readers import run_reader
 

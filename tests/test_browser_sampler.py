@@ -13,10 +13,10 @@ from urllib.parse import urlencode
 
 import numpy as np
 import pytest
-
 from helpers.browser import Browser, find_chromium
-from helpers.tiny_model import keras_greedy, keras_probs
 from helpers.params import stage_config
+from helpers.tiny_model import keras_greedy, keras_probs
+
 from model.export import ExportConfig, export
 from model.webformat import encode_model
 from pipeline.vocab import END_ID

@@ -8,10 +8,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from clean_fixtures import SIGNATURE, SMILIE, link, raw_row, write_raw, xf_quote
+from helpers.params import stage_config, write_params
 
 from contracts.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA
 from pipeline import clean
-from helpers.params import stage_config, write_params
 from pipeline.clean import CleanConfig, doc_id_for, run_clean
 from pipeline.htmltext import html_to_text
 from pipeline.textnorm import normalize_text

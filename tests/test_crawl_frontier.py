@@ -18,6 +18,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import redis
+from helpers.params import repo_params
+from helpers.params import write_params as write_repo_params
 from scrapy import Request, Spider
 from scrapy.utils.test import get_crawler
 
@@ -25,8 +27,6 @@ from contracts.frontier import Frontier, frontier_prefix, frontier_settings, red
 from crawler.frontier import LeasedPriorityQueue
 from demoforum.server import DemoForumServer
 from demoforum.site import DemoForum
-from helpers.params import repo_params
-from helpers.params import write_params as write_repo_params
 from pipeline.common import ParamsError
 from pipeline.crawl import crawl_source
 

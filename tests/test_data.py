@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers.params import stage_config
+from test_batches import make_splits
 
 from model import data as D
-from helpers.params import stage_config
 from pipeline import batches as B
-from test_batches import make_splits
 
 tf = pytest.importorskip("tensorflow")
 

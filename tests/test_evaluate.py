@@ -88,10 +88,10 @@ def test_helpers():
 
 
 def test_bad_params_are_clear_errors(tmp_path):
+    from helpers.params import write_params
+
     from model import evaluate
     from pipeline.common import ParamsError
-
-    from helpers.params import write_params
 
     params = write_params(tmp_path / "params.yaml", {"evaluate": {"compressors": ["gzip_9", "zstd_19"]}})
     with pytest.raises(ValueError, match="evaluate.compressors.*zstd_19"):

@@ -9,10 +9,10 @@ import subprocess
 
 import numpy as np
 import pytest
-
-from helpers.tiny_model import keras_probs
-from model.artifacts import ModelFolderError
 from helpers.params import stage_config, write_params
+from helpers.tiny_model import keras_probs
+
+from model.artifacts import ModelFolderError
 from model.export import ExportConfig, check_export, export, main, script_json
 from model.lstm_numpy import LstmWeights, run, softmax
 from model.webformat import ExportError, decode_model, encode_model

@@ -11,10 +11,12 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from helpers.tiny_model import keras_greedy, keras_logits  # noqa: E402
+
 from model.artifacts import ModelFolderError, save_trained  # noqa: E402
 from model.lstm_numpy import log_softmax  # noqa: E402
 from model.sampler import SamplerError, StatefulSampler, decode_probs, draw  # noqa: E402
 from pipeline.vocab import END_ID, Vocab  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def trained(tiny_lstm):
