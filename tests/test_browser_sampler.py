@@ -60,7 +60,8 @@ def click_generate(page, *, prime: str, greedy: bool, length: int, temperature: 
         window.__grew = 0;
         new MutationObserver((m) => {{ window.__grew += m.length; }})
             .observe(document.querySelector("#output .gen"), {{childList: true}});
-        window.__done = new Promise((r) => document.addEventListener("kopitiam:done", (e) => r(e.detail), {{once: true}}));
+        window.__done = new Promise(
+            (r) => document.addEventListener("kopitiam:done", (e) => r(e.detail), {{once: true}}));
     }})()""")
     page.click("#generate")
     result = page.evaluate("window.__done")

@@ -43,7 +43,8 @@ def test_quote_removed_reply_kept_and_quoted_id_recorded(tmp_path):
 
 
 def test_markup_smilies_links_br_entities_signature():
-    body = (f"First line &amp; more&nbsp;text<br />\nsecond line {SMILIE} see {link('https://x.example/a', 'the folio')}"
+    body = (f"First line &amp; more&nbsp;text<br />\nsecond line {SMILIE} "
+            f"see {link('https://x.example/a', 'the folio')}"
             f"<p>New paragraph &lt;3 &#8212; caf&eacute;</p><script>var x = 1;</script><style>.a{{}}</style>"
             f"{SIGNATURE}")
     out = html_to_text(body)

@@ -17,7 +17,8 @@ tf = pytest.importorskip("tensorflow")
 def shards(tmp_path_factory):
     root = tmp_path_factory.mktemp("loader")
     paths, vocab = make_splits(root, n_threads=40)
-    B.run(paths, vocab, B.check_params(stage_config("batches", B.BatchesConfig, batch_size=8, max_len=32)), root / "out")
+    B.run(paths, vocab, B.check_params(stage_config("batches", B.BatchesConfig, batch_size=8, max_len=32)),
+          root / "out")
     return root / "out", vocab
 
 

@@ -108,7 +108,8 @@ def test_split_without_text_column_is_named(tmp_path):
     from model.evaluate import read_texts
 
     pq.write_table(pa.table({"body": ["x"]}), tmp_path / "test.parquet")
-    with pytest.raises(ValueError, match=r"test.parquet: missing column\(s\) text; expected CLEAN_SCHEMA .*columns found: body"):
+    with pytest.raises(ValueError,
+                       match=r"test.parquet: missing column\(s\) text; expected CLEAN_SCHEMA .*columns found: body"):
         read_texts(tmp_path / "test.parquet")
     with pytest.raises(FileNotFoundError, match="dvc repro split"):
         read_texts(tmp_path / "missing.parquet")

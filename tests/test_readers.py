@@ -118,7 +118,8 @@ def test_crawl_stage_runs_a_reader_source(tmp_path):
     table = pq.read_table(tmp_path / "raw" / "names.parquet")
     assert table.num_rows == metrics["raw_rows"] == 100 and metrics["kind"] == "reader"
     assert json.loads((tmp_path / "m" / "names.json").read_text())["posts"] == 100
-    with pytest.raises(ParamsError, match=rf"^{re.escape(str(REPO_PARAMS))}: sources\.bad\.reader: unknown format 'csv'; known: parquet, jsonl, lines, babynames"):
+    with pytest.raises(ParamsError, match=rf"^{re.escape(str(REPO_PARAMS))}: sources\.bad\.reader: "
+                                          r"unknown format 'csv'; known: parquet, jsonl, lines, babynames"):
         crawl_source("bad", params, raw_dir=tmp_path / "raw", metrics_dir=tmp_path / "m")
 
 

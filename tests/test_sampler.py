@@ -210,6 +210,7 @@ def test_min_length_bars_end_but_keeps_the_models_logprob(trained, sampler):
     assert any(s.ended for s in free)
     forced = sampler.generate("", n=8, length=40, temperature=1.0, seed=2, min_length=40)
     assert all(len(s.text) == 40 and not s.ended for s in forced)
-    assert forced[0].mean_logprob == pytest.approx(keras_mean_logprob(model, vocab, "", forced[0].text, False), abs=1e-4)
+    assert forced[0].mean_logprob == pytest.approx(keras_mean_logprob(model, vocab, "", forced[0].text, False),
+                                                   abs=1e-4)
     g = sampler.greedy("", 40, min_length=10)
     assert len(g.text) >= 10
