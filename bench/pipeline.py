@@ -97,7 +97,8 @@ def html_of(rng: random.Random, text: str) -> str:
         if rng.random() < 0.15:
             s += " " + SMILIE.format(n=rng.randint(1, 9), alt=rng.choice([":)", ":(", ";)", ":D"]))
         if rng.random() < 0.05:
-            s += ' <a href="https://example.org/t/%d" class="link link--external">see &amp; read</a>' % rng.randint(1, 9999)
+            s += (' <a href="https://example.org/t/%d" class="link link--external">see &amp; read</a>'
+                  % rng.randint(1, 9999))
         if rng.random() < 0.03:
             s += " call me 9%03d %04d or mail u%d@example.com" % (rng.randint(0, 999), rng.randint(0, 9999), i)
         parts.append(s)
@@ -331,7 +332,8 @@ def main() -> None:
                          "dedupe": section("dedupe", dedupe.DedupeConfig)},
               **{k: v for k, v in full.items() if k != "baseline"},
               "baseline": full["baseline"],
-              "dedupe_speedup_vs_naive_pairwise": round(full["dedupe_mb_per_s"] / full["baseline"]["naive_mb_per_s"], 1),
+              "dedupe_speedup_vs_naive_pairwise": round(full["dedupe_mb_per_s"]
+                                                        / full["baseline"]["naive_mb_per_s"], 1),
               "rss_small_run": small["peak_rss_mb"], "rss_small_size_mb": small["size_mb"],
               "rss_growth_full_over_small": round(rss(full) / rss(small), 2),
               "targets": {"clean_mb_per_s>=5": full["clean_mb_per_s"] >= 5,

@@ -170,12 +170,15 @@ def main() -> None:
         "ratio_1_stream": r(one["chars_per_s"] / naive1["chars_per_s_measured"]),
         "ratio_1_stream_500_extrapolated": r(one["chars_per_s"] / naive1["chars_per_s_extrapolated_500"]),
         f"ratio_{cfg['streams']}_streams": r(many["chars_per_s"] / naive_many["chars_per_s_measured"]),
-        f"ratio_{cfg['streams']}_streams_500_extrapolated": r(many["chars_per_s"] / naive_many["chars_per_s_extrapolated_500"]),
+        f"ratio_{cfg['streams']}_streams_500_extrapolated":
+            r(many["chars_per_s"] / naive_many["chars_per_s_extrapolated_500"]),
         "tf_function_step_1_stream_chars_per_s": r(tf_fn),
-        "naive_detail": {"1": {k: r(v) for k, v in naive1.items()}, str(cfg["streams"]): {k: r(v) for k, v in naive_many.items()}},
+        "naive_detail": {"1": {k: r(v) for k, v in naive1.items()},
+                         str(cfg["streams"]): {k: r(v) for k, v in naive_many.items()}},
         "note": (f"naive = model.predict on the growing prefix per character, timed on the first {cfg['naive_chars']} "
                  f"characters (cheaper than later ones, so the plain ratio favours the baseline); *_500_extrapolated "
-                 f"fits step time linearly in prefix length up to {cfg['length']}. Stateful: {cfg['length']}-char samples "
+                 f"fits step time linearly in prefix length up to {cfg['length']}. "
+                 f"Stateful: {cfg['length']}-char samples "
                  f"(END barred), {cfg['single_repeats']} x 1 stream, 1 x {cfg['streams']} streams."),
     }))
 

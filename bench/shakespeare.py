@@ -78,7 +78,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--batch", type=int, help="(default: CPU 64, GPU 128)")
     ap.add_argument("--seq-len", type=int, help="(default: CPU 128, GPU 256)")
     ap.add_argument("--lr", type=float, default=5e-3, help="peak; cosine-decayed to 5%% over the time budget")
-    ap.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, help="float16 compute (default: on a GPU)")
+    ap.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction,
+                    help="float16 compute (default: on a GPU)")
     return ap.parse_args()
 
 
@@ -144,8 +145,10 @@ def main() -> None:
     base = xz_bpc([train_text], [val_text], vocab)
     out = {
         "bench": "shakespeare", "device": device_name(), "tensorflow": tf.__version__, "seed": SEED,
-        "chars": len(text), "expected_chars": EXPECTED_CHARS, "train_chars": len(train_text), "val_chars": len(val_text),
-        "config": {**net.to_dict(), "batch": args.batch, "seq_len": args.seq_len, "lr": args.lr, "minutes": args.minutes},
+        "chars": len(text), "expected_chars": EXPECTED_CHARS, "train_chars": len(train_text),
+        "val_chars": len(val_text),
+        "config": {**net.to_dict(), "batch": args.batch, "seq_len": args.seq_len, "lr": args.lr,
+                   "minutes": args.minutes},
         "parameters": int(model.count_params()), "steps": steps, "train_tokens": steps * args.batch * args.seq_len,
         "train_seconds": round(train_seconds, 1), "tokens_per_s": steps * args.batch * args.seq_len / train_seconds,
         "last_train_batch_nats": last_loss, "val_nats": val_nats, "val_bpc": val_nats / math.log(2),

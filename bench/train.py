@@ -142,7 +142,8 @@ def time_mirrored(strategy, cfg: dict, batches: list, warmup: int, one_device) -
 
     with strategy.scope():
         keras.utils.set_random_seed(SEED)
-        model = build_model(NetworkConfig(cfg["vocab_size"], cfg["embedding_dim"], cfg["hidden_size"], cfg["num_layers"]))
+        model = build_model(NetworkConfig(cfg["vocab_size"], cfg["embedding_dim"], cfg["hidden_size"],
+                                          cfg["num_layers"]))
         model.compile(optimizer=keras.optimizers.Adam(2e-3, global_clipnorm=5.0), loss=masked_loss())
         model.optimizer.build(model.trainable_variables)
     run = Steps(strategy, model)
@@ -160,7 +161,8 @@ def time_mirrored(strategy, cfg: dict, batches: list, warmup: int, one_device) -
     real = float(sum(b[2].sum() for b in timed))
     return {"replicas": run.replicas, "devices": list(strategy.extended.worker_devices),
             "s_per_batch": secs["mirrored"] / len(timed), "tokens_per_s": real / secs["mirrored"],
-            "one_device_tokens_per_s": real / secs["one_device"], "vs_one_device": secs["one_device"] / secs["mirrored"]}
+            "one_device_tokens_per_s": real / secs["one_device"],
+            "vs_one_device": secs["one_device"] / secs["mirrored"]}
 
 
 def run_config(name: str, cfg: dict, steps: int, warmup: int, batches_dir: Path, strategy=None) -> dict:
@@ -173,7 +175,8 @@ def run_config(name: str, cfg: dict, steps: int, warmup: int, batches_dir: Path,
     cfg = dict(cfg)
     data = "synthetic"
     if cfg.pop("from_params", False):
-        cfg.update({k: v for k, v in load_config()["model"].items() if k in ("hidden_size", "num_layers", "embedding_dim")})
+        cfg.update({k: v for k, v in load_config()["model"].items()
+                    if k in ("hidden_size", "num_layers", "embedding_dim")})
     rng = np.random.default_rng(SEED)
     n = steps + warmup
     batches = None
@@ -193,8 +196,8 @@ def run_config(name: str, cfg: dict, steps: int, warmup: int, batches_dir: Path,
 
     def ours_model():
         keras.utils.set_random_seed(SEED)
-        model = build_model(NetworkConfig(cfg["vocab_size"], cfg["embedding_dim"], cfg["hidden_size"], cfg["num_layers"],
-                                                 dropout=0.0, mixed_precision=False))
+        model = build_model(NetworkConfig(cfg["vocab_size"], cfg["embedding_dim"], cfg["hidden_size"],
+                                          cfg["num_layers"], dropout=0.0, mixed_precision=False))
         model.compile(optimizer=keras.optimizers.Adam(2e-3, global_clipnorm=5.0), loss=masked_loss())
         return model
 

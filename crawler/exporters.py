@@ -102,7 +102,8 @@ class ParquetItemExporter(BaseItemExporter):
     def start_exporting(self) -> None:
         # the engine's markup record travels with its posts (schema metadata; contracts.markup)
         record = getattr(getattr(self.crawler, "spider", None), "markup", None)
-        self.schema = RAW_SCHEMA.with_metadata(to_metadata([record])) if isinstance(record, EngineMarkup) else RAW_SCHEMA
+        self.schema = (RAW_SCHEMA.with_metadata(to_metadata([record])) if isinstance(record, EngineMarkup)
+                       else RAW_SCHEMA)
         self.writer = parquet_writer(self.file, self.schema)
 
     def export_item(self, item: Any) -> None:

@@ -25,7 +25,8 @@ def summarize(stats: Mapping[str, Any]) -> dict[str, Any]:
     def group(prefix: str) -> dict[str, int]:
         return {k[len(prefix):]: v for k, v in sorted(stats.items()) if k.startswith(prefix)}
 
-    errors = {**group("forum/errors/"), **group("kopitiam/errors/"), **{f"dropped/{k}": v for k, v in group("kopitiam/dropped/").items()},
+    errors = {**group("forum/errors/"), **group("kopitiam/errors/"),
+              **{f"dropped/{k}": v for k, v in group("kopitiam/dropped/").items()},
               **{f"spider_exception/{k}": v for k, v in group("spider_exceptions/").items()},
               **{f"http_{k}": v for k, v in group("httperror/response_ignored_status_count/").items()},
               **{f"download/{k.rsplit('.', 1)[-1]}": v for k, v in

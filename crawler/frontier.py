@@ -15,8 +15,8 @@ sorted set by priority) and the duplicate filter (a set of fingerprints). Measur
   worker moves that worker's leases back to the queue, counted in ``requeued``.
 - **When the crawl is done.** A plain spider closes as soon as the shared queue is momentarily
   empty, and ``SCHEDULER_IDLE_BEFORE_CLOSE`` is ignored by the priority queue. Here an idle worker
-  stays open (``DontCloseSpider``, crawler/frontierworker.py) until one atomic check holds: the start URLs were seeded, the
-  queue is empty and no worker holds a lease (work in flight anywhere can still queue requests).
+  stays open (``DontCloseSpider``, crawler/frontierworker.py) until one atomic check holds: the start
+  URLs were seeded, the queue is empty and no worker holds a lease (work in flight anywhere can still queue requests).
 - **Politeness across workers.** Each worker's downloader throttles only itself; N workers would
   hit a site N times harder. ``SharedSiteLimit`` (crawler/sitelimit.py) takes a per-site token in Redis before every
   request: at most ``CONCURRENT_REQUESTS_PER_DOMAIN`` in flight per site across all workers, and

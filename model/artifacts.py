@@ -96,7 +96,8 @@ def save_trained(model_dir: str | os.PathLike, model, vocab: Vocab, meta: dict[s
     ``model_dir``, byte-identical for identical weights."""
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=model_dir.parent, prefix=f".{model_dir.name}.save.") as work:  # not in the folder DVC hashes
+    # the work folder sits beside the model folder, not in the folder DVC hashes
+    with tempfile.TemporaryDirectory(dir=model_dir.parent, prefix=f".{model_dir.name}.save.") as work:
         saved, packed = Path(work) / "saved.keras", Path(work) / "packed.keras"
         model.save(saved)
         repack_keras(saved, packed)
@@ -125,7 +126,8 @@ def load_trained(model_dir: str | os.PathLike = DEFAULT_MODEL_DIR, vocab_path: s
     meta = load_meta(model_dir)
     model_path = model_dir / MODEL_FILE
     if not model_path.exists():
-        raise ModelFolderError(f"{model_path} not found: the model folder is incomplete; retrain with `dvc repro train`")
+        raise ModelFolderError(f"{model_path} not found: the model folder is incomplete; "
+                               f"retrain with `dvc repro train`")
     vocab_file = Path(vocab_path) if vocab_path is not None else model_dir / VOCAB_FILE
     vocab = Vocab.load(vocab_file)
     if vocab.hash != meta.get("vocab_hash"):

@@ -13,8 +13,8 @@ document of n characters contributes n + 1 targets. Models are trained on the tr
   document (the LSTM too starts each document from END alone). Counting is vectorised with NumPy
   (n-grams packed into int64 keys, ``np.unique`` / ``np.searchsorted``): a few MB of text takes
   seconds, where a Python dict per n-gram would take minutes and GBs. Peak memory is about
-  ``8 * (order + 3)`` bytes per training character (about 70 MB for 2 MB of text at order 5). NLTK's KneserNeyInterpolated
-  was not used: it scores one n-gram per Python call and is far too slow on MBs.
+  ``8 * (order + 3)`` bytes per training character (about 70 MB for 2 MB of text at order 5). NLTK's
+  KneserNeyInterpolated was not used: it scores one n-gram per Python call and is far too slow on MBs.
 - ``compressor_bits``: gzip -9, bzip2 -9 and xz -9 (Python's gzip/bz2/lzma modules, the same
   libraries as the command-line tools): bits of (train + test) minus bits of train alone, i.e. the
   cost of the test text for a compressor primed on the train text. The text given to them is the

@@ -205,7 +205,8 @@ class TimeBudget(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if self.max_seconds > 0 and self.state.seconds >= self.max_seconds and not self.model.stop_training:
-            self.state.stop_reason = f"time budget of {self.max_seconds / 60:g} min reached at step {self.state.global_step}"
+            self.state.stop_reason = (f"time budget of {self.max_seconds / 60:g} min reached "
+                                      f"at step {self.state.global_step}")
             log.info("%s: finishing this epoch's validation and stopping", self.state.stop_reason)
             self.model.stop_training = True
 
@@ -305,7 +306,8 @@ class SampleEvolution(keras.callbacks.Callback):
         self.state.evolution = rows
         self.write()
         if rows:
-            log.info("epoch %d sample (T=%g): %r", epoch + 1, rows[-1]["temperature"], rows[-1]["prime"] + rows[-1]["text"][:80])
+            log.info("epoch %d sample (T=%g): %r", epoch + 1, rows[-1]["temperature"],
+                     rows[-1]["prime"] + rows[-1]["text"][:80])
 
     def write(self) -> None:
         write_jsonl_atomic(self.path, self.state.evolution, sort_keys=False)

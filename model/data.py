@@ -50,7 +50,8 @@ def dataset_stats(batches_dir: str | os.PathLike, split: str) -> dict[str, Any]:
     return {**{k: m[k] for k in keys}, "bucket_lengths": [b["length"] for b in m["buckets"]]}
 
 
-def _load_buckets(batches_dir: str | os.PathLike, split: str) -> tuple[dict[str, Any], list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+def _load_buckets(batches_dir: str | os.PathLike,
+                  split: str) -> tuple[dict[str, Any], list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
     m = load_manifest(batches_dir, split)
     folder = Path(batches_dir) / split
     arrays = []
@@ -59,7 +60,8 @@ def _load_buckets(batches_dir: str | os.PathLike, split: str) -> tuple[dict[str,
             tokens = np.load(folder / b["tokens"], allow_pickle=False)
             rows = np.load(folder / b["rows"], allow_pickle=False)
         except FileNotFoundError as exc:
-            raise BatchesError(f"{folder}: shard {exc.filename} listed in {MANIFEST} is missing; rerun `dvc repro batches`") from None
+            raise BatchesError(f"{folder}: shard {exc.filename} listed in {MANIFEST} is missing; "
+                               f"rerun `dvc repro batches`") from None
         if tokens.shape != (b["sequences"], b["length"] + 1) or rows.shape != (b["sequences"], 3):
             raise BatchesError(f"{folder / b['tokens']}: shape {tokens.shape} (rows {rows.shape}) does not match "
                                f"{MANIFEST} ({b['sequences']} x {b['length'] + 1}); rerun `dvc repro batches`")
@@ -76,7 +78,8 @@ def split_window(tokens: np.ndarray, n_targets: np.ndarray) -> tuple[np.ndarray,
     return tokens[:, :-1], tokens[:, 1:], mask
 
 
-def iter_numpy_batches(batches_dir: str | os.PathLike, split: str) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def iter_numpy_batches(batches_dir: str | os.PathLike,
+                       split: str) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The split's batches in stored order as numpy arrays, exactly as ``make_dataset(seed=None)``."""
     m, arrays, order = _load_buckets(batches_dir, split)
     bs = m["batch_size"]

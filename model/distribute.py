@@ -242,7 +242,8 @@ def fit_distributed(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int]
 
     n_batches = tr.count_batches(train_data(seed))
     if n_batches == 0:
-        raise tr.TrainingError("the train split has no batches: check data/batches/train (did `dvc repro batches` run?)")
+        raise tr.TrainingError("the train split has no batches: check data/batches/train "
+                               "(did `dvc repro batches` run?)")
     steps = min(n_batches, int(cfg["max_steps_per_epoch"])) if cfg["max_steps_per_epoch"] else n_batches
     epochs = int(cfg["epochs"])
     with strategy.scope():

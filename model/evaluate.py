@@ -166,7 +166,8 @@ def evaluate(model, vocab: Vocab, train_texts: list[str], test_texts: list[str],
         base = {k: v["bpc"] for k, v in models.items() if k != "lstm"}
         best = min(base, key=base.__getitem__)
         result["comparison"] = {"best_baseline": best, "best_baseline_bpc": base[best],
-                                "lstm_bpc": models["lstm"]["bpc"], "lstm_beats_all": bool(models["lstm"]["bpc"] < base[best])}
+                                "lstm_bpc": models["lstm"]["bpc"],
+                                "lstm_beats_all": bool(models["lstm"]["bpc"] < base[best])}
     t0 = time.perf_counter()
     result["novelty"], rows = novelty_summary(samples, train_texts)
     seconds["novelty"] = time.perf_counter() - t0

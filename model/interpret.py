@@ -87,7 +87,8 @@ class Cell:
 
 
 def interpretable_cells(model, vocab: Vocab, texts: Sequence[str], *,
-                        features: Callable[[str], dict[str, np.ndarray]] = text_features) -> tuple[list[Cell], list[str]]:
+                        features: Callable[[str], dict[str, np.ndarray]] = text_features,
+                        ) -> tuple[list[Cell], list[str]]:
     """The most feature-correlated cell per feature over ``texts`` (each fed from END), distinct
     cells; also the features skipped because they are constant on these texts."""
     weights = LstmWeights.from_keras(model)

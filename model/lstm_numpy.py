@@ -50,7 +50,8 @@ class LstmWeights:
             raise LayoutError("no LSTM layer: expected layers embedding, lstm_0.., logits (model/network.py)")
         for i, (kernel, recurrent, bias) in enumerate(self.layers):
             hidden = recurrent.shape[0]
-            if kernel.shape != (width, 4 * hidden) or recurrent.shape != (hidden, 4 * hidden) or bias.shape != (4 * hidden,):
+            if (kernel.shape != (width, 4 * hidden) or recurrent.shape != (hidden, 4 * hidden)
+                    or bias.shape != (4 * hidden,)):
                 raise LayoutError(f"lstm_{i}: unexpected weight shapes {kernel.shape}, {recurrent.shape}, {bias.shape} "
                                   f"for input width {width}")
             width = hidden
@@ -78,7 +79,8 @@ class LstmWeights:
         for i in lstm_ids:
             cfg = layers[f"lstm_{i}"].get_config()
             if (cfg.get("activation"), cfg.get("recurrent_activation")) != ("tanh", "sigmoid") \
-                    or not cfg.get("use_bias", True) or cfg.get("go_backwards") or not cfg.get("return_sequences", True):
+                    or not cfg.get("use_bias", True) or cfg.get("go_backwards") \
+                    or not cfg.get("return_sequences", True):
                 raise LayoutError(f"layer lstm_{i}: only forward tanh/sigmoid LSTMs with biases are supported; got "
                                   f"activation={cfg.get('activation')}, recurrent_activation="
                                   f"{cfg.get('recurrent_activation')}, use_bias={cfg.get('use_bias')}, "

@@ -86,13 +86,9 @@ class Copy:
     text: str
 
 
-def longest_copies(samples: Sequence[str], train_texts: Iterable[str], *, separator_base: int = 0xF0000) -> list[Copy]:
-    """For each sample, its longest substring that occurs in any of ``train_texts``."""
-    sam = SuffixAutomaton()
-    ends: list[list[int]] = []  # per sample: the state after each of its characters
-    for i, s in enumerate(samples):
-        ends.append([sam.extend(ch) for ch in s])
-        sam.extend(chr(separator_base + i))  # a private-use character no text contains
+def _match_train(sam: SuffixAutomaton, train_texts: Iterable[str]) -> tuple[list[int], int]:
+    """Per automaton state, the longest match ending there seen while walking ``train_texts``; the
+    number of characters walked."""
     best = [0] * len(sam.length)
     nxt, link, length = sam.next, sam.link, sam.length
     n_chars = 0
@@ -112,6 +108,11 @@ def longest_copies(samples: Sequence[str], train_texts: Iterable[str], *, separa
             if cur > best[v]:
                 best[v] = cur
         n_chars += len(text)
+    return best, n_chars
+
+
+def _spread_along_links(best: list[int], link: list[int], length: list[int]) -> None:
+    """Make ``best[v]`` the longest match among all strings of state ``v`` (in place)."""
     # A match of length L in state v also matches min(L, len(link(v))) in its suffix-link parent.
     for v in sorted(range(1, len(length)), key=length.__getitem__, reverse=True):
         b = min(best[v], length[v])
@@ -122,6 +123,17 @@ def longest_copies(samples: Sequence[str], train_texts: Iterable[str], *, separa
     for v in sorted(range(1, len(length)), key=length.__getitem__):
         if link[v] > 0 and best[link[v]] > best[v]:
             best[v] = best[link[v]]
+
+
+def longest_copies(samples: Sequence[str], train_texts: Iterable[str], *, separator_base: int = 0xF0000) -> list[Copy]:
+    """For each sample, its longest substring that occurs in any of ``train_texts``."""
+    sam = SuffixAutomaton()
+    ends: list[list[int]] = []  # per sample: the state after each of its characters
+    for i, s in enumerate(samples):
+        ends.append([sam.extend(ch) for ch in s])
+        sam.extend(chr(separator_base + i))  # a private-use character no text contains
+    best, n_chars = _match_train(sam, train_texts)
+    _spread_along_links(best, sam.link, sam.length)
     copies = []
     for s, states in zip(samples, ends):
         top, end = 0, 0

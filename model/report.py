@@ -213,7 +213,8 @@ def training_section(inp: Inputs, cfg: dict) -> str:
     out = []
     if rows:
         loss, bpc = report_plots.training_curves(rows)
-        out.append('<div class="row">' + img(loss, "loss per epoch") + img(bpc, "bits per character per epoch") + "</div>")
+        out.append('<div class="row">' + img(loss, "loss per epoch")
+                   + img(bpc, "bits per character per epoch") + "</div>")
     else:
         out.append(missing("plots/train.csv", "run `dvc repro train`"))
     train = inp.json("metrics/train.json")
@@ -285,7 +286,8 @@ def evaluation_section(inp: Inputs, cfg: dict) -> str:
            "(every character plus one END per document; the same symbols for every model).</p>",
            table(["model", "bits per char", "nats per char", "perplexity"], rows),
            _val_note(inp.json("metrics/train.json")),
-           img(report_plots.model_bars({n: m["bpc"] for n, m in models.items() if "bpc" in m}), "bits per character by model")]
+           img(report_plots.model_bars({n: m["bpc"] for n, m in models.items() if "bpc" in m}),
+               "bits per character by model")]
     nov = ev.get("novelty", {})
     out.append("<h3>Novelty (does the model invent or copy?)</h3>")
     out.append(table(["metric", "value"], flatten(nov), "compact"))
@@ -338,13 +340,15 @@ def expectations_section(model, vocab, snippet: str, top_k: int) -> str:
     for i, ch in enumerate(snippet):
         guesses = "".join(f"<li><code>{esc(repr(g))}</code> {p:.3f}</li>" for g, p in ex["next_guesses"][i])
         spans.append(f'<span class="c" style="{_prob_style(ex["prob_of_char"][i])}">{esc(_char(ch))}'
-                     f'<span class="tip">after {esc(repr(snippet[max(0, i - 10):i + 1]))}, next:<ol>{guesses}</ol></span></span>')
+                     f'<span class="tip">after {esc(repr(snippet[max(0, i - 10):i + 1]))}, next:'
+                     f'<ol>{guesses}</ol></span></span>')
     first = [(i, repr(snippet[i]), f'{ex["prob_of_char"][i]:.3f}',
               "  ".join(f"{g!r} {p:.2f}" for g, p in ex["next_guesses"][i])) for i in range(min(30, len(snippet)))]
     return ("<p>Each character is shaded by the probability the model gave it before seeing it (darker = "
             "expected). Hover a character for the model's top guesses for the character after it.</p>"
             f'<div class="snippet">{"".join(spans)}</div><details><summary>Guesses for the first characters'
-            "</summary>" + table(["#", "char", "p(char)", "top guesses for the next char"], first, "compact") + "</details>")
+            "</summary>" + table(["#", "char", "p(char)", "top guesses for the next char"], first, "compact")
+            + "</details>")
 
 
 def cells_section(model, vocab, snippet: str, texts: list[str], analysis_chars: int) -> str:
@@ -384,7 +388,7 @@ border-left:3px solid #ccc;padding:.4em .8em;margin:.2em 0 1em}b.prime{color:#c0
 .c{position:relative}.c .tip{display:none;position:absolute;left:0;top:1.6em;z-index:9;background:#fff;border:1px solid #999;
 padding:.3em .6em;white-space:pre;font-size:12px;line-height:1.3}.c:hover .tip{display:block}
 .row img{max-width:49%}img{max-width:100%}table.evolution pre{margin:0;max-width:30em}
-"""
+"""  # noqa: E501 (the CSS goes into the report as written: wrapping it would change the report's bytes)
 
 
 def build(root: Path, cfg: dict[str, Any], model_dir: str = "models/lstm") -> tuple[str, str]:
@@ -422,7 +426,8 @@ def summary_markdown(inp: Inputs) -> str:
         out += ["## Test set, bits per character (lower is better)", "", "| model | bpc | nats/char | perplexity |",
                 "|---|---|---|---|"]
         for n, m in sorted(ev.get("models", {}).items(), key=lambda kv: kv[1].get("bpc", 1e9)):
-            out.append(f"| {n} | {m.get('bpc', 0):.4f} | {m.get('nats_per_char', 0):.4f} | {m.get('perplexity', 0):.3f} |")
+            out.append(f"| {n} | {m.get('bpc', 0):.4f} | {m.get('nats_per_char', 0):.4f} "
+                       f"| {m.get('perplexity', 0):.3f} |")
         nov = ev.get("novelty", {})
         out += ["", "## Novelty", ""] + [f"- {k}: {fmt(v)}" for k, v in flatten(nov)]
     else:

@@ -117,7 +117,8 @@ def run_stage(model_dir: str, report: str, params_file: str = "params.yaml") -> 
     samples = sample_report(StatefulSampler.from_dir(model_dir), params)
     write_jsonl(report, samples)
     log.info("wrote %d samples (%d primes x %d temperatures x %d, greedy %s, beam %d) to %s", len(samples),
-             len(params["primes"]), len(params["temperatures"]), params["n"], params["greedy"], params["beam_width"], report)
+             len(params["primes"]), len(params["temperatures"]), params["n"], params["greedy"], params["beam_width"],
+             report)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

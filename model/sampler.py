@@ -44,8 +44,7 @@ from typing import Any, Callable, TypeVar
 
 import numpy as np
 
-from model.lstm_numpy import (LayoutError, LstmWeights, State, StepWeights, initial_state, log_softmax, softmax,
-                              step)
+from model.lstm_numpy import LayoutError, LstmWeights, State, StepWeights, initial_state, log_softmax, softmax, step
 from pipeline.vocab import END_ID, UNK_ID, Vocab
 
 log = logging.getLogger(__name__)
@@ -168,13 +167,15 @@ class StatefulSampler:
         return cls(extract_weights(model), vocab)
 
     @classmethod
-    def from_dir(cls, path: str | os.PathLike = "models/lstm", vocab_path: str | os.PathLike | None = None) -> "StatefulSampler":
+    def from_dir(cls, path: str | os.PathLike = "models/lstm",
+                 vocab_path: str | os.PathLike | None = None) -> "StatefulSampler":
         """Load ``models/lstm/`` (or another model folder); errors name the file at fault."""
         from model.artifacts import load_trained
 
         path = Path(path)
         if not path.is_dir():
-            raise FileNotFoundError(f"model folder {path} not found: train one with `dvc repro train` or pass another folder")
+            raise FileNotFoundError(f"model folder {path} not found: train one with `dvc repro train` "
+                                    f"or pass another folder")
         model, vocab, _ = load_trained(path, vocab_path)
         try:
             return cls.from_model(model, vocab)
@@ -264,7 +265,8 @@ class StatefulSampler:
             samples.append(Sample(prime, self.vocab.decode(buf[s, :lengths[s]]), _mean(logp[s], n_tok), n_tok,
                                   bool(ended[s]), "sample", float(temperature), top_k,
                                   float(top_p) if top_p is not None and top_p < 1 else None, int(seed), s))
-        log.info("sampled %d stream(s), %d characters in all, %d ended with END", n, int(lengths.sum()), int(ended.sum()))
+        log.info("sampled %d stream(s), %d characters in all, %d ended with END", n, int(lengths.sum()),
+                 int(ended.sum()))
         return samples
 
     @_one_blas_thread

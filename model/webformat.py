@@ -91,7 +91,8 @@ def encode_model(model, vocab: Vocab, meta: dict[str, Any] | None = None) -> dic
 def decode_model(doc: dict[str, Any]) -> tuple[Vocab, dict[str, np.ndarray]]:
     """``(vocab, {tensor name: array})`` from a document, checking format, hash and sizes."""
     if doc.get("format") != FORMAT or doc.get("version") != VERSION:
-        raise ExportError(f"not a {FORMAT} v{VERSION} document (format={doc.get('format')!r}, version={doc.get('version')!r})")
+        raise ExportError(f"not a {FORMAT} v{VERSION} document "
+                          f"(format={doc.get('format')!r}, version={doc.get('version')!r})")
     vocab = Vocab(tuple(doc["vocab"]["tokens"]))
     if vocab.hash != doc.get("vocab_hash"):
         raise ExportError(f"vocab_hash {doc.get('vocab_hash')} does not match the tokens ({vocab.hash})")

@@ -42,8 +42,15 @@ import pyarrow.parquet as pq
 
 from contracts import keys
 from pipeline import crawlstate, crawlworkers
-from pipeline.common import (ParamsError, StageFailed, load_params, params_name, run_main, setup_logging,
-                             write_json_atomic)
+from pipeline.common import (
+    ParamsError,
+    StageFailed,
+    load_params,
+    params_name,
+    run_main,
+    setup_logging,
+    write_json_atomic,
+)
 from pipeline.config import section, setting
 from pipeline.readers import run_reader
 
@@ -151,6 +158,16 @@ def scrapy_command(spider: str, args: Mapping[str, Any], settings: Mapping[str, 
     return cmd + ["-O", f"{feed}:parquet"]
 
 
+def _spider_settings(entry: Mapping[str, Any], cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The Scrapy settings a source's entry and the crawl section ask for (before its job's own)."""
+    settings = {"USER_AGENT": cfg["user_agent"], "LOG_LEVEL": cfg["log_level"]}
+    if entry.get("throttle", True) is False:
+        settings.update(UNTHROTTLED)
+    if cfg["http_cache"]:
+        settings["HTTPCACHE_ENABLED"] = "True"
+    return settings
+
+
 def run_spider(name: str, entry: Mapping[str, Any], cfg: Mapping[str, Any], out: Path) -> dict[str, Any]:
     """Crawl one spider source into ``out``; return the metrics (demo forum served if asked)."""
     from demoforum.server import DemoForumServer
@@ -167,11 +184,7 @@ def run_spider(name: str, entry: Mapping[str, Any], cfg: Mapping[str, Any], out:
         server = DemoForumServer(forum).start()
         args = {k: str(v).replace("{server}", server.base_url) for k, v in args.items()}
     args["source"] = name
-    settings = {"USER_AGENT": cfg["user_agent"], "LOG_LEVEL": cfg["log_level"]}
-    if entry.get("throttle", True) is False:
-        settings.update(UNTHROTTLED)
-    if cfg["http_cache"]:
-        settings["HTTPCACHE_ENABLED"] = "True"
+    settings = _spider_settings(entry, cfg)
     job = crawlstate.CrawlJob(Path(cfg["jobs_dir"]), name, resume=entry.get("resume", True),
                               incremental=entry.get("incremental", False), fingerprint=crawlstate.fingerprint(
                                   {k: entry.get(k) for k in ("spider", "args", "demo_forum", "settings")}))
@@ -181,40 +194,52 @@ def run_spider(name: str, entry: Mapping[str, Any], cfg: Mapping[str, Any], out:
         if cfg["frontier"]:  # shared frontier in Redis: it holds the resumable state, not JOBDIR
             settings.pop("JOBDIR", None)
             return crawlworkers.run_shared(name, spider, args, settings, job, cfg, out)
-        with tempfile.TemporaryDirectory() as tmp:
-            feed = job.part_path()
-            metrics_file = Path(tmp) / "metrics.json"
-            settings[keys.METRICS_FILE] = str(metrics_file)
-            cmd = scrapy_command(spider, args, settings, feed)
-            logger.info("crawling %s: %s", name, " ".join(cmd))
-            # the child stops when this process dies (crawler.extensions.ParentWatch)
-            returncode = job.run(cmd, cwd=REPO_ROOT, env={**_child_env(), keys.PARENT_PID_ENV: str(os.getpid())})
-            if returncode != 0:
-                raise StageFailed(f"source {name!r}: scrapy crawl {spider} exited {returncode} (see log above)")
-            if not metrics_file.exists():
-                raise StageFailed(f"source {name!r}: the crawl wrote no metrics ({metrics_file}); did it start?")
-            metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
-            if metrics["finish_reason"] == keys.SHUTDOWN and job.resume:
-                job.interrupted()
-                raise StageFailed(f"source {name!r}: crawl interrupted; its state is saved in {job.dir}: "
-                                   f"run the stage again to resume where it stopped")
-            if metrics["finish_reason"] != keys.FINISHED:
-                raise StageFailed(f"source {name!r}: crawl ended with {metrics['finish_reason']!r}, not 'finished'")
-            run_rows = pq.ParquetFile(feed).metadata.num_rows if feed.exists() else 0
-            rows = job.commit(out)  # store + this run's (and resumed runs') posts, merged by post_id
-            metrics["run_rows"], metrics["state"] = run_rows, crawlstate.describe(job)
-            if rows < cfg["min_posts"]:
-                raise StageFailed(f"source {name!r}: {rows} posts < crawl.min_posts {cfg['min_posts']}: "
-                                   f"check sources.{name}.args.start_url, robots.txt and the crawl log")
-            metrics["raw_rows"] = rows
-            if run_rows != metrics["posts"]:  # the exporter refused some items: logged by Scrapy
-                metrics["errors"]["export_failed"] = metrics["posts"] - run_rows
-                metrics["errors_total"] += metrics["posts"] - run_rows
-                logger.error("source %r: %d of %d items could not be written to Parquet (see the "
-                             "crawl log for the field and value)", name, metrics["posts"] - run_rows, metrics["posts"])
+        return _run_local(name, spider, args, settings, job, cfg, out)
     finally:
         if server is not None:
             server.stop()
+
+
+def _run_local(name: str, spider: str, args: dict[str, Any], settings: dict[str, Any], job: crawlstate.CrawlJob,
+               cfg: Mapping[str, Any], out: Path) -> dict[str, Any]:
+    """One ``scrapy crawl`` child into the job's part file, then the part merged into ``out``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        feed = job.part_path()
+        metrics_file = Path(tmp) / "metrics.json"
+        settings[keys.METRICS_FILE] = str(metrics_file)
+        cmd = scrapy_command(spider, args, settings, feed)
+        logger.info("crawling %s: %s", name, " ".join(cmd))
+        # the child stops when this process dies (crawler.extensions.ParentWatch)
+        returncode = job.run(cmd, cwd=REPO_ROOT, env={**_child_env(), keys.PARENT_PID_ENV: str(os.getpid())})
+        if returncode != 0:
+            raise StageFailed(f"source {name!r}: scrapy crawl {spider} exited {returncode} (see log above)")
+        metrics = _finished_metrics(name, metrics_file, job)
+        run_rows = pq.ParquetFile(feed).metadata.num_rows if feed.exists() else 0
+        rows = job.commit(out)  # store + this run's (and resumed runs') posts, merged by post_id
+        metrics["run_rows"], metrics["state"] = run_rows, crawlstate.describe(job)
+        if rows < cfg["min_posts"]:
+            raise StageFailed(f"source {name!r}: {rows} posts < crawl.min_posts {cfg['min_posts']}: "
+                               f"check sources.{name}.args.start_url, robots.txt and the crawl log")
+        metrics["raw_rows"] = rows
+        if run_rows != metrics["posts"]:  # the exporter refused some items: logged by Scrapy
+            metrics["errors"]["export_failed"] = metrics["posts"] - run_rows
+            metrics["errors_total"] += metrics["posts"] - run_rows
+            logger.error("source %r: %d of %d items could not be written to Parquet (see the "
+                         "crawl log for the field and value)", name, metrics["posts"] - run_rows, metrics["posts"])
+    return metrics
+
+
+def _finished_metrics(name: str, metrics_file: Path, job: crawlstate.CrawlJob) -> dict[str, Any]:
+    """The metrics the crawl wrote, once it is known to have finished (interrupted: state kept, error)."""
+    if not metrics_file.exists():
+        raise StageFailed(f"source {name!r}: the crawl wrote no metrics ({metrics_file}); did it start?")
+    metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
+    if metrics["finish_reason"] == keys.SHUTDOWN and job.resume:
+        job.interrupted()
+        raise StageFailed(f"source {name!r}: crawl interrupted; its state is saved in {job.dir}: "
+                           f"run the stage again to resume where it stopped")
+    if metrics["finish_reason"] != keys.FINISHED:
+        raise StageFailed(f"source {name!r}: crawl ended with {metrics['finish_reason']!r}, not 'finished'")
     return metrics
 
 

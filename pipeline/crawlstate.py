@@ -105,15 +105,7 @@ class CrawlJob:
         if owner is not None and _alive(owner):
             raise RuntimeError(f"source {self.source}: a crawl of it is still running (pid {owner}, "
                                f"{self.running}); stop it or wait for it before starting another")
-        previous = self.fingerprint_file.read_text() if self.fingerprint_file.exists() else None
-        if previous is not None and previous != self.fingerprint:
-            log.warning("source %s: its spider or arguments changed since the state in %s was saved; "
-                        "starting over", self.source, self.dir)
-            for path in (self.jobdir, self.parts):
-                shutil.rmtree(path, ignore_errors=True)
-            for path in (self.store, self.index, self.running):
-                path.unlink(missing_ok=True)
-        self.fingerprint_file.write_text(self.fingerprint)
+        self._forget_if_changed()
         if self.running.exists():
             log.warning("source %s: the previous crawl did not close (killed?); its Scrapy job state "
                         "is discarded and the crawl starts over (posts already saved are kept)", self.source)
@@ -135,6 +127,18 @@ class CrawlJob:
             write_json_atomic(self.index, thread_index(known))
             settings[keys.INCREMENTAL_STATE] = str(self.index)
         return settings
+
+    def _forget_if_changed(self) -> None:
+        """Drop all saved state when the spider or its arguments changed since it was saved."""
+        previous = self.fingerprint_file.read_text() if self.fingerprint_file.exists() else None
+        if previous is not None and previous != self.fingerprint:
+            log.warning("source %s: its spider or arguments changed since the state in %s was saved; "
+                        "starting over", self.source, self.dir)
+            for path in (self.jobdir, self.parts):
+                shutil.rmtree(path, ignore_errors=True)
+            for path in (self.store, self.index, self.running):
+                path.unlink(missing_ok=True)
+        self.fingerprint_file.write_text(self.fingerprint)
 
     def _running_pid(self) -> int | None:
         try:

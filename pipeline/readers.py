@@ -279,68 +279,96 @@ def _reader_format(source: str, args: Mapping[str, Any]) -> str:
     return fmt
 
 
-def read_documents(source: str, args: Mapping[str, Any], root: Path = Path("."),
-                   stats: dict[str, Any] | None = None) -> Iterator[pa.RecordBatch]:
-    """Stream a reader entry's documents as RAW_SCHEMA record batches (``source`` filled in)."""
-    fmt = _reader_format(source, args)
-    stats = stats if stats is not None else {}
-    skipped: dict[str, int] = stats.setdefault("skipped", {})
-    limit = int(args.get("limit") or 0)
-    fetched_at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    emitted = 0
-
-    def finish(batch: pa.RecordBatch) -> pa.RecordBatch:
-        nonlocal emitted
-        if limit and emitted + batch.num_rows > limit:
-            batch = batch.slice(0, limit - emitted)
-        emitted += batch.num_rows
-        return batch.set_column(0, RAW_SCHEMA.field("source"), pa.array([source] * batch.num_rows, pa.string()))
-
-    if fmt == "babynames":
-        path = Path(args["path"]) if args.get("path") else babynames_path()
-        stats.update(files=1, bytes_in=path.stat().st_size)
-        for batch in babynames_documents(fetched_at, path):
-            yield finish(batch)
-            if limit and emitted >= limit:
-                break
-        stats["documents"] = emitted
-        return
-
+def _text_options(source: str, fmt: str, args: Mapping[str, Any]) -> tuple[dict[str, str], str]:
+    """The column mapping and body format of a file-reading entry, once its arguments are checked."""
     if not args.get("path"):
         raise ReaderError(f"sources.{source}: reader '{fmt}' needs a 'path' (file, folder or glob)")
     columns = resolve_columns(args.get("columns"), fmt)
     body_format = args.get("body_format", "text")
     if body_format not in ("text", "html"):
         raise ReaderError(f"sources.{source}.body_format: expected 'text' or 'html', got {body_format!r}")
+    return columns, body_format
+
+
+def _file_rows(fmt: str, file: Path, args: Mapping[str, Any], columns: dict[str, str], body_format: str,
+               fetched_at: dt.datetime, seen: SeenIds, skipped: dict[str, int]) -> Iterator[dict[str, Any]]:
+    """One file's RAW_SCHEMA rows; rows without text or with a post id seen before are skipped and counted."""
+    _check_columns(fmt, file, columns)
+    mapped = (_file_columns(file, pq.read_schema(file).names, columns, "body_format" in args)
+              if fmt == "parquet" else dict(columns))
+    for index, record in _records(fmt, file, args.get("encoding", "utf-8"), skipped):
+        if fmt == "jsonl":  # JSON objects may differ in keys: map each by its own
+            mapped = columns_for(record, columns, "body_format" in args)
+        row = map_record(record, mapped, file=file, index=index, body_format=body_format,
+                         board=args.get("board"), fetched_at=fetched_at)
+        if row is None:
+            _skip(skipped, "empty", f"{file}:{index}: no text in column '{columns['body']}'")
+            continue
+        if not seen.first(row["post_id"]):
+            _skip(skipped, "duplicate_id", f"{file}:{index}: post_id {row['post_id']!r} seen before")
+            continue
+        yield row
+
+
+def _babynames_batches(args: Mapping[str, Any], fetched_at: dt.datetime,
+                       stats: dict[str, Any]) -> Iterator[pa.RecordBatch]:
+    """The baby-names entry's documents (its own ``path``, else the packaged data)."""
+    path = Path(args["path"]) if args.get("path") else babynames_path()
+    stats.update(files=1, bytes_in=path.stat().st_size)
+    yield from babynames_documents(fetched_at, path)
+
+
+class _Emitter:
+    """Counts the documents emitted, cuts the batch that reaches ``limit`` (0: none) and fills in ``source``."""
+
+    def __init__(self, source: str, limit: int) -> None:
+        self.source, self.limit, self.emitted = source, limit, 0
+
+    def full(self, pending: int = 0) -> bool:
+        """Whether the limit is reached once ``pending`` more rows are emitted."""
+        return bool(self.limit) and self.emitted + pending >= self.limit
+
+    def finish(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        if self.limit and self.emitted + batch.num_rows > self.limit:
+            batch = batch.slice(0, self.limit - self.emitted)
+        self.emitted += batch.num_rows
+        return batch.set_column(0, RAW_SCHEMA.field("source"),
+                                pa.array([self.source] * batch.num_rows, pa.string()))
+
+
+def read_documents(source: str, args: Mapping[str, Any], root: Path = Path("."),
+                   stats: dict[str, Any] | None = None) -> Iterator[pa.RecordBatch]:
+    """Stream a reader entry's documents as RAW_SCHEMA record batches (``source`` filled in)."""
+    fmt = _reader_format(source, args)
+    stats = stats if stats is not None else {}
+    skipped: dict[str, int] = stats.setdefault("skipped", {})
+    out = _Emitter(source, int(args.get("limit") or 0))
+    fetched_at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    if fmt == "babynames":
+        for batch in _babynames_batches(args, fetched_at, stats):
+            yield out.finish(batch)
+            if out.full():
+                break
+        stats["documents"] = out.emitted
+        return
+
+    columns, body_format = _text_options(source, fmt, args)
     files = expand_paths(str(args["path"]), root)
     stats.update(files=len(files), bytes_in=sum(f.stat().st_size for f in files))
     seen = SeenIds()  # the first row of a post id wins
     for file in files:
-        _check_columns(fmt, file, columns)
         rows: list[dict[str, Any]] = []
-        mapped = (_file_columns(file, pq.read_schema(file).names, columns, "body_format" in args)
-                  if fmt == "parquet" else dict(columns))
-        for index, record in _records(fmt, file, args.get("encoding", "utf-8"), skipped):
-            if fmt == "jsonl":  # JSON objects may differ in keys: map each by its own
-                mapped = columns_for(record, columns, "body_format" in args)
-            row = map_record(record, mapped, file=file, index=index, body_format=body_format,
-                             board=args.get("board"), fetched_at=fetched_at)
-            if row is None:
-                _skip(skipped, "empty", f"{file}:{index}: no text in column '{columns['body']}'")
-                continue
-            if not seen.first(row["post_id"]):
-                _skip(skipped, "duplicate_id", f"{file}:{index}: post_id {row['post_id']!r} seen before")
-                continue
+        for row in _file_rows(fmt, file, args, columns, body_format, fetched_at, seen, skipped):
             rows.append(row)
-            if len(rows) >= BATCH_ROWS or (limit and emitted + len(rows) >= limit):
-                yield finish(pa.RecordBatch.from_pylist(rows, schema=RAW_SCHEMA))
+            if len(rows) >= BATCH_ROWS or out.full(len(rows)):
+                yield out.finish(pa.RecordBatch.from_pylist(rows, schema=RAW_SCHEMA))
                 rows = []
-                if limit and emitted >= limit:
-                    stats["documents"] = emitted
+                if out.full():
+                    stats["documents"] = out.emitted
                     return
         if rows:
-            yield finish(pa.RecordBatch.from_pylist(rows, schema=RAW_SCHEMA))
-    stats["documents"] = emitted
+            yield out.finish(pa.RecordBatch.from_pylist(rows, schema=RAW_SCHEMA))
+    stats["documents"] = out.emitted
 
 
 def write_source(source: str, args: Mapping[str, Any], out_path: Path, metrics_path: Path | None = None,

@@ -19,7 +19,8 @@ def xf_quote(post_id: str, author: str, inner_html: str) -> str:
     return (f'<blockquote data-attributes="member: 42" data-quote="{author}" data-source="post: {post_id}" '
             f'class="bbCodeBlock bbCodeBlock--expandable bbCodeBlock--quote js-expandWatch">'
             f'<div class="bbCodeBlock-title"><a href="/goto/post?id={post_id}" class="bbCodeBlock-sourceJump" '
-            f'rel="nofollow" data-xf-click="attribution" data-content-selector="#post-{post_id}">{author} said:</a></div>'
+            f'rel="nofollow" data-xf-click="attribution" data-content-selector="#post-{post_id}">'
+            f'{author} said:</a></div>'
             f'<div class="bbCodeBlock-content"><div class="bbCodeBlock-expandContent js-expandContent">{inner_html}'
             f'</div><div class="bbCodeBlock-expandLink js-expandLink"><a role="button" tabindex="0">'
             f'Click to expand...</a></div></div></blockquote>')

@@ -57,6 +57,7 @@ def tiny_lstm(tmp_path_factory) -> TinyLstm:
     once per session and loaded back as the stages do."""
     pytest.importorskip("keras")
     from helpers.tiny_model import tiny_lstm_dir
+
     from model.artifacts import load_trained
 
     path = tiny_lstm_dir(tmp_path_factory.mktemp("models"))

@@ -72,7 +72,8 @@ def build_project(root: Path) -> dict:
         {"doc_id": "a3", "source": "demo", "reason": "low_letters", "detail": "0.1"}], schema=DROPPED_SCHEMA),
         root / "data/clean/dropped.parquet")
     pq.write_table(pa.Table.from_pylist([{"doc_id": "d1", "kept_doc_id": "k1", "source": "demo", "kind": "exact",
-                                          "similarity": 1.0}], schema=DUPLICATES_SCHEMA), root / "data/dedup/duplicates.parquet")
+                                          "similarity": 1.0}], schema=DUPLICATES_SCHEMA),
+                   root / "data/dedup/duplicates.parquet")
     pq.write_table(RAW_SCHEMA.empty_table(), root / "data/raw/demo.parquet")
 
     vocab = Vocab.from_counts(Counter("".join(train)), n_docs=len(train))
@@ -92,13 +93,17 @@ def build_project(root: Path) -> dict:
     (root / "plots/train.csv").write_text("epoch,train_loss,val_loss,val_bpc,lr,tokens_per_s\n"
                                           "1,2.9,2.7,3.9,0.002,1000\n2,2.2,2.1,3.03,0.001,1100\n", encoding="utf-8")
     _jsonl(root / "reports/evolution.jsonl", [
-        {"epoch": e, "temperature": 0.7, "prime": p, "text": f" epoch {e} text"} for e in (1, 2) for p in ("kopi", "<b>")])
+        {"epoch": e, "temperature": 0.7, "prime": p, "text": f" epoch {e} text"}
+        for e in (1, 2) for p in ("kopi", "<b>")])
     _jsonl(root / "reports/samples.jsonl", [
         {"prime": "kopi", "method": "sample", "temperature": 0.5, "seed": 1, "text": " zzqx " + COPIED + " qqzz",
          "mean_logprob": -1.2},
-        {"prime": "", "method": "sample", "temperature": 1.0, "seed": 2, "text": XSS_SAMPLE, "mean_logprob": -2.5},
-        {"prime": "teh", "method": "greedy", "temperature": None, "seed": None, "text": " kopi kopi", "mean_logprob": -0.9, "ended": True},
-        {"prime": "teh", "method": "beam", "temperature": None, "seed": None, "text": " lah lah", "mean_logprob": -0.8}])
+        {"prime": "", "method": "sample", "temperature": 1.0, "seed": 2, "text": XSS_SAMPLE,
+         "mean_logprob": -2.5},
+        {"prime": "teh", "method": "greedy", "temperature": None, "seed": None, "text": " kopi kopi",
+         "mean_logprob": -0.9, "ended": True},
+        {"prime": "teh", "method": "beam", "temperature": None, "seed": None, "text": " lah lah",
+         "mean_logprob": -0.8}])
     write_params(root / "params.yaml", {"evaluate": {"ngram_order": 4},
                                         "report": {"snippet_chars": 60, "analysis_chars": 800}})
     return {"train": train, "val": val, "test": test, "vocab": vocab}

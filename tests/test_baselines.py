@@ -32,8 +32,8 @@ def test_kneser_ney_order1_by_hand():
     assert p.tolist() == pytest.approx([0.21875, 0.09375, 0.46875, 0.21875])  # END, UNK, a, b
 
 
-def _reference_kn(train: list[list[int]], order: int, V: int):
-    """Interpolated Kneser-Ney written plainly with dicts (Chen & Goodman), for comparison."""
+def _reference_counts(train: list[list[int]], order: int) -> list:
+    """counts[order]: raw n-gram counts; counts[k < order]: continuation counts (distinct left contexts)."""
     grams = [defaultdict(int) for _ in range(order + 1)]  # grams[k][tuple] = raw count
     for d in train:
         seq = [END_ID] * (order - 1) + d + [END_ID]
@@ -47,6 +47,12 @@ def _reference_kn(train: list[list[int]], order: int, V: int):
         for g in counts[k + 1]:
             cont[g[1:]] += 1
         counts[k] = dict(cont)
+    return counts
+
+
+def _reference_kn(train: list[list[int]], order: int, V: int):
+    """Interpolated Kneser-Ney written plainly with dicts (Chen & Goodman), for comparison."""
+    counts = _reference_counts(train, order)
     disc = []
     for k in range(order + 1):
         if k == 0:

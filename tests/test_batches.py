@@ -10,14 +10,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers.params import stage_config, write_params
+from test_split import make_corpus
 
 from model.data import iter_numpy_batches, load_manifest
 from pipeline import batches as B
 from pipeline import split as S
 from pipeline import vocab as V
-from helpers.params import stage_config, write_params
 from pipeline.common import ParamsError
-from test_split import make_corpus
 
 LONG = "".join(chr(ord("a") + i % 26) for i in range(700))  # several chunks at max_len 64
 

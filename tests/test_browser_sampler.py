@@ -13,10 +13,10 @@ from urllib.parse import urlencode
 
 import numpy as np
 import pytest
-
 from helpers.browser import Browser, find_chromium
-from helpers.tiny_model import keras_greedy, keras_probs
 from helpers.params import stage_config
+from helpers.tiny_model import keras_greedy, keras_probs
+
 from model.export import ExportConfig, export
 from model.webformat import encode_model
 from pipeline.vocab import END_ID
@@ -60,7 +60,8 @@ def click_generate(page, *, prime: str, greedy: bool, length: int, temperature: 
         window.__grew = 0;
         new MutationObserver((m) => {{ window.__grew += m.length; }})
             .observe(document.querySelector("#output .gen"), {{childList: true}});
-        window.__done = new Promise((r) => document.addEventListener("kopitiam:done", (e) => r(e.detail), {{once: true}}));
+        window.__done = new Promise(
+            (r) => document.addEventListener("kopitiam:done", (e) => r(e.detail), {{once: true}}));
     }})()""")
     page.click("#generate")
     result = page.evaluate("window.__done")

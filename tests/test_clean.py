@@ -8,10 +8,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from clean_fixtures import SIGNATURE, SMILIE, link, raw_row, write_raw, xf_quote
+from helpers.params import stage_config, write_params
 
 from contracts.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA
 from pipeline import clean
-from helpers.params import stage_config, write_params
 from pipeline.clean import CleanConfig, doc_id_for, run_clean
 from pipeline.htmltext import html_to_text
 from pipeline.textnorm import normalize_text
@@ -43,7 +43,8 @@ def test_quote_removed_reply_kept_and_quoted_id_recorded(tmp_path):
 
 
 def test_markup_smilies_links_br_entities_signature():
-    body = (f"First line &amp; more&nbsp;text<br />\nsecond line {SMILIE} see {link('https://x.example/a', 'the folio')}"
+    body = (f"First line &amp; more&nbsp;text<br />\nsecond line {SMILIE} "
+            f"see {link('https://x.example/a', 'the folio')}"
             f"<p>New paragraph &lt;3 &#8212; caf&eacute;</p><script>var x = 1;</script><style>.a{{}}</style>"
             f"{SIGNATURE}")
     out = html_to_text(body)

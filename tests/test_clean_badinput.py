@@ -56,7 +56,8 @@ def test_five_megabyte_post_is_dropped_with_reason(tmp_path):
 
 def test_html_that_is_not_html(tmp_path):
     bodies = ["<<<>>> </div></div> <p <b>unclosed & broken &#xZZ; <a href=", "plain words, no tags at all",
-              "<![CDATA[ x ]]><?php echo 1 ?><!-- c --> text after", xf_quote("1", "a", "q") * 3 + "</blockquote>ok reply"]
+              "<![CDATA[ x ]]><?php echo 1 ?><!-- c --> text after",
+              xf_quote("1", "a", "q") * 3 + "</blockquote>ok reply"]
     path = write_raw(tmp_path / "raw" / "demo.parquet", [raw_row(str(i), b) for i, b in enumerate(bodies)])
     kept, dropped, metrics = clean(tmp_path, [path])
     assert metrics["raw"] == 4 == len(kept) + len(dropped)

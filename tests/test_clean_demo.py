@@ -33,7 +33,8 @@ def test_demo_signatures_and_quotes_never_reach_the_corpus(tmp_path):
             sig_texts[str(p.post_id)] = " ".join(BeautifulSoup(p.signature, "lxml").get_text(" ").split())
         rows.append(raw_row(str(p.post_id), body, author=p.author, position=p.position))
     raw = write_raw(tmp_path / "raw" / "demo.parquet", rows)
-    metrics = run_clean([raw], tmp_path / "posts.parquet", tmp_path / "dropped.parquet", stage_config("clean", CleanConfig, workers=1))
+    metrics = run_clean([raw], tmp_path / "posts.parquet", tmp_path / "dropped.parquet",
+                        stage_config("clean", CleanConfig, workers=1))
     kept = {r["post_id"]: r for r in pq.read_table(tmp_path / "posts.parquet").to_pylist()}
     assert metrics["signatures_removed"] == len(sig_texts)
     assert len(kept) > 0.9 * len(rows)

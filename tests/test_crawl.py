@@ -33,7 +33,8 @@ def crawled(tmp_path_factory, repo_root, python_exe):
     flaky, broken = threads[0].path + "page-2", threads[1].path + "page-2"
     with DemoForumServer(forum, fail_once=[flaky], broken=[broken]) as server:
         board = forum.boards[0]
-        write_params(tmp / "params.yaml", {"crawl": {"sources": ["t"], "log_level": "INFO", "jobs_dir": str(tmp / "jobs")}},
+        write_params(tmp / "params.yaml",
+                     {"crawl": {"sources": ["t"], "log_level": "INFO", "jobs_dir": str(tmp / "jobs")}},
                      sources={"t": {"spider": "xenforo", "throttle": False,
                                     "args": {"start_url": server.base_url + board.path}}})
         done = subprocess.run([python_exe, "-m", "pipeline.crawl", "--params", str(tmp / "params.yaml"),
@@ -59,7 +60,8 @@ def test_every_post_exactly_once_with_correct_fields(crawled):
         thread, post = expected[row["post_id"]]
         page = post.position // 20 + 1
         assert row["source"] == "t" and row["body_format"] == "html"
-        assert (row["thread_id"], row["thread_title"], row["board"]) == (str(thread.thread_id), thread.title, "Comedies")
+        assert (row["thread_id"], row["thread_title"], row["board"]) == (str(thread.thread_id), thread.title,
+                                                                         "Comedies")
         assert (row["author"], row["position"], row["page"]) == (post.author, post.position, page)
         assert row["posted_at"] == datetime.fromtimestamp(post.epoch, tz=timezone.utc)
         assert row["quoted_post_ids"] == [str(q) for q in post.quoted_post_ids]

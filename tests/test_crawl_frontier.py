@@ -18,6 +18,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import redis
+from helpers.params import repo_params
+from helpers.params import write_params as write_repo_params
 from scrapy import Request, Spider
 from scrapy.utils.test import get_crawler
 
@@ -25,8 +27,6 @@ from contracts.frontier import Frontier, frontier_prefix, frontier_settings, red
 from crawler.frontier import LeasedPriorityQueue
 from demoforum.server import DemoForumServer
 from demoforum.site import DemoForum
-from helpers.params import repo_params
-from helpers.params import write_params as write_repo_params
 from pipeline.common import ParamsError
 from pipeline.crawl import crawl_source
 
@@ -141,7 +141,8 @@ def local_crawl(tmp_path_factory, forum_server, repo_root, python_exe):
     """The single-process crawl (no frontier): the reference."""
     tmp = tmp_path_factory.mktemp("local")
     write_params(tmp, forum_server.base_url)
-    done = subprocess.run(crawl_cmd(python_exe, tmp), cwd=repo_root, capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(crawl_cmd(python_exe, tmp), cwd=repo_root, capture_output=True, text=True, timeout=300,
+                          check=False)
     assert done.returncode == 0, done.stderr[-4000:]
     return pq.read_table(tmp / "raw" / "t.parquet")
 
@@ -156,7 +157,8 @@ def test_two_workers_and_a_killed_join_worker(tmp_path, redis_url, forum_server,
     """Done when: --workers 2 plus a --join worker SIGKILLed halfway give the single-process crawl's
     posts, once each, in the same rows and order (fetch times aside)."""
     # A small delay stretches the crawl (about 36 requests) so the join worker is mid-crawl when killed.
-    write_params(tmp_path, forum_server.base_url, frontier=redis_url, settings={"DOWNLOAD_DELAY": 0.3, "CONCURRENT_REQUESTS_PER_DOMAIN": 2})
+    write_params(tmp_path, forum_server.base_url, frontier=redis_url,
+                 settings={"DOWNLOAD_DELAY": 0.3, "CONCURRENT_REQUESTS_PER_DOMAIN": 2})
     client = redis.Redis.from_url(redis_url)
     main = subprocess.Popen(crawl_cmd(python_exe, tmp_path, "--workers", "2"), cwd=repo_root,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

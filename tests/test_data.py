@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers.params import stage_config
+from test_batches import make_splits
 
 from model import data as D
-from helpers.params import stage_config
 from pipeline import batches as B
-from test_batches import make_splits
 
 tf = pytest.importorskip("tensorflow")
 
@@ -17,7 +17,8 @@ tf = pytest.importorskip("tensorflow")
 def shards(tmp_path_factory):
     root = tmp_path_factory.mktemp("loader")
     paths, vocab = make_splits(root, n_threads=40)
-    B.run(paths, vocab, B.check_params(stage_config("batches", B.BatchesConfig, batch_size=8, max_len=32)), root / "out")
+    B.run(paths, vocab, B.check_params(stage_config("batches", B.BatchesConfig, batch_size=8, max_len=32)),
+          root / "out")
     return root / "out", vocab
 
 

@@ -29,10 +29,12 @@ def essay(rng: random.Random, n: int = 60) -> str:
 def pipeline_run(tmp_path, rows, **cfg):
     raw = write_raw(tmp_path / "raw" / "demo.parquet", rows)
     clean_dir = tmp_path / "clean"
-    run_clean([raw], clean_dir / "posts.parquet", clean_dir / "dropped.parquet", stage_config("clean", CleanConfig, workers=1))
+    run_clean([raw], clean_dir / "posts.parquet", clean_dir / "dropped.parquet",
+              stage_config("clean", CleanConfig, workers=1))
     metrics = dedupe.run_dedupe(clean_dir / "posts.parquet", tmp_path / "dedup" / "corpus.parquet",
                                 tmp_path / "dedup" / "duplicates.parquet",
-                                stage_config("dedupe", dedupe.DedupeConfig, workers=1, **cfg), clean_dir / "dropped.parquet")
+                                stage_config("dedupe", dedupe.DedupeConfig, workers=1, **cfg),
+                                clean_dir / "dropped.parquet")
     corpus = pq.read_table(tmp_path / "dedup" / "corpus.parquet")
     dups = pq.read_table(tmp_path / "dedup" / "duplicates.parquet")
     assert corpus.schema.equals(CLEAN_SCHEMA) and dups.schema.equals(DUPLICATES_SCHEMA)

@@ -88,10 +88,10 @@ def test_helpers():
 
 
 def test_bad_params_are_clear_errors(tmp_path):
+    from helpers.params import write_params
+
     from model import evaluate
     from pipeline.common import ParamsError
-
-    from helpers.params import write_params
 
     params = write_params(tmp_path / "params.yaml", {"evaluate": {"compressors": ["gzip_9", "zstd_19"]}})
     with pytest.raises(ValueError, match="evaluate.compressors.*zstd_19"):
@@ -108,7 +108,8 @@ def test_split_without_text_column_is_named(tmp_path):
     from model.evaluate import read_texts
 
     pq.write_table(pa.table({"body": ["x"]}), tmp_path / "test.parquet")
-    with pytest.raises(ValueError, match=r"test.parquet: missing column\(s\) text; expected CLEAN_SCHEMA .*columns found: body"):
+    with pytest.raises(ValueError,
+                       match=r"test.parquet: missing column\(s\) text; expected CLEAN_SCHEMA .*columns found: body"):
         read_texts(tmp_path / "test.parquet")
     with pytest.raises(FileNotFoundError, match="dvc repro split"):
         read_texts(tmp_path / "missing.parquet")

@@ -9,10 +9,10 @@ import subprocess
 
 import numpy as np
 import pytest
-
-from helpers.tiny_model import keras_probs
-from model.artifacts import ModelFolderError
 from helpers.params import stage_config, write_params
+from helpers.tiny_model import keras_probs
+
+from model.artifacts import ModelFolderError
 from model.export import ExportConfig, check_export, export, main, script_json
 from model.lstm_numpy import LstmWeights, run, softmax
 from model.webformat import ExportError, decode_model, encode_model
@@ -90,7 +90,8 @@ def test_unknown_params_key_is_an_error(tmp_path, monkeypatch):
 def test_stage_writes_self_contained_page(trained, tmp_path, python_exe, repo_root):
     model_dir, _, vocab, meta = trained
     write_params(tmp_path / "params.yaml", {"export": {"prime": "the </script> cat", "length": 77}})
-    proc = subprocess.run([python_exe, "-m", "model.export", "--model", str(model_dir)], cwd=tmp_path, capture_output=True, text=True,
+    proc = subprocess.run([python_exe, "-m", "model.export", "--model", str(model_dir)], cwd=tmp_path,
+                          capture_output=True, text=True,
                           env={"PYTHONPATH": str(repo_root), "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads((tmp_path / "reports/model.json").read_text(encoding="utf-8"))

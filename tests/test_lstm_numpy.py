@@ -10,7 +10,16 @@ keras = pytest.importorskip("keras")
 from helpers.tiny_model import keras_logits  # noqa: E402
 
 from model.lstm_numpy import (  # noqa: E402
-    LayoutError, LstmWeights, StepWeights, initial_state, log_softmax, run, sigmoid, softmax, step)
+    LayoutError,
+    LstmWeights,
+    StepWeights,
+    initial_state,
+    log_softmax,
+    run,
+    sigmoid,
+    softmax,
+    step,
+)
 from pipeline.vocab import END_ID  # noqa: E402
 
 

@@ -106,10 +106,10 @@ def test_bad_entries_name_the_problem(tmp_path, args, message):
 
 
 def test_crawl_stage_runs_a_reader_source(tmp_path):
+    from helpers.params import REPO_PARAMS, repo_params
+
     from pipeline.common import ParamsError
     from pipeline.crawl import crawl_source
-
-    from helpers.params import REPO_PARAMS, repo_params
 
     params = repo_params({"crawl": {"sources": ["names"], "jobs_dir": str(tmp_path / "jobs")}},
                          sources={"names": {"reader": "babynames", "args": {"limit": 100}},
@@ -118,7 +118,8 @@ def test_crawl_stage_runs_a_reader_source(tmp_path):
     table = pq.read_table(tmp_path / "raw" / "names.parquet")
     assert table.num_rows == metrics["raw_rows"] == 100 and metrics["kind"] == "reader"
     assert json.loads((tmp_path / "m" / "names.json").read_text())["posts"] == 100
-    with pytest.raises(ParamsError, match=rf"^{re.escape(str(REPO_PARAMS))}: sources\.bad\.reader: unknown format 'csv'; known: parquet, jsonl, lines, babynames"):
+    with pytest.raises(ParamsError, match=rf"^{re.escape(str(REPO_PARAMS))}: sources\.bad\.reader: "
+                                          r"unknown format 'csv'; known: parquet, jsonl, lines, babynames"):
         crawl_source("bad", params, raw_dir=tmp_path / "raw", metrics_dir=tmp_path / "m")
 
 

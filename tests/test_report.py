@@ -11,9 +11,9 @@ import subprocess
 from html.parser import HTMLParser
 
 import pytest
-
 from eval_project import XSS_POST, XSS_SAMPLE, shared_project
 from helpers.params import stage_config
+
 from model import report
 
 

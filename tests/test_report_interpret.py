@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from eval_project import shared_project
+
 from model import interpret
 from pipeline.vocab import END_ID
 

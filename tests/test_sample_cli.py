@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("keras")
 
 from helpers.params import write_params  # noqa: E402
+
 from model import sample as cli  # noqa: E402
 from model.sampler import StatefulSampler  # noqa: E402
 from pipeline.vocab import Vocab  # noqa: E402

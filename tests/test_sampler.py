@@ -11,10 +11,12 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from helpers.tiny_model import keras_greedy, keras_logits  # noqa: E402
+
 from model.artifacts import ModelFolderError, save_trained  # noqa: E402
 from model.lstm_numpy import log_softmax  # noqa: E402
 from model.sampler import SamplerError, StatefulSampler, decode_probs, draw  # noqa: E402
 from pipeline.vocab import END_ID, Vocab  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def trained(tiny_lstm):
@@ -208,6 +210,7 @@ def test_min_length_bars_end_but_keeps_the_models_logprob(trained, sampler):
     assert any(s.ended for s in free)
     forced = sampler.generate("", n=8, length=40, temperature=1.0, seed=2, min_length=40)
     assert all(len(s.text) == 40 and not s.ended for s in forced)
-    assert forced[0].mean_logprob == pytest.approx(keras_mean_logprob(model, vocab, "", forced[0].text, False), abs=1e-4)
+    assert forced[0].mean_logprob == pytest.approx(keras_mean_logprob(model, vocab, "", forced[0].text, False),
+                                                   abs=1e-4)
     g = sampler.greedy("", 40, min_length=10)
     assert len(g.text) >= 10

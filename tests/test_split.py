@@ -74,7 +74,8 @@ def test_split_is_deterministic_salted_and_stable_when_threads_are_added():
 
 
 def test_realised_shares_follow_the_fractions():
-    parts = S.split_table(make_corpus(1500, sources=("forum",), max_posts=1), {"train": 0.7, "val": 0.2, "test": 0.1}, "s")
+    parts = S.split_table(make_corpus(1500, sources=("forum",), max_posts=1),
+                          {"train": 0.7, "val": 0.2, "test": 0.1}, "s")
     shares = {n: len(thread_keys(t)) / 1500 for n, t in parts.items()}
     assert abs(shares["train"] - 0.7) < 0.04 and abs(shares["val"] - 0.2) < 0.04 and abs(shares["test"] - 0.1) < 0.03
 

@@ -123,9 +123,8 @@ def test_sigkill_mid_epoch_then_rerun_resumes_and_matches(reference, tmp_path, p
 
 
 def test_nan_loss_stops_with_advice_and_keeps_last_good_checkpoint(tmp_path):
-    from model.train import TrainingError
-
     from model.callbacks import TrainState
+    from model.train import TrainingError
 
     with pytest.raises(TrainingError, match=r"loss became nan at epoch 1, batch 5 .*lower train.learning_rate"):
         train_tiny.run(tmp_path, poison_batch=4, checkpoint_every_steps=1, epochs=1)
@@ -156,6 +155,7 @@ def test_checkpoint_for_another_vocabulary_is_refused(tmp_path):
 
 def test_params_unknown_and_out_of_range_keys_are_errors():
     from helpers.params import repo_params
+
     from model.train import load_config
     from pipeline.common import ParamsError
 

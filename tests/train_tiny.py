@@ -90,6 +90,7 @@ def make_data(n_train: int = 96, n_val: int = 24, seed: int = 0, poison_batch: i
 
 def tiny_config(**overrides) -> dict:
     from helpers.params import repo_params
+
     from model.train import load_config
 
     # params.yaml's train section, tiny; learning_rate 0.002 and no time cap: what these tests were tuned with

@@ -204,7 +204,8 @@ def run_crawl_stage(sources: Mapping[str, Any], workdir: Path, *, crawl: Mapping
            "--raw-dir", str(workdir / "raw"), "--metrics-dir", str(workdir / "metrics")]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
     if background:
-        return subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
     return subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -234,7 +235,8 @@ def vb_board_html(threads: list[tuple[int, int]], next_url: str | None = None) -
                    f'<a href="showthread.php?t={tid}&amp;p={last}#post{last}">last</a></li>'
                    for tid, last in threads)
     nxt = f'<div class="pagination"><a rel="next" href="{next_url}">Next</a></div>' if next_url else ""
-    return f'<html><head><meta charset="utf-8"><title>Board</title></head><body><ol id="threads">{rows}</ol>{nxt}</body></html>'
+    return (f'<html><head><meta charset="utf-8"><title>Board</title></head>'
+            f'<body><ol id="threads">{rows}</ol>{nxt}</body></html>')
 
 
 def vb_forum(threads: int, pages: int, per_page: int, extra_posts: Mapping[int, int] | None = None
