@@ -102,32 +102,36 @@ def respond(forum: DemoForum, target: str) -> tuple[int, dict[str, str], str]:
     parts = urlsplit(target)
     query = parse_qs(parts.query)
     page = int(query["page"][0]) if query.get("page", [""])[0].isdigit() else 0
-    data: dict | None = None
     if parts.path == "/robots.txt":
         return 200, {"Content-Type": "text/plain; charset=utf-8"}, ROBOTS_TXT
-    if parts.path == "/categories.json":
-        data = {"category_list": {"categories": [
-            {"id": b.node_id, "name": b.title, "slug": b.slug, "topic_count": len(board_threads(b))}
-            for b in forum.boards]}}
-    elif parts.path == "/latest.json":
-        threads = sorted((t for b in forum.boards for t in board_threads(b)),
-                         key=lambda t: (-t.posts[-1].epoch, t.thread_id))
-        data = listing(forum, threads, page, "/latest")
-    elif m := CATEGORY_RE.match(parts.path):
-        board = next((b for b in forum.boards if b.node_id == int(m["id"]) and b.slug == m["slug"]), None)
-        if board is not None:
-            data = listing(forum, board_threads(board), page, f"/c/{board.slug}/{board.node_id}")
-    elif m := TOPIC_RE.match(parts.path):
-        thread = forum.threads.get(int(m["id"]))
-        if thread is not None and not thread.backstage:
-            data = topic_json(forum, thread)
-    elif m := POSTS_RE.match(parts.path):
-        thread = forum.threads.get(int(m["id"]))
-        ids = {int(i) for i in query.get("post_ids[]", []) if i.isdigit()}
-        if thread is not None and not thread.backstage:
-            data = {"id": thread.thread_id, "post_stream": {
-                "posts": [post_json(forum, thread, p) for p in thread.posts if p.post_id in ids]}}
+    data = route_json(forum, parts.path, query, page)
     if data is None:
         return 404, JSON_TYPE, json.dumps({"errors": ["The requested URL or resource could not be found."],
                                            "error_type": "not_found"})
     return 200, JSON_TYPE, json.dumps(data, sort_keys=True)
+
+
+def route_json(forum: DemoForum, path: str, query: dict[str, list[str]], page: int) -> dict | None:
+    """The JSON document a Discourse route answers with, or None for an unknown route."""
+    if path == "/categories.json":
+        return {"category_list": {"categories": [
+            {"id": b.node_id, "name": b.title, "slug": b.slug, "topic_count": len(board_threads(b))}
+            for b in forum.boards]}}
+    if path == "/latest.json":
+        threads = sorted((t for b in forum.boards for t in board_threads(b)),
+                         key=lambda t: (-t.posts[-1].epoch, t.thread_id))
+        return listing(forum, threads, page, "/latest")
+    if m := CATEGORY_RE.match(path):
+        board = next((b for b in forum.boards if b.node_id == int(m["id"]) and b.slug == m["slug"]), None)
+        return None if board is None else listing(forum, board_threads(board), page,
+                                                  f"/c/{board.slug}/{board.node_id}")
+    if m := TOPIC_RE.match(path):
+        thread = forum.threads.get(int(m["id"]))
+        return topic_json(forum, thread) if thread is not None and not thread.backstage else None
+    if m := POSTS_RE.match(path):
+        thread = forum.threads.get(int(m["id"]))
+        ids = {int(i) for i in query.get("post_ids[]", []) if i.isdigit()}
+        if thread is not None and not thread.backstage:
+            return {"id": thread.thread_id, "post_stream": {
+                "posts": [post_json(forum, thread, p) for p in thread.posts if p.post_id in ids]}}
+    return None

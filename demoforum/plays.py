@@ -98,39 +98,60 @@ def _clean(text: str) -> str:
     return ESCAPE_RE.sub(r"\1", text.rstrip())
 
 
+class _PlayReader:
+    """Line-by-line state of parse_play: the current act, scene and speech."""
+
+    def __init__(self, play: Play) -> None:
+        self.play = play
+        self.act = ""
+        self.scene: Scene | None = None
+        self.speech: Speech | None = None
+        self.in_direction = False
+
+    def feed(self, line: str) -> None:
+        if self.in_direction:  # continuation of a multi-line _stage direction_
+            if self.speech is not None:
+                last = self.speech.lines[-1][0]
+                self.speech.lines[-1] = (last + " " + _clean(line.strip("_")), True)
+            self.in_direction = not line.endswith("_")
+        elif not self._heading(line):
+            self._body(line)
+
+    def _heading(self, line: str) -> bool:
+        if line.startswith("# "):
+            self.play.title = _clean(line[2:])
+        elif line.startswith("## "):
+            self.act, self.speech = _clean(line[3:]), None
+        elif line.startswith("### "):
+            self.scene, self.speech = Scene(act=self.act, title=_clean(line[4:])), None
+            self.play.scenes.append(self.scene)
+        else:
+            return False
+        return True
+
+    def _body(self, line: str) -> None:
+        if not line.strip():
+            self.speech = None
+        elif (match := SPEAKER_RE.match(line)):
+            if self.scene is None:
+                self.scene = Scene(act=self.act, title="Induction")
+                self.play.scenes.append(self.scene)
+            self.speech = Speech(speaker=_clean(match.group("name")))
+            self.scene.speeches.append(self.speech)
+        elif line.startswith("_"):
+            self.in_direction = not (len(line) > 1 and line.endswith("_"))
+            if self.speech is not None:
+                self.speech.lines.append((_clean(line.strip("_")), True))
+        elif self.speech is not None:
+            self.speech.lines.append((_clean(line), False))
+
+
 def parse_play(text: str, genre: str, slug: str) -> Play:
     """One play's Markdown into scenes of speeches (stage directions outside speeches dropped)."""
     play = Play(genre=genre, slug=slug, title=slug.replace("-", " ").title())
-    act, scene, speech = "", None, None
-    in_direction = False
+    reader = _PlayReader(play)
     for raw in text.splitlines():
-        line = raw.rstrip()
-        if in_direction:  # continuation of a multi-line _stage direction_
-            if speech is not None:
-                speech.lines[-1] = (speech.lines[-1][0] + " " + _clean(line.strip("_")), True)
-            in_direction = not line.endswith("_")
-            continue
-        if line.startswith("# "):
-            play.title = _clean(line[2:])
-        elif line.startswith("## "):
-            act, speech = _clean(line[3:]), None
-        elif line.startswith("### "):
-            scene, speech = Scene(act=act, title=_clean(line[4:])), None
-            play.scenes.append(scene)
-        elif not line.strip():
-            speech = None
-        elif (match := SPEAKER_RE.match(line)):
-            if scene is None:
-                scene = Scene(act=act, title="Induction")
-                play.scenes.append(scene)
-            speech = Speech(speaker=_clean(match.group("name")))
-            scene.speeches.append(speech)
-        elif line.startswith("_"):
-            in_direction = not (len(line) > 1 and line.endswith("_"))
-            if speech is not None:
-                speech.lines.append((_clean(line.strip("_")), True))
-        elif speech is not None:
-            speech.lines.append((_clean(line), False))
+        reader.feed(raw.rstrip())
     play.scenes = [s for s in play.scenes if s.speeches]
     return play
 

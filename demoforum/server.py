@@ -1,7 +1,8 @@
 """HTTP server for the demo forum (stdlib ``http.server``: no extra dependency, threads per request).
 
 With ``engine: vbulletin``, ``phpbb`` or ``discourse`` the same forum speaks that engine
-(demoforum/vbulletin.py, phpbb.py, discourse.py: their own routes). Routes, as on a XenForo 2 site (the default): ``/`` (board index),
+(demoforum/vbulletin.py, phpbb.py, discourse.py: their own routes). Routes, as on a XenForo 2
+site (the default): ``/`` (board index),
 ``/forums/<slug>.<id>/[page-N]``,
 ``/threads/<slug>.<id>/[page-N]`` (a wrong slug redirects 301 to the canonical URL, as XenForo
 does), ``/threads/<slug>.<id>/post-<pid>`` and ``/goto/post?id=N`` (302 to the post's page),
@@ -87,6 +88,9 @@ class DemoForumServer:
                 return status, {"Retry-After": "1"}, "<html><body>Service unavailable: try again</body></html>"
         if self.forum.engine != "xenforo":  # the same forum in another engine's markup
             return ENGINE_PAGES[self.forum.engine].respond(self.forum, target)
+        return self._xenforo_response(target, path)
+
+    def _xenforo_response(self, target: str, path: str) -> tuple[int, dict[str, str], str]:
         if path == "/robots.txt":
             return 200, {"Content-Type": "text/plain; charset=utf-8"}, pages.ROBOTS_TXT
         if path == "/":
@@ -95,30 +99,36 @@ class DemoForumServer:
             post = self.forum.posts.get(int((parse_qs(urlsplit(target).query).get("id") or ["0"])[0] or 0))
             return self._to_post(post.thread_id, post.post_id) if post else self._not_found()
         if (m := BOARD_RE.match(path)):
-            board = next((b for b in self.forum.boards if b.node_id == int(m["id"])), None)
-            page = int(m["page"] or 1)
-            if board is None or not 1 <= page <= self.forum.board_pages(board):
-                return self._not_found()
-            if m["slug"] != board.slug:
-                return 301, {"Location": pages.page_path(board.path, page)}, ""
-            return 200, {}, pages.board_page(self.forum, board, page)
+            return self._board_response(m)
         if (m := THREAD_RE.match(path)):
-            thread = self.forum.threads.get(int(m["id"]))
-            if thread is None:
-                return self._not_found()
-            if m["post"]:
-                return self._to_post(thread.thread_id, int(m["post"]))
-            if m["latest"]:
-                return 302, {"Location": pages.page_path(thread.path, self.forum.thread_pages(thread))}, ""
-            page = int(m["page"] or 1)
-            if not 1 <= page <= self.forum.thread_pages(thread):
-                return self._not_found()
-            if m["slug"] != thread.slug:
-                return 301, {"Location": pages.page_path(thread.path, page)}, ""
-            if path in self.broken:
-                return 200, {}, pages.broken_thread_page(self.forum, thread, page)
-            return 200, {}, pages.thread_page(self.forum, thread, page)
+            return self._thread_response(m, path)
         return self._not_found()
+
+    def _board_response(self, m: re.Match) -> tuple[int, dict[str, str], str]:
+        board = next((b for b in self.forum.boards if b.node_id == int(m["id"])), None)
+        page = int(m["page"] or 1)
+        if board is None or not 1 <= page <= self.forum.board_pages(board):
+            return self._not_found()
+        if m["slug"] != board.slug:
+            return 301, {"Location": pages.page_path(board.path, page)}, ""
+        return 200, {}, pages.board_page(self.forum, board, page)
+
+    def _thread_response(self, m: re.Match, path: str) -> tuple[int, dict[str, str], str]:
+        thread = self.forum.threads.get(int(m["id"]))
+        if thread is None:
+            return self._not_found()
+        if m["post"]:
+            return self._to_post(thread.thread_id, int(m["post"]))
+        if m["latest"]:
+            return 302, {"Location": pages.page_path(thread.path, self.forum.thread_pages(thread))}, ""
+        page = int(m["page"] or 1)
+        if not 1 <= page <= self.forum.thread_pages(thread):
+            return self._not_found()
+        if m["slug"] != thread.slug:
+            return 301, {"Location": pages.page_path(thread.path, page)}, ""
+        if path in self.broken:
+            return 200, {}, pages.broken_thread_page(self.forum, thread, page)
+        return 200, {}, pages.thread_page(self.forum, thread, page)
 
     def _to_post(self, thread_id: int, post_id: int) -> tuple[int, dict[str, str], str]:
         thread = self.forum.threads[thread_id]

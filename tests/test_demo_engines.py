@@ -41,7 +41,8 @@ def forum_runs(tmp_path_factory):
                 args["timezone"] = "Asia/Singapore"  # its dates are local-time text, shown in +0800
             run = run_spider(spider, args, work)
             requested = list(server.requests)
-        metrics = run_clean([run.output], work / "posts.parquet", work / "dropped.parquet", stage_config("clean", CleanConfig, workers=1))
+        metrics = run_clean([run.output], work / "posts.parquet", work / "dropped.parquet",
+                            stage_config("clean", CleanConfig, workers=1))
         kept = {r["post_id"]: r for r in pq.read_table(work / "posts.parquet").to_pylist()}
         runs[engine] = (forum, run, metrics, kept, requested)
     return runs

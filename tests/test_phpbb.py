@@ -67,7 +67,8 @@ def test_30_topic_local_dates_bare_quote_and_page_size():
     page = response("phpbb30_topic.html", url)
     info = spider.thread_info(page)
     # page size 4: the step between this page's offset and the first page's
-    assert (info.thread_id, info.title, info.board, info.page) == ("9", "Café or kopitiam?", "Eat, Drink, Man, Woman", 2)
+    assert (info.thread_id, info.title, info.board, info.page) == (
+        "9", "Café or kopitiam?", "Eat, Drink, Man, Woman", 2)
     posts = spider.posts(page)
     assert [(p.post_id, p.author, p.position) for p in posts] == [("905", "sotong", 4), ("906", "kiasu_kid", 5)]
     # "Tue May 06, 2008 11:42 pm" in Singapore time (UTC+8)

@@ -48,7 +48,8 @@ def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
     ({"spider": "xenforo", "args": {"start_url": "http://127.0.0.1:9/"}, "resum": True},
      "sources.s: unknown key(s) resum"),
     ({"reader": "jsonl", "args": {"path": "no/such/*.jsonl"}}, "no input files match path 'no/such/*.jsonl'"),
-    ({"spider": "phpbb", "args": {"start_url": "{server}/index.php"}, "demo_forum": {"plays": ["macbeth"], "engine": "smf"}},
+    ({"spider": "phpbb", "args": {"start_url": "{server}/index.php"},
+      "demo_forum": {"plays": ["macbeth"], "engine": "smf"}},
      "sources.s.demo_forum: demo forum: engine='smf': expected one of"),
 ])
 def test_crawl_params_mistakes_are_one_line_naming_the_params_file(tmp_path, entry, message):

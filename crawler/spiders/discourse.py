@@ -259,8 +259,8 @@ class DiscourseSpider(ForumSpider):
         html = Selector(text=cooked)
         self.inc("oneboxes", len(html.css("aside.onebox")))
         ids: list[str] = []
-        for quote in html.xpath("//aside[contains(concat(' ', normalize-space(@class), ' '), ' quote ')]"
-                                "[not(ancestor::aside[contains(concat(' ', normalize-space(@class), ' '), ' quote ')])]"):
+        quote_class = "contains(concat(' ', normalize-space(@class), ' '), ' quote ')"
+        for quote in html.xpath(f"//aside[{quote_class}][not(ancestor::aside[{quote_class}])]"):
             number, topic = quote.attrib.get("data-post"), quote.attrib.get("data-topic", topic_id)
             if topic != topic_id:
                 self.inc("quotes/other_topic")

@@ -370,6 +370,10 @@ class ForumSpider(scrapy.Spider):
             self.inc("errors/page_without_posts")
             self.logger.error("thread page %s: no posts found (broken or unexpected markup)",
                               response.url)
+        yield from self._post_items(response, info, posts)
+        yield from self._thread_page_requests(response, info)
+
+    def _post_items(self, response: Response, info: ThreadInfo, posts: list[PostData]) -> Iterator[PostItem]:
         fetched_at = datetime.now(timezone.utc)
         for index, post in enumerate(posts):
             if not post.post_id:
@@ -393,6 +397,8 @@ class ForumSpider(scrapy.Spider):
                 posted_at=post.posted_at, body=post.body, body_format="html",
                 quoted_post_ids=list(post.quoted_post_ids), fetched_at=fetched_at,
             )
+
+    def _thread_page_requests(self, response: Response, info: ThreadInfo) -> Iterator[scrapy.Request]:
         # incremental re-crawl of a changed thread: pages before the one that held its last known
         # post are unchanged; only that page and later ones are fetched again
         resume_page = self.thread_index.resume_page(info.thread_id) if self.thread_index else None

@@ -20,8 +20,9 @@ and the themes built on them (matched by id prefixes and class tokens, never exa
   from the raw file): ``.bbcode_quote`` (vB4) with its ``.bbcode_postedby`` link to ``#postN``;
   the spider also reads quoted ids from vB3 quote tables (``MARKUP.quote_ids`` on their links).
 - thread: id from ``input[name=t]``, else the URL (``showthread.php?t=N``, ``showthread.php?N-``,
-  ``/N-slug(-page).html``); title ``.threadtitle``/``h1``/vB3 ``td.navbar strong``/``<title>``; board = the last breadcrumb
-  link (``.navbit a``, vB3 ``.navbar a``); pages in ``div.pagination`` (vB3 ``div.pagenav``).
+  ``/N-slug(-page).html``); title ``.threadtitle``/``h1``/vB3 ``td.navbar strong``/``<title>``;
+  board = the last breadcrumb link (``.navbit a``, vB3 ``.navbar a``); pages in ``div.pagination``
+  (vB3 ``div.pagenav``).
 - board: thread links ``a[id^=thread_title_]``, next page ``a[rel=next]``/``link[rel=next]``; each
   thread's last post (incremental re-crawls) from the ``#postN`` link in its row.
 
@@ -161,7 +162,8 @@ class VbulletinSpider(ForumSpider):
 
         def is_quote(el: Any) -> bool:
             classes = set((el.get("class") or "").split()) if isinstance(el.tag, str) else set()
-            return "bbcode_quote" in classes or el.tag == "table" or (el.tag == "blockquote" and "postcontent" not in classes)
+            return ("bbcode_quote" in classes or el.tag == "table"
+                    or (el.tag == "blockquote" and "postcontent" not in classes))
 
         def outermost(el: Any, top: Any) -> bool:  # no quote between el and top
             return not any(is_quote(a) for a in el.iterancestors() if a is not top and top in a.iterancestors())

@@ -216,6 +216,7 @@ class XenforoSpider(ForumSpider):
         @url tests/fixtures/xenforo/thread_p1.html
         @returns items 20 20
         @returns requests 1
-        @scrapes source url board thread_id thread_title page position post_id author posted_at body body_format fetched_at
+        @scrapes source url board thread_id thread_title page position post_id
+        @scrapes author posted_at body body_format fetched_at
         """
         yield from super().parse(response, **kwargs)
