@@ -41,25 +41,17 @@ class CarriedStateModel(keras.Model):
 
     def call(self, inputs: dict[str, Any], training: bool = False):
         tokens = inputs["tokens"]
-        carry = tf.cast(inputs["carry"], "float32")[:, None]
         in_stream = tf.reduce_max(inputs["stream"]) > 0
+        carry = tf.cast(inputs["carry"], "float32")[:, None] * tf.cast(in_stream, "float32")
         rows = tf.shape(tokens)[0]
-
-        def kept_state() -> list:
-            return [tf.convert_to_tensor(v) * carry for v in self.kept]
-
-        def zero_state() -> list:
-            return [tf.zeros((rows, units)) for units in self.units for _ in ("h", "c")]
-
-        states = tf.cond(in_stream, kept_state, zero_state)
+        tf.debugging.assert_less_equal(rows, self.lanes, message="a batch has more rows than the stream's lanes "
+                                       "(batches.batch_size)")
+        # no tf.cond: bucket batches read zeros (carry 0) and write back what was kept
+        states = [tf.convert_to_tensor(v)[:rows] * carry for v in self.kept]
         logits, *final = self.stepper([tokens, *states], training=training)
-
-        def keep() -> tf.Tensor:
-            for variable, value in zip(self.kept, final):
-                variable.assign(tf.stop_gradient(tf.cast(value, variable.dtype)))
-            return tf.constant(True)
-
-        tf.cond(in_stream, keep, lambda: tf.constant(False))
+        for variable, value in zip(self.kept, final):
+            value = tf.pad(tf.stop_gradient(tf.cast(value, variable.dtype)), [[0, self.lanes - rows], [0, 0]])
+            variable.assign(tf.where(in_stream, value, tf.convert_to_tensor(variable)))
         return logits
 
     def reset_kept(self) -> None:

@@ -76,6 +76,8 @@ def with_state(model: keras.Model) -> keras.Model:
     windows with the state carried from one to the next (truncated backpropagation through time)."""
     import keras
 
+    if not all(layer.return_state for layer in lstm_layers(model)):
+        model = _copy_returning_state(model)
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
     x = model.get_layer("embedding")(tokens)
     state_in, state_out = [], []
@@ -90,3 +92,22 @@ def with_state(model: keras.Model) -> keras.Model:
             x = model.get_layer(dropout)(x)
     logits = model.get_layer("logits")(x)
     return keras.Model([tokens, *state_in], [logits, *state_out], name="char_lstm_with_state")
+
+
+def _copy_returning_state(model: keras.Model) -> keras.Model:
+    """A copy (same weights, not shared) of a model saved before its LSTMs returned their state."""
+    import keras
+
+    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
+    x = tokens
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        config = layer.get_config()
+        is_lstm = layer.name.startswith("lstm_")
+        if is_lstm:
+            config["return_state"] = True
+        twin = type(layer).from_config(config)
+        x = twin(x)[0] if is_lstm else twin(x)
+        twin.set_weights(layer.get_weights())
+    return keras.Model(tokens, x, name=model.name)

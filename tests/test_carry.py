@@ -47,8 +47,8 @@ def test_stream_batches_give_the_outputs_of_one_pass_over_each_document():
         tokens = np.stack([long_doc[5 * j:5 * j + 5], lane1[j]])
         outputs.append(np.asarray(model(batch(tokens, carries[j], 1.0))))
         # a bucket batch of another size in between starts from zero and must not touch the kept state
-        bucket = rng.integers(0, 9, (3, 4)).astype(np.int32)
-        np.testing.assert_allclose(np.asarray(model(batch(bucket, [1, 1, 1], 0.0))), np.asarray(net(bucket)),
+        bucket = rng.integers(0, 9, (1 + j % 2, 4)).astype(np.int32)
+        np.testing.assert_allclose(np.asarray(model(batch(bucket, [1] * len(bucket), 0.0))), np.asarray(net(bucket)),
                                    atol=1e-6)
     one_pass = np.asarray(net(long_doc[None]))[0]
     np.testing.assert_allclose(np.concatenate([o[0] for o in outputs]), one_pass, atol=1e-5)
