@@ -8,10 +8,11 @@ the variant's batch settings, then
 - ``--part speed``: ``--steps`` training steps after ``--warmup`` untimed ones; tokens/s of real
   targets. Ratios are to the first variant (``baseline``) of the same run.
 - ``--part recipe``: training for ``--tokens`` real train targets (the same amount of data for
-  every variant, whatever its batch size), then the bits per character on the whole val split.
+  every variant, whatever its batch size) or ``--epochs`` whole epochs (the default run's
+  schedule), then the bits per character on the whole val split.
 
     python bench/recipe.py --part speed [--steps 40] [--variants baseline,batch128,...]
-    python bench/recipe.py --part recipe [--tokens 1000000] [--variants ...]
+    python bench/recipe.py --part recipe [--tokens 1000000 | --epochs 3] [--variants ...]
 
 Prints exactly one JSON object on stdout (progress on stderr).
 """
@@ -19,6 +20,7 @@ Prints exactly one JSON object on stdout (progress on stderr).
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import json
 import subprocess
@@ -38,8 +40,9 @@ VARIANTS: dict[str, dict] = {
     "no_carry": {"batches.carry_state": False},
     "nondeterministic_ops": {"train.deterministic_ops": False},
     "deterministic_ops": {"train.deterministic_ops": True},
-    "xla": {"train.deterministic_ops": False, "train.jit_compile": True},
-    "xla_batch128": {"train.deterministic_ops": False, "train.jit_compile": True, "batches.batch_size": 128},
+    "batch128_no_carry": {"batches.batch_size": 128, "batches.carry_state": False},
+    "batch128_dropout0": {"batches.batch_size": 128, "train.model.dropout": 0.0},
+    "batch128_dropout0_lr0.012": {"batches.batch_size": 128, "train.model.dropout": 0.0, "train.learning_rate": 0.012},
     "lr_0.004": {"train.learning_rate": 0.004},
     "lr_0.012": {"train.learning_rate": 0.012},
     "dropout_0": {"train.model.dropout": 0.0},
@@ -85,9 +88,13 @@ def run_variant(name: str, part: str, args: argparse.Namespace) -> dict:
         steps = args.warmup + args.steps
     else:
         steps = max(1, round(args.tokens / mean_targets))
-    cfg.update(epochs=1, max_steps_per_epoch=steps, val_max_steps=0 if part == "recipe" else 1,
-               checkpoint_every_steps=0, keep_checkpoints=False, max_minutes=0, warmup_steps=min(
-                   cfg["warmup_steps"], steps // 10))
+    if part == "recipe" and args.epochs:  # whole epochs, as the default run trains
+        steps = stats["batches"] * args.epochs
+        cfg.update(epochs=args.epochs, max_steps_per_epoch=0, val_max_steps=0)
+    else:
+        cfg.update(epochs=1, max_steps_per_epoch=steps, val_max_steps=0 if part == "recipe" else 1,
+                   warmup_steps=min(cfg["warmup_steps"], steps // 10))
+    cfg.update(checkpoint_every_steps=0, keep_checkpoints=False, max_minutes=0)
     cfg["evolution"] = {**cfg["evolution"], "primes": [], "temperatures": []}
     import keras
 
@@ -117,7 +124,8 @@ def run_variant(name: str, part: str, args: argparse.Namespace) -> dict:
         out["tokens_per_s"] = round(mean_targets / float(np.median(timed)), 1)
     else:
         out.update(val_bpc=round(summary["val_bpc"], 4), train_tokens_per_s=round(summary["tokens_per_s"], 1),
-                   seconds=round(total, 1))
+                   epochs=summary["epochs"], seconds=round(total, 1),
+                   val_bpc_by_epoch=[round(float(r["val_bpc"]), 4) for r in csv.DictReader(open(work / "train.csv"))])
     return out
 
 
@@ -128,6 +136,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40, help="speed: timed steps")
     ap.add_argument("--warmup", type=int, default=5, help="speed: untimed steps first")
     ap.add_argument("--tokens", type=int, default=1_000_000, help="recipe: real train targets per variant")
+    ap.add_argument("--epochs", type=int, default=0, help="recipe: whole epochs instead of --tokens")
     ap.add_argument("--split-dir", type=Path, default=ROOT / "data/split")
     ap.add_argument("--vocab", type=Path, default=ROOT / "data/vocab.json")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)

@@ -56,7 +56,6 @@ class TrainConfig:
     min_lr_fraction: float = setting(ge=0, le=1)
     clip_global_norm: float = setting(ge=0)
     deterministic_ops: bool  # TensorFlow op determinism (bit-identical reruns on every device)
-    jit_compile: bool  # XLA-compile the train step (CPU only: cuDNN kernels are not XLA ops)
     epochs: int = setting(ge=1)
     max_steps_per_epoch: int = setting(ge=0)
     val_max_steps: int = setting(ge=0)
@@ -112,27 +111,9 @@ def build_and_compile(cfg: Mapping[str, Any], vocab_size: int, total_steps: int,
         from model.carry import CarriedStateModel
 
         model = CarriedStateModel(model, lanes)
-    jit = bool(cfg.get("jit_compile", False)) and allow_xla(model)
     model.compile(optimizer=make_optimizer(cfg, total_steps), loss=masked_loss(),
-                  weighted_metrics=[MaskedNats(), MaskedBits(), RealTokens()], jit_compile=jit)
+                  weighted_metrics=[MaskedNats(), MaskedBits(), RealTokens()])
     return model, net
-
-
-def allow_xla(model) -> bool:
-    """Whether the train step can be XLA-compiled, marking the LSTMs compilable where they are.
-
-    Keras marks a cuDNN-eligible LSTM as not XLA-compilable whatever the device; without a GPU it
-    runs the generic loop, which XLA compiles. With a GPU the cuDNN kernel wins: no XLA.
-    """
-    import tensorflow as tf
-
-    if tf.config.list_physical_devices("GPU"):
-        log.info("train.jit_compile: a GPU is present, so the LSTMs run cuDNN kernels (not XLA ops): not compiling")
-        return False
-    for layer in model._flatten_layers():
-        if layer.name.startswith("lstm_"):
-            layer.supports_jit = True
-    return True
 
 
 def count_batches(ds) -> int:
