@@ -11,14 +11,17 @@ document). A document with more than ``max_len`` targets is cut into consecutive
 len + 1]``, so its first input is the last character of chunk k - 1. The model therefore sees a
 continuation with one character of context; every target appears exactly once.
 
-Carried state (``carry_state: true``, truncated backpropagation through time). The chunks of the
-documents cut into several chunks do not go to the buckets: they form the split's *stream*, a bucket
-of length ``max_len`` with ``batch_size`` lanes. Each such document is given (in seeded order) to the
-lane with the fewest chunks so far, and a lane's chunks follow one another in consecutive stream
-batches: chunk k + 1 of a document sits in the same row of the stream's next batch as chunk k, so
-the model can start it from chunk k's final state (its first input is chunk k's last target: the
-sequence continues exactly). Stream batches always have ``batch_size`` rows (a lane that has run
-out holds an empty row: no real targets) and are never reordered among themselves; buckets and the
+Carried state (``carry_state: true``, truncated backpropagation through time). Documents cut into
+several chunks do not go to the buckets: they form the split's *stream* of ``batch_size`` lanes.
+Each such document is given (in seeded order) to the lane with the fewest targets so far; a lane is
+its documents' sequences one after the other, the END closing one being the input that opens the
+next (as in char-rnn's single stream), and row r of stream batch j is window j (``max_len``
+targets) of lane r. So the continuation of a row sits in the same row of the stream's next batch,
+and the model starts it from the state the row ended with (its first input is the row's last
+target: the sequence continues exactly); within a lane the state flows on from one document into
+the next through the END between them, and the lane's windows are full, so the stream wastes no
+padding but at a lane's end. Stream batches always have ``batch_size`` rows (a lane that has run out
+holds an empty row: no real targets) and are never reordered among themselves; buckets and the
 stream still interleave in the seeded batch order. Documents of one chunk keep the buckets and start
 from a zero state, as before.
 
@@ -40,9 +43,10 @@ Shards, per split, read by ``model/data.py`` through ``from_tensor_slices`` (no 
 - ``bucket_<T>.rows.npy``: ``[N, 3]`` int32: real targets, document index (row of the split's
   Parquet file), chunk index within the document.
 - ``stream.tokens.npy``, ``stream.rows.npy`` (carried state only): the stream, laid out as a bucket
-  of length ``max_len``, rows ``[N, 4]``: the three columns above and ``carry`` (1: this row
-  continues the same row of the stream's previous batch, so the state carries over; 0: start from
-  zero). Its manifest entry has ``"carry": true``.
+  of length ``max_len``, rows ``[N, 4]``: real targets, the document of the row's first target (-1:
+  an empty row), the window's index in its lane, and ``carry`` (1: this row continues the same row
+  of the stream's previous batch, so the state carries over; 0: start from zero). Its manifest
+  entry has ``"carry": true``.
 - ``order.npy``: bucket index (into the manifest's bucket list) of every batch, in order.
 - ``manifest.json``: batch size, buckets, counts and the vocabulary hash.
 
@@ -227,43 +231,49 @@ def windows(stream: np.ndarray, start: np.ndarray, targets: np.ndarray, length: 
     return np.where(pos[None, :] <= targets[:, None], stream[idx], END_ID).astype(dtype)
 
 
-def stream_lanes(chunks: Mapping[str, np.ndarray], lanes: int, rng: np.random.Generator) -> np.ndarray:
-    """``[n_batches, lanes]`` chunk indices of the stream (-1: an empty row). Documents, in seeded
-    order, go to the lane with the fewest chunks so far (lowest lane on ties); a lane lists its
-    documents' chunks in order, one per batch. ``chunks`` must list each document's chunks together,
-    in chunk order (as ``make_chunks`` does)."""
-    if len(chunks["doc"]) == 0:
-        return np.zeros((0, lanes), dtype=np.int64)
-    starts = np.flatnonzero(np.concatenate([[True], chunks["doc"][1:] != chunks["doc"][:-1]]))
-    counts = np.diff(np.concatenate([starts, [len(chunks["doc"])]]))
-    lane_chunks: list[list[int]] = [[] for _ in range(lanes)]
+def stream_lanes(chunks: Mapping[str, np.ndarray], lanes: int, rng: np.random.Generator) -> list[list[int]]:
+    """Per lane, the documents it holds (rows of the chunk table's ``doc``), in order: documents in
+    seeded order go to the lane with the fewest targets so far (lowest lane on ties)."""
+    docs, first = np.unique(chunks["doc"], return_index=True)
+    targets = np.add.reduceat(chunks["targets"], first) if len(first) else np.zeros(0, dtype=np.int64)
+    lane_docs: list[list[int]] = [[] for _ in range(lanes)]
     heap = [(0, lane) for lane in range(lanes)]
-    for d in rng.permutation(len(starts)):
+    for d in rng.permutation(len(docs)):
         filled, lane = heapq.heappop(heap)
-        lane_chunks[lane].extend(range(int(starts[d]), int(starts[d] + counts[d])))
-        heapq.heappush(heap, (filled + int(counts[d]), lane))
-    grid = np.full((max(len(c) for c in lane_chunks), lanes), -1, dtype=np.int64)
-    for lane, idx in enumerate(lane_chunks):
-        grid[:len(idx), lane] = idx
-    return grid
+        lane_docs[lane].append(int(docs[d]))
+        heapq.heappush(heap, (filled + int(targets[d]), lane))
+    return lane_docs
 
 
 def build_stream(stream: np.ndarray, chunks: Mapping[str, np.ndarray], max_len: int, batch_size: int,
                  rng: np.random.Generator, dtype: np.dtype) -> dict[str, Any] | None:
-    """The stream bucket of the long documents' chunks (None when there are none): rows in batch
-    order, ``batch_size`` per batch, with the ``carry`` column."""
-    grid = stream_lanes(chunks, batch_size, rng)
-    if grid.size == 0:
+    """The stream bucket of the long documents (None when there are none): rows in batch order,
+    ``batch_size`` per batch, row r of batch j being window j of lane r, with the ``carry`` column."""
+    if len(chunks["doc"]) == 0:
         return None
-    flat = grid.ravel()
-    real = flat >= 0
-    pick = np.where(real, flat, 0)
-    targets = np.where(real, chunks["targets"][pick], 0)
-    tokens = windows(stream, chunks["start"][pick], targets, max_len, dtype)
-    chunk = np.where(real, chunks["chunk"][pick], -1)
-    rows = np.stack([targets, np.where(real, chunks["doc"][pick], -1), chunk, (chunk > 0).astype(np.int64)],
-                    axis=1).astype(np.int32)
-    return {"length": int(max_len), "tokens": tokens, "rows": rows, "batches": int(grid.shape[0]), "carry": True}
+    docs, first = np.unique(chunks["doc"], return_index=True)
+    doc_start = dict(zip(docs.tolist(), chunks["start"][first].tolist()))
+    doc_targets = dict(zip(docs.tolist(), np.add.reduceat(chunks["targets"], first).tolist()))
+    lanes = []
+    for held in stream_lanes(chunks, batch_size, rng):
+        # each document's [END, c1..cn]; the END closing one opens the next, a last END closes the lane
+        parts = [stream[doc_start[d]:doc_start[d] + doc_targets[d]] for d in held]
+        ids = np.concatenate([*parts, [END_ID]]).astype(np.int64)
+        ends = np.cumsum([doc_targets[d] for d in held], dtype=np.int64)
+        lanes.append((ids, np.asarray(held, dtype=np.int64), ends))
+    n_batches = max(-(-(len(ids) - 1) // max_len) for ids, _, _ in lanes)
+    tokens = np.full((n_batches, batch_size, max_len + 1), END_ID, dtype=dtype)
+    rows = np.zeros((n_batches, batch_size, 4), dtype=np.int32)
+    rows[:, :, 1:3] = -1
+    for lane, (ids, held, ends) in enumerate(lanes):
+        n_targets = len(ids) - 1
+        for j in range(-(-n_targets // max_len)):
+            window = ids[j * max_len:j * max_len + max_len + 1]
+            tokens[j, lane, :len(window)] = window
+            first_doc = held[np.searchsorted(ends, j * max_len, side="right")]
+            rows[j, lane] = (len(window) - 1, first_doc, j, int(j > 0))
+    return {"length": int(max_len), "tokens": tokens.reshape(-1, max_len + 1), "rows": rows.reshape(-1, 4),
+            "batches": int(n_batches), "carry": True}
 
 
 def build_split(stream: np.ndarray, chunks: Mapping[str, np.ndarray], boundaries: Sequence[int], batch_size: int,
