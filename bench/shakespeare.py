@@ -1,17 +1,26 @@
 """The standard char-level benchmark: tiny-shakespeare, first 90% train, last 10% validation.
 
-Trains the project's network (model/network.py, masked loss of model/losses.py) on random windows
-of the train text within a wall-clock budget, with a cosine learning-rate decay over that budget,
-then reports validation loss in nats and bits per character. Validation scores every character
-of the last 10% once, each with at least ``seq_len`` characters of context (windows of
-``2 * seq_len`` moved by ``seq_len``; the first window scores all its positions). In the same run:
-``xz -9`` on the validation text after the train text.
+Trains the project's network (model/network.py, masked loss of model/losses.py) within a
+wall-clock budget (or for ``--steps``), with a cosine learning-rate decay over it, then reports
+validation loss in nats and bits per character. In the same run: ``xz -9`` on the validation text
+after the train text.
+
+Two ways to feed it (``--feed``):
+
+- ``carry`` (the default, as char-rnn): the train text is cut into ``batch`` lanes; batch j holds
+  window j of every lane, and the LSTM state is carried from one window to the next of its lane
+  (model/carry.py; gradients stop at window boundaries), back to zero when the lanes start over.
+  Validation runs once through the whole validation text, window by window, carrying the state:
+  every character is scored with all the text before it as context.
+- ``random``: independent random windows of the train text, each from a zero state. Validation
+  scores every character once with at least ``seq_len`` characters of context (windows of
+  ``2 * seq_len`` moved by ``seq_len``; the first window scores all its positions).
 
 Published marks on this split: nanoGPT (10.7M-parameter transformer) 1.4697 nats; PPMd about
 1.40; char-rnn LSTMs about 1.42. Targets: < 1.65 nats in 15 min on a 2-core CPU; < 1.38 on an H100
 within 10 minutes.
 
-    python bench/shakespeare.py PATH [--minutes 15] [--hidden 512 --layers 2 ...]
+    python bench/shakespeare.py PATH [--minutes 15 | --steps N] [--feed carry|random] [--hidden 512 ...]
 
 Prints exactly one JSON object on stdout.
 """
@@ -46,6 +55,40 @@ def windows(ids: np.ndarray, seq_len: int, batch: int, rng: np.random.Generator)
         yield w[:, :-1], w[:, 1:], ones
 
 
+def lanes(ids: np.ndarray, seq_len: int, batch: int):
+    """Endless ({tokens, carry, stream}, y, mask) batches: window j of each of ``batch`` contiguous
+    lanes of ``ids``; carry 1 except in the first window of a pass over the lanes."""
+    lane_len = (len(ids) - 1) // batch
+    n_windows = lane_len // seq_len
+    if n_windows < 1:
+        raise ValueError(f"{len(ids)} characters do not fill {batch} lanes of {seq_len}")
+    base = np.arange(batch)[:, None] * lane_len + np.arange(seq_len + 1)[None, :]
+    ones = np.ones((batch, seq_len), np.float32)
+    while True:
+        for j in range(n_windows):
+            w = ids[base + j * seq_len]
+            carry = np.full(batch, 0.0 if j == 0 else 1.0, np.float32)
+            yield {"tokens": w[:, :-1], "carry": carry, "stream": np.ones(batch, np.float32)}, w[:, 1:], ones
+
+
+def evaluate_carried(model, ids: np.ndarray, seq_len: int) -> float:
+    """Mean nats per character over ``ids[1:]`` in one pass, the state carried across windows."""
+    import tensorflow as tf
+
+    from model.network import with_state
+
+    stepper = with_state(model)
+    states = [tf.zeros((1, int(s.shape[-1]))) for s in stepper.inputs[1:]]
+    total = 0.0
+    for start in range(0, len(ids) - 1, seq_len):
+        x, y = ids[start:start + seq_len], ids[start + 1:start + seq_len + 1]
+        x = x[:len(y)]
+        logits, *states = stepper([tf.constant(x[None], tf.int32), *states], training=False)
+        total += float(tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=tf.constant(y[None], tf.int32), logits=tf.cast(logits, tf.float32))))
+    return total / (len(ids) - 1)
+
+
 def evaluate(model, ids: np.ndarray, seq_len: int, batch: int = 64) -> float:
     """Mean nats per character over ``ids[1:]`` given ``ids[0]`` onwards, >= seq_len context each."""
     span = 2 * seq_len
@@ -71,6 +114,9 @@ def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("path", type=Path, help="tinyshakespeare.txt (1,115,394 characters)")
     ap.add_argument("--minutes", type=float, default=15.0, help="training wall-clock budget")
+    ap.add_argument("--steps", type=int, default=0, help="train exactly this many steps instead (0: the budget)")
+    ap.add_argument("--feed", choices=("carry", "random"), default="carry",
+                    help="lanes with the state carried across windows (char-rnn), or random windows")
     ap.add_argument("--hidden", type=int, help="LSTM units (default: CPU 256, GPU 1024)")
     ap.add_argument("--layers", type=int, help="LSTM layers (default: CPU 2, GPU 3)")
     ap.add_argument("--embedding", type=int, default=64)
@@ -87,11 +133,11 @@ def train_for_budget(model, opt, batches, args) -> tuple[int, float, float]:
     """Train until the wall-clock budget is spent, the learning rate cosine-decayed over it:
     ``(steps, train seconds, last batch loss)``."""
     budget = args.minutes * 60.0
-    model.train_on_batch(*next(batches)[:2])  # warm-up (tracing) outside the budget
+    model.train_on_batch(*next(batches)[:2])  # warm-up (tracing) outside the budget and the steps
     steps, t0, last_loss = 0, time.perf_counter(), float("nan")
     inner = opt.inner_optimizer if args.mixed_precision else opt
-    while (elapsed := time.perf_counter() - t0) < budget:
-        frac = elapsed / budget
+    while (elapsed := time.perf_counter() - t0) < budget if not args.steps else steps < args.steps:
+        frac = steps / args.steps if args.steps else elapsed / budget
         inner.learning_rate.assign(args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac))))
         x, y, m = next(batches)
         last_loss = float(model.train_on_batch(x, y, sample_weight=m, return_dict=True)["loss"])
@@ -131,16 +177,26 @@ def main() -> None:
 
     keras.utils.set_random_seed(SEED)
     net = NetworkConfig(len(vocab), args.embedding, args.hidden, args.layers, args.dropout, args.mixed_precision)
-    model = build_model(net)
+    model = plain = build_model(net)
+    if args.feed == "carry":
+        from model.carry import CarriedStateModel
+
+        model = CarriedStateModel(plain, lanes=args.batch)
     opt = keras.optimizers.Adam(learning_rate=args.lr, global_clipnorm=5.0)
     if args.mixed_precision:
         opt = keras.optimizers.LossScaleOptimizer(opt)
     model.compile(optimizer=opt, loss=masked_loss(), weighted_metrics=[MaskedNats()])
     rng = np.random.default_rng(SEED)
-    batches = windows(train_ids, args.seq_len, args.batch, rng)
+    if args.feed == "carry":
+        batches = lanes(train_ids, args.seq_len, args.batch)
+    else:
+        batches = windows(train_ids, args.seq_len, args.batch, rng)
     steps, train_seconds, last_loss = train_for_budget(model, opt, batches, args)
     t1 = time.perf_counter()
-    val_nats = evaluate(model, val_ids, args.seq_len)
+    if args.feed == "carry":
+        val_nats = evaluate_carried(plain, val_ids, args.seq_len)
+    else:
+        val_nats = evaluate(plain, val_ids, args.seq_len)
     eval_seconds = time.perf_counter() - t1
     base = xz_bpc([train_text], [val_text], vocab)
     out = {
@@ -148,8 +204,8 @@ def main() -> None:
         "chars": len(text), "expected_chars": EXPECTED_CHARS, "train_chars": len(train_text),
         "val_chars": len(val_text),
         "config": {**net.to_dict(), "batch": args.batch, "seq_len": args.seq_len, "lr": args.lr,
-                   "minutes": args.minutes},
-        "parameters": int(model.count_params()), "steps": steps, "train_tokens": steps * args.batch * args.seq_len,
+                   "minutes": args.minutes, "steps": args.steps, "feed": args.feed},
+        "parameters": int(plain.count_params()), "steps": steps, "train_tokens": steps * args.batch * args.seq_len,
         "train_seconds": round(train_seconds, 1), "tokens_per_s": steps * args.batch * args.seq_len / train_seconds,
         "last_train_batch_nats": last_loss, "val_nats": val_nats, "val_bpc": val_nats / math.log(2),
         "eval_seconds": round(eval_seconds, 1),

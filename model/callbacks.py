@@ -125,12 +125,16 @@ class Checkpointer:
 def rng_states(model: keras.Model) -> dict[str, list[int]]:
     """The state of every layer's random seed generator (dropout masks). Keras' ``save_weights``
     leaves them out, and without them a resumed run would draw other dropout masks."""
+    from model.carry import plain_model
+
     return {layer.name: np.asarray(keras.ops.convert_to_numpy(layer.seed_generator.state)).tolist()
-            for layer in model.layers if getattr(layer, "seed_generator", None) is not None}
+            for layer in plain_model(model).layers if getattr(layer, "seed_generator", None) is not None}
 
 
 def set_rng_states(model: keras.Model, states: dict[str, list[int]]) -> None:
-    for layer in model.layers:
+    from model.carry import plain_model
+
+    for layer in plain_model(model).layers:
         if layer.name in states and getattr(layer, "seed_generator", None) is not None:
             sg = layer.seed_generator
             sg.state.assign(np.asarray(states[layer.name], dtype=keras.backend.standardize_dtype(sg.state.dtype)))

@@ -7,17 +7,21 @@ Reads ``models/lstm/`` (load_trained), ``data/split/{train,test}.parquet`` (``te
 What is measured (the same symbols for every model): the test split, each document encoded with
 the model's vocabulary (characters outside it are UNK) as ``[END, c1..cn, END]``; the n + 1 targets
 ``c1..cn, END`` per document. The LSTM runs on these sequences itself (not through data/batches:
-this keeps the stage self-contained and independent of batching params); a document longer than
-``max_len`` targets is cut by the contract's chunk rule (a chunk's input starts with the last
-character of the chunk before, no state carried); with ``max_len`` = ``batches.max_len`` (the
-default) it sees contexts as long as in training, and the test loss compares with the val loss. The loss is
-the masked mean over real targets, in nats per character, bits per character and perplexity.
+this keeps the stage self-contained and independent of batching params), in windows of ``max_len``
+targets; with ``carry_state`` (the rule training follows with ``batches.carry_state``) each window
+starts from the state the previous window of its document ended with, which is exactly one pass
+over the whole document; without it every window starts from zero (the contract's chunk rule). The
+loss is the masked mean over real targets, in nats per character, bits per character and perplexity.
 Baselines (model/baselines.py) are fitted on the train split and score the same targets.
+
+``comparison`` names the best baseline and the LSTM's margin over it; ``by_length`` splits the test
+documents by length (``length_buckets``: upper bounds in characters) and gives the LSTM's and the
+Kneser-Ney model's bits per character in each, so the report can show where the LSTM wins and loses.
 
 Params (``evaluate`` section): ``ngram_order`` (Kneser-Ney order, default 5), ``unigram_alpha``
 (add-alpha smoothing), ``batch_size`` and ``max_len`` (LSTM evaluation batches), ``max_test_chars``
 (0 = the whole test split; else the first documents up to that many characters, for every model
-alike), ``compressors`` (any of gzip_9, bzip2_9, xz_9).
+alike), ``compressors`` (any of gzip_9, bzip2_9, xz_9), ``carry_state``, ``length_buckets``.
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ class EvaluateConfig:
     max_len: int = setting(ge=1)
     max_test_chars: int = setting(ge=0)
     compressors: list[str] = setting(choices=baselines.COMPRESSORS)
+    carry_state: bool  # a window of a long document starts from the state the previous one ended with
+    length_buckets: list[int] = setting(ge=1)  # by_length: upper bounds (characters) of the document groups
 
 
 def read_texts(path: str | Path) -> list[str]:
@@ -81,43 +87,76 @@ def limit_chars(texts: list[str], max_chars: int) -> list[str]:
     return out
 
 
-def chunk_sequences(docs: Sequence[np.ndarray], max_len: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(inputs, targets) chunks of ``[END, ids..., END]`` with at most ``max_len`` targets each."""
-    if max_len < 1:
-        raise ValueError(f"evaluate.max_len must be >= 1, got {max_len}")
-    chunks = []
-    for d in docs:
-        seq = np.concatenate([[END_ID], d, [END_ID]]).astype(np.int32)
-        for start in range(0, len(seq) - 1, max_len):
-            end = min(start + max_len, len(seq) - 1)
-            chunks.append((seq[start:end], seq[start + 1:end + 1]))
-    return chunks
-
-
-def lstm_nats(model, docs: Sequence[np.ndarray], *, batch_size: int, max_len: int) -> tuple[float, int]:
-    """Total negative log-likelihood (nats) of every target of ``docs`` under ``model``, and the count."""
+def lstm_doc_nats(model, docs: Sequence[np.ndarray], *, batch_size: int, max_len: int,
+                  carry_state: bool = True) -> np.ndarray:
+    """Negative log-likelihood (nats) of each document's n + 1 targets under ``model``, scored in
+    windows of ``max_len`` targets that carry the LSTM state from one to the next (``carry_state``)
+    or start from zero each."""
     import tensorflow as tf
 
-    chunks = sorted(chunk_sequences(docs, max_len), key=lambda c: len(c[0]))
+    from model.network import with_state
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)] * 2)
-    def token_nll(inputs, targets):  # one graph for every batch shape (eager Keras LSTMs are slow)
-        logits = tf.cast(model(inputs, training=False), tf.float32)
-        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+    if max_len < 1:
+        raise ValueError(f"evaluate.max_len must be >= 1, got {max_len}")
+    stepper = with_state(model)
+    units = [int(s.shape[-1]) for s in stepper.inputs[1:]]
 
-    total, count = 0.0, 0
-    for b in tqdm(range(0, len(chunks), batch_size), desc="lstm test", unit="batch", leave=False):
-        group = chunks[b:b + batch_size]
-        width = max(len(c[0]) for c in group)
-        inputs = np.full((len(group), width), END_ID, dtype=np.int32)
-        targets = np.full((len(group), width), END_ID, dtype=np.int32)
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)] * 2 +
+                 [[tf.TensorSpec([None, u], tf.float32) for u in units]])
+    def window_nll(inputs, targets, states):  # one graph for every batch shape (eager Keras LSTMs are slow)
+        logits, *final = stepper([inputs, *states], training=False)
+        nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=tf.cast(logits, tf.float32))
+        return nll, [tf.cast(f, tf.float32) for f in final]
+
+    order = sorted(range(len(docs)), key=lambda i: (len(docs[i]), i))
+    out = np.zeros(len(docs), dtype=np.float64)
+    for b in tqdm(range(0, len(order), batch_size), desc="lstm test", unit="batch", leave=False):
+        group = order[b:b + batch_size]
+        width = max(len(docs[i]) for i in group) + 1
+        seqs = np.full((len(group), width + 1), END_ID, dtype=np.int32)
         mask = np.zeros((len(group), width), dtype=np.float64)
-        for i, (x, y) in enumerate(group):
-            inputs[i, :len(x)], targets[i, :len(y)], mask[i, :len(y)] = x, y, 1.0
-        nll = token_nll(tf.constant(inputs), tf.constant(targets)).numpy()
-        total += float((nll.astype(np.float64) * mask).sum())
-        count += int(mask.sum())
-    return total, count
+        for row, i in enumerate(group):
+            seqs[row, 1:len(docs[i]) + 1] = docs[i]
+            mask[row, :len(docs[i]) + 1] = 1.0
+        zero = [tf.zeros((len(group), u)) for u in units]
+        states = zero
+        for start in range(0, width, max_len):
+            stop = min(start + max_len, width)
+            nll, states = window_nll(tf.constant(seqs[:, start:stop]), tf.constant(seqs[:, start + 1:stop + 1]),
+                                     states if carry_state else zero)
+            out[group] += (nll.numpy().astype(np.float64) * mask[:, start:stop]).sum(axis=1)
+    return out
+
+
+def lstm_nats(model, docs: Sequence[np.ndarray], *, batch_size: int, max_len: int,
+              carry_state: bool = True) -> tuple[float, int]:
+    """Total negative log-likelihood (nats) of every target of ``docs`` under ``model``, and the count."""
+    per_doc = lstm_doc_nats(model, docs, batch_size=batch_size, max_len=max_len, carry_state=carry_state)
+    return float(per_doc.sum()), baselines.count_targets(docs)
+
+
+def by_length(docs: Sequence[np.ndarray], bits: dict[str, np.ndarray], bounds: Sequence[int]) -> list[dict[str, Any]]:
+    """Per group of documents by length (characters up to each bound, then the rest): documents,
+    targets and each model's bits per character (``bits``: per-document total bits by model)."""
+    lengths = np.asarray([len(d) for d in docs], dtype=np.int64)
+    edges = sorted(set(int(b) for b in bounds))
+    groups, low = [], 0
+    for high in [*edges, None]:
+        sel = (lengths >= low) & (lengths < high) if high is not None else lengths >= low
+        if sel.any():
+            targets = int((lengths[sel] + 1).sum())
+            row: dict[str, Any] = {"chars": f"{low}-{high - 1}" if high is not None else f"{low}+",
+                                   "documents": int(sel.sum()), "targets": targets}
+            row.update({f"{name}_bpc": round(float(b[sel].sum()) / targets, 4) for name, b in bits.items()})
+            groups.append(row)
+        low = high or low
+    return groups
+
+
+def per_document_bits(log2probs: np.ndarray, docs: Sequence[np.ndarray]) -> np.ndarray:
+    """Per-document total bits from per-target log2 probabilities (n + 1 targets per document, in order)."""
+    starts = np.concatenate([[0], np.cumsum([len(d) + 1 for d in docs])[:-1]]).astype(np.int64)
+    return -np.add.reduceat(log2probs, starts) if len(docs) else np.zeros(0)
 
 
 def evaluate(model, vocab: Vocab, train_texts: list[str], test_texts: list[str], samples: list[dict],
@@ -129,12 +168,13 @@ def evaluate(model, vocab: Vocab, train_texts: list[str], test_texts: list[str],
     models: dict[str, dict[str, float]] = {}
     seconds: dict[str, float] = {}
 
+    doc_bits: dict[str, np.ndarray] = {}
     t0 = time.perf_counter()
     if model is not None:
-        nats, count = lstm_nats(model, test, batch_size=int(cfg["batch_size"]), max_len=int(cfg["max_len"]))
-        if count != n_targets:
-            raise RuntimeError(f"LSTM measured {count} targets, expected {n_targets}: chunking bug")
-        models["lstm"] = baselines.bits_summary(nats / math.log(2), count)
+        doc_bits["lstm"] = lstm_doc_nats(model, test, batch_size=int(cfg["batch_size"]), max_len=int(cfg["max_len"]),
+                                         carry_state=bool(cfg["carry_state"])) / math.log(2)
+        models["lstm"] = {**baselines.bits_summary(float(doc_bits["lstm"].sum()), n_targets),
+                          "carry_state": bool(cfg["carry_state"])}
     seconds["lstm"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -145,7 +185,9 @@ def evaluate(model, vocab: Vocab, train_texts: list[str], test_texts: list[str],
     t0 = time.perf_counter()
     order = int(cfg["ngram_order"])
     kn = baselines.KneserNey(len(vocab), order).fit(train)
-    models[f"kneser_ney_{order}"] = {**baselines.bits_summary(-kn.log2probs(test).sum(), n_targets),
+    kn_log2probs = kn.log2probs(test)
+    doc_bits[f"kneser_ney_{order}"] = per_document_bits(kn_log2probs, test)
+    models[f"kneser_ney_{order}"] = {**baselines.bits_summary(-kn_log2probs.sum(), n_targets),
                                      "discounts": {f"order_{k}": round(d, 6) for k, d in enumerate(kn.discounts, 1)}}
     seconds["kneser_ney"] = time.perf_counter() - t0
 
@@ -165,9 +207,12 @@ def evaluate(model, vocab: Vocab, train_texts: list[str], test_texts: list[str],
     if "lstm" in models:
         base = {k: v["bpc"] for k, v in models.items() if k != "lstm"}
         best = min(base, key=base.__getitem__)
-        result["comparison"] = {"best_baseline": best, "best_baseline_bpc": base[best],
-                                "lstm_bpc": models["lstm"]["bpc"],
-                                "lstm_beats_all": bool(models["lstm"]["bpc"] < base[best])}
+        lstm_bpc = models["lstm"]["bpc"]
+        result["comparison"] = {"best_baseline": best, "best_baseline_bpc": base[best], "lstm_bpc": lstm_bpc,
+                                "lstm_beats_all": bool(lstm_bpc < base[best]),
+                                "margin_bpc": round(base[best] - lstm_bpc, 6),  # > 0: the LSTM is better
+                                "margin_percent": round(100.0 * (base[best] - lstm_bpc) / base[best], 3)}
+    result["by_length"] = by_length(test, doc_bits, cfg["length_buckets"])
     t0 = time.perf_counter()
     result["novelty"], rows = novelty_summary(samples, train_texts)
     seconds["novelty"] = time.perf_counter() - t0

@@ -272,6 +272,34 @@ def _val_note(train: Any) -> str:
             f'{train["val_bpc"]:.4f} bits per character (metrics/train.json).</p>')
 
 
+def verdict(ev: dict) -> str:
+    """One plain sentence: which baseline is best and whether, by how much, the LSTM beats it."""
+    c = ev.get("comparison")
+    numbers = ("lstm_bpc", "best_baseline_bpc")
+    if not isinstance(c, dict) or not all(isinstance(c.get(k), (int, float)) for k in numbers):
+        return "No LSTM result to compare with the baselines."
+    margin = c["best_baseline_bpc"] - c["lstm_bpc"]
+    share = 100.0 * abs(margin) / c["best_baseline_bpc"]
+    if margin > 0:
+        return (f"The LSTM beats every baseline: {c['lstm_bpc']:.4f} bits per character against "
+                f"{c['best_baseline_bpc']:.4f} for the best, {c['best_baseline']} "
+                f"({margin:.4f} fewer, {share:.1f}% less).")
+    return (f"The LSTM does NOT beat the best baseline, {c['best_baseline']}: {c['lstm_bpc']:.4f} bits per character "
+            f"against {c['best_baseline_bpc']:.4f} ({-margin:.4f} more, {share:.1f}% worse).")
+
+
+def by_length_rows(ev: dict) -> tuple[list[str], list[tuple]]:
+    """Header and rows of the LSTM vs Kneser-Ney bits per character by document length."""
+    groups = ev.get("by_length") or []
+    kn = next((k[:-4] for g in groups for k in g if k.startswith("kneser_ney") and k.endswith("_bpc")), None)
+    rows = []
+    for g in groups:
+        lstm, other = g.get("lstm_bpc"), g.get(f"{kn}_bpc") if kn else None
+        better = ("LSTM" if lstm < other else kn) if isinstance(lstm, float) and isinstance(other, float) else ""
+        rows.append((g.get("chars"), g.get("documents"), g.get("targets"), lstm, other, better))
+    return ["document length (chars)", "documents", "characters measured", "LSTM bpc", f"{kn} bpc", "better"], rows
+
+
 def evaluation_section(inp: Inputs, cfg: dict) -> str:
     from model import report_plots
 
@@ -284,10 +312,18 @@ def evaluation_section(inp: Inputs, cfg: dict) -> str:
     test = ev.get("test", {})
     out = [f'<p>Test split: {fmt(test.get("documents"))} documents, {fmt(test.get("targets"))} characters measured '
            "(every character plus one END per document; the same symbols for every model).</p>",
+           f'<p class="verdict"><strong>{esc(verdict(ev))}</strong></p>',
            table(["model", "bits per char", "nats per char", "perplexity"], rows),
            _val_note(inp.json("metrics/train.json")),
            img(report_plots.model_bars({n: m["bpc"] for n, m in models.items() if "bpc" in m}),
                "bits per character by model")]
+    header, length_rows = by_length_rows(ev)
+    if length_rows:
+        out.append("<h3>By document length (where the LSTM wins and loses)</h3>")
+        out.append("<p>Test documents grouped by their length; bits per character of each group's characters. "
+                   "Long documents are scored with the LSTM state carried across windows when "
+                   "<code>evaluate.carry_state</code> is on.</p>")
+        out.append(table(header, length_rows, "compact"))
     nov = ev.get("novelty", {})
     out.append("<h3>Novelty (does the model invent or copy?)</h3>")
     out.append(table(["metric", "value"], flatten(nov), "compact"))
@@ -423,11 +459,16 @@ def summary_markdown(inp: Inputs) -> str:
     out = ["# kopitiam summary", ""]
     ev = inp.json("metrics/eval.json")
     if ev:
-        out += ["## Test set, bits per character (lower is better)", "", "| model | bpc | nats/char | perplexity |",
-                "|---|---|---|---|"]
+        out += ["## Test set, bits per character (lower is better)", "", verdict(ev), "",
+                "| model | bpc | nats/char | perplexity |", "|---|---|---|---|"]
         for n, m in sorted(ev.get("models", {}).items(), key=lambda kv: kv[1].get("bpc", 1e9)):
             out.append(f"| {n} | {m.get('bpc', 0):.4f} | {m.get('nats_per_char', 0):.4f} "
                        f"| {m.get('perplexity', 0):.3f} |")
+        header, length_rows = by_length_rows(ev)
+        if length_rows:
+            out += ["", "## By document length", "", "| " + " | ".join(header) + " |",
+                    "|" + "---|" * len(header)]
+            out += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in length_rows]
         nov = ev.get("novelty", {})
         out += ["", "## Novelty", ""] + [f"- {k}: {fmt(v)}" for k, v in flatten(nov)]
     else:

@@ -55,6 +55,7 @@ class TrainConfig:
     warmup_steps: int = setting(ge=0)
     min_lr_fraction: float = setting(ge=0, le=1)
     clip_global_norm: float = setting(ge=0)
+    deterministic_ops: bool  # TensorFlow op determinism (bit-identical reruns on every device)
     epochs: int = setting(ge=1)
     max_steps_per_epoch: int = setting(ge=0)
     val_max_steps: int = setting(ge=0)
@@ -98,12 +99,18 @@ def make_optimizer(cfg: Mapping[str, Any], total_steps: int):
     return opt
 
 
-def build_and_compile(cfg: Mapping[str, Any], vocab_size: int, total_steps: int):
+def build_and_compile(cfg: Mapping[str, Any], vocab_size: int, total_steps: int, lanes: int = 0):
+    """The compiled model and its NetworkConfig; with ``lanes`` (the batch size of a stream that
+    carries state) the network wrapped in model/carry.py's CarriedStateModel."""
     from model.losses import MaskedBits, MaskedNats, RealTokens, masked_loss
     from model.network import NetworkConfig, build_model
 
     net = NetworkConfig(vocab_size=vocab_size, **cfg["model"])
     model = build_model(net)
+    if lanes:
+        from model.carry import CarriedStateModel
+
+        model = CarriedStateModel(model, lanes)
     model.compile(optimizer=make_optimizer(cfg, total_steps), loss=masked_loss(),
                   weighted_metrics=[MaskedNats(), MaskedBits(), RealTokens()])
     return model, net
@@ -129,6 +136,9 @@ def make_sample_fn(vocab, length: int, seed: int) -> Callable:
     from model.sampler import StatefulSampler
 
     def sample(model, prime: str, temperature: float) -> str:
+        from model.carry import plain_model
+
+        model = plain_model(model)
         quiet = logging.getLogger("model.sampler")  # one INFO line per sample: too chatty here
         level = quiet.level
         quiet.setLevel(logging.WARNING)
@@ -245,9 +255,12 @@ def summarize(state, model, steps: int, epochs: int) -> dict[str, Any]:
 def fit(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int], Any], val_data: Callable[[], Any],
         model_dir: Path, checkpoint_dir: Path, csv_path: Path, evolution_path: Path,
         tensorboard_dir: Path | None = None, verbose: int | str = "auto",
-        extra_callbacks: list | None = None, task_index: int | None = None) -> tuple[Any, dict[str, Any]]:
+        extra_callbacks: list | None = None, task_index: int | None = None,
+        carry_lanes: int = 0) -> tuple[Any, dict[str, Any]]:
     """Train (or resume) and save the model folder. ``train_data(seed)`` yields one epoch of
     ``(inputs, targets, mask)`` batches in an order fixed by ``seed``; ``val_data()`` the val split.
+    ``carry_lanes`` > 0: the batches are model/data.py's carried-state kind (inputs a dict) with
+    streams of that many rows, and the LSTM state is carried across them (model/carry.py).
     Returns ``(model, summary)``; raises TrainingError on divergence or a foreign checkpoint.
     ``train.distribute.strategy`` other than ``none`` hands over to model/distribute.py (there
     ``task_index`` picks the worker; a non-chief returns ``(model, None)`` and writes nothing)."""
@@ -266,14 +279,15 @@ def fit(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int], Any], val_
 
     seed = int(cfg["seed"])
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    if cfg.get("deterministic_ops", True):
+        tf.config.experimental.enable_op_determinism()
 
     n_batches = count_batches(train_data(seed))
     if n_batches == 0:
         raise TrainingError("the train split has no batches: check data/batches/train (did `dvc repro batches` run?)")
     steps = min(n_batches, int(cfg["max_steps_per_epoch"])) if cfg["max_steps_per_epoch"] else n_batches
     epochs = int(cfg["epochs"])
-    model, net = build_and_compile(cfg, len(vocab), steps * epochs)
+    model, net = build_and_compile(cfg, len(vocab), steps * epochs, lanes=carry_lanes)
 
     ckpt = cb.Checkpointer(checkpoint_dir, fingerprint=fingerprint(cfg, vocab.hash, steps))
     state = resume_state(ckpt, model, vocab, steps)
@@ -298,6 +312,9 @@ def fit(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int], Any], val_
     if not state.history:
         raise TrainingError(f"no epoch finished; checkpoints are in {checkpoint_dir}")
 
+    from model.carry import plain_model
+
+    model = plain_model(model)
     summary = summarize(state, model, steps, epochs)
     # distribute is how, not what, was trained (and leaving it out keeps this folder's bytes as before)
     meta = {"network": net.to_dict(), "params": {k: v for k, v in cfg.items() if k != "distribute"},
@@ -329,6 +346,21 @@ def xz_bpc(train_texts: list[str], val_texts: list[str], vocab, context_chars: i
         raise TrainingError("the val split is empty: no baseline to compare against") from None
     return {"xz9_val_bpc": got["bpc"], "xz9_val_alone_bpc": got["alone_bpc"],
             "xz9_context_chars": got["context_chars"], "val_chars": got["targets"]}
+
+
+def carried_state(stats: Mapping[str, Any], cfg: Mapping[str, Any]) -> bool:
+    """Whether to carry the LSTM state across stream batches: the batches were built for it
+    (``batches.carry_state``) and training runs on one device (the distributed loop starts every
+    chunk from zero: said once in the log)."""
+    if not stats.get("carry_state"):
+        return False
+    strategy = (cfg.get("distribute") or {}).get("strategy", "none")
+    if strategy != "none":
+        log.warning("train.distribute.strategy %s does not carry the LSTM state across chunks: long documents' "
+                    "chunks start from a zero state (batches.carry_state false gives the same data layout "
+                    "as before)", strategy)
+        return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -366,14 +398,15 @@ def main(argv: list[str] | None = None) -> int:
             log.error("%s/%s was encoded with vocabulary %s, but %s is %s: rerun `dvc repro batches`",
                       args.batches, split, stats["vocab_hash"], args.vocab, vocab.hash)
             return 1
+    carry = carried_state(stats, cfg)
     try:
         model, summary = fit(
             cfg, vocab=vocab,
-            train_data=lambda s: make_dataset(args.batches, "train", seed=s),
-            val_data=lambda: make_dataset(args.batches, "val"),
+            train_data=lambda s: make_dataset(args.batches, "train", seed=s, carry=carry),
+            val_data=lambda: make_dataset(args.batches, "val", carry=carry),
             model_dir=args.model_dir, checkpoint_dir=args.checkpoints, csv_path=args.plots,
             evolution_path=args.evolution, tensorboard_dir=args.tensorboard, verbose=verbose,
-            task_index=args.task_index)
+            task_index=args.task_index, carry_lanes=stats["batch_size"] if carry else 0)
     except TrainingError as err:
         log.error("%s", err)
         return 1

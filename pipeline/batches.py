@@ -2,14 +2,28 @@
 
 Reads ``data/split/{train,val,test}.parquet`` and ``data/vocab.json``; writes ``data/batches/<split>/``
 and ``metrics/batches.json``. Params (``batches`` section): ``batch_size``, ``max_len``, ``buckets``
-(``auto`` or a list of lengths), ``max_buckets`` (auto only), ``seed``.
+(``auto`` or a list of lengths), ``max_buckets`` (auto only), ``seed``, ``carry_state``.
 
 Sequences (docs/contracts.md). A document of n characters is ``[END, c1, ..., cn, END]``; inputs are
 ``seq[:-1]``, targets ``seq[1:]`` (n + 1 real targets: every character, then the END that ends the
 document). A document with more than ``max_len`` targets is cut into consecutive chunks of
 ``max_len`` targets (the last one shorter); chunk k holds the window ``seq[k*max_len : k*max_len +
 len + 1]``, so its first input is the last character of chunk k - 1. The model therefore sees a
-continuation with one character of context and no carried state: every target appears exactly once.
+continuation with one character of context; every target appears exactly once.
+
+Carried state (``carry_state: true``, truncated backpropagation through time). Documents cut into
+several chunks do not go to the buckets: they form the split's *stream* of ``batch_size`` lanes.
+Each such document is given (in seeded order) to the lane with the fewest targets so far; a lane is
+its documents' sequences one after the other, the END closing one being the input that opens the
+next (as in char-rnn's single stream), and row r of stream batch j is window j (``max_len``
+targets) of lane r. So the continuation of a row sits in the same row of the stream's next batch,
+and the model starts it from the state the row ended with (its first input is the row's last
+target: the sequence continues exactly); within a lane the state flows on from one document into
+the next through the END between them, and the lane's windows are full, so the stream wastes no
+padding but at a lane's end. Stream batches always have ``batch_size`` rows (a lane that has run out
+holds an empty row: no real targets) and are never reordered among themselves; buckets and the
+stream still interleave in the seeded batch order. Documents of one chunk keep the buckets and start
+from a zero state, as before.
 
 Buckets. A chunk with t targets goes to the first bucket whose length T >= t and is right-padded with
 END to T targets (T + 1 tokens stored). ``buckets: auto`` chooses at most ``max_buckets`` lengths from
@@ -28,8 +42,16 @@ Shards, per split, read by ``model/data.py`` through ``from_tensor_slices`` (no 
   vocabulary), rows in batch order: rows ``[k*B, (k+1)*B)`` are the bucket's batch k.
 - ``bucket_<T>.rows.npy``: ``[N, 3]`` int32: real targets, document index (row of the split's
   Parquet file), chunk index within the document.
+- ``stream.tokens.npy``, ``stream.rows.npy`` (carried state only): the stream, laid out as a bucket
+  of length ``max_len``, rows ``[N, 4]``: real targets, the document of the row's first target (-1:
+  an empty row), the window's index in its lane, and ``carry`` (1: this row continues the same row
+  of the stream's previous batch, so the state carries over; 0: start from zero). Its manifest
+  entry has ``"carry": true``.
 - ``order.npy``: bucket index (into the manifest's bucket list) of every batch, in order.
 - ``manifest.json``: batch size, buckets, counts and the vocabulary hash.
+
+``manifest.json`` and ``metrics/batches.json`` count the stream's batches, rows and tokens apart
+(``carried_rows``: rows that continue a previous batch's row).
 
 ``.npy`` rather than ``.npz`` or TFRecord: the bytes depend only on the arrays (no zip timestamps),
 numpy and tf.data both read them directly, and a whole bucket loads with one read.
@@ -38,6 +60,7 @@ numpy and tf.data both read them directly, and a whole bucket loads with one rea
 from __future__ import annotations
 
 import argparse
+import heapq
 import json
 import logging
 import os
@@ -74,6 +97,7 @@ class BatchesConfig:
     buckets: str | list[int] = setting(ge=1, check=_buckets_problem)  # "auto" or lengths in [1, max_len]
     max_buckets: int = setting(ge=1)
     seed: int = setting(ge=0)
+    carry_state: bool  # documents longer than max_len: chunks in a stream that carries the LSTM state
 
     def __post_init__(self) -> None:
         if isinstance(self.buckets, list) and max(self.buckets) > self.max_len:
@@ -88,6 +112,7 @@ class BatchParams:
     buckets: tuple[int, ...] | None  # None = auto
     max_buckets: int
     seed: int
+    carry_state: bool = False
 
 
 def check_params(p: Mapping[str, Any], where: str = "params.yaml") -> BatchParams:
@@ -100,7 +125,7 @@ def check_params(p: Mapping[str, Any], where: str = "params.yaml") -> BatchParam
         if buckets[-1] < p["max_len"]:
             buckets.append(p["max_len"])
         buckets = tuple(buckets)
-    return BatchParams(p["batch_size"], p["max_len"], buckets, p["max_buckets"], p["seed"])
+    return BatchParams(p["batch_size"], p["max_len"], buckets, p["max_buckets"], p["seed"], p["carry_state"])
 
 
 # -- sequences ----------------------------------------------------------------------------------
@@ -187,13 +212,81 @@ def token_dtype(vocab_size: int) -> np.dtype:
 
 
 # -- batches ------------------------------------------------------------------------------------
+def select(chunks: Mapping[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarray]:
+    """The rows ``keep`` (a boolean mask) of a chunk table."""
+    return {k: v[keep] for k, v in chunks.items()}
+
+
+def in_long_documents(chunks: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Boolean mask of the chunks whose document is cut into more than one chunk."""
+    per_doc = np.bincount(chunks["doc"]) if len(chunks["doc"]) else np.zeros(0, dtype=np.int64)
+    return per_doc[chunks["doc"]] > 1
+
+
+def windows(stream: np.ndarray, start: np.ndarray, targets: np.ndarray, length: int,
+            dtype: np.dtype) -> np.ndarray:
+    """``[N, length + 1]`` token rows: ``targets + 1`` tokens of the stream from each start, then END."""
+    pos = np.arange(length + 1)
+    idx = np.minimum(start[:, None] + pos[None, :], max(len(stream) - 1, 0))
+    return np.where(pos[None, :] <= targets[:, None], stream[idx], END_ID).astype(dtype)
+
+
+def stream_lanes(chunks: Mapping[str, np.ndarray], lanes: int, rng: np.random.Generator) -> list[list[int]]:
+    """Per lane, the documents it holds (rows of the chunk table's ``doc``), in order: documents in
+    seeded order go to the lane with the fewest targets so far (lowest lane on ties)."""
+    docs, first = np.unique(chunks["doc"], return_index=True)
+    targets = np.add.reduceat(chunks["targets"], first) if len(first) else np.zeros(0, dtype=np.int64)
+    lane_docs: list[list[int]] = [[] for _ in range(lanes)]
+    heap = [(0, lane) for lane in range(lanes)]
+    for d in rng.permutation(len(docs)):
+        filled, lane = heapq.heappop(heap)
+        lane_docs[lane].append(int(docs[d]))
+        heapq.heappush(heap, (filled + int(targets[d]), lane))
+    return lane_docs
+
+
+def build_stream(stream: np.ndarray, chunks: Mapping[str, np.ndarray], max_len: int, batch_size: int,
+                 rng: np.random.Generator, dtype: np.dtype) -> dict[str, Any] | None:
+    """The stream bucket of the long documents (None when there are none): rows in batch order,
+    ``batch_size`` per batch, row r of batch j being window j of lane r, with the ``carry`` column."""
+    if len(chunks["doc"]) == 0:
+        return None
+    docs, first = np.unique(chunks["doc"], return_index=True)
+    doc_start = dict(zip(docs.tolist(), chunks["start"][first].tolist()))
+    doc_targets = dict(zip(docs.tolist(), np.add.reduceat(chunks["targets"], first).tolist()))
+    lanes = []
+    for held in stream_lanes(chunks, batch_size, rng):
+        # each document's [END, c1..cn]; the END closing one opens the next, a last END closes the lane
+        parts = [stream[doc_start[d]:doc_start[d] + doc_targets[d]] for d in held]
+        ids = np.concatenate([*parts, [END_ID]]).astype(np.int64)
+        ends = np.cumsum([doc_targets[d] for d in held], dtype=np.int64)
+        lanes.append((ids, np.asarray(held, dtype=np.int64), ends))
+    n_batches = max(-(-(len(ids) - 1) // max_len) for ids, _, _ in lanes)
+    tokens = np.full((n_batches, batch_size, max_len + 1), END_ID, dtype=dtype)
+    rows = np.zeros((n_batches, batch_size, 4), dtype=np.int32)
+    rows[:, :, 1:3] = -1
+    for lane, (ids, held, ends) in enumerate(lanes):
+        n_targets = len(ids) - 1
+        for j in range(-(-n_targets // max_len)):
+            window = ids[j * max_len:j * max_len + max_len + 1]
+            tokens[j, lane, :len(window)] = window
+            first_doc = held[np.searchsorted(ends, j * max_len, side="right")]
+            rows[j, lane] = (len(window) - 1, first_doc, j, int(j > 0))
+    return {"length": int(max_len), "tokens": tokens.reshape(-1, max_len + 1), "rows": rows.reshape(-1, 4),
+            "batches": int(n_batches), "carry": True}
+
+
 def build_split(stream: np.ndarray, chunks: Mapping[str, np.ndarray], boundaries: Sequence[int], batch_size: int,
-                rng: np.random.Generator, dtype: np.dtype) -> tuple[list[dict[str, Any]], np.ndarray]:
+                rng: np.random.Generator, dtype: np.dtype, *,
+                carry_state: bool = False, max_len: int = 0) -> tuple[list[dict[str, Any]], np.ndarray]:
     """``(buckets, order)``: per bucket its padded token rows and row table in batch order, and the
-    bucket index of every batch in the split's batch order."""
-    bucket_of = np.searchsorted(np.asarray(boundaries), chunks["targets"], side="left")
-    if len(chunks["targets"]) and bucket_of.max() >= len(boundaries):
-        raise ValueError(f"a sequence of {int(chunks['targets'].max())} targets exceeds the last bucket "
+    bucket index of every batch in the split's batch order. With ``carry_state`` the chunks of long
+    documents go to the stream (the last bucket, of length ``max_len``) instead."""
+    long_docs = in_long_documents(chunks) if carry_state else np.zeros(len(chunks["doc"]), dtype=bool)
+    bucketed = select(chunks, ~long_docs)
+    bucket_of = np.searchsorted(np.asarray(boundaries), bucketed["targets"], side="left")
+    if len(bucketed["targets"]) and bucket_of.max() >= len(boundaries):
+        raise ValueError(f"a sequence of {int(bucketed['targets'].max())} targets exceeds the last bucket "
                          f"{boundaries[-1]}")
     buckets, labels = [], []
     for b, length in enumerate(boundaries):
@@ -201,14 +294,17 @@ def build_split(stream: np.ndarray, chunks: Mapping[str, np.ndarray], boundaries
         if len(sel) == 0:
             continue
         sel = sel[rng.permutation(len(sel))]
-        start, targets = chunks["start"][sel], chunks["targets"][sel]
-        pos = np.arange(length + 1)
-        idx = np.minimum(start[:, None] + pos[None, :], len(stream) - 1)
-        tokens = np.where(pos[None, :] <= targets[:, None], stream[idx], END_ID).astype(dtype)
-        rows = np.stack([targets, chunks["doc"][sel], chunks["chunk"][sel]], axis=1).astype(np.int32)
+        targets = bucketed["targets"][sel]
+        tokens = windows(stream, bucketed["start"][sel], targets, length, dtype)
+        rows = np.stack([targets, bucketed["doc"][sel], bucketed["chunk"][sel]], axis=1).astype(np.int32)
         n_batches = -(-len(sel) // batch_size)
         labels.append(np.full(n_batches, len(buckets), dtype=np.int32))
         buckets.append({"length": int(length), "tokens": tokens, "rows": rows, "batches": n_batches})
+    if carry_state:
+        carried = build_stream(stream, select(chunks, long_docs), max_len, batch_size, rng, dtype)
+        if carried is not None:
+            labels.append(np.full(carried["batches"], len(buckets), dtype=np.int32))
+            buckets.append(carried)
     order = rng.permutation(np.concatenate(labels)) if labels else np.zeros(0, dtype=np.int32)
     return buckets, order.astype(np.int32)
 
@@ -219,8 +315,11 @@ def bucket_stats(buckets: Sequence[Mapping[str, Any]], max_len: int) -> dict[str
     for b in buckets:
         n, length = len(b["rows"]), b["length"]
         real = int(b["rows"][:, 0].sum())
-        per.append({"length": length, "sequences": n, "batches": b["batches"], "real_tokens": real,
-                    "pad_tokens": n * length - real, "efficiency": round(real / (n * length), 6)})
+        entry = {"length": length, "sequences": n, "batches": b["batches"], "real_tokens": real,
+                 "pad_tokens": n * length - real, "efficiency": round(real / (n * length), 6)}
+        if b.get("carry"):
+            entry.update(carry=True, carried_rows=int(b["rows"][:, 3].sum()))
+        per.append(entry)
         real_all, total_all = real_all + real, total_all + n * length
         seqs_all, batches_all = seqs_all + n, batches_all + b["batches"]
     return {"batches": batches_all, "sequences": seqs_all, "real_tokens": real_all, "pad_tokens": total_all - real_all,
@@ -234,11 +333,12 @@ def write_split(out_dir: Path, split: str, buckets: Sequence[Mapping[str, Any]],
     out_dir.mkdir(parents=True)
     entries = []
     for b in buckets:
-        stem = f"bucket_{b['length']:05d}"
+        stem = "stream" if b.get("carry") else f"bucket_{b['length']:05d}"
         np.save(out_dir / f"{stem}.tokens.npy", b["tokens"], allow_pickle=False)
         np.save(out_dir / f"{stem}.rows.npy", b["rows"], allow_pickle=False)
         entries.append({"length": b["length"], "tokens": f"{stem}.tokens.npy", "rows": f"{stem}.rows.npy",
-                        "sequences": len(b["rows"]), "batches": b["batches"]})
+                        "sequences": len(b["rows"]), "batches": b["batches"],
+                        **({"carry": True} if b.get("carry") else {})})
     np.save(out_dir / "order.npy", order, allow_pickle=False)
     write_json_atomic(out_dir / "manifest.json", {**manifest, "format": FORMAT_VERSION, "split": split,
                                                    "buckets": entries, "order": "order.npy"})
@@ -268,12 +368,19 @@ def encode_splits(split_paths: Mapping[str, Path], vocab: Vocab, max_len: int) -
 
 
 def choose_boundaries(chunk_tables: Mapping[str, Mapping[str, np.ndarray]], params: BatchParams) -> list[int]:
-    """Bucket lengths: as given in params, or ``auto_buckets`` over train (raised to the longest chunk)."""
+    """Bucket lengths: as given in params, or ``auto_buckets`` over train (raised to the longest
+    chunk). With ``carry_state`` only the chunks of one-chunk documents count (the rest is the stream)."""
     if params.buckets is not None:
         return list(params.buckets)
+    if params.carry_state:
+        chunk_tables = {k: select(c, ~in_long_documents(c)) for k, c in chunk_tables.items()}
+        if not any(len(c["targets"]) for c in chunk_tables.values()):
+            return [params.max_len]  # every document is long: all of it is stream
     reference = chunk_tables["train" if "train" in chunk_tables else next(iter(chunk_tables))]
+    if len(reference["targets"]) == 0:
+        reference = next(c for c in chunk_tables.values() if len(c["targets"]))
     boundaries = auto_buckets(reference["targets"], params.batch_size, params.max_buckets)
-    longest = max(int(c["targets"].max()) for c in chunk_tables.values())
+    longest = max(int(c["targets"].max()) for c in chunk_tables.values() if len(c["targets"]))
     boundaries[-1] = max(boundaries[-1], longest)
     return boundaries
 
@@ -286,6 +393,16 @@ def fresh_dir_beside(out_dir: Path) -> Path:
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)
     return tmp
+
+
+def stream_counts(buckets: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Batches, rows and real tokens of the stream, and its rows that carry state (empty without one)."""
+    carried = [b for b in buckets if b.get("carry")]
+    if not carried:
+        return {}
+    rows = carried[0]["rows"]
+    return {"stream_batches": carried[0]["batches"], "stream_rows": len(rows),
+            "stream_real_tokens": int(rows[:, 0].sum()), "carried_rows": int(rows[:, 3].sum())}
 
 
 def totals(metrics: dict[str, Any], max_len: int) -> dict[str, Any]:
@@ -309,14 +426,16 @@ def run(split_paths: Mapping[str, Path], vocab: Vocab, params: BatchParams, out_
     try:
         for split in split_paths:
             rng = np.random.default_rng([params.seed, SPLITS.index(split) if split in SPLITS else len(SPLITS)])
-            buckets, order = build_split(streams[split], chunk_tables[split], boundaries, params.batch_size, rng, dtype)
+            buckets, order = build_split(streams[split], chunk_tables[split], boundaries, params.batch_size, rng, dtype,
+                                         carry_state=params.carry_state, max_len=params.max_len)
             stats = bucket_stats(buckets, params.max_len)
             stats.update(documents=n_docs[split], chunked_documents=int((chunk_tables[split]["chunk"] == 1).sum()),
-                         unk_tokens=int((streams[split] == UNK_ID).sum()))
+                         unk_tokens=int((streams[split] == UNK_ID).sum()), **stream_counts(buckets))
             write_split(tmp / split, split, buckets, order, {
                 "batch_size": params.batch_size, "max_len": params.max_len, "seed": params.seed,
                 "vocab_hash": vocab.hash, "vocab_size": len(vocab), "dtype": dtype.name,
-                **{k: stats[k] for k in ("batches", "sequences", "documents", "real_tokens", "pad_tokens")}})
+                **{k: stats[k] for k in ("batches", "sequences", "documents", "real_tokens", "pad_tokens")},
+                **({"carry_state": True, **stream_counts(buckets)} if params.carry_state else {})})
             metrics["splits"][split] = stats
             log.info("batches %s: %d documents -> %d sequences in %d batches, %d buckets, efficiency %.4f "
                      "(pad-to-max %.4f), %d UNK", split, n_docs[split], stats["sequences"], stats["batches"],

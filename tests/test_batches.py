@@ -46,15 +46,27 @@ def params(**kw) -> B.BatchParams:
 def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("batches")
     paths, vocab = make_splits(root)
-    metrics = B.run(paths, vocab, params(), root / "out")
+    metrics = B.run(paths, vocab, params(carry_state=False), root / "out")
+    return root, paths, vocab, metrics
+
+
+@pytest.fixture(scope="module")
+def streamed(tmp_path_factory):
+    """The same splits with carry_state: long documents in a stream that carries the LSTM state."""
+    root = tmp_path_factory.mktemp("streamed")
+    paths, vocab = make_splits(root)
+    metrics = B.run(paths, vocab, params(carry_state=True), root / "out")
     return root, paths, vocab, metrics
 
 
 def shard_rows(out: Path, split: str) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(tokens [T+1], row [targets, doc, chunk]) for every stored sequence of a split."""
+    """(tokens [T+1], row [targets, doc, chunk]) for every stored sequence of a split's buckets
+    (the stream, whose rows are windows of lanes, is checked on its own)."""
     m = load_manifest(out, split)
     rows = []
     for b in m["buckets"]:
+        if b.get("carry"):
+            continue
         tokens = np.load(out / split / b["tokens"])
         table = np.load(out / split / b["rows"])
         rows.extend(zip(tokens, table))
@@ -70,14 +82,27 @@ def test_make_chunks_covers_every_target_once():
     assert chunks["start"].tolist() == [0, 1, 5, 10, 15, 20, 25, 26, 31, 36, 41, 46, 51]
 
 
+@pytest.mark.parametrize("layout", ["built", "streamed"])
 @pytest.mark.parametrize("split", S.SPLITS)
-def test_every_real_token_appears_exactly_once(built, split):
-    root, paths, vocab, _ = built
+def test_every_real_token_appears_exactly_once(request, layout, split):
+    root, paths, vocab, _ = request.getfixturevalue(layout)
     texts = pq.read_table(paths[split]).column("text").to_pylist()
+    streamed = {}
+    if layout == "streamed":  # the long documents: END-separated in the lanes' target sequences
+        tokens, rows = stream_of(root / "out", split)
+        for lane in range(rows.shape[1]):
+            targets = np.concatenate([tokens[j, lane, 1:rows[j, lane, 0] + 1] for j in range(len(rows))])
+            cuts = np.flatnonzero(targets == V.END_ID)
+            assert len(targets) and cuts[-1] == len(targets) - 1  # a lane ends with a document's END
+            for piece, first_doc in zip(np.split(targets, cuts[:-1] + 1), lane_documents(rows[:, lane])):
+                streamed[first_doc] = piece
+        assert len(streamed) == sum(len(t) + 1 > 64 for t in texts)
+        for doc, piece in streamed.items():
+            assert np.array_equal(piece, np.append(vocab.encode(texts[doc]), V.END_ID))
     by_doc: dict[int, list] = {}
     for tokens, (n, doc, chunk) in shard_rows(root / "out", split):
         by_doc.setdefault(int(doc), []).append((int(chunk), tokens, int(n)))
-    assert sorted(by_doc) == list(range(len(texts)))
+    assert sorted([*by_doc, *streamed]) == list(range(len(texts)))
     for doc, chunks in by_doc.items():
         chunks.sort(key=lambda c: c[0])
         assert [c[0] for c in chunks] == list(range(len(chunks)))
@@ -87,7 +112,8 @@ def test_every_real_token_appears_exactly_once(built, split):
         assert chunks[0][1][0] == V.END_ID  # a document starts from END
         for (_, prev, pn), (_, cur, _) in itertools.pairwise(chunks):
             assert cur[0] == prev[pn] and pn == 64  # continuation: input starts with the previous last char
-    assert len(by_doc[0]) == (11 if split == "train" else 1)
+    if layout == "built" or split != "train":
+        assert len(by_doc[0]) == (11 if split == "train" else 1)
 
 
 def test_long_document_is_chunked(built):
@@ -147,10 +173,12 @@ def test_metrics_count_real_and_pad_tokens(built):
         metrics["real_tokens"] / (metrics["real_tokens"] + metrics["pad_tokens"]), abs=1e-6)
 
 
-def test_same_seed_gives_byte_identical_shards_new_seed_changes_order_only(built, tmp_path):
-    root, paths, vocab, _ = built
-    B.run(paths, vocab, params(), tmp_path / "again")
-    B.run(paths, vocab, params(seed=7), tmp_path / "other")
+@pytest.mark.parametrize("layout", ["built", "streamed"])
+def test_same_seed_gives_byte_identical_shards_new_seed_changes_order_only(request, layout, tmp_path):
+    root, paths, vocab, _ = request.getfixturevalue(layout)
+    carry = layout == "streamed"
+    B.run(paths, vocab, params(carry_state=carry), tmp_path / "again")
+    B.run(paths, vocab, params(seed=7, carry_state=carry), tmp_path / "other")
     files = sorted(p.relative_to(root / "out") for p in (root / "out").rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(tmp_path / "again") for p in (tmp_path / "again").rglob("*") if p.is_file())
     for f in files:
@@ -171,7 +199,7 @@ def test_rerun_replaces_old_shards(built, tmp_path):
     B.run(paths, vocab, params(buckets=[8, 64]), out)
     names = {p.name for p in (out / "train").iterdir()}
     assert "bucket_00016.tokens.npy" not in names and "bucket_00008.tokens.npy" in names
-    assert [b["length"] for b in load_manifest(out, "train")["buckets"]] == [8, 64]
+    assert [b["length"] for b in load_manifest(out, "train")["buckets"] if not b.get("carry")] == [8, 64]
 
 
 def brute_force_padding(lengths: np.ndarray, batch_size: int, max_buckets: int) -> int:
@@ -240,3 +268,65 @@ def test_main_reads_params_and_writes_metrics(tmp_path, monkeypatch):
     write_params("params.yaml", {"batches": {"batch_size": 0}})
     with pytest.raises(ParamsError, match="batch_size"):
         B.main([])
+
+
+def stream_of(out: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The stream's tokens and rows as ``[batches, batch_size, ...]``."""
+    m = load_manifest(out, split)
+    entry = next(b for b in m["buckets"] if b.get("carry"))
+    tokens, rows = np.load(out / split / entry["tokens"]), np.load(out / split / entry["rows"])
+    return tokens.reshape(-1, m["batch_size"], tokens.shape[1]), rows.reshape(-1, m["batch_size"], 4)
+
+
+def lane_documents(lane_rows: np.ndarray) -> list[int]:
+    """The documents of one lane in order, from its rows' first-target documents (a document that
+    starts and ends inside one window is not listed there: only used where every document is long)."""
+    docs: list[int] = []
+    for targets, doc, _, _ in lane_rows:
+        if targets and (not docs or docs[-1] != doc):
+            docs.append(int(doc))
+    return docs
+
+
+def test_stream_rows_continue_the_same_row_of_the_previous_stream_batch(streamed):
+    root, paths, _, metrics = streamed
+    tokens, rows = stream_of(root / "out", "train")
+    assert rows.shape[1] == 8 and tokens.shape[2] == 65  # batch_size lanes of max_len targets
+    for j in range(len(rows)):
+        real = rows[j, :, 0] > 0
+        carried = rows[j, :, 3] == 1
+        assert (rows[j, ~real, 1] == -1).all() and not carried[~real].any()  # empty lanes carry nothing
+        assert np.array_equal(carried[real], rows[j, real, 2] > 0)  # every window but a lane's first carries
+        if j == 0:
+            continue
+        c = np.flatnonzero(carried)
+        assert np.array_equal(rows[j, c, 2], rows[j - 1, c, 2] + 1)  # the lane's next window
+        assert (rows[j - 1, c, 0] == 64).all()  # continued windows are full
+        assert np.array_equal(tokens[j, c, 0], tokens[j - 1, c, 64])  # input continues the lane's sequence
+    # lanes are balanced: they differ by less than a window plus the longest document
+    per_lane = rows[..., 0].sum(axis=0)
+    texts = pq.read_table(paths["train"]).column("text").to_pylist()
+    assert per_lane.max() - per_lane.min() <= max(len(t) + 1 for t in texts)
+    s = metrics["splits"]["train"]
+    assert s["stream_batches"] == len(rows) and s["carried_rows"] == int(rows[..., 3].sum()) > 0
+    assert s["stream_real_tokens"] == int(rows[..., 0].sum()) == sum(len(t) + 1 for t in texts if len(t) + 1 > 64)
+    m = load_manifest(root / "out", "train")
+    assert m["carry_state"] and m["stream_batches"] == len(rows) and m["carried_rows"] == s["carried_rows"]
+
+
+def test_stream_keeps_its_order_in_the_loader_even_when_reshuffled(streamed):
+    from model.data import make_dataset
+
+    root, _, _, _ = streamed
+    tokens, rows = stream_of(root / "out", "train")
+    for seed in (None, 3):
+        got = []
+        for x, _, mask in make_dataset(root / "out", "train", seed=seed, carry=True):
+            if float(x["stream"].numpy().max()) > 0:
+                assert (x["stream"].numpy() == 1).all() and x["tokens"].shape[0] == 8
+                got.append((x["tokens"].numpy(), x["carry"].numpy()))
+            else:
+                assert not x["carry"].numpy().any()
+        assert len(got) == len(rows)
+        for (x, carry), want_tokens, want_rows in zip(got, tokens, rows):
+            assert np.array_equal(x, want_tokens[:, :-1]) and np.array_equal(carry, want_rows[:, 3])

@@ -10,28 +10,13 @@ import numpy as np
 import pytest
 from eval_project import COPIED, shared_project
 
-from model.evaluate import chunk_sequences, generated_part, limit_chars, lstm_nats
+from model.evaluate import by_length, generated_part, limit_chars, lstm_doc_nats, lstm_nats, per_document_bits
 from pipeline.vocab import END_ID
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     return shared_project(tmp_path_factory)
-
-
-def test_chunks_cover_every_target_once_and_continue_from_the_previous_chunk():
-    docs = [np.arange(2, 12, dtype=np.int32), np.zeros(0, dtype=np.int32), np.array([5], dtype=np.int32)]
-    chunks = chunk_sequences(docs, max_len=4)
-    targets = np.concatenate([y for _, y in chunks])
-    assert len(targets) == sum(len(d) + 1 for d in docs)
-    assert targets[:11].tolist() == list(range(2, 12)) + [END_ID]
-    for (x, y) in chunks:
-        assert len(x) == len(y) <= 4
-    # the chunk after [END,2,3,4] -> targets [2,3,4,5] starts its input with 5, the last target before
-    assert chunks[1][0][0] == chunks[0][1][-1] == 5
-    assert chunks[0][0][0] == END_ID
-    with pytest.raises(ValueError, match="max_len"):
-        chunk_sequences(docs, 0)
 
 
 def test_lstm_loss_equals_direct_softmax_per_document(project):
@@ -49,9 +34,33 @@ def test_lstm_loss_equals_direct_softmax_per_document(project):
         expected += float((logz - logits[np.arange(len(seq) - 1), seq[1:]]).sum())
     assert count == sum(len(d) + 1 for d in docs)
     assert nats == pytest.approx(expected, rel=1e-5)
-    # chunking changes the context at chunk starts only: the loss stays close, the count identical
-    nats_chunked, count_chunked = lstm_nats(model, docs, batch_size=3, max_len=7)
-    assert count_chunked == count and nats_chunked == pytest.approx(expected, rel=0.2)
+    # windows of 7 that carry the state are one pass over each document: the same loss
+    carried, count_carried = lstm_nats(model, docs, batch_size=3, max_len=7, carry_state=True)
+    assert count_carried == count and carried == pytest.approx(expected, rel=1e-5)
+    # without carrying, every window starts from zero with the previous window's last target as input
+    fresh = lstm_doc_nats(model, docs, batch_size=3, max_len=7, carry_state=False)
+    for d, got in zip(docs, fresh):
+        seq = np.concatenate([[END_ID], d, [END_ID]]).astype(np.int32)
+        want = 0.0
+        for start in range(0, len(seq) - 1, 7):
+            x, y = seq[start:start + 7], seq[start + 1:start + 8]
+            logits = np.asarray(model(x[None, :len(y)]), dtype=np.float64)[0]
+            logz = np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1)) + logits.max(1)
+            want += float((logz - logits[np.arange(len(y)), y]).sum())
+        assert got == pytest.approx(want, rel=1e-5)
+    assert any(len(d) + 1 > 7 for d in docs) and fresh.sum() != pytest.approx(expected, rel=1e-7)
+
+
+def test_by_length_groups_documents_and_weights_characters():
+    docs = [np.zeros(n, dtype=np.int32) for n in (3, 10, 70, 200)]
+    bits = {"a": np.array([4.0, 11.0, 71.0, 201.0]), "b": np.array([8.0, 22.0, 142.0, 402.0])}
+    groups = by_length(docs, bits, [64, 128])
+    assert [g["chars"] for g in groups] == ["0-63", "64-127", "128+"]
+    assert [g["documents"] for g in groups] == [2, 1, 1] and groups[0]["targets"] == 4 + 11
+    assert [g["a_bpc"] for g in groups] == [1.0, 1.0, 1.0] and groups[2]["b_bpc"] == 2.0
+    # per-target log2 probabilities summed back per document (n + 1 targets each)
+    lp = -np.ones(sum(len(d) + 1 for d in docs))
+    assert per_document_bits(lp, docs).tolist() == [4.0, 11.0, 71.0, 201.0]
 
 
 def test_eval_json_has_lstm_beside_every_baseline(project):

@@ -7,7 +7,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from helpers.tiny_model import keras_logits  # noqa: E402
+from helpers.tiny_model import keras_logits, lstm_sequence_model  # noqa: E402
 
 from model.lstm_numpy import (  # noqa: E402
     LayoutError,
@@ -36,7 +36,7 @@ def test_run_and_step_reproduce_keras(tiny_lstm, weights):
     assert logits.dtype == np.float64 and len(hs) == len(cs) == 2
     assert [h.shape for h in hs] == [(len(ids), 32)] * 2
     np.testing.assert_allclose(logits, expected, atol=1e-5, rtol=0)
-    np.testing.assert_allclose(hs[-1], np.asarray(keras.Model(model.input, model.get_layer("lstm_1").output)(
+    np.testing.assert_allclose(hs[-1], np.asarray(lstm_sequence_model(model, "lstm_1")(
         ids[None, :], training=False))[0], atol=1e-5, rtol=0)
     sw = StepWeights.from_weights(weights)
     state, rows = initial_state(sw, 1), []

@@ -5,6 +5,7 @@ headless Chromium when one is installed."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import subprocess
@@ -120,3 +121,24 @@ def test_renders_in_headless_chromium(project, tmp_path):
     assert list(parsed.sections) == [k for k, _ in report.SECTIONS]
     assert len([1 for t, _ in parsed.tags if t == "img"]) == 4
     assert not [t for t, _ in parsed.tags if t == "script"]
+
+
+def test_verdict_names_the_best_baseline_and_the_margin():
+    beaten = {"comparison": {"best_baseline": "kneser_ney_5", "best_baseline_bpc": 2.2, "lstm_bpc": 2.0}}
+    assert report.verdict(beaten) == ("The LSTM beats every baseline: 2.0000 bits per character against 2.2000 "
+                                      "for the best, kneser_ney_5 (0.2000 fewer, 9.1% less).")
+    losing = {"comparison": {"best_baseline": "kneser_ney_5", "best_baseline_bpc": 2.0, "lstm_bpc": 2.1}}
+    assert report.verdict(losing).startswith("The LSTM does NOT beat the best baseline, kneser_ney_5: 2.1000")
+    assert "5.0% worse" in report.verdict(losing)
+    assert report.verdict({}) == "No LSTM result to compare with the baselines."
+
+
+def test_by_length_table_says_which_model_wins_each_group(project):
+    ev = json.loads((project[0] / "metrics/eval.json").read_text())
+    header, rows = report.by_length_rows(ev)
+    assert header[4] == "kneser_ney_4 bpc" and len(rows) == len(ev["by_length"]) > 0
+    assert sum(r[2] for r in rows) == ev["test"]["targets"]
+    for r in rows:
+        assert r[5] == ("LSTM" if r[3] < r[4] else "kneser_ney_4")
+    text = (project[0] / "reports/summary.md").read_text(encoding="utf-8")
+    assert "## By document length" in text and report.verdict(ev) in text

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from eval_project import shared_project
+from helpers.tiny_model import lstm_sequence_model
 
 from model import interpret
 from pipeline.vocab import END_ID
@@ -21,13 +22,11 @@ def trained(tmp_path_factory):
 
 
 def test_numpy_states_equal_keras_layer_outputs(trained):
-    import keras
-
     model, vocab, facts = trained
     ids = np.concatenate([[END_ID], vocab.encode(facts["val"][1])]).astype(np.int32)
     hs, cs = interpret.lstm_states(model, ids)
     for i, h in enumerate(hs):
-        sub = keras.Model(model.input, model.get_layer(f"lstm_{i}").output)
+        sub = lstm_sequence_model(model, f"lstm_{i}")
         np.testing.assert_allclose(h, np.asarray(sub(ids[None]))[0], atol=1e-4)
     assert len(cs) == len(hs) and cs[0].shape == hs[0].shape
 

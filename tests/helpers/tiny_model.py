@@ -98,3 +98,12 @@ def keras_greedy(model, vocab: Vocab, prime: str, length: int) -> str:
         out.append(tok)
         ids.append(tok)
     return vocab.decode(out)
+
+
+def lstm_sequence_model(model, name: str):
+    """A Keras model from the network's input to LSTM layer ``name``'s output sequence (the layer
+    also returns its final state, see model/network.py)."""
+    import keras
+
+    out = model.get_layer(name).output
+    return keras.Model(model.input, out[0] if isinstance(out, (list, tuple)) else out)
