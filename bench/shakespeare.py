@@ -78,14 +78,22 @@ def evaluate_carried(model, ids: np.ndarray, seq_len: int) -> float:
     from model.network import with_state
 
     stepper = with_state(model)
-    states = [tf.zeros((1, int(s.shape[-1]))) for s in stepper.inputs[1:]]
+    units = [int(s.shape[-1]) for s in stepper.inputs[1:]]
+
+    @tf.function(input_signature=[tf.TensorSpec([1, None], tf.int32)] * 2 +
+                 [[tf.TensorSpec([1, u], tf.float32) for u in units]])
+    def window(x, y, states):  # one graph: an eager Keras LSTM runs its time loop op by op
+        logits, *final = stepper([x, *states], training=False)
+        nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=tf.cast(logits, tf.float32))
+        return tf.reduce_sum(nll), [tf.cast(f, tf.float32) for f in final]
+
+    states = [tf.zeros((1, u)) for u in units]
     total = 0.0
     for start in range(0, len(ids) - 1, seq_len):
-        x, y = ids[start:start + seq_len], ids[start + 1:start + seq_len + 1]
-        x = x[:len(y)]
-        logits, *states = stepper([tf.constant(x[None], tf.int32), *states], training=False)
-        total += float(tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=tf.constant(y[None], tf.int32), logits=tf.cast(logits, tf.float32))))
+        y = ids[start + 1:start + seq_len + 1]
+        x = ids[start:start + len(y)]
+        nll, states = window(tf.constant(x[None], tf.int32), tf.constant(y[None], tf.int32), states)
+        total += float(nll)
     return total / (len(ids) - 1)
 
 
