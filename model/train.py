@@ -303,16 +303,16 @@ def fit(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int], Any], val_
         return make_callbacks(cfg, state, ckpt, step_offset, csv_path=csv_path, evolution_path=evolution_path,
                               sample_fn=sample_fn, tensorboard_dir=tensorboard_dir) + list(extra_callbacks or [])
 
+    from model.carry import plain_model
+
     log.info("training %s: %d steps per epoch (%d batches in the split), %d epochs, %s parameters",
-             net, steps, n_batches, epochs, f"{model.count_params():,}")
+             net, steps, n_batches, epochs, f"{plain_model(model).count_params():,}")  # not the kept state
     run_epochs(model, cfg, state, train_data=train_data, val_ds=val_ds, steps=steps, make_callbacks=callbacks,
                verbose=verbose)
     if state.diverged:
         raise TrainingError(state.diverged)
     if not state.history:
         raise TrainingError(f"no epoch finished; checkpoints are in {checkpoint_dir}")
-
-    from model.carry import plain_model
 
     model = plain_model(model)
     summary = summarize(state, model, steps, epochs)

@@ -265,9 +265,12 @@ def main(argv: list[str] | None = None) -> None:
     paths = select_raw_files(args.raw_dir, args.sources, load_params(args.params))
     try:
         metrics = run_clean(paths, args.out_dir / "posts.parquet", args.out_dir / "dropped.parquet", cfg, dask_cfg)
-    except (RawInputError, dask_engine.DaskSchedulerError) as exc:
+    except RawInputError as exc:
         log.error("%s", exc)
         raise SystemExit(f"clean: {exc}") from None
+    except dask_engine.DaskSchedulerError as exc:
+        log.error("%s: %s", args.params, exc)
+        raise SystemExit(f"clean: {args.params}: {exc}") from None
     write_json_atomic(args.metrics, metrics)
     log.info("clean: %d raw posts from %d file(s) -> %d kept, %d dropped %s; %.1f MB in, %.1f s (%.2f MB/s)",
              metrics["raw"], len(paths), metrics["kept"], metrics["dropped"], metrics["dropped_by_reason"],

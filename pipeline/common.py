@@ -70,25 +70,6 @@ def load_params(path: str | os.PathLike = PARAMS_FILE) -> Params:
     return Params(data, path)
 
 
-def section(name: str, defaults: Mapping[str, Any], params: Mapping[str, Any] | None = None,
-            *, path: str | os.PathLike = PARAMS_FILE) -> dict[str, Any]:
-    """The ``name`` section of the params file merged over ``defaults``.
-
-    Every key must be known (present in ``defaults``): a typo is an error naming the file, the key
-    and the keys that exist, never a silently ignored setting.
-    """
-    params = load_params(path) if params is None else params
-    where = params_name(params, path)
-    given = params.get(name) or {}
-    if not isinstance(given, Mapping):
-        raise ParamsError(f"{where}: section '{name}' must be a mapping, got {type(given).__name__}")
-    unknown = sorted(set(given) - set(defaults))
-    if unknown:
-        raise ParamsError(f"{where}: unknown key(s) {', '.join(f'{name}.{k}' for k in unknown)}; "
-                          f"known keys: {', '.join(sorted(defaults))}")
-    return {**defaults, **given}
-
-
 # Exceptions that mean "the user asked for something that cannot be done" (a params value, a
 # missing input file): one line and exit status 2, not a traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (ParamsError, FileNotFoundError, NotADirectoryError,

@@ -107,7 +107,7 @@ class DaskEngine:
                 self.client = Client(address, timeout=self.cfg["connect_timeout"], set_as_default=False)
             except (OSError, TimeoutError) as exc:
                 raise DaskSchedulerError(
-                    f"params.yaml: dask.scheduler = {address!r}: no Dask scheduler answered within "
+                    f"dask.scheduler = {address!r}: no Dask scheduler answered within "
                     f"{self.cfg['connect_timeout']} s ({type(exc).__name__}: {exc}). Start one "
                     f"(`dask scheduler --host 127.0.0.1 --port PORT`) or set dask.scheduler to \"\" for a "
                     f"local cluster") from None

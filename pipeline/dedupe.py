@@ -298,8 +298,8 @@ def main(argv: list[str] | None = None) -> None:
         metrics = run_dedupe(args.posts, args.out_dir / "corpus.parquet", args.out_dir / "duplicates.parquet",
                              cfg, args.dropped, dask_cfg)
     except dask_engine.DaskSchedulerError as exc:
-        log.error("%s", exc)
-        raise SystemExit(f"dedupe: {exc}") from None
+        log.error("%s: %s", args.params, exc)
+        raise SystemExit(f"dedupe: {args.params}: {exc}") from None
     write_json_atomic(args.metrics, metrics)
     log.info("dedupe: %d docs -> %d kept, %d exact + %d near duplicates in %d clusters; %.1f s (%.2f MB/s)",
              metrics["docs_in"], metrics["kept"], metrics["exact_duplicates"], metrics["near_duplicates"],

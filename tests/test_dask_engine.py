@@ -187,9 +187,9 @@ def test_unreachable_scheduler_names_the_key(tmp_path, raw_files):
     with pytest.raises(DaskSchedulerError, match=rf"dask\.scheduler = '{address}'"):
         with DaskEngine(cfg):
             pass
-    params = write_params(tmp_path / "params.yaml", {"clean": {"engine": "dask"},
-                                                     "dask": {"scheduler": address, "connect_timeout": 2}})
-    with pytest.raises(SystemExit, match=r"clean: params.yaml: dask\.scheduler"):
+    params = write_params(tmp_path / "cluster.yaml", {"clean": {"engine": "dask"},
+                                                      "dask": {"scheduler": address, "connect_timeout": 2}})
+    with pytest.raises(SystemExit, match=r"clean: \S*cluster\.yaml: dask\.scheduler"):  # the file it was told
         clean.main(["--raw-dir", str(raw_files[0].parent), "--out-dir", str(tmp_path / "c"),
                     "--metrics", str(tmp_path / "m.json"), "--params", str(params)])
 

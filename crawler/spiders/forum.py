@@ -268,6 +268,13 @@ class ForumSpider(scrapy.Spider):
             return url.split("#", 1)[0]
         return strip_params(url, self.SESSION_PARAMS)
 
+    def links_by_css(self, response: Response, css: str) -> list[str]:
+        """Absolute links selected by ``css`` (an ``::attr(href)`` query), session ids stripped,
+        ``javascript:`` and in-page ``#`` links left out, duplicates dropped, first seen first."""
+        links = [self.strip_session(response.urljoin(h)) for h in response.css(css).getall()
+                 if h and not h.startswith(("javascript:", "#"))]
+        return list(dict.fromkeys(links))
+
     def page_from_url(self, url: str) -> int | None:
         return None
 

@@ -88,7 +88,7 @@ class PhpbbSpider(ForumSpider):
         return None
 
     def board_links(self, response: Response) -> list[str]:
-        return self._links(response, "a.forumtitle::attr(href)")
+        return self.links_by_css(response, "a.forumtitle::attr(href)")
 
     def thread_id_from_url(self, url: str) -> str | None:
         match = TOPIC_RE.search(url)
@@ -176,18 +176,13 @@ class PhpbbSpider(ForumSpider):
         return ids
 
     # ---- links -------------------------------------------------------------------------------
-    def _links(self, response: Response, css: str) -> list[str]:
-        links = [self.strip_session(response.urljoin(h)) for h in response.css(css).getall()
-                 if h and not h.startswith(("javascript:", "#"))]
-        return list(dict.fromkeys(links))
-
     def thread_links(self, response: Response) -> list[str]:
-        return self._links(response, "a.topictitle::attr(href)")
+        return self.links_by_css(response, "a.topictitle::attr(href)")
 
     def thread_page_links(self, response: Response) -> list[str]:
         thread_id = self.thread_info(response).thread_id
         here = self.strip_session(response.url)
-        return [u for u in self._links(response, ".pagination a::attr(href)")
+        return [u for u in self.links_by_css(response, ".pagination a::attr(href)")
                 if self.thread_id_from_url(u) == thread_id and u != here and _start(u) != _start(here)]
 
     def thread_last_posts(self, response: Response) -> dict[str, LastPost]:
@@ -205,12 +200,12 @@ class PhpbbSpider(ForumSpider):
         return found
 
     def board_next_page(self, response: Response) -> str | None:
-        nexts = [u for u in self._links(response, ".pagination a[rel='next']::attr(href), "
+        nexts = [u for u in self.links_by_css(response, ".pagination a[rel='next']::attr(href), "
                                                   "link[rel='next']::attr(href)") if "viewforum.php" in u]
         if nexts:
             return nexts[0]
         here = _start(response.url)  # 3.0: no rel=next; the link with the smallest larger offset
-        later = sorted((_start(u), u) for u in self._links(response, ".pagination a::attr(href)")
+        later = sorted((_start(u), u) for u in self.links_by_css(response, ".pagination a::attr(href)")
                        if "viewforum.php" in u and START_RE.search(u) and _start(u) > here)
         return later[0][1] if later else None
 

@@ -175,18 +175,13 @@ class VbulletinSpider(ForumSpider):
         return ids
 
     # ---- links -------------------------------------------------------------------------------
-    def _links(self, response: Response, css: str) -> list[str]:
-        links = [self.strip_session(response.urljoin(h)) for h in response.css(css).getall()
-                 if h and not h.startswith(("javascript:", "#"))]
-        return list(dict.fromkeys(links))
-
     def thread_links(self, response: Response) -> list[str]:
-        return self._links(response, "a[id^='thread_title_']::attr(href)")
+        return self.links_by_css(response, "a[id^='thread_title_']::attr(href)")
 
     def thread_page_links(self, response: Response) -> list[str]:
         thread_id = self.thread_info(response).thread_id
-        links = self._links(response, ".pagination a::attr(href), .pagenav a::attr(href), "
-                                      "link[rel='next']::attr(href)")
+        links = self.links_by_css(response, ".pagination a::attr(href), .pagenav a::attr(href), "
+                                            "link[rel='next']::attr(href)")
         return [u for u in links if self.thread_id_from_url(u) == thread_id and u != self.strip_session(response.url)]
 
     def thread_last_posts(self, response: Response) -> dict[str, LastPost]:
@@ -204,8 +199,8 @@ class VbulletinSpider(ForumSpider):
         return found
 
     def board_next_page(self, response: Response) -> str | None:
-        links = self._links(response, ".pagination a[rel='next']::attr(href), .pagenav a[rel='next']::attr(href), "
-                                      "link[rel='next']::attr(href)")
+        links = self.links_by_css(response, ".pagination a[rel='next']::attr(href), "
+                                            ".pagenav a[rel='next']::attr(href), link[rel='next']::attr(href)")
         return links[0] if links else None
 
     # ---- contracts ---------------------------------------------------------------------------

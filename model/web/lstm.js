@@ -1,6 +1,6 @@
 /* kopitiam in-browser character LSTM: the forward pass over typed arrays, no dependencies.
  *
- * Reads the document of model/webmodel.py (reports/model.json): Keras weights, gates i, f, c, o.
+ * Reads the document of model/webformat.py (reports/model.json): Keras weights, gates i, f, c, o.
  * At load time each LSTM layer's kernel (in, 4H), recurrent kernel (H, 4H) and bias are fused into
  * one Float32Array laid out unit by unit, input by input, gate by gate: for hidden unit j the four
  * gate pre-activations over the concatenated [x ; h] vector are computed in ONE pass (four
