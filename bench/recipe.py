@@ -51,10 +51,8 @@ VARIANTS: dict[str, dict] = {
     "deep_3x192": {"train.model.num_layers": 3, "train.model.hidden_size": 192},
     "batch16": {"batches.batch_size": 16},
     "batch32": {"batches.batch_size": 32},
-    "batch32_epochs4": {"batches.batch_size": 32, "train.epochs": 4},
     "hidden_384": {"train.model.hidden_size": 384},
     "hidden_512": {"train.model.hidden_size": 512},
-    "epochs_5": {"train.epochs": 5},
 }
 
 
