@@ -10,15 +10,21 @@ Two ways to feed it (``--feed``):
 - ``carry`` (the default, as char-rnn): the train text is cut into ``batch`` lanes; batch j holds
   window j of every lane, and the LSTM state is carried from one window to the next of its lane
   (model/carry.py; gradients stop at window boundaries), back to zero when the lanes start over.
+  With ``--shift-lanes`` each pass first rotates the text by a random offset, so the windows and
+  the rows sharing a batch differ from pass to pass, as random windows do (measured worse: README).
   Validation runs once through the whole validation text, window by window, carrying the state:
   every character is scored with all the text before it as context.
 - ``random``: independent random windows of the train text, each from a zero state. Validation
   scores every character once with at least ``seq_len`` characters of context (windows of
   ``2 * seq_len`` moved by ``seq_len``; the first window scores all its positions).
 
+The weights scored are an exponential moving average of the trained ones (``--ema``, Keras
+``use_ema``; ``raw_val_nats`` scores the last weights of the same run). ``--val-at`` scores the
+weights during the run too (outside the budget), to see where validation turns.
+
 Published marks on this split: nanoGPT (10.7M-parameter transformer) 1.4697 nats; PPMd about
-1.40; char-rnn LSTMs about 1.42. Targets: < 1.44 nats in 15 min on a 2-core CPU (best
-measured: 1.449, README); < 1.38 on one GPU within 10 minutes (unmeasured).
+1.40; char-rnn LSTMs about 1.42. Targets: < 1.44 nats in 15 min on a 2-core CPU (README, "Training
+speed and recipe", has every setting measured); < 1.38 on one GPU within 10 minutes (unmeasured).
 
     python bench/shakespeare.py PATH [--minutes 15 | --steps N] [--feed carry|random] [--hidden 512 ...]
 
@@ -55,9 +61,11 @@ def windows(ids: np.ndarray, seq_len: int, batch: int, rng: np.random.Generator)
         yield w[:, :-1], w[:, 1:], ones
 
 
-def lanes(ids: np.ndarray, seq_len: int, batch: int):
+def lanes(ids: np.ndarray, seq_len: int, batch: int, rng: np.random.Generator | None = None):
     """Endless ({tokens, carry, stream}, y, mask) batches: window j of each of ``batch`` contiguous
-    lanes of ``ids``; carry 1 except in the first window of a pass over the lanes."""
+    lanes of ``ids``; carry 1 except in the first window of a pass over the lanes. With ``rng``, each
+    pass first rotates the text by a random offset, so window boundaries and the rows that share a
+    batch change from pass to pass (the lane that crosses the text's end reads its start next)."""
     lane_len = (len(ids) - 1) // batch
     n_windows = lane_len // seq_len
     if n_windows < 1:
@@ -65,8 +73,9 @@ def lanes(ids: np.ndarray, seq_len: int, batch: int):
     base = np.arange(batch)[:, None] * lane_len + np.arange(seq_len + 1)[None, :]
     ones = np.ones((batch, seq_len), np.float32)
     while True:
+        text = ids if rng is None else np.roll(ids, -int(rng.integers(0, len(ids))))
         for j in range(n_windows):
-            w = ids[base + j * seq_len]
+            w = text[base + j * seq_len]
             carry = np.full(batch, 0.0 if j == 0 else 1.0, np.float32)
             yield {"tokens": w[:, :-1], "carry": carry, "stream": np.ones(batch, np.float32)}, w[:, 1:], ones
 
@@ -118,6 +127,14 @@ def evaluate(model, ids: np.ndarray, seq_len: int, batch: int = 64) -> float:
     return float(model.evaluate(x, y, sample_weight=m, batch_size=batch, verbose=0, return_dict=True)["nats"])
 
 
+def set_unroll(model, unroll: bool) -> None:
+    """Unroll (or not) the time loop of every LSTM of ``model`` in graphs traced from now on."""
+    from model.network import lstm_layers
+
+    for layer in lstm_layers(model):
+        layer.unroll = unroll
+
+
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("path", type=Path, help="tinyshakespeare.txt (1,115,394 characters)")
@@ -132,30 +149,51 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--batch", type=int, help="(default: CPU 32, GPU 128)")
     ap.add_argument("--seq-len", type=int, help="(default: CPU 128, GPU 256)")
     ap.add_argument("--lr", type=float, default=5e-3, help="peak; cosine-decayed to 5%% over the time budget")
+    ap.add_argument("--shift-lanes", action=argparse.BooleanOptionalAction, default=False,
+                    help="carry feed: rotate the text by a random offset at each pass over the lanes")
+    ap.add_argument("--beta2", type=float, default=0.999, help="Adam's second-moment decay")
+    ap.add_argument("--weight-decay", type=float, default=0.0, help="decoupled weight decay (AdamW; 0: Adam)")
+    ap.add_argument("--ema", type=float, default=0.999,
+                    help="keep an exponential moving average of the weights with this momentum (Keras "
+                         "use_ema; 0: off): val_nats scores the average, raw_val_nats the last weights")
+    ap.add_argument("--unroll", action=argparse.BooleanOptionalAction, default=False,
+                    help="train with the LSTM time loop unrolled over the fixed window (Keras unroll=True; "
+                         "not cuDNN, so a CPU option); evaluation runs the loop as usual")
+    ap.add_argument("--val-at", type=lambda v: [float(f) for f in v.split(",") if f], default=[],
+                    help="also score the (last) weights at these fractions of the run, e.g. 0.5,0.75 "
+                         "(time left out of the budget)")
     ap.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction,
                     help="float16 compute (default: on a GPU)")
     return ap.parse_args()
 
 
-def train_for_budget(model, opt, batches, args) -> tuple[int, float, float]:
+def train_for_budget(model, opt, batches, args, validate=None) -> tuple[int, float, float, list]:
     """Train until the wall-clock budget is spent, the learning rate cosine-decayed over it:
-    ``(steps, train seconds, last batch loss)``."""
+    ``(steps, train seconds, last batch loss, [(fraction, step, val nats) at each --val-at])``.
+    ``validate()`` scores the current weights; its time is left out of the budget."""
     budget = args.minutes * 60.0
-    model.train_on_batch(*next(batches)[:2])  # warm-up (tracing) outside the budget and the steps
+    x, y, m = next(batches)  # warm-up (tracing, with the same arguments) outside the budget and the steps
+    model.train_on_batch(x, y, sample_weight=m)
     steps, t0, last_loss = 0, time.perf_counter(), float("nan")
     inner = opt.inner_optimizer if args.mixed_precision else opt
+    checkpoints, curve = sorted(args.val_at), []
     while True:
         elapsed = time.perf_counter() - t0
         if (steps >= args.steps) if args.steps else (elapsed >= budget):
             break
         frac = steps / args.steps if args.steps else elapsed / budget
+        if validate and checkpoints and frac >= checkpoints[0]:
+            paused = time.perf_counter()
+            curve.append((checkpoints.pop(0), steps, validate()))
+            print(f"step {steps} val {curve[-1][2]:.4f}", file=sys.stderr)
+            t0 += time.perf_counter() - paused
         inner.learning_rate.assign(args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac))))
         x, y, m = next(batches)
         last_loss = float(model.train_on_batch(x, y, sample_weight=m, return_dict=True)["loss"])
         steps += 1
         if steps % 200 == 0:
             print(f"step {steps} {elapsed:.0f}s loss {last_loss:.4f}", file=sys.stderr)
-    return steps, time.perf_counter() - t0, last_loss
+    return steps, time.perf_counter() - t0, last_loss, curve
 
 
 def main() -> None:
@@ -194,21 +232,32 @@ def main() -> None:
         from model.carry import CarriedStateModel
 
         model = CarriedStateModel(plain, lanes=args.batch)
-    opt = keras.optimizers.Adam(learning_rate=args.lr, global_clipnorm=5.0)
+    opt = keras.optimizers.AdamW(learning_rate=args.lr, beta_2=args.beta2, weight_decay=args.weight_decay,
+                                 global_clipnorm=5.0, use_ema=args.ema > 0, ema_momentum=args.ema or 0.99)
     if args.mixed_precision:
         opt = keras.optimizers.LossScaleOptimizer(opt)
     model.compile(optimizer=opt, loss=masked_loss(), weighted_metrics=[MaskedNats()])
     rng = np.random.default_rng(SEED)
     if args.feed == "carry":
-        batches = lanes(train_ids, args.seq_len, args.batch)
+        batches = lanes(train_ids, args.seq_len, args.batch, rng if args.shift_lanes else None)
     else:
         batches = windows(train_ids, args.seq_len, args.batch, rng)
-    steps, train_seconds, last_loss = train_for_budget(model, opt, batches, args)
+    score = evaluate_carried if args.feed == "carry" else evaluate
+
+    def validate() -> float:
+        set_unroll(plain, False)  # evaluation windows have no fixed length
+        nats = score(plain, val_ids, args.seq_len)
+        set_unroll(plain, args.unroll)
+        return nats
+
+    set_unroll(plain, args.unroll)
+    steps, train_seconds, last_loss, curve = train_for_budget(model, opt, batches, args, validate)
+    set_unroll(plain, False)
     t1 = time.perf_counter()
-    if args.feed == "carry":
-        val_nats = evaluate_carried(plain, val_ids, args.seq_len)
-    else:
-        val_nats = evaluate(plain, val_ids, args.seq_len)
+    raw_val_nats = val_nats = score(plain, val_ids, args.seq_len)
+    if args.ema:  # the averaged weights are the model this run keeps; the last ones are reported beside
+        (opt.inner_optimizer if args.mixed_precision else opt).finalize_variable_values(plain.trainable_variables)
+        val_nats = score(plain, val_ids, args.seq_len)
     eval_seconds = time.perf_counter() - t1
     base = xz_bpc([train_text], [val_text], vocab)
     out = {
@@ -216,11 +265,14 @@ def main() -> None:
         "chars": len(text), "expected_chars": EXPECTED_CHARS, "train_chars": len(train_text),
         "val_chars": len(val_text),
         "config": {**net.to_dict(), "batch": args.batch, "seq_len": args.seq_len, "lr": args.lr,
-                   "minutes": args.minutes, "steps": args.steps, "feed": args.feed},
+                   "minutes": args.minutes, "steps": args.steps, "feed": args.feed,
+                   "shift_lanes": args.shift_lanes, "unroll": args.unroll, "beta2": args.beta2,
+                   "weight_decay": args.weight_decay, "ema": args.ema},
         "parameters": int(plain.count_params()), "steps": steps, "train_tokens": steps * args.batch * args.seq_len,
         "train_seconds": round(train_seconds, 1), "tokens_per_s": steps * args.batch * args.seq_len / train_seconds,
         "last_train_batch_nats": last_loss, "val_nats": val_nats, "val_bpc": val_nats / math.log(2),
-        "eval_seconds": round(eval_seconds, 1),
+        "raw_val_nats": raw_val_nats, "eval_seconds": round(eval_seconds, 1),
+        "val_curve": [{"fraction": f, "step": n, "raw_val_nats": v} for f, n, v in curve],
         "xz9_val_bpc_given_train": base["xz9_val_bpc"], "xz9_val_nats_given_train": base["xz9_val_bpc"] * math.log(2),
         "published_nats": PUBLISHED_NATS, "cpu_target_nats_15min": 1.44, "gpu_target_nats_10min": 1.38,
     }
