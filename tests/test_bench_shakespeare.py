@@ -49,7 +49,8 @@ def test_a_short_run_reports_finite_scores_for_the_trained_and_the_averaged_weig
     path.write_text(text, encoding="utf-8")
     done = subprocess.run(
         [python_exe, "bench/shakespeare.py", str(path), "--steps", "3", "--feed", feed, "--hidden", "8",
-         "--layers", "2", "--embedding", "4", "--batch", "4", "--seq-len", "16", "--unroll", "--ema", "0.9"],
+         "--layers", "2", "--embedding", "4", "--batch", "4", "--seq-len", "16", "--unroll", "--ema", "0.9",
+         "--val-at", "0.5"],
         cwd=repo_root, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout)
@@ -59,3 +60,5 @@ def test_a_short_run_reports_finite_scores_for_the_trained_and_the_averaged_weig
         assert math.isfinite(out[key]) and 0 < out[key] < 10, (key, out[key])
     assert out["val_nats"] != out["raw_val_nats"]  # the averaged weights are scored, not the last ones
     assert out["val_bpc"] == pytest.approx(out["val_nats"] / math.log(2))
+    assert [(c["fraction"], c["step"]) for c in out["val_curve"]] == [(0.5, 2)]  # scored mid-run, once
+    assert math.isfinite(out["val_curve"][0]["raw_val_nats"])
