@@ -1,5 +1,6 @@
-"""bench/shakespeare.py: the char-rnn lanes continue from window to window, and a short run (unrolled
-training loop, weight averaging, both feeds) prints one JSON object with finite scores."""
+"""bench/shakespeare.py: the char-rnn lanes continue from window to window, the optimizer decays the
+weights by default, and a short run (unrolled training loop, weight averaging, both feeds) prints
+one JSON object with finite scores."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.shakespeare import lanes
+from bench.shakespeare import WEIGHT_DECAY, build_optimizer, lanes, parse_args
 
 pytest.importorskip("tensorflow")
 
@@ -37,6 +38,18 @@ def test_lanes_continue_each_row_and_restart_the_state_at_each_pass(shifted: boo
         assert all(((np.array(s) - s[0]) % 101).tolist() == [0, 25, 50, 75] for s in starts)
     else:
         assert starts == [[1, 26, 51, 76]] * 2  # the same four contiguous lanes every pass
+
+
+def test_the_optimizer_decays_every_weight_by_default_and_not_with_zero():
+    import keras
+
+    assert parse_args(["text.txt"]).weight_decay == WEIGHT_DECAY > 0
+    for decay in (WEIGHT_DECAY, 0.0):
+        args = parse_args(["text.txt", "--lr", "0.01", "--weight-decay", str(decay), "--ema", "0"])
+        weights = keras.Variable(np.ones((2, 3), np.float32))
+        # a zero gradient moves Adam nowhere: what changes is the decoupled decay, lr * decay
+        build_optimizer(args).apply_gradients([(np.zeros((2, 3), np.float32), weights)])
+        np.testing.assert_allclose(np.asarray(weights), 1.0 - 0.01 * decay, rtol=1e-6)
 
 
 @pytest.mark.parametrize("feed", ["carry", "random"])
