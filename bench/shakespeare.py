@@ -22,9 +22,9 @@ The optimizer is AdamW: Adam with decoupled weight decay (``--weight-decay``, on
 the regularizer that took the carried-state run under 1.44 (at this size and budget the network
 over-fits without it: README, "Training speed and recipe"). ``--ema`` scores an exponential moving
 average of the trained weights instead of the last ones (Keras ``use_ema``; ``raw_val_nats`` scores
-the last weights of the same run): it helped without decay, not with it, so it is off by default.
-``--val-at`` scores the weights during the run too (outside the budget), to see where validation
-turns.
+the last weights of the same run): it helped without decay, made no consistent difference with
+it, so it is off by default. ``--val-at`` scores the weights during the run too (outside the
+budget), to see where validation turns.
 
 Published marks on this split: nanoGPT (10.7M-parameter transformer) 1.4697 nats; PPMd about
 1.40; char-rnn LSTMs about 1.42. Targets: < 1.44 nats in 15 min on a 2-core CPU (README, "Training
