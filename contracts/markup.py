@@ -120,8 +120,8 @@ HTML = EngineMarkup(
 )
 
 # For HTML of unknown origin (no records in the file): the class names of XenForo 2 and 1 and of
-# vBulletin 4, the engines most forum HTML comes from. A guess, kept as it was before engines
-# declared their markup, so user datasets clean as they always did.
+# vBulletin 4, the engines most forum HTML comes from: a guess for user datasets whose engine is
+# unknown.
 GENERIC = HTML.combine(EngineMarkup(
     name="generic",
     quote=("bbCodeBlock--quote", "bbCodeQuote", "quoteContainer", "bbcode_quote"),

@@ -54,10 +54,6 @@ class CarriedStateModel(keras.Model):
             variable.assign(tf.where(in_stream, value, tf.convert_to_tensor(variable)))
         return logits
 
-    def reset_kept(self) -> None:
-        for variable in self.kept:
-            variable.assign(tf.zeros_like(variable))
-
 
 def plain_model(model: keras.Model) -> keras.Model:
     """The character LSTM itself (tokens -> logits), whether or not ``model`` is the wrapper."""

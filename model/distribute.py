@@ -1,6 +1,7 @@
 """Training on several devices or machines with ``tf.distribute`` (the ``train.distribute`` params).
 
-``strategy: none`` never comes here: ``model.train.fit`` runs Keras ``fit`` as it always did.
+``strategy: none`` never comes here: ``model.train.fit`` runs Keras ``fit``. Both executors build
+on the shared core in :mod:`model.training`.
 ``mirrored`` (every local GPU, or ``cpu_devices`` logical CPU devices when there is none) and
 ``multi_worker`` (one process per machine, ``workers`` = ``host:port`` list or ``TF_CONFIG``)
 share one custom training loop, because:
@@ -25,7 +26,7 @@ worker does the same work, so none waits long in a collective). On start the chi
 optimizer slots, dropout RNG states and position (restored from its last checkpoint, or fresh) are
 broadcast to every worker, so a restarted cluster resumes where the chief's checkpoint stands.
 A dead worker makes the next collective fail (after ``timeout_s`` at most) and every survivor
-stops with :class:`~model.train.TrainingError`.
+stops with :class:`~model.training.TrainingError`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from model import training as tr
 from pipeline.config import setting
 
 log = logging.getLogger(__name__)
@@ -69,20 +71,18 @@ def _host_port(text: str) -> bool:
 
 def tf_config(dist: Mapping[str, Any], task_index: int | None) -> dict[str, Any]:
     """The cluster as TF_CONFIG: the environment's when set, else built from ``workers``."""
-    from model.train import TrainingError
-
     if os.environ.get("TF_CONFIG"):
         conf = json.loads(os.environ["TF_CONFIG"])
         index = int(conf.get("task", {}).get("index", 0))
         if task_index is not None and task_index != index:
-            raise TrainingError(f"--task-index {task_index} disagrees with TF_CONFIG's task index {index}")
+            raise tr.TrainingError(f"--task-index {task_index} disagrees with TF_CONFIG's task index {index}")
         return conf
     workers = list(dist["workers"])
     if len(workers) < 1:
-        raise TrainingError("train.distribute.strategy is multi_worker but train.distribute.workers is empty and "
+        raise tr.TrainingError("train.distribute.strategy is multi_worker but train.distribute.workers is empty and "
                             "TF_CONFIG is not set: list every worker's host:port, chief first")
     if task_index is None or not 0 <= task_index < len(workers):
-        raise TrainingError(f"multi_worker needs --task-index 0..{len(workers) - 1} (0 = chief), got {task_index}")
+        raise tr.TrainingError(f"multi_worker needs --task-index 0..{len(workers) - 1} (0 = chief), got {task_index}")
     return {"cluster": {"worker": workers}, "task": {"type": "worker", "index": task_index}}
 
 
@@ -230,7 +230,6 @@ def fit_distributed(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int]
     import tensorflow as tf
 
     from model import callbacks as cb
-    from model import train as tr
     from model.artifacts import save_trained
 
     dist = cfg["distribute"]
@@ -302,8 +301,6 @@ def _resume(ckpt, cfg: Mapping[str, Any], model, vocab, steps: int):
     """The chief's TrainState, its last checkpoint (if any) copied into ``model``. Keras' weight
     loading creates variables, and creating variables under the strategy is a collective the other
     workers would not join; so the checkpoint is loaded into a twin built outside the strategy."""
-    from model import train as tr
-
     if ckpt.latest() is None:
         return tr.resume_state(ckpt, model, vocab, steps)  # fresh (no load, no variables created)
     twin, _ = tr.build_and_compile(cfg, len(vocab), steps * int(cfg["epochs"]))

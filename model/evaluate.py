@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from contracts.schemas import check_columns
 from model import baselines, novelty
-from pipeline.common import read_jsonl, setup_logging, write_json_atomic, write_jsonl_atomic
+from pipeline.common import load_params, read_jsonl, setup_logging, write_json_atomic, write_jsonl_atomic
 from pipeline.config import section, setting
 from pipeline.vocab import END_ID, UNK_ID, Vocab
 
@@ -244,6 +244,11 @@ def novelty_summary(samples: list[dict], train_texts: list[str]) -> tuple[dict[s
             "longest_copy_mean": sum(lengths) / len(lengths)}, rows
 
 
+def load_config(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Every params value the stage reads: the ``evaluate`` section."""
+    return section("evaluate", EvaluateConfig, params)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="models/lstm")
@@ -254,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     setup_logging()
-    cfg = section("evaluate", EvaluateConfig, path=args.params)
+    cfg = load_config(load_params(args.params))
     from model.artifacts import load_trained
 
     model, vocab, _ = load_trained(args.model)

@@ -27,14 +27,14 @@ import logging
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
 from model.artifacts import load_trained
 from model.lstm_numpy import LayoutError, LstmWeights, run, softmax
 from model.webformat import ExportError, decode_model, encode_model
-from pipeline.common import atomic_path, setup_logging, write_json_atomic
+from pipeline.common import atomic_path, load_params, setup_logging, write_json_atomic
 from pipeline.config import section, setting
 from pipeline.vocab import END_ID
 
@@ -122,6 +122,11 @@ def export(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def load_config(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Every params value the stage reads: the ``export`` section."""
+    return section("export", ExportConfig, params)
+
+
 def main(argv: list[str] | None = None) -> None:
     setup_logging()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -131,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics", default="metrics/export.json", help="metrics JSON to write")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
-    params = {**section("export", ExportConfig, path=args.params), "model_dir": args.model, "json_out": args.json,
+    params = {**load_config(load_params(args.params)), "model_dir": args.model, "json_out": args.json,
               "html_out": args.html, "metrics_out": args.metrics}
     metrics = export(params)
     write_json_atomic(params["metrics_out"], metrics)

@@ -26,11 +26,11 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import pyarrow.parquet as pq
 
-from pipeline.common import atomic_path, iter_jsonl, setup_logging
+from pipeline.common import atomic_path, iter_jsonl, load_params, setup_logging
 from pipeline.config import section, setting
 
 log = logging.getLogger(__name__)
@@ -491,6 +491,11 @@ def summary_markdown(inp: Inputs) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def load_config(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Every params value the stage reads: the ``report`` section."""
+    return section("report", ReportConfig, params)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--root", default=".", help="folder holding metrics/, data/, plots/, reports/, models/")
@@ -500,7 +505,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     setup_logging()
-    cfg = section("report", ReportConfig, path=args.params)
+    cfg = load_config(load_params(args.params))
     page, summary = build(Path(args.root), cfg, args.model)
     for path, text in ((args.out, page), (args.summary, summary)):
         with atomic_path(path) as tmp:

@@ -29,11 +29,11 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from model.artifacts import DEFAULT_MODEL_DIR, ModelFolderError
 from model.sampler import Sample, SamplerError, StatefulSampler
-from pipeline.common import ParamsError, setup_logging, write_jsonl_atomic
+from pipeline.common import ParamsError, load_params, setup_logging, write_jsonl_atomic
 from pipeline.config import section, setting
 
 log = logging.getLogger(__name__)
@@ -111,9 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def load_config(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Every params value the stage reads: the ``sample`` section."""
+    return section("sample", SampleConfig, params)
+
+
 def run_stage(model_dir: str, report: str, params_file: str = "params.yaml") -> None:
     """The DVC stage: the params-driven sample set -> ``report`` (JSONL)."""
-    params = section("sample", SampleConfig, path=params_file)
+    params = load_config(load_params(params_file))
     samples = sample_report(StatefulSampler.from_dir(model_dir), params)
     write_jsonl(report, samples)
     log.info("wrote %d samples (%d primes x %d temperatures x %d, greedy %s, beam %d) to %s", len(samples),

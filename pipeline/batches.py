@@ -23,7 +23,7 @@ the next through the END between them, and the lane's windows are full, so the s
 padding but at a lane's end. Stream batches always have ``batch_size`` rows (a lane that has run out
 holds an empty row: no real targets) and are never reordered among themselves; buckets and the
 stream still interleave in the seeded batch order. Documents of one chunk keep the buckets and start
-from a zero state, as before.
+from a zero state.
 
 Buckets. A chunk with t targets goes to the first bucket whose length T >= t and is right-padded with
 END to T targets (T + 1 tokens stored). ``buckets: auto`` chooses at most ``max_buckets`` lengths from
@@ -72,7 +72,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from pipeline.common import setup_logging, write_json_atomic
+from pipeline.common import load_params, params_name, setup_logging, write_json_atomic
 from pipeline.config import check_section, section, setting
 from pipeline.split import SPLITS
 from pipeline.vocab import END_ID, UNK_ID, Vocab, iter_texts
@@ -112,7 +112,7 @@ class BatchParams:
     buckets: tuple[int, ...] | None  # None = auto
     max_buckets: int
     seed: int
-    carry_state: bool = False
+    carry_state: bool
 
 
 def check_params(p: Mapping[str, Any], where: str = "params.yaml") -> BatchParams:
@@ -448,6 +448,11 @@ def run(split_paths: Mapping[str, Path], vocab: Vocab, params: BatchParams, out_
     return metrics
 
 
+def load_config(params: Mapping[str, Any]) -> BatchParams:
+    """Every params value the stage reads: the ``batches`` section, checked and resolved."""
+    return check_params(section("batches", BatchesConfig, params), params_name(params))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Length-bucketed, END-padded batches for every split.")
     parser.add_argument("--split-dir", default="data/split")
@@ -457,7 +462,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     setup_logging()
-    params = check_params(section("batches", BatchesConfig, path=args.params), str(args.params))
+    params = load_config(load_params(args.params))
     vocab = Vocab.load(args.vocab)
     paths = {s: Path(args.split_dir) / f"{s}.parquet" for s in SPLITS}
     metrics = run(paths, vocab, params, Path(args.out_dir))

@@ -27,7 +27,7 @@ import time
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -220,15 +220,23 @@ def finish_metrics(stats: dict[str, Any], seconds: float) -> dict[str, Any]:
             "seconds": round(seconds, 3), "mb_per_s": round(stats["bytes_in"] / 1e6 / max(seconds, 1e-9), 3)}
 
 
-def select_raw_files(raw_dir: Path, sources: str | None, params: dict) -> list[Path]:
-    """The raw files to clean: one per source named (``--sources``, else params ``crawl.sources``).
+def load_config(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Every params value the stage reads: the ``clean`` and ``dask`` sections and ``crawl.sources``
+    (which raw files to read; None when the file has no such key)."""
+    listed = (params.get("crawl") or {}).get("sources")
+    return {"clean": section("clean", CleanConfig, params), "dask": section("dask", dask_engine.DaskConfig, params),
+            "sources": None if listed is None else [str(n) for n in listed]}
+
+
+def select_raw_files(raw_dir: Path, sources: str | None, listed: list[str] | None) -> list[Path]:
+    """The raw files to clean: one per source named (``--sources``, else ``listed``: params
+    ``crawl.sources``; None: every raw file).
 
     Raw files of sources no longer listed (say, demo.parquet after switching to babynames) stay on
     disk but are left out, with a log line; a listed source without its file is an error.
     """
     if sources is None:
-        listed = (params.get("crawl") or {}).get("sources")
-        names = None if listed is None else [str(n) for n in listed]
+        names = listed
     else:
         names = None if sources.strip() == "*" else [n.strip() for n in sources.split(",") if n.strip()]
     if names is None:
@@ -260,11 +268,11 @@ def main(argv: list[str] | None = None) -> None:
                              "'*' = every data/raw/*.parquet)")
     args = parser.parse_args(argv)
     setup_logging()
-    cfg = section("clean", CleanConfig, path=args.params)
-    dask_cfg = section("dask", dask_engine.DaskConfig, path=args.params)
-    paths = select_raw_files(args.raw_dir, args.sources, load_params(args.params))
+    config = load_config(load_params(args.params))
+    paths = select_raw_files(args.raw_dir, args.sources, config["sources"])
     try:
-        metrics = run_clean(paths, args.out_dir / "posts.parquet", args.out_dir / "dropped.parquet", cfg, dask_cfg)
+        metrics = run_clean(paths, args.out_dir / "posts.parquet", args.out_dir / "dropped.parquet",
+                            config["clean"], config["dask"])
     except RawInputError as exc:
         log.error("%s", exc)
         raise SystemExit(f"clean: {exc}") from None

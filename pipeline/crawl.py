@@ -250,12 +250,19 @@ RUNNERS: dict[str, Callable[[str, Mapping[str, Any], Mapping[str, Any], Path], d
 }
 
 
+def load_config(params: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Every params value crawling ``source`` reads: the ``crawl`` section (``_params_file`` added,
+    for messages) and the ``sources.<source>`` entry."""
+    return {"crawl": {**section("crawl", CrawlConfig, params), "_params_file": params_name(params)},
+            "source": source_entry(source, params)}
+
+
 def crawl_source(name: str, params: Mapping[str, Any], *, raw_dir: Path, metrics_dir: Path,
                  workers: int | None = None) -> dict[str, Any]:
     """Crawl (or read) one source: ``raw_dir/<name>.parquet`` and ``metrics_dir/<name>.json``."""
-    cfg = {**section("crawl", CrawlConfig, params), "_params_file": params_name(params)}
+    config = load_config(params, name)
+    cfg, entry = config["crawl"], config["source"]
     cfg["workers"] = check_workers(cfg, workers)
-    entry = source_entry(name, params)
     kind = next(kind for kind in RUNNERS if kind in entry)
     out = (raw_dir / f"{name}.parquet").resolve()
     started = time.monotonic()

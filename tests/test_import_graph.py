@@ -62,3 +62,19 @@ def test_the_checker_sees_lazy_and_from_imports(tmp_path):
     module = tmp_path / "m.py"
     module.write_text("import os\nfrom pipeline.common import x\n\ndef f():\n    import crawler.items\n")
     assert project_imports(module) == {("pipeline", 2), ("crawler", 5)}
+
+
+def test_no_import_cycles():
+    """Two modules that import each other (even lazily) are one module split in two: the shared
+    part belongs in a third module both import."""
+    from helpers.imports import cycles
+
+    assert cycles() == [], "import cycles among project modules:\n" + "\n".join(" <-> ".join(c) for c in cycles())
+
+
+def test_the_cycle_finder_sees_a_lazy_cycle():
+    from helpers.imports import direct_imports
+
+    assert "model.training" in direct_imports("model.train")
+    assert "pipeline.dedupe_core" in direct_imports("pipeline.dedupe_dask")
+    assert "model.train" not in direct_imports("model.distribute")
