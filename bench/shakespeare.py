@@ -11,7 +11,8 @@ Two ways to feed it (``--feed``):
   window j of every lane, and the LSTM state is carried from one window to the next of its lane
   (model/carry.py; gradients stop at window boundaries), back to zero when the lanes start over.
   With ``--shift-lanes`` each pass first rotates the text by a random offset, so the windows and
-  the rows sharing a batch differ from pass to pass, as random windows do (measured worse: README).
+  the rows sharing a batch differ from pass to pass, as random windows do (measured worse:
+  docs/benchmarks.md#training-speed-and-recipe).
   Validation runs once through the whole validation text, window by window, carrying the state:
   every character is scored with all the text before it as context.
 - ``random``: independent random windows of the train text, each from a zero state. Validation
@@ -20,15 +21,16 @@ Two ways to feed it (``--feed``):
 
 The optimizer is AdamW: Adam with decoupled weight decay (``--weight-decay``, on every weight),
 the regularizer that took the carried-state run under 1.44 (at this size and budget the network
-over-fits without it: README, "Training speed and recipe"). ``--ema`` scores an exponential moving
+over-fits without it: docs/benchmarks.md#training-speed-and-recipe). ``--ema`` scores an exponential moving
 average of the trained weights instead of the last ones (Keras ``use_ema``; ``raw_val_nats`` scores
 the last weights of the same run): it helped without decay, made no consistent difference with
 it, so it is off by default. ``--val-at`` scores the weights during the run too (outside the
 budget), to see where validation turns.
 
 Published marks on this split: nanoGPT (10.7M-parameter transformer) 1.4697 nats; PPMd about
-1.40; char-rnn LSTMs about 1.42. Targets: < 1.44 nats in 15 min on a 2-core CPU (README, "Training
-speed and recipe", has every setting measured); < 1.38 on one GPU within 10 minutes (unmeasured).
+1.40; char-rnn LSTMs about 1.42. Targets: < 1.44 nats in 15 min on a 2-core CPU
+(docs/benchmarks.md#training-speed-and-recipe has every setting measured); < 1.38 on one GPU within
+10 minutes (unmeasured).
 
     python bench/shakespeare.py PATH [--minutes 15 | --steps N] [--feed carry|random] [--hidden 512 ...]
 
@@ -52,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 SEED = 0
 PUBLISHED_NATS = {"nanogpt_10.7M_transformer": 1.4697, "ppmd": 1.40, "char_rnn_lstm": 1.42}
 EXPECTED_CHARS = 1_115_394
-WEIGHT_DECAY = 0.2  # the best 15-minute CPU setting measured (README "Training speed and recipe")
+WEIGHT_DECAY = 0.2  # the best 15-minute CPU setting measured (docs/benchmarks.md#training-speed-and-recipe)
 
 
 def windows(ids: np.ndarray, seq_len: int, batch: int, rng: np.random.Generator):
@@ -220,7 +222,7 @@ def main() -> None:
     import tensorflow as tf
 
     gpu = bool(tf.config.list_physical_devices("GPU"))
-    # CPU defaults: the best 15-minute setting measured (README "Training speed and recipe")
+    # CPU defaults: the best 15-minute setting measured (docs/benchmarks.md#training-speed-and-recipe)
     for key, cpu_value, gpu_value in (("hidden", 256, 1024), ("layers", 2, 3), ("dropout", 0.1, 0.35),
                                       ("batch", 32, 128), ("seq_len", 128, 256), ("mixed_precision", False, True)):
         if getattr(args, key) is None:  # defaults by device; the GPU ones are untested here (no GPU)

@@ -18,7 +18,7 @@ quotes, ``<aside>`` signatures, ``.quote``/``.signature``/``smilie`` classes) co
 file's records; a file without records (a user dataset read by pipeline/readers.py, a raw file
 from before the records existed) gets ``GENERIC``: ``HTML`` plus the class names of the engines
 most forum HTML comes from (XenForo 1 and 2, vBulletin 4), a deliberate guess for HTML of unknown
-origin, documented in README. Quoted post ids are read by ``EngineMarkup.quote_ids`` only.
+origin, documented in docs/data-stages.md#clean. Quoted post ids are read by ``EngineMarkup.quote_ids`` only.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The contracts between stages: explicit pyarrow schemas for every Parquet file they exchange.
 
 Stages meet only at files. Each file kind has one schema here, and writers cast to it, so a
-reader can rely on names, types and nullability whatever the source was. README.md documents
-the same columns for humans; keep the two in step.
+reader can rely on names, types and nullability whatever the source was. docs/contracts.md#raw-schema
+(and the schemas after it) documents the same columns for humans; keep the two in step.
 
 - ``RAW_SCHEMA``: ``data/raw/<source>.parquet``, one row per post (or document), written by the
   crawl stage (spiders through the Parquet feed exporter, or the local-dataset reader).

@@ -5,7 +5,8 @@ for the compressor baseline, ``data/split/{train,val}.parquet``. Writes ``models
 vocabulary, meta), ``metrics/train.json``, ``plots/train.csv``, ``reports/evolution.jsonl`` and
 ``logs/tensorboard/``. Checkpoints go to ``checkpoints/train/``, which is *not* a DVC output
 (DVC deletes outputs before a stage runs), so a killed ``dvc repro`` resumes where it stopped.
-Params: the ``train`` section (checked by TrainConfig; values in params.yaml, meanings in README).
+Params: the ``train`` section (checked by TrainConfig; values in params.yaml, meanings in
+docs/model.md#train).
 
 Keras ``fit`` drives training (progress bar, callbacks, TensorBoard); every side effect is a
 callback in :mod:`model.callbacks`. Keras' own ``BackupAndRestore`` restarts an interrupted epoch

@@ -15,7 +15,7 @@ iterator in ``contextlib.closing`` so the workers stop at once.
 
 Built on ``multiprocessing.Pool`` with the ``fork`` start method (workers inherit imported modules,
 no re-import per worker) rather than ``concurrent.futures``: ``Pool.apply_async`` plus a deque is
-all a bounded ordered window needs, and it is what the stages were measured with (README table).
+all a bounded ordered window needs, and it is what the stages were measured with (docs/benchmarks.md#latest-numbers).
 """
 
 from __future__ import annotations

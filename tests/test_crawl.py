@@ -185,7 +185,7 @@ def test_retry_after_values():
 
 
 def test_scrapy_crawl_cli_writes_json_lines(tmp_path, repo_root, python_exe):
-    """`scrapy crawl xenforo -a start_url=<thread> -O out.jsonl` at the repo root (the README's use)."""
+    """`scrapy crawl xenforo -a start_url=<thread> -O out.jsonl` at the repo root (docs/crawl.md's use)."""
     forum = DemoForum(plays=[PLAY])
     thread = next(t for t in forum.crawlable_threads() if forum.thread_pages(t) >= 2)
     with DemoForumServer(forum) as server:
