@@ -76,3 +76,15 @@ def model_bars(bpc: Mapping[str, float]) -> str:
     ax.invert_yaxis()
     ax.set_xlabel("test bits per character (lower is better)")
     return _png(fig)
+
+
+def overlay_curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], xlabel: str) -> str:
+    """Validation bits per character of several runs in one plot: ``{run label: (xs, ys)}``."""
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for label, (xs, ys) in series.items():
+        # run names are untrusted text: a "$" would start matplotlib's math mode
+        ax.plot(xs, ys, marker="o", markersize=3, label=label.replace("$", r"\$"))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("validation bits per character")
+    ax.legend(fontsize=8)
+    return _png(fig)
