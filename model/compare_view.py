@@ -159,11 +159,13 @@ def data_facts(run: Run) -> dict[str, Any]:
 
 
 def data_diff(runs: Sequence[Run]) -> dict[str, Any]:
-    """Every data fact per run, and whether the runs (those that have the fact) differ."""
+    """Every data fact per run, and whether the runs that have any data metrics differ (a source
+    crawled by one run only is a difference)."""
     per = [data_facts(r) for r in runs]
     keys = list(dict.fromkeys(k for p in per for k in p))
     rows = [(k, *(p.get(k) for p in per)) for k in keys]
-    differ = any(len({json.dumps(v) for v in row[1:] if v is not None}) > 1 for row in rows)
+    having = [i for i, p in enumerate(per) if any(v is not None for v in p.values())]
+    differ = any(len({json.dumps(row[1 + i]) for i in having}) > 1 for row in rows)
     return {"rows": rows, "differ": differ}
 
 
