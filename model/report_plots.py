@@ -78,12 +78,18 @@ def model_bars(bpc: Mapping[str, float]) -> str:
     return _png(fig)
 
 
+MARKERS = "os^Dv<>p"
+
+
 def overlay_curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], xlabel: str) -> str:
     """Validation bits per character of several runs in one plot: ``{run label: (xs, ys)}``."""
     fig, ax = plt.subplots(figsize=(7, 3.2))
-    for label, (xs, ys) in series.items():
-        # run names are untrusted text: a "$" would start matplotlib's math mode
-        ax.plot(xs, ys, marker="o", markersize=3, label=label.replace("$", r"\$"))
+    for i, (label, (xs, ys)) in enumerate(series.items()):
+        # hollow markers of different shapes, earlier runs on top: a one-epoch run's single point
+        # stays visible where another run passes through it. Run names are untrusted text: a "$"
+        # would start matplotlib's math mode.
+        ax.plot(xs, ys, marker=MARKERS[i % len(MARKERS)], markersize=6, fillstyle="none", zorder=len(series) - i,
+                label=label.replace("$", r"\$"))
     ax.set_xlabel(xlabel)
     ax.set_ylabel("validation bits per character")
     ax.legend(fontsize=8)
