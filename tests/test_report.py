@@ -143,3 +143,19 @@ def test_by_length_table_says_which_model_wins_each_group(project):
         assert r[5] == ("LSTM" if r[3] < r[4] else "kneser_ney_4")
     text = (project[0] / "reports/summary.md").read_text(encoding="utf-8")
     assert "## By document length" in text and report.verdict(ev) in text
+
+
+def test_the_first_screen_is_a_summary_for_a_reader(page, project):
+    ev = json.loads((project[0] / "metrics/eval.json").read_text())
+    parsed = _Tags()
+    parsed.feed(page)
+    assert list(parsed.sections)[0] == "summary"
+    text = "".join(parsed.sections["summary"])
+    assert report.verdict(ev) in text  # the verdict against the best baseline
+    assert f"{round(ev['comparison']['lstm_bpc'], 4):.4f}" in text and "LSTM test bits per character" in text
+    summary = page[page.index('<section id="summary">'):page.index("</section>")]
+    assert summary.count('<pre class="sample">') == 3
+    assert '<a href="compare.html">' in summary  # the comparison with other runs lives there
+    corpus = page[page.index('<section id="corpus">'):]
+    details = corpus.index("<details><summary>Every crawl metric, per source</summary>")
+    assert corpus.index("<td>note</td>") > details  # every crawl metric is folded, below the posts per source
