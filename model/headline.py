@@ -33,6 +33,17 @@ FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "posts_kept": ("dedupe", ("kept",)),
     "novel_word_share": ("eval", ("novelty", "novel_word_share")),
 }
+# headline key -> (what readers see, which way is better: "lower", "higher" or None for neither);
+# the report's summary and the compare page (model/compare_view.py) label the numbers with it
+LABELS: dict[str, tuple[str, str | None]] = {
+    "lstm_test_bpc": ("LSTM test bits per character", "lower"),
+    "best_baseline": ("best baseline", None),
+    "best_baseline_test_bpc": ("best baseline's test bits per character", None),
+    "lstm_val_bpc": ("LSTM validation bits per character", "lower"),
+    "train_tokens_per_s": ("training tokens per second", "higher"),
+    "posts_kept": ("posts kept after cleaning and deduplication", None),
+    "novel_word_share": ("share of generated words not in train", None),
+}
 
 
 class HeadlineError(RuntimeError):
@@ -49,16 +60,31 @@ def pick(doc: dict[str, Any], keys: tuple[str, ...], path: Path) -> Any:
     return value
 
 
+def rounded(key: str, value: Any) -> Any:
+    """Floats rounded for reading: bits per character and shares to 4 decimals, tokens/s whole."""
+    if isinstance(value, float):
+        return round(value) if key == "train_tokens_per_s" else round(value, 4)
+    return value
+
+
 def headline(metrics: dict[str, tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
-    """The headline dict from ``{name: (path, parsed metrics file)}``; floats rounded for reading
-    (bits per character and shares to 4 decimals, tokens/s to a whole number)."""
+    """The headline dict from ``{name: (path, parsed metrics file)}``, rounded."""
     out: dict[str, Any] = {}
     for key, (name, keys) in FIELDS.items():
         path, doc = metrics[name]
-        value = pick(doc, keys, path)
-        if isinstance(value, float):
-            value = round(value) if key == "train_tokens_per_s" else round(value, 4)
-        out[key] = value
+        out[key] = rounded(key, pick(doc, keys, path))
+    return out
+
+
+def partial_headline(docs: dict[str, Any]) -> dict[str, Any]:
+    """The headline from ``{name: parsed metrics file or None}``, None where a file or key is
+    missing (pages show what there is; the stage itself insists on everything)."""
+    out: dict[str, Any] = {}
+    for key, (name, keys) in FIELDS.items():
+        value = docs.get(name)
+        for k in keys:
+            value = value.get(k) if isinstance(value, dict) else None
+        out[key] = rounded(key, value)
     return out
 
 

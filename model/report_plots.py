@@ -76,3 +76,21 @@ def model_bars(bpc: Mapping[str, float]) -> str:
     ax.invert_yaxis()
     ax.set_xlabel("test bits per character (lower is better)")
     return _png(fig)
+
+
+MARKERS = "os^Dv<>p"
+
+
+def overlay_curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], xlabel: str) -> str:
+    """Validation bits per character of several runs in one plot: ``{run label: (xs, ys)}``."""
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for i, (label, (xs, ys)) in enumerate(series.items()):
+        # hollow markers of different shapes, earlier runs on top: a one-epoch run's single point
+        # stays visible where another run passes through it. Run names are untrusted text: a "$"
+        # would start matplotlib's math mode.
+        ax.plot(xs, ys, marker=MARKERS[i % len(MARKERS)], markersize=6, fillstyle="none", zorder=len(series) - i,
+                label=label.replace("$", r"\$"))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("validation bits per character")
+    ax.legend(fontsize=8)
+    return _png(fig)

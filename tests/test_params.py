@@ -139,7 +139,7 @@ def test_check_section_on_a_dataclass_of_its_own():
 
 
 # -- paths: named once, as flags in dvc.yaml's cmd -------------------------------------------------
-CODE = (".py", "crawler", "contracts", "demoforum", "scrapy.cfg", "model/web/")  # code, not data
+CODE = (".py", "crawler", "contracts", "demoforum", "scrapy.cfg", "model/web/", "model/templates")  # code, not data
 NOT_OUTS = {"checkpoints/train"}  # train's resumable checkpoints: a DVC out would be deleted before each run
 
 

@@ -81,7 +81,8 @@ def test_untrusted_text_is_shown_as_text(page, project):
     assert not [t for t, _ in parsed.tags if t in ("script", "iframe", "object")]
     assert all(not k.startswith("on") for _, attrs in parsed.tags for k in attrs)
     assert all(a.get("src", "data:").startswith("data:") for t, a in parsed.tags if t == "img")
-    assert "&lt;img src=x onerror=&quot;document.title=1&quot;&gt;&lt;script&gt;alert(2)&lt;/script&gt;" in page
+    # autoescaped by the templates (markupsafe writes quotes as &#34;)
+    assert "&lt;img src=x onerror=&#34;document.title=1&#34;&gt;&lt;script&gt;alert(2)&lt;/script&gt;" in page
     assert "".join(parsed.sections["samples"]).count(XSS_SAMPLE) == 1  # the browser shows it, as text
     # the validation snippet starts with XSS_POST, escaped character by character: as text in the cells
     shown = XSS_POST[:60].replace(" ", "\u00a0")
@@ -142,3 +143,19 @@ def test_by_length_table_says_which_model_wins_each_group(project):
         assert r[5] == ("LSTM" if r[3] < r[4] else "kneser_ney_4")
     text = (project[0] / "reports/summary.md").read_text(encoding="utf-8")
     assert "## By document length" in text and report.verdict(ev) in text
+
+
+def test_the_first_screen_is_a_summary_for_a_reader(page, project):
+    ev = json.loads((project[0] / "metrics/eval.json").read_text())
+    parsed = _Tags()
+    parsed.feed(page)
+    assert list(parsed.sections)[0] == "summary"
+    text = "".join(parsed.sections["summary"])
+    assert report.verdict(ev) in text  # the verdict against the best baseline
+    assert f"{round(ev['comparison']['lstm_bpc'], 4):.4f}" in text and "LSTM test bits per character" in text
+    summary = page[page.index('<section id="summary">'):page.index("</section>")]
+    assert summary.count('<pre class="sample">') == 3
+    assert '<a href="compare.html">' in summary  # the comparison with other runs lives there
+    corpus = page[page.index('<section id="corpus">'):]
+    details = corpus.index("<details><summary>Every crawl metric, per source</summary>")
+    assert corpus.index("<td>note</td>") > details  # every crawl metric is folded, below the posts per source

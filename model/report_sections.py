@@ -1,0 +1,245 @@
+"""The report's sections as plain data for ``model/templates/report/<section>.html``: one function
+per section, each reading its inputs through ``report.Inputs`` and returning a dict (None where an
+input is missing: the template names it). No HTML is built here; the templates escape every value.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Sequence
+
+from model.pages import flatten, fmt, sample_view
+
+SECTIONS = [("summary", "Summary"), ("corpus", "Corpus overview"), ("training", "Training"),
+            ("samples", "Samples by temperature"), ("evolution", "Sample evolution across epochs"),
+            ("evaluation", "Evaluation against baselines"), ("expects", "What the model expects"),
+            ("cells", "What a cell tracks")]
+STAGE_METRICS = ("clean", "dedupe", "split", "vocab", "batches")
+CRAWL_COLUMNS = ("pages", "posts", "threads", "finish_reason")
+SUMMARY_SAMPLES = 3
+
+
+# -- summary (the first screen) --------------------------------------------------------------------
+def verdict(ev: dict) -> str:
+    """One plain sentence: which baseline is best and whether, by how much, the LSTM beats it."""
+    c = ev.get("comparison")
+    numbers = ("lstm_bpc", "best_baseline_bpc")
+    if not isinstance(c, dict) or not all(isinstance(c.get(k), (int, float)) for k in numbers):
+        return "No LSTM result to compare with the baselines."
+    margin = c["best_baseline_bpc"] - c["lstm_bpc"]
+    share = 100.0 * abs(margin) / c["best_baseline_bpc"]
+    if margin > 0:
+        return (f"The LSTM beats every baseline: {c['lstm_bpc']:.4f} bits per character against "
+                f"{c['best_baseline_bpc']:.4f} for the best, {c['best_baseline']} "
+                f"({margin:.4f} fewer, {share:.1f}% less).")
+    return (f"The LSTM does NOT beat the best baseline, {c['best_baseline']}: {c['lstm_bpc']:.4f} bits per character "
+            f"against {c['best_baseline_bpc']:.4f} ({-margin:.4f} more, {share:.1f}% worse).")
+
+
+def sample_order(samples: Sequence[dict]) -> list[tuple[str, Any]]:
+    """(method, temperature) groups in reading order: sampled first, by temperature, then the rest."""
+    keys = dict.fromkeys((str(s.get("method")), s.get("temperature")) for s in samples)
+    return sorted(keys, key=lambda k: (k[0] != "sample", k[0], k[1] if isinstance(k[1], (int, float)) else 0))
+
+
+def pick_samples(samples: Sequence[dict], n: int) -> list[dict]:
+    """The first sample of each of the first ``n`` groups of ``sample_order``."""
+    firsts: dict[tuple, dict] = {}
+    for s in samples:
+        firsts.setdefault((str(s.get("method")), s.get("temperature")), s)
+    return [firsts[k] for k in sample_order(samples)[:n]]
+
+
+def sample_title(s: dict) -> str:
+    method, temp = str(s.get("method")), s.get("temperature")
+    return method + (f", temperature {temp}" if temp is not None and method not in ("greedy", "beam") else "")
+
+
+def summary(inp) -> dict[str, Any]:
+    from model.headline import LABELS, partial_headline
+
+    docs = {name: inp.json(f"metrics/{name}.json") for name in ("eval", "train", "dedupe")}
+    numbers = partial_headline(docs)
+    samples = inp.jsonl("reports/samples.jsonl") or []
+    return {"headline": [(LABELS[k][0], v) for k, v in numbers.items()] if docs["eval"] or docs["train"] else None,
+            "verdict": verdict(docs["eval"]) if docs["eval"] is not None else None,
+            "samples": [(sample_title(s), sample_view(s)) for s in pick_samples(samples, SUMMARY_SAMPLES)]}
+
+
+# -- corpus ----------------------------------------------------------------------------------------
+def _stage_rows(inp) -> list[tuple]:
+    rows = []
+    raw = sorted(inp.path("data/raw").glob("*.parquet")) if inp.path("data/raw").is_dir() else []
+    if raw:
+        rows.append(("raw (crawled)", sum(inp.rows(f"data/raw/{p.name}") or 0 for p in raw), "-"))
+    for label, rel in [("clean", "data/clean/posts.parquet"), ("deduplicated", "data/dedup/corpus.parquet"),
+                       ("train", "data/split/train.parquet"), ("val", "data/split/val.parquet"),
+                       ("test", "data/split/test.parquet")]:
+        n = inp.column(rel, "n_chars")
+        if n is not None:
+            rows.append((label, len(n), sum(x or 0 for x in n)))
+    return rows
+
+
+def corpus(inp, cfg: dict) -> dict[str, Any]:
+    from model import report_plots
+
+    crawl = inp.crawl()
+    keys = sorted({k for d in crawl.values() for k, _ in flatten(d)})
+    per = {src: dict(flatten(d)) for src, d in crawl.items()}
+    reasons = inp.column("data/clean/dropped.parquet", "reason")
+    kinds = inp.column("data/dedup/duplicates.parquet", "kind")
+    lengths = {s: inp.column(f"data/split/{s}.parquet", "n_chars") for s in ("train", "val", "test")}
+    lengths = {k: [x or 0 for x in v] for k, v in lengths.items() if v is not None}
+    return {
+        "sources": [(src, *(d.get(c) for c in CRAWL_COLUMNS)) for src, d in crawl.items()] or None,
+        "source_header": ["source", *CRAWL_COLUMNS],
+        "crawl_header": ["metric", *per], "crawl_rows": [(k, *(per[s].get(k, "") for s in per)) for k in keys],
+        "stages": _stage_rows(inp) or None,
+        "dropped": Counter(reasons).most_common() if reasons is not None else None,
+        "duplicates": sorted(Counter(kinds).items()) if kinds is not None else None,
+        "histogram": report_plots.length_histogram(lengths, int(cfg["histogram_bins"]))
+        if any(lengths.values()) else None,
+        "stage_metrics": [(n, _flat_or_none(inp.json(f"metrics/{n}.json"))) for n in STAGE_METRICS],
+    }
+
+
+def _flat_or_none(data: Any) -> list[tuple[str, Any]] | None:
+    return flatten(data) if data is not None else None
+
+
+# -- training, samples, evolution ------------------------------------------------------------------
+def training(inp) -> dict[str, Any]:
+    from model import report_plots
+
+    rows = inp.csv("plots/train.csv")
+    return {"curves": report_plots.training_curves(rows) if rows else None,
+            "metrics": _flat_or_none(inp.json("metrics/train.json"))}
+
+
+def samples(inp) -> list[dict[str, Any]] | None:
+    rows = inp.jsonl("reports/samples.jsonl")
+    if not rows:
+        return None
+    out = []
+    for method, temp in sample_order(rows):
+        group = [s for s in rows if (str(s.get("method")), s.get("temperature")) == (method, temp)]
+        out.append({"title": sample_title(group[0]), "samples": [
+            (f"prime {s.get('prime')!r} · seed {s.get('seed')} · mean log-prob {fmt(s.get('mean_logprob'))}",
+             sample_view(s)) for s in group]})
+    return out
+
+
+def evolution(inp) -> dict[str, Any] | None:
+    rows = inp.jsonl("reports/evolution.jsonl")
+    if not rows:
+        return None
+    keys = sorted({(str(r.get("prime")), str(r.get("temperature"))) for r in rows})
+    epochs = sorted({r.get("epoch") for r in rows}, key=lambda e: (e is None, e))
+    by = {(r.get("epoch"), str(r.get("prime")), str(r.get("temperature"))): r for r in rows}
+    return {"header": [f"prime {p!r}, T={t}" for p, t in keys],
+            "rows": [(e, [sample_view(by[(e, p, t)]) if (e, p, t) in by else None for p, t in keys])
+                     for e in epochs]}
+
+
+# -- evaluation ------------------------------------------------------------------------------------
+def by_length_rows(ev: dict) -> tuple[list[str], list[tuple]]:
+    """Header and rows of the LSTM vs Kneser-Ney bits per character by document length."""
+    groups = ev.get("by_length") or []
+    kn = next((k[:-4] for g in groups for k in g if k.startswith("kneser_ney") and k.endswith("_bpc")), None)
+    rows = []
+    for g in groups:
+        lstm, other = g.get("lstm_bpc"), g.get(f"{kn}_bpc") if kn else None
+        better = ("LSTM" if lstm < other else kn) if isinstance(lstm, float) and isinstance(other, float) else ""
+        rows.append((g.get("chars"), g.get("documents"), g.get("targets"), lstm, other, better))
+    return ["document length (chars)", "documents", "characters measured", "LSTM bpc", f"{kn} bpc", "better"], rows
+
+
+def evaluation(inp) -> dict[str, Any] | None:
+    from model import report_plots
+
+    ev = inp.json("metrics/eval.json")
+    if ev is None:
+        return None
+    models = ev.get("models", {})
+    train = inp.json("metrics/train.json")
+    header, length_rows = by_length_rows(ev)
+    novelty = inp.jsonl("reports/novelty.jsonl") or []
+    return {
+        "test": ev.get("test", {}), "verdict": verdict(ev),
+        "models": [(n, m.get("bpc"), m.get("nats_per_char"), m.get("perplexity"))
+                   for n, m in sorted(models.items(), key=lambda kv: kv[1].get("bpc", 1e9))],
+        "val_bpc": train.get("val_bpc") if isinstance(train, dict) and isinstance(train.get("val_bpc"), (int, float))
+        else None,
+        "bars": report_plots.model_bars({n: m["bpc"] for n, m in models.items() if "bpc" in m}),
+        "length_header": header, "length_rows": length_rows,
+        "novelty": flatten(ev.get("novelty", {})),
+        "novelty_rows": [(r.get("method"), r.get("temperature"), r.get("prime"), r.get("novel_word_share"),
+                          r.get("longest_copy"), r.get("longest_copy_text")) for r in novelty],
+    }
+
+
+# -- inside the model ------------------------------------------------------------------------------
+def _prob_style(p: float) -> str:
+    return f"background: rgba(39, 174, 96, {max(0.0, min(1.0, p)):.3f})"
+
+
+def _act_style(a: float) -> str:
+    colour = "192, 57, 43" if a > 0 else "41, 128, 185"
+    return f"background: rgba({colour}, {min(1.0, abs(a)):.3f})"
+
+
+def _char(ch: str) -> str:
+    return {"\n": "\u21b5\n", " ": "\u00a0"}.get(ch, ch)
+
+
+def model_sections(inp, cfg: dict, model_dir: str) -> tuple[dict, dict]:
+    """(what the model expects, what a cell tracks), from the model and the validation split; each
+    ``{"missing": (input, how to make it)}`` when an input is missing."""
+    texts = inp.column("data/split/val.parquet", "text")
+    if not (inp.root / model_dir / "meta.json").exists():
+        gone = {"missing": (f"{model_dir}/", "run `dvc repro train`")}
+        return gone, gone
+    if not texts:
+        gone = {"missing": ("data/split/val.parquet", "run `dvc repro split`")}
+        return gone, gone
+    from model.artifacts import load_trained
+
+    model, vocab, _ = load_trained(inp.root / model_dir)
+    texts = [t for t in texts if t]
+    n = int(cfg["snippet_chars"])
+    snippet = next((t for t in texts if len(t) >= n), max(texts, key=len))[:n]
+    return expectations(model, vocab, snippet, int(cfg["top_k"])), \
+        cells(model, vocab, snippet, texts, int(cfg["analysis_chars"]))
+
+
+def expectations(model, vocab, snippet: str, top_k: int) -> dict[str, Any]:
+    """The snippet's characters with their probability shading and the top-k next guesses."""
+    from model import interpret
+
+    ex = interpret.expectations(model, vocab, snippet, top_k)
+    spans = [{"char": _char(ch), "style": _prob_style(ex["prob_of_char"][i]),
+              "context": repr(snippet[max(0, i - 10):i + 1]),
+              "guesses": [(repr(g), f"{p:.3f}") for g, p in ex["next_guesses"][i]]} for i, ch in enumerate(snippet)]
+    first = [(i, repr(snippet[i]), f'{ex["prob_of_char"][i]:.3f}',
+              "  ".join(f"{g!r} {p:.2f}" for g, p in ex["next_guesses"][i])) for i in range(min(30, len(snippet)))]
+    return {"missing": None, "spans": spans, "first": first}
+
+
+def cells(model, vocab, snippet: str, texts: list[str], analysis_chars: int) -> dict[str, Any]:
+    """The cells most correlated with simple text features over the first ``analysis_chars``
+    validation characters, each with its activation over the snippet."""
+    from model import interpret
+
+    analysis, total = [], 0
+    for t in texts:
+        if total >= analysis_chars:
+            break
+        analysis.append(t[: analysis_chars - total])
+        total += len(analysis[-1])
+    chosen, skipped = interpret.interpretable_cells(model, vocab, analysis)
+    acts = interpret.cell_activations(model, vocab, snippet, chosen)
+    return {"missing": None, "total": total, "skipped": skipped, "cells": [
+        {"title": f"{c.feature}: layer {c.layer}, cell {c.index} (r = {c.r:+.3f})",
+         "spans": [(_char(ch), _act_style(v), f"{v:+.3f}") for ch, v in zip(snippet, a)]}
+        for c, a in zip(chosen, acts)]}
