@@ -205,7 +205,8 @@ class MybbSpider(ForumSpider):
             return []
         seen = self.__dict__.setdefault("_pages_seen", set())
         seen.add((info.thread_id, info.page))
-        pages = {self.page_from_url(response.urljoin(h)) or 1 for h in response.css(".pagination a::attr(href)").getall()}
+        links = response.css(".pagination a::attr(href)").getall()
+        pages = {self.page_from_url(response.urljoin(h)) or 1 for h in links}
         wanted = [p for p in sorted(pages) if (info.thread_id, p) not in seen]
         seen.update((info.thread_id, p) for p in wanted)
         return [response.urljoin(f"showthread.php?tid={info.thread_id}" + (f"&page={p}" if p > 1 else ""))

@@ -21,8 +21,9 @@ only knows SMF's markup and its offset URLs. Markup it relies on (``Display.temp
   ``topic=N.0``;
 - topic: id from the URL, else ``link[rel=canonical]``, else ``input[name=topic]``; title
   ``#top_subject`` (its "Topic: X (Read N times)" form trimmed), else the linktree's topic link;
-  board the last ``board=`` link of the linktree; page ``.current_page`` (2.1) / ``.pagelinks strong`` (2.0), else the offset over the
-  page size (the step between pagination offsets; ``posts_per_page`` when there is one page);
+  board the last ``board=`` link of the linktree; page ``.current_page`` (2.1) / ``.pagelinks
+  strong`` (2.0), else the offset over the page size (the step between pagination offsets;
+  ``posts_per_page`` when there is one page);
 - board: topic links ``span[id^=msg_] a`` (the first message of each row), next page the
   pagination link with the next offset, each topic's last message id from its row's ``msgN``
   link; index: board links ``a.subject[href*=board]``.
@@ -244,10 +245,11 @@ class SmfSpider(ForumSpider):
     # ---- contracts ---------------------------------------------------------------------------
     def parse(self, response: Response, **kwargs: Any):
         """A start URL: a board index (boards), a board (topic links, next page) or a topic (posts, pages).
+        The contract's fixture links its next page absolutely, as SMF does: off the file:// host, not followed.
 
         @url tests/fixtures/smf/smf21_topic_p1.html
         @returns items 3 3
-        @returns requests 1 1
+        @returns requests 0 0
         @scrapes source url thread_id thread_title page position post_id author posted_at body body_format fetched_at
         """
         yield from super().parse(response, **kwargs)
