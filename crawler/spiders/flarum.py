@@ -40,7 +40,7 @@ from contracts.markup import EngineMarkup
 from crawler.incremental import LastPost
 from crawler.recognition import css_signals, json_body, recognised, text_signals, url_signals
 from crawler.spiders.forum import PostData, ThreadInfo
-from crawler.spiders.jsonforum import JsonForumSpider
+from crawler.spiders.jsonforum import JsonForumSpider, obj, rows
 
 PAGE = 20  # posts per /api/posts request (Flarum's default page[limit])
 DISCUSSION_PATH_RE = re.compile(r"^(?P<base>.*?)/(?:api/discussions|d)/(?P<id>\d+)(?:-[^/]*)?(?:/\d+)?/?$")
@@ -145,7 +145,7 @@ class FlarumSpider(JsonForumSpider):
             self.logger.error("%s is not a Flarum tag list, discussion list, discussion or post list "
                               "(keys: %s): skipped", response.url, ", ".join(sorted(data)[:10]))
             return
-        yield from handler(response, data)
+        yield from self.guarded(response, handler(response, data))
 
     def _api(self, response: Response) -> str:
         """Site and install path up to ``/api``."""
@@ -154,31 +154,33 @@ class FlarumSpider(JsonForumSpider):
     # ---- listings ----------------------------------------------------------------------------
     def parse_tags(self, response: Response, data: dict[str, Any]) -> Iterator[scrapy.Request]:
         self.inc("pages/index")
-        for tag in data["data"]:
-            slug = (tag.get("attributes") or {}).get("slug") if isinstance(tag, dict) else None
+        for tag in rows(data["data"]):
+            attributes = obj(tag.get("attributes"))
+            slug = attributes.get("slug")
             if not slug:
                 self.inc("errors/category_without_id")
                 continue
             url = f"{self._api(response)}/discussions?" + urlencode({"filter[tag]": slug})
-            yield scrapy.Request(url, callback=self.parse, meta={"board": tag["attributes"].get("name") or slug})
+            yield scrapy.Request(url, callback=self.parse, meta={"board": attributes.get("name") or slug})
 
     def parse_listing(self, response: Response, data: dict[str, Any]) -> Iterator[scrapy.Request]:
         self.inc("pages/board")
-        rows = [d for d in data.get("data") or [] if isinstance(d, dict) and POST_ID_RE.match(str(d.get("id")))]
-        if not rows:
+        listed = [d for d in rows(data.get("data")) if POST_ID_RE.match(str(d.get("id")))]
+        if not listed:
             self.inc("errors/board_without_threads")
             self.logger.warning("discussion list %s lists no discussions", response.url)
         stale = 0
-        for row in rows:
+        for row in listed:
             did = str(row["id"])
-            last = LastPost(posted_at=self.utc((row.get("attributes") or {}).get("lastPostedAt"), f"discussion {did}"))
+            last = LastPost(posted_at=self.utc(obj(row.get("attributes")).get("lastPostedAt"), f"discussion {did}"))
             verdict = self.wanted_thread(did, last)
             stale += verdict == "stale"
             if verdict == "fetch":
                 yield scrapy.Request(f"{self._api(response)}/discussions/{did}", callback=self.parse,
                                      meta={"board": response.meta.get("board")})
-        following = (data.get("links") or {}).get("next")
-        if following and self.since and rows and stale == len(rows):
+        following = obj(data.get("links")).get("next")
+        following = following if isinstance(following, str) else None
+        if following and self.since and listed and stale == len(listed):
             self.inc("skipped/board_pages_before_since")
             following = None
         if following and not self.thread_limit_hit:
@@ -190,15 +192,15 @@ class FlarumSpider(JsonForumSpider):
         discussion = data["data"]
         did = str(discussion.get("id"))
         self.threads_seen.add(did)  # a discussion start URL is a claim too
-        attributes = discussion.get("attributes") or {}
-        relations = discussion.get("relationships") or {}
-        ids = [p for p in (relations.get("posts") or {}).get("data") or [] if isinstance(p, dict)]
-        tags = {str(t.get("id")) for t in (relations.get("tags") or {}).get("data") or [] if isinstance(t, dict)}
-        names = [(i.get("attributes") or {}).get("name") for i in data.get("included") or []
-                 if isinstance(i, dict) and i.get("type") == "tags" and str(i.get("id")) in tags]
+        attributes, relations = obj(discussion.get("attributes")), obj(discussion.get("relationships"))
+        ids = rows(obj(relations.get("posts")).get("data"))
+        tags = {str(t.get("id")) for t in rows(obj(relations.get("tags")).get("data"))}
+        names = [obj(i.get("attributes")).get("name") for i in rows(data.get("included"))
+                 if i.get("type") == "tags" and str(i.get("id")) in tags]
         meta = {"board": response.meta.get("board") or next((n for n in names if n), None),
                 "title": attributes.get("title"), "slug": attributes.get("slug")}
-        count = len(ids) or attributes.get("commentCount") or 1
+        comments = attributes.get("commentCount")
+        count = len(ids) or (comments if isinstance(comments, int) and comments > 0 else 1)
         pages = max(1, math.ceil(count / PAGE))
         if self.max_pages and pages > self.max_pages:
             self.inc("skipped/max_pages", pages - self.max_pages)
@@ -210,8 +212,8 @@ class FlarumSpider(JsonForumSpider):
 
     def parse_posts(self, response: Response, data: dict[str, Any]) -> Iterator[Any]:
         self.inc("pages/thread")
-        users = {str(i.get("id")): (i.get("attributes") or {}).get("username")
-                 for i in data.get("included") or [] if isinstance(i, dict) and i.get("type") == "users"}
+        users = {str(i.get("id")): obj(i.get("attributes")).get("username")
+                 for i in rows(data.get("included")) if i.get("type") == "users"}
         posts = [p for p in data["data"] if self._readable(p)]
         if not posts:  # nothing but event or hidden posts (counted), or an empty page
             if not data["data"]:
@@ -234,7 +236,7 @@ class FlarumSpider(JsonForumSpider):
         if not (isinstance(post, dict) and POST_ID_RE.match(str(post.get("id")))):
             self.inc("errors/post_without_id")
             return False
-        attributes = post.get("attributes") or {}
+        attributes = obj(post.get("attributes"))
         if attributes.get("contentType", "comment") != "comment":
             self.inc("skipped/event_post")  # "renamed the discussion" and the like: no text
             return False
@@ -244,7 +246,7 @@ class FlarumSpider(JsonForumSpider):
         return True
 
     def post(self, response: Response, post: dict[str, Any], did: str, users: dict[str, Any]) -> PostData:
-        pid, attributes = str(post["id"]), post.get("attributes") or {}
+        pid, attributes = str(post["id"]), obj(post.get("attributes"))
         number = attributes.get("number") if isinstance(attributes.get("number"), int) else None
         body = attributes.get("contentHtml") if isinstance(attributes.get("contentHtml"), str) else None
         return PostData(
@@ -257,5 +259,4 @@ class FlarumSpider(JsonForumSpider):
 
 def _related(resource: dict[str, Any], name: str) -> dict[str, Any]:
     """The ``{"type", "id"}`` of a resource's to-one relationship ``name`` ({} when absent)."""
-    data = ((resource.get("relationships") or {}).get(name) or {}).get("data")
-    return data if isinstance(data, dict) else {}
+    return obj(obj(obj(resource.get("relationships")).get(name)).get("data"))

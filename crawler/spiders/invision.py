@@ -34,6 +34,7 @@ from scrapy.http import Response
 
 from contracts.markup import EngineMarkup
 from contracts.timestamps import to_utc
+from crawler.htmlattrs import LINK_ATTRS, attr, attrs
 from crawler.incremental import LastPost
 from crawler.recognition import css_signals, recognised, text_signals, url_signals
 from crawler.spiders.forum import ForumSpider, PostData, ThreadInfo
@@ -125,7 +126,7 @@ class InvisionSpider(ForumSpider):
                      or self.thread_id_from_url(response.url))
         title = _text(response.css("h1.ipsType_pageTitle, h1.ipsPageHeader__title")[:1]) \
             or _text(response.css("h1")[:1])
-        crumbs = [t for a in response.css(".ipsBreadcrumb a") if "/forum/" in (a.attrib.get("href") or "")
+        crumbs = [t for a in response.css(".ipsBreadcrumb a") if "/forum/" in attr(a, "href")
                   and (t := _text(a))]
         current = response.css(".ipsPagination_active a::attr(data-page), "
                                ".ipsPagination__page--active a::attr(data-page)").re_first(r"^\d+$")
@@ -135,11 +136,11 @@ class InvisionSpider(ForumSpider):
     # ---- posts -------------------------------------------------------------------------------
     def posts(self, response: Response) -> list[PostData]:
         first = (self.thread_info(response).page - 1) * self.per_page(response)
-        articles = [a for a in response.css("article[id^='elComment_']") if COMMENT_ID_RE.match(a.attrib.get("id", ""))]
+        articles = [a for a in response.css("article[id^='elComment_']") if COMMENT_ID_RE.match(attr(a, "id"))]
         return [self.post(response, article, first + index) for index, article in enumerate(articles)]
 
     def post(self, response: Response, article: Selector, position: int) -> PostData:
-        post_id = COMMENT_ID_RE.match(article.attrib["id"]).group(1)
+        post_id = COMMENT_ID_RE.match(attr(article, "id")).group(1)
         author = _text(article.css(".cAuthorPane_author, .ipsEntry__username")[:1])
         content = article.css("[data-role='commentContent']")[:1]
         link = article.css("a[href*='comment=']::attr(href), a[href*='#findComment-']::attr(href)").get()
@@ -166,8 +167,9 @@ class InvisionSpider(ForumSpider):
         """Comment ids the top-level quotes cite (``data-ipsquote-contentcommentid``, else the citation link)."""
         ids: list[str] = []
         for quote in content.xpath(".//blockquote[not(ancestor::blockquote)]"):
-            links = [a.attrib for a in quote.css(".ipsQuote_citation a")]
-            ids += [i for i in MARKUP.quote_ids(quote.attrib, links) if i != own_id and i not in ids]
+            links = [attrs(a, LINK_ATTRS) for a in quote.css(".ipsQuote_citation a")]
+            cited = MARKUP.quote_ids(attrs(quote, MARKUP.quote_attrs), links)
+            ids += [i for i in cited if i != own_id and i not in ids]
         return ids
 
     # ---- links -------------------------------------------------------------------------------

@@ -5,8 +5,11 @@ Such an engine keeps ``ForumSpider``'s arguments, limits, stats and markup recor
 posts go through the base class's item assembly (``PostData`` + ``ThreadInfo``: ``since``,
 positions, counting). Helpers here: ``load_json`` (a counted, logged error on anything that is not
 a JSON object), ``utc`` (ISO strings and epoch milliseconds), ``site`` (scheme and host),
-``wanted_thread`` (the ``since`` / incremental / ``max_threads`` rules of a listing's row) and
-``quote_lead_ids`` (quoted post ids in the links of a quote's lead paragraph or its own links).
+``wanted_thread`` (the ``since`` / incremental / ``max_threads`` rules of a listing's row),
+``quote_lead_ids`` (quoted post ids in the links of a quote's lead paragraph or its own links), ``obj``
+and ``rows`` (a JSON value as the object or list of objects the API documents, else empty: an answer
+of the wrong shape reads as missing data, never as an exception) and ``guarded`` (what a callback
+yields; an unforeseen exception is counted ``errors/parse_failed`` and logged with the URL).
 The ``ForumSpider`` HTML hooks (``page_kind`` ...) are not used by these spiders.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
@@ -22,12 +26,33 @@ from parsel import Selector
 from scrapy.http import Response
 
 from contracts.timestamps import to_utc
+from crawler.htmlattrs import attr
 from crawler.incremental import LastPost
 from crawler.spiders.forum import ForumSpider
 
 
+def obj(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
+def rows(value: Any) -> list[dict[str, Any]]:
+    """The objects of a JSON list (other members dropped); [] when ``value`` is no list."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 class JsonForumSpider(ForumSpider):
     """Base class of the JSON API spiders (no ``name``: Scrapy does not list it)."""
+
+    def guarded(self, response: Response, results: Iterable[Any]) -> Iterator[Any]:
+        """``results`` as they come; an exception the spider did not foresee ends them, counted
+        (``errors/parse_failed``) and logged with the URL, instead of escaping the callback."""
+        try:
+            yield from results
+        except Exception as exc:  # a document of a shape nobody foresaw: lose this page, not the crawl
+            self.inc("errors/parse_failed")
+            self.logger.error("%s: could not read the answer (%s: %s); the rest of this page is skipped",
+                              response.url, type(exc).__name__, exc)
 
     def load_json(self, response: Response) -> dict[str, Any] | None:
         """The response's JSON object, or None (counted ``errors/bad_json``, logged with the URL)."""
@@ -83,7 +108,7 @@ class JsonForumSpider(ForumSpider):
         for quote in Selector(text=html).xpath("//blockquote[not(ancestor::blockquote)]"):
             links = quote.xpath(inside) if inside else quote.xpath("preceding-sibling::*[1][self::p]//a")
             for link in links:
-                for value in (link.attrib.get("data-id", ""), link.attrib.get("href", "")):
+                for value in (attr(link, "data-id"), attr(link, "href")):
                     match = pattern.search(value)
                     if match and match.group(1) != own_id and match.group(1) not in ids:
                         ids.append(match.group(1))

@@ -39,6 +39,8 @@ from parsel import Selector
 from scrapy.http import Response
 
 from contracts.markup import EngineMarkup
+from crawler.datefmt import strptime_local
+from crawler.htmlattrs import LINK_ATTRS, attr, attrs
 from crawler.incremental import LastPost
 from crawler.recognition import css_signals, recognised, text_signals, url_signals
 from crawler.spiders.forum import DATE_LIKE_RE, ForumSpider, PostData, ThreadInfo
@@ -49,6 +51,9 @@ PAGE_RES = (re.compile(r"[?&]page=(\d+)"), re.compile(r"-page-(\d+)\.html"))
 POST_DIV_ID_RE = re.compile(r"^post_(\d+)$")
 NUMBER_RE = re.compile(r"#\s*([\d,]+)")
 TIME_RE = re.compile(r"\d{1,2}:\d{2}")
+# MyBB's default date and time formats (m-d-Y, h:i A), by date order; other texts go to dateparser
+FORMATS = {"MDY": ("%m-%d-%Y, %I:%M %p", "%m-%d-%Y, %H:%M"), "DMY": ("%d-%m-%Y, %I:%M %p", "%d-%m-%Y, %H:%M"),
+           "YMD": ("%Y-%m-%d, %I:%M %p", "%Y-%m-%d, %H:%M")}
 
 # MyBB 1.8's MyCode output: quotes are <blockquote class="mycode_quote"> (a <blockquote> anyway),
 # with the quoted pid in the <cite>'s jump link; signatures div.signature; smilies img.smilie.
@@ -131,10 +136,10 @@ class MybbSpider(ForumSpider):
     # ---- posts -------------------------------------------------------------------------------
     def posts(self, response: Response) -> list[PostData]:
         return [self.post(response, div) for div in response.css("div.post[id^='post_']")
-                if POST_DIV_ID_RE.match(div.attrib.get("id", ""))]
+                if POST_DIV_ID_RE.match(attr(div, "id"))]
 
     def post(self, response: Response, div: Selector) -> PostData:
-        post_id = POST_DIV_ID_RE.match(div.attrib["id"]).group(1)
+        post_id = POST_DIV_ID_RE.match(attr(div, "id")).group(1)
         permalink = div.css(".post_head a[href*='pid']")[:1]
         number = NUMBER_RE.search(_text(permalink) or "")
         content = div.css("div.post_body")[:1]
@@ -144,7 +149,7 @@ class MybbSpider(ForumSpider):
             signature = div.css("div.signature")[:1]
             if signature:
                 body += signature.get()
-        href = permalink.attrib.get("href") if permalink else None
+        href = attr(permalink[0], "href") if permalink else None
         return PostData(
             post_id=post_id, author=_text(div.css(".post_author .largetext")[:1]), posted_at=self.posted_at(div),
             body=body, url=self.strip_session(response.urljoin(href)) if href else None,
@@ -163,12 +168,12 @@ class MybbSpider(ForumSpider):
         titled = sel[0].css("span[title]")
         text = own
         if titled:
-            title = titled[0].attrib["title"]
+            title = attr(titled[0], "title")
             text = title if TIME_RE.search(title) else f"{title} {own}"
         text = text.strip(" ,")
         if not DATE_LIKE_RE.search(text):
             return None
-        when = self.local_date(text)
+        when = strptime_local(text, FORMATS[self.date_order], self.timezone) or self.local_date(text)
         if when is None:
             self.inc("errors/bad_time")
             self.logger.warning("unreadable post date %r", text)
@@ -179,7 +184,7 @@ class MybbSpider(ForumSpider):
         """Pids the top-level quotes cite, from the jump links in their ``<cite>``."""
         ids: list[str] = []
         for quote in content.xpath(".//blockquote[not(ancestor::blockquote)]"):
-            links = [a.attrib for a in quote.xpath("./cite//a")]
+            links = [attrs(a, LINK_ATTRS) for a in quote.xpath("./cite//a")]
             ids += [i for i in MARKUP.quote_ids({}, links) if i != own_id and i not in ids]
         return ids
 
@@ -190,7 +195,7 @@ class MybbSpider(ForumSpider):
         links = []
         for span in response.css("span[id^='tid_']"):
             href = span.css("a::attr(href)").get()
-            tid = (span.attrib.get("id") or "").removeprefix("tid_")
+            tid = attr(span, "id").removeprefix("tid_")
             if not href:
                 continue
             links.append(response.urljoin(f"showthread.php?tid={tid}") if tid.isdigit()
@@ -220,7 +225,7 @@ class MybbSpider(ForumSpider):
         """Each listed thread's last post time (``span.lastpost``, relative dates by their title)."""
         found: dict[str, LastPost] = {}
         for span in response.css("span[id^='tid_']"):
-            tid = (span.attrib.get("id") or "").removeprefix("tid_")
+            tid = attr(span, "id").removeprefix("tid_")
             row = span.xpath("ancestor::tr[1]")
             when = self.date_of(row.css("span.lastpost")[:1]) if row else None
             if tid.isdigit() and when:

@@ -41,7 +41,7 @@ from contracts.markup import EngineMarkup
 from crawler.incremental import LastPost
 from crawler.recognition import css_signals, header_signals, json_body, recognised, url_signals
 from crawler.spiders.forum import PostData, ThreadInfo
-from crawler.spiders.jsonforum import JsonForumSpider
+from crawler.spiders.jsonforum import JsonForumSpider, obj, rows
 
 TOPIC_PATH_RE = re.compile(r"^(?P<base>.*?)/(?:api/)?topic/(?P<id>\d+)(?:/(?P<slug>[^/?#]+))?(?:/\d+)?/?$")
 CATEGORY_PATH_RE = re.compile(r"^(?P<base>.*?)/(?:api/)?category/(?P<id>\d+)(?:/(?P<slug>[^/?#]+))?/?$")
@@ -135,8 +135,10 @@ class NodebbSpider(JsonForumSpider):
         @scrapes source url thread_id thread_title page position post_id author posted_at body body_format fetched_at
         """
         data = self.load_json(response)
-        if data is None:
-            return
+        if data is not None:
+            yield from self.guarded(response, self.dispatch(response, data))
+
+    def dispatch(self, response: Response, data: dict[str, Any]) -> Iterator[Any]:
         shape = json_shape(data)
         if shape == "categories":
             yield from self.parse_categories(response, data["categories"])
@@ -156,13 +158,13 @@ class NodebbSpider(JsonForumSpider):
     # ---- listings ----------------------------------------------------------------------------
     def parse_categories(self, response: Response, categories: list[Any]) -> Iterator[scrapy.Request]:
         self.inc("pages/index")
-        stack = list(reversed(categories))
+        stack = list(reversed(rows(categories)))
         while stack:
             cat = stack.pop()
-            if not (isinstance(cat, dict) and "cid" in cat):
+            if cat.get("cid") is None:
                 self.inc("errors/category_without_id")
                 continue
-            stack.extend(reversed([c for c in cat.get("children") or [] if isinstance(c, dict)]))
+            stack.extend(reversed(rows(cat.get("children"))))
             if cat.get("link"):  # a category that only links elsewhere holds no topics
                 continue
             url = f"{self._base(response)}/api/category/{cat['cid']}/{str(cat.get('slug') or '').split('/')[-1]}"
@@ -171,7 +173,7 @@ class NodebbSpider(JsonForumSpider):
     def parse_category(self, response: Response, data: dict[str, Any]) -> Iterator[scrapy.Request]:
         self.inc("pages/board")
         board = response.meta.get("board") or data.get("name")
-        topics = [t for t in data["topics"] if isinstance(t, dict) and "tid" in t]
+        topics = [t for t in rows(data["topics"]) if t.get("tid") is not None]
         if not topics:
             self.inc("errors/board_without_threads")
             self.logger.warning("category %s lists no topics", response.url)
@@ -190,7 +192,7 @@ class NodebbSpider(JsonForumSpider):
         if self.since and topics and stale == len(topics):  # newest activity first: the rest is older
             self.inc("skipped/board_pages_before_since")
             return
-        following = (data.get("pagination") or {}).get("next") or {}
+        following = obj(obj(data.get("pagination")).get("next"))
         if following.get("active") and following.get("page") and not self.thread_limit_hit:
             url = urlunparse(urlparse(response.url)._replace(query=urlencode({"page": following["page"]})))
             yield scrapy.Request(url, callback=self.parse, meta={"board": board})
@@ -200,9 +202,9 @@ class NodebbSpider(JsonForumSpider):
         self.inc("pages/thread")
         tid = str(data["tid"])
         self.threads_seen.add(tid)  # a topic start URL is a claim too
-        pagination = data.get("pagination") or {}
+        pagination = obj(data.get("pagination"))
         page = pagination.get("currentPage") if isinstance(pagination.get("currentPage"), int) else 1
-        board = response.meta.get("board") or (data.get("category") or {}).get("name")
+        board = response.meta.get("board") or obj(data.get("category")).get("name")
         info = ThreadInfo(thread_id=tid, title=data.get("title"), board=board, page=page)
         posts = [self.post(response, p) for p in data["posts"] if self._readable(p, tid)]
         if not posts and page == 1:
@@ -227,7 +229,7 @@ class NodebbSpider(JsonForumSpider):
         body = post.get("content") if isinstance(post.get("content"), str) else None
         index = post.get("index")
         return PostData(
-            post_id=pid, author=(post.get("user") or {}).get("username"),
+            post_id=pid, author=obj(post.get("user")).get("username"),
             posted_at=self.utc(post.get("timestamp"), f"post {pid}"), body=body,
             url=f"{self._base(response)}/post/{pid}", position=index if isinstance(index, int) else None,
             quoted_post_ids=self.quote_lead_ids(body or "", POST_LINK_RE, pid))
@@ -244,6 +246,6 @@ class NodebbSpider(JsonForumSpider):
 
 def _nodebb_json(data: dict[str, Any]) -> bool:
     """A NodeBB answer beside its shape: topics and posts carry NodeBB's own fields."""
-    rows = data.get("posts") or data.get("topics") or data.get("categories") or []
-    first = rows[0] if rows and isinstance(rows[0], dict) else {}
+    listed = rows(data.get("posts")) or rows(data.get("topics")) or rows(data.get("categories"))
+    first = listed[0] if listed else {}
     return bool({"pid", "tid", "cid", "uid", "slug"} & set(first)) or "pagination" in data

@@ -10,7 +10,8 @@ only knows SMF's markup and its offset URLs. Markup it relies on (``Display.temp
   (``div.signature#msg_N_signature``, outer HTML) so the clean stage can drop it;
 - time: local-time text in ``.keyinfo`` (2.1: the ``a.smalltext`` permalink, ``January 15, 2024,
   10:32:00 AM`` or ``Today at 10:32:00 AM``; 2.0: ``« Reply #1 on: January 15, 2024, ... »``),
-  read by ``ForumSpider.local_date`` in the forum's ``timezone`` (argument); position from
+  read in the forum's ``timezone`` (argument): SMF's default format by ``crawler.datefmt``, any other
+  text by ``ForumSpider.local_date``; position from
   ``Reply #N`` (the first post has none), else the page's offset plus the post's index;
 - quotes: ``MARKUP`` below; ``blockquote.bbc_standard_quote`` (nested ones alternate with
   ``bbc_alternate_quote``), the quoted message in the attribution link (``topic=T.msgN#msgN``):
@@ -43,6 +44,8 @@ from parsel import Selector
 from scrapy.http import Response
 
 from contracts.markup import EngineMarkup
+from crawler.datefmt import strptime_local
+from crawler.htmlattrs import LINK_ATTRS, attr, attrs
 from crawler.incremental import LastPost
 from crawler.recognition import css_signals, recognised, text_signals, url_signals
 from crawler.spiders.forum import DATE_LIKE_RE, ForumSpider, PostData, ThreadInfo
@@ -53,6 +56,8 @@ OFFSET_RE = re.compile(r"(?:topic|board)[=,]\d+\.(\d+)")
 QUERY_TOPIC_RE = re.compile(r"^(?P<script>[^?#]*?)\?(?:[^#]*?[&;])?topic=(?P<id>\d+)")
 PATH_TOPIC_RE = re.compile(r"^(?P<script>[^?#]*?)/topic,(?P<id>\d+)(?:\.[^/?#]*)?")
 INNER_ID_RE = re.compile(r"^msg_(\d+)$")
+FORMATS = ("%B %d, %Y, %I:%M:%S %p", "%B %d, %Y, %H:%M:%S")  # SMF's default time format; others: dateparser
+DATE_TEXT_RE = re.compile(r"(?:Reply #\d+ )?on: ")
 REPLY_RE = re.compile(r"Reply\s*#\s*(\d+)")
 CONTAINER = "ancestor::div[starts-with(@id, 'msg') and not(starts-with(@id, 'msg_'))][1] | " \
             "ancestor::div[contains(concat(' ', normalize-space(@class), ' '), ' post_wrapper ')][1]"
@@ -155,8 +160,8 @@ class SmfSpider(ForumSpider):
             or self.thread_id_from_url(response.css("link[rel='canonical']::attr(href)").get() or "") \
             or response.css("input[name='topic']::attr(value)").re_first(r"^\d+$")
         links = response.css(".navigate_section a, .linktree a")
-        crumbs = [t for a in links if BOARD_RE.search(a.attrib.get("href") or "") and (t := _text(a))]
-        topics = [t for a in links if TOPIC_RE.search(a.attrib.get("href") or "") and (t := _text(a))]
+        crumbs = [t for a in links if BOARD_RE.search(attr(a, "href")) and (t := _text(a))]
+        topics = [t for a in links if TOPIC_RE.search(attr(a, "href")) and (t := _text(a))]
         title = _text(response.css("#top_subject")[:1]) or (topics[-1] if topics else None)
         if title:
             title = re.sub(r"\s*\(\s*Read \d[\d,]* times\s*\)\s*$", "", title.removeprefix("Topic: ")) or None
@@ -168,11 +173,11 @@ class SmfSpider(ForumSpider):
     # ---- posts -------------------------------------------------------------------------------
     def posts(self, response: Response) -> list[PostData]:
         first = offset(response.url)
-        inners = [d for d in response.css("div.inner[id^='msg_']") if INNER_ID_RE.match(d.attrib.get("id", ""))]
+        inners = [d for d in response.css("div.inner[id^='msg_']") if INNER_ID_RE.match(attr(d, "id"))]
         return [self.post(response, inner, first + index) for index, inner in enumerate(inners)]
 
     def post(self, response: Response, inner: Selector, position: int) -> PostData:
-        post_id = INNER_ID_RE.match(inner.attrib["id"]).group(1)
+        post_id = INNER_ID_RE.match(attr(inner, "id")).group(1)
         boxes = inner.xpath(CONTAINER)
         box = boxes[0] if boxes else inner
         keyinfo = box.css(".keyinfo")[:1]
@@ -190,12 +195,11 @@ class SmfSpider(ForumSpider):
     def posted_at(self, keyinfo: Selector | list) -> datetime | None:
         if not keyinfo:
             return None
-        dated = keyinfo.css(".postinfo a.smalltext, a.smalltext, div.smalltext")[:1]
-        text = _text(dated) or _text(keyinfo) or ""
-        text = text.replace("«", " ").replace("»", " ")
+        text = _text(keyinfo.css(".postinfo a.smalltext, a.smalltext, div.smalltext")[:1]) or ""
+        text = DATE_TEXT_RE.sub("", text.replace("«", "").replace("»", "")).strip()
         if not DATE_LIKE_RE.search(text):
             return None
-        when = self.local_date(text)
+        when = strptime_local(text, FORMATS, self.timezone) or self.local_date(text)
         if when is None:
             self.inc("errors/bad_time")
             self.logger.warning("unreadable post date %r", text)
@@ -209,7 +213,7 @@ class SmfSpider(ForumSpider):
         for quote in inner.xpath(".//blockquote[not(ancestor::blockquote)]"):
             header = quote.xpath("preceding-sibling::*[1][contains(concat(' ', normalize-space(@class), ' '),"
                                  " ' quoteheader ')]//a")
-            links = [a.attrib for a in quote.xpath("./cite//a") + header]
+            links = [attrs(a, LINK_ATTRS) for a in quote.xpath("./cite//a") + header]
             ids += [i for i in MARKUP.quote_ids({}, links) if i != own_id and i not in ids]
         return ids
 
