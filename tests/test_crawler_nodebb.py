@@ -148,3 +148,18 @@ def test_crawl_categories_with_a_429_and_retry_after(tmp_path):
     assert run.stats["downloader/response_status_count/429"] == 1 and run.stats["kopitiam/retry_after/honoured"] == 1
     assert sorted(i["post_id"] for i in run.items) == ["1201", "1202", "1203", "1210", "1212"]
     assert {i["board"] for i in run.items} == {"Eat, Drink, Man, Woman"} and {i["source"] for i in run.items} == {"nb"}
+    assert run.stats["forum/errors/page_failed"] == 3  # the three 404s, counted with their URLs in the log
+    assert "/api/topic/9/cafe-or-kopitiam: HTTP 404; what it holds is missing" in run.log
+
+
+def test_a_failed_topic_page_loses_only_its_own_posts(tmp_path):
+    routes = {"/api/topic/17/best-kopi-in-toa-payoh": Page(fixture_bytes("nodebb", "topic_17.json"), JSON),
+              "/api/topic/17/best-kopi-in-toa-payoh?page=2": Page("boom", "text/plain", 500)}
+    with FixtureServer(routes) as server:
+        run = run_spider("nodebb", {"start_url": server.url("/topic/17/best-kopi-in-toa-payoh"),
+                                    "source": "nb"}, tmp_path, settings={"RETRY_TIMES": "1"})
+        requested = server.paths()
+    assert requested.count("/api/topic/17/best-kopi-in-toa-payoh?page=2") == 2  # tried, retried
+    assert sorted(i["post_id"] for i in run.items) == ["1201", "1202", "1203"]  # page 1's posts are kept
+    assert run.stats["forum/errors/page_failed"] == 1
+    assert "/api/topic/17/best-kopi-in-toa-payoh?page=2: HTTP 500" in run.log

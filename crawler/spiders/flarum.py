@@ -122,7 +122,7 @@ class FlarumSpider(JsonForumSpider):
             if target is None:
                 raise ValueError(f"spider {self.name!r}: start_url {url!r} is not a Flarum discussion (/d/ID-slug), "
                                  f"tag (/t/slug), /tags or site root URL")
-            yield scrapy.Request(target, callback=self.parse)
+            yield self.api_request(target)
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
         """A tag list, a discussion list, a discussion or a page of posts, by the document's type.
@@ -161,7 +161,7 @@ class FlarumSpider(JsonForumSpider):
                 self.inc("errors/category_without_id")
                 continue
             url = f"{self._api(response)}/discussions?" + urlencode({"filter[tag]": slug})
-            yield scrapy.Request(url, callback=self.parse, meta={"board": attributes.get("name") or slug})
+            yield self.api_request(url, meta={"board": attributes.get("name") or slug})
 
     def parse_listing(self, response: Response, data: dict[str, Any]) -> Iterator[scrapy.Request]:
         self.inc("pages/board")
@@ -176,15 +176,15 @@ class FlarumSpider(JsonForumSpider):
             verdict = self.wanted_thread(did, last)
             stale += verdict == "stale"
             if verdict == "fetch":
-                yield scrapy.Request(f"{self._api(response)}/discussions/{did}", callback=self.parse,
-                                     meta={"board": response.meta.get("board")})
+                yield self.api_request(f"{self._api(response)}/discussions/{did}",
+                                       meta={"board": response.meta.get("board")})
         following = obj(data.get("links")).get("next")
         following = following if isinstance(following, str) else None
         if following and self.since and listed and stale == len(listed):
             self.inc("skipped/board_pages_before_since")
             following = None
         if following and not self.thread_limit_hit:
-            yield scrapy.Request(response.urljoin(following), callback=self.parse, meta=dict(response.meta))
+            yield self.api_request(response.urljoin(following), meta=dict(response.meta))
 
     # ---- discussions -------------------------------------------------------------------------
     def parse_discussion(self, response: Response, data: dict[str, Any]) -> Iterator[scrapy.Request]:
@@ -208,7 +208,7 @@ class FlarumSpider(JsonForumSpider):
         for page in range(pages):
             query = urlencode({"filter[discussion]": did, "page[offset]": page * PAGE, "page[limit]": PAGE,
                                "sort": "number"})
-            yield scrapy.Request(f"{self._api(response)}/posts?{query}", callback=self.parse, meta=meta)
+            yield self.api_request(f"{self._api(response)}/posts?{query}", meta=meta)
 
     def parse_posts(self, response: Response, data: dict[str, Any]) -> Iterator[Any]:
         self.inc("pages/thread")

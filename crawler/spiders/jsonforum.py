@@ -8,8 +8,9 @@ a JSON object), ``utc`` (ISO strings and epoch milliseconds), ``site`` (scheme a
 ``wanted_thread`` (the ``since`` / incremental / ``max_threads`` rules of a listing's row),
 ``quote_lead_ids`` (quoted post ids in the links of a quote's lead paragraph or its own links), ``obj``
 and ``rows`` (a JSON value as the object or list of objects the API documents, else empty: an answer
-of the wrong shape reads as missing data, never as an exception) and ``guarded`` (what a callback
-yields; an unforeseen exception is counted ``errors/parse_failed`` and logged with the URL).
+of the wrong shape reads as missing data, never as an exception), ``guarded`` (what a callback
+yields; an unforeseen exception is counted ``errors/parse_failed`` and logged with the URL) and
+``api_request`` (its errback ``failed`` counts a request that got no answer: ``errors/page_failed``).
 The ``ForumSpider`` HTML hooks (``page_kind`` ...) are not used by these spiders.
 """
 
@@ -22,8 +23,11 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
+import scrapy
 from parsel import Selector
 from scrapy.http import Response
+from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.python.failure import Failure
 
 from contracts.timestamps import to_utc
 from crawler.htmlattrs import attr
@@ -43,6 +47,21 @@ def rows(value: Any) -> list[dict[str, Any]]:
 
 class JsonForumSpider(ForumSpider):
     """Base class of the JSON API spiders (no ``name``: Scrapy does not list it)."""
+
+    def api_request(self, url: str, meta: dict[str, Any] | None = None) -> scrapy.Request:
+        """A request of an API route, answered by ``parse``; a failure is counted by ``failed``."""
+        return scrapy.Request(url, callback=self.parse, errback=self.failed, meta=meta or {})
+
+    def failed(self, failure: Failure) -> None:
+        """A request that got no usable answer (an HTTP error after the retries, a timeout): what
+        it would have brought is missing, so it is counted (``errors/page_failed``) and logged with
+        the URL. The posts of a topic's other pages are kept: each page is yielded on its own."""
+        request = getattr(failure, "request", None)
+        why = (f"HTTP {failure.value.response.status}" if failure.check(HttpError)
+               else f"{failure.type.__name__}: {failure.getErrorMessage()}")
+        self.inc("errors/page_failed")
+        self.logger.error("%s: %s; what it holds is missing from this crawl",
+                          request.url if request is not None else "a request", why)
 
     def guarded(self, response: Response, results: Iterable[Any]) -> Iterator[Any]:
         """``results`` as they come; an exception the spider did not foresee ends them, counted

@@ -124,7 +124,7 @@ class NodebbSpider(JsonForumSpider):
             if target is None:
                 raise ValueError(f"spider {self.name!r}: start_url {url!r} is not a NodeBB topic (/topic/ID/slug), "
                                  f"category (/category/ID/slug), /categories or site root URL")
-            yield scrapy.Request(target, callback=self.parse)
+            yield self.api_request(target)
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
         """A category list, a category's topic list or a topic page, by the JSON document's shape.
@@ -168,7 +168,7 @@ class NodebbSpider(JsonForumSpider):
             if cat.get("link"):  # a category that only links elsewhere holds no topics
                 continue
             url = f"{self._base(response)}/api/category/{cat['cid']}/{str(cat.get('slug') or '').split('/')[-1]}"
-            yield scrapy.Request(url.rstrip("/"), callback=self.parse, meta={"board": cat.get("name")})
+            yield self.api_request(url.rstrip("/"), meta={"board": cat.get("name")})
 
     def parse_category(self, response: Response, data: dict[str, Any]) -> Iterator[scrapy.Request]:
         self.inc("pages/board")
@@ -187,15 +187,15 @@ class NodebbSpider(JsonForumSpider):
             stale += verdict == "stale"
             if verdict == "fetch":
                 slug = str(topic.get("slug") or "").split("/")[-1]
-                yield scrapy.Request(f"{self._base(response)}/api/topic/{tid}/{slug}".rstrip("/"),
-                                     callback=self.parse, meta={"board": board})
+                yield self.api_request(f"{self._base(response)}/api/topic/{tid}/{slug}".rstrip("/"),
+                                       meta={"board": board})
         if self.since and topics and stale == len(topics):  # newest activity first: the rest is older
             self.inc("skipped/board_pages_before_since")
             return
         following = obj(obj(data.get("pagination")).get("next"))
         if following.get("active") and following.get("page") and not self.thread_limit_hit:
             url = urlunparse(urlparse(response.url)._replace(query=urlencode({"page": following["page"]})))
-            yield scrapy.Request(url, callback=self.parse, meta={"board": board})
+            yield self.api_request(url, meta={"board": board})
 
     # ---- topics ------------------------------------------------------------------------------
     def parse_topic(self, response: Response, data: dict[str, Any]) -> Iterator[Any]:
@@ -241,7 +241,7 @@ class NodebbSpider(JsonForumSpider):
             count = self.max_pages
         for number in range(2, count + 1):
             url = urlunparse(urlparse(response.url)._replace(query=urlencode({"page": number})))
-            yield scrapy.Request(url, callback=self.parse, meta={"board": board})
+            yield self.api_request(url, meta={"board": board})
 
 
 def _nodebb_json(data: dict[str, Any]) -> bool:
