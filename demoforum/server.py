@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plays", nargs="*", help="only these plays (slugs)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--engine", choices=ENGINES, default="xenforo", help="whose markup to speak")
-    parser.add_argument("--fail-once", nargs="*", default=[], help="paths answering 503 once")
+    parser.add_argument("--fail-once", nargs="*", default=[], help="paths answering 503 (JSON APIs: 429) once")
     parser.add_argument("--broken", nargs="*", default=[], help="thread page paths with broken markup")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
