@@ -1,7 +1,7 @@
 """HTTP server for the demo forum (stdlib ``http.server``: no extra dependency, threads per request).
 
-With ``engine: vbulletin``, ``phpbb`` or ``discourse`` the same forum speaks that engine
-(demoforum/vbulletin.py, phpbb.py, discourse.py: their own routes). Routes, as on a XenForo 2
+With ``engine: vbulletin``, ``phpbb``, ``discourse``, ``mybb``, ``invision``, ``smf``, ``nodebb``
+or ``flarum`` the same forum speaks that engine (demoforum/<engine>.py: their own routes). Routes, as on a XenForo 2
 site (the default): ``/`` (board index),
 ``/forums/<slug>.<id>/[page-N]``,
 ``/threads/<slug>.<id>/[page-N]`` (a wrong slug redirects 301 to the canonical URL, as XenForo
@@ -9,8 +9,8 @@ does), ``/threads/<slug>.<id>/post-<pid>`` and ``/goto/post?id=N`` (302 to the p
 ``/robots.txt``. Anything else is 404.
 
 Failure injection for tests (constructor arguments, or CLI flags):
-- ``fail_once``: paths answered ``503`` (Discourse: ``429``) with ``Retry-After: 1`` on their first
-  request, then 200;
+- ``fail_once``: paths answered ``503`` (the JSON APIs of Discourse, NodeBB and Flarum: ``429``)
+  with ``Retry-After: 1`` on their first request, then 200;
 - ``broken``: thread page paths served with damaged markup (see ``pages.broken_thread_page``).
 Every request's path is recorded in ``requests`` (so tests can prove robots.txt was obeyed).
 
@@ -27,11 +27,13 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from demoforum import discourse, pages, phpbb, vbulletin
+from demoforum import discourse, flarum, invision, mybb, nodebb, pages, phpbb, smf, vbulletin
 from demoforum.site import ENGINES, DemoForum
 
 logger = logging.getLogger(__name__)
-ENGINE_PAGES = {"vbulletin": vbulletin, "phpbb": phpbb, "discourse": discourse}  # xenforo: pages + the routes below
+ENGINE_PAGES = {"vbulletin": vbulletin, "phpbb": phpbb, "discourse": discourse, "mybb": mybb, "invision": invision,
+                "smf": smf, "nodebb": nodebb, "flarum": flarum}  # xenforo: pages + the routes below
+RATE_LIMITED = ("discourse", "nodebb", "flarum")  # their APIs answer 429 when a client is too fast
 
 BOARD_RE = re.compile(r"^/forums/(?P<slug>[^/]*)\.(?P<id>\d+)/(?:page-(?P<page>\d+))?$")
 THREAD_RE = re.compile(r"^/threads/(?:(?P<slug>[^/]*)\.)?(?P<id>\d+)/"
@@ -83,8 +85,8 @@ class DemoForumServer:
             self.requests.append(target)
             if path in self.fail_once:
                 self.fail_once.discard(path)
-                # Discourse rate-limits with 429; the others answer an overloaded 503
-                status = 429 if self.forum.engine == "discourse" else 503
+                # the JSON APIs rate-limit with 429; the others answer an overloaded 503
+                status = 429 if self.forum.engine in RATE_LIMITED else 503
                 return status, {"Retry-After": "1"}, "<html><body>Service unavailable: try again</body></html>"
         if self.forum.engine != "xenforo":  # the same forum in another engine's markup
             return ENGINE_PAGES[self.forum.engine].respond(self.forum, target)
@@ -150,6 +152,7 @@ class DemoForumServer:
 
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
                 status, headers, body = server.respond(self.path)
+                headers = dict(headers)  # the engines' modules may return shared constants
                 data = body.encode("utf-8")
                 self.send_response(status)
                 self.send_header("Content-Type", headers.pop("Content-Type", "text/html; charset=utf-8"))
@@ -172,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plays", nargs="*", help="only these plays (slugs)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--engine", choices=ENGINES, default="xenforo", help="whose markup to speak")
-    parser.add_argument("--fail-once", nargs="*", default=[], help="paths answering 503 once")
+    parser.add_argument("--fail-once", nargs="*", default=[], help="paths answering 503 (JSON APIs: 429) once")
     parser.add_argument("--broken", nargs="*", default=[], help="thread page paths with broken markup")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -49,8 +49,8 @@ def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
      "sources.s: unknown key(s) resum"),
     ({"reader": "jsonl", "args": {"path": "no/such/*.jsonl"}}, "no input files match path 'no/such/*.jsonl'"),
     ({"spider": "phpbb", "args": {"start_url": "{server}/index.php"},
-      "demo_forum": {"plays": ["macbeth"], "engine": "smf"}},
-     "sources.s.demo_forum: demo forum: engine='smf': expected one of"),
+      "demo_forum": {"plays": ["macbeth"], "engine": "punbb"}},
+     "sources.s.demo_forum: demo forum: engine='punbb': expected one of"),
 ])
 def test_crawl_params_mistakes_are_one_line_naming_the_params_file(tmp_path, entry, message):
     params = crawl_params(tmp_path, {"s": entry}, jobs_dir=str(tmp_path / "jobs"))
