@@ -17,7 +17,7 @@ What the clean stage applies to a file: ``HTML`` (the markup HTML itself gives: 
 quotes, ``<aside>`` signatures, ``.quote``/``.signature``/``smilie`` classes) combined with the
 file's records; a file without records (a user dataset read by pipeline/readers.py, a raw file
 from before the records existed) gets ``GENERIC``: ``HTML`` plus the class names of the engines
-most forum HTML comes from (XenForo 1 and 2, vBulletin 4), a deliberate guess for HTML of unknown
+most forum HTML comes from (XenForo 1 and 2, vBulletin 4 and 5), a deliberate guess for HTML of unknown
 origin, documented in README. Quoted post ids are read by ``EngineMarkup.quote_ids`` only.
 """
 
@@ -44,6 +44,12 @@ class EngineMarkup:
     quote_attrs: tuple[str, ...] = ()  # attributes of a quote element that name the quoted post
     quote_source_ids: tuple[str, ...] = ()  # patterns on those attributes' values
     quote_link_ids: tuple[str, ...] = ()  # patterns on its attribution links' href / data-content-selector
+    # Quotes told by structure, not class (vBulletin 3's default style): a <table> one of whose own
+    # cells has a ``quote_cell`` class is a quote block; the cell's first element is its attribution
+    # ("Originally Posted by X" and the link to the quoted post); an element with a ``quote_label``
+    # class right before such a table ("Quote:") goes with it.
+    quote_cell: tuple[str, ...] = ()
+    quote_label: tuple[str, ...] = ()
     signature: tuple[str, ...] = ()  # classes of a signature block (removed)
     signature_tags: tuple[str, ...] = ()  # elements that are signatures whatever their class
     expander: tuple[str, ...] = ()  # classes of "Click to expand..." links (removed)
@@ -120,7 +126,7 @@ HTML = EngineMarkup(
 )
 
 # For HTML of unknown origin (no records in the file): the class names of XenForo 2 and 1 and of
-# vBulletin 4, the engines most forum HTML comes from. A guess, kept as it was before engines
+# vBulletin 4 and 5, the engines most forum HTML comes from. A guess, kept as it was before engines
 # declared their markup, so user datasets clean as they always did.
 GENERIC = HTML.combine(EngineMarkup(
     name="generic",
@@ -130,7 +136,7 @@ GENERIC = HTML.combine(EngineMarkup(
     quote_attrs=("data-source",),
     quote_source_ids=(r"post:\s*(\d+)",),
     quote_link_ids=(r"[?&]id=(\d+)", r"#?post-(\d+)", r"/posts/(\d+)", r"#post(\d+)$", r"[?&]p=(\d+)"),
-    signature=("message-signature",),
+    signature=("message-signature", "post-signature"),
     expander=("bbCodeBlock-expandLink", "bbCodeBlock-shrinkLink"),
     expander_text=(r"Click to (?:expand|shrink)\.\.\.",),
     mention=("username",),
