@@ -91,3 +91,60 @@ def generator_signal(response: Response, *names: str) -> list[str]:
     if value and any(name.lower() in value.lower() for name in names):
         return [f"meta generator {value[:60]!r}"]
     return []
+
+
+def engine_spiders(settings: Any = None) -> list[type]:
+    """Every engine spider of the project, by name: the ``ForumSpider`` subclasses Scrapy's
+    ``SpiderLoader`` finds (``settings``: a crawler's, default the project's ``crawler.settings``)
+    that implement ``recognise``."""
+    from scrapy.settings import Settings
+    from scrapy.spiderloader import SpiderLoader
+
+    from crawler.spiders.forum import ForumSpider
+
+    if settings is None:
+        from crawler import settings as project_settings
+
+        settings = Settings()
+        settings.setmodule(project_settings)
+    loader = SpiderLoader.from_settings(settings)
+    classes = [loader.load(name) for name in sorted(loader.list())]
+    return [c for c in classes if issubclass(c, ForumSpider)
+            and c.recognise.__func__ is not ForumSpider.recognise.__func__]
+
+
+def recognise_all(response: Response, engines: list[type]) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """Ask every engine: ({engine name: its signals} for those that recognised the page,
+    {engine name: error} for recognisers that raised, which count as not recognising)."""
+    found: dict[str, list[str]] = {}
+    failed: dict[str, str] = {}
+    for engine in engines:
+        try:
+            signals = engine.recognise(response)
+        except Exception as exc:  # a recogniser's bug must not stop the others
+            failed[engine.name] = f"{type(exc).__name__}: {exc}"
+            continue
+        if signals:
+            found[engine.name] = list(signals)
+    return found, failed
+
+
+def best_engine(found: dict[str, list[str]]) -> str | None:
+    """The engine with the most signals; None when two or more share the most (ambiguous)."""
+    if not found:
+        return None
+    most = max(len(s) for s in found.values())
+    leaders = [name for name, s in found.items() if len(s) == most]
+    return leaders[0] if len(leaders) == 1 else None
+
+
+def page_signals(response: Response) -> str:
+    """What a page shows of its software, for the error when no engine recognised it."""
+    parts = [f"status {getattr(response, 'status', '?')}",
+             f"content type {response.headers.get('Content-Type', b'').decode('latin-1') or 'none'}",
+             f"generator {generator(response)!r}", f"html id {html_id(response)!r}",
+             f"html classes {sorted(html_classes(response))[:8]}", f"body id {body_id(response)!r}"]
+    keys = json_keys(response)
+    if keys:
+        parts.append(f"JSON keys {sorted(keys)[:10]}")
+    return ", ".join(parts)

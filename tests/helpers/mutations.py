@@ -25,11 +25,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from scrapy.http import HtmlResponse, Request, TextResponse
-from scrapy.settings import Settings
-from scrapy.spiderloader import SpiderLoader
 from scrapy.utils.test import get_crawler
 
-from crawler import settings as project_settings
+from crawler.recognise import engine_spiders
 from crawler.spiders.forum import ForumSpider
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -91,15 +89,6 @@ class Case:
     @property
     def name(self) -> str:
         return f"{self.spider.name}/{self.path.name}"
-
-
-def engine_spiders() -> list[type[ForumSpider]]:
-    """Every forum engine spider of the project (``ForumSpider`` subclasses Scrapy lists), by name."""
-    settings = Settings()
-    settings.setmodule(project_settings)
-    loader = SpiderLoader.from_settings(settings)
-    classes = [loader.load(name) for name in sorted(loader.list())]
-    return [c for c in classes if issubclass(c, ForumSpider) and c.recognise.__func__ is not ForumSpider.recognise.__func__]
 
 
 def cases() -> list[Case]:
