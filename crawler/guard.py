@@ -36,18 +36,18 @@ def callback_name(response: Any, spider: Any) -> str:
 class CallbackErrors:
     """Spider middleware: count and log a callback's exception with its URL, keep crawling."""
 
-    def __init__(self, stats: Any) -> None:
-        self.stats = stats
+    def __init__(self, crawler: Any) -> None:
+        self.crawler, self.stats = crawler, crawler.stats
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> CallbackErrors:
-        return cls(crawler.stats)
+        return cls(crawler)
 
     def process_spider_exception(self, response: Any, exception: BaseException, spider: Any = None):
         if isinstance(exception, (HttpError, CloseSpider)):
             return None  # not a failure of the spider's code: Scrapy's own handling applies
         self.stats.inc_value(STAT)
-        name = getattr(spider, "name", "?")
+        name = getattr(spider or getattr(self.crawler, "spider", None), "name", "?")
         logger.error("%s: spider %s's %s callback raised %s: %s; the page's remaining output is lost "
                      "(counted as %s)", getattr(response, "url", "?"), name, callback_name(response, spider),
                      type(exception).__name__, str(exception)[:300], STAT,

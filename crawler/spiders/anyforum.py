@@ -88,18 +88,26 @@ class AnyForumSpider(ForumSpider):
             why = "resumed job" if not self.forced_engine else "engine argument"
             self.become(next(c for c in self.engines() if c.name == name), [why])
 
-    def become(self, engine: type[ForumSpider], signals_seen: list[str]) -> None:
+    def become(self, engine: type[ForumSpider], signals_seen: list[str]) -> bool:
         """Switch this spider object to ``engine`` (its class, then its ``__init__`` with the same
-        arguments); remember the choice in the job's spider state."""
-        self.logger.info("%s: continuing as spider %r (%s)", self.start_urls[0] if self.start_urls else "-",
-                         engine.name, "; ".join(signals_seen))
+        arguments); remember the choice in the job's spider state. False (counted, logged) when
+        Python refuses the switch: the engine class's instance layout differs (a base with slots,
+        or a mixin listed before ``ForumSpider``)."""
+        where = self.start_urls[0] if self.start_urls else "-"
+        args, state = self.engine_args, getattr(self, "state", None)
+        try:
+            self.__class__ = engine
+        except TypeError as exc:
+            self.inc("errors/engine_switch")
+            self.logger.error("%s: cannot continue as spider %r (%s); list ForumSpider first among its bases",
+                              where, engine.name, exc)
+            return False
+        self.logger.info("%s: continuing as spider %r (%s)", where, engine.name, "; ".join(signals_seen))
         self.crawler.stats.set_value(f"forum/recognised/{engine.name}", 1)
-        args = self.engine_args
-        state = getattr(self, "state", None)
-        self.__class__ = engine
         engine.__init__(self, **args)
         if state is not None:
             state[STATE_KEY] = engine.name
+        return True
 
     async def start(self) -> AsyncIterator[Any]:
         if not self.start_urls:
@@ -117,9 +125,8 @@ class AnyForumSpider(ForumSpider):
                 yield out
             return
         engine = self.recognised(response)
-        if engine is None:
+        if engine is None or not self.become(*engine):
             return
-        self.become(*engine)
         fetched = {response.url, getattr(response.request, "url", None), *response.meta.get("redirect_urls", [])}
         async for request in type(self).start(self):
             if isinstance(request, scrapy.Request) and request.url in fetched and request.callback is not None:

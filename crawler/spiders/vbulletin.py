@@ -111,7 +111,7 @@ def _text(sel: Selector | list | None) -> str | None:
     return text or None
 
 
-class VbulletinSpider(Vbulletin5Markup, ForumSpider):
+class VbulletinSpider(ForumSpider, Vbulletin5Markup):
     name = "vbulletin"
     markup = MARKUP
     SESSION_PARAMS = ("s",)  # vBulletin appends its session id to every link

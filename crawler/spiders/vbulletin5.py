@@ -47,6 +47,10 @@ class Vbulletin5Markup:
     """vBulletin 5 page markup; mixed into ``VbulletinSpider`` (which supplies ``inc``,
     ``local_date``, ``quoted_ids``, ``strip_session`` and the URL rules)."""
 
+    # Listed after ForumSpider in the spider's bases, and slot-less, so the spider's instance layout is
+    # ForumSpider's: the ``forum`` spider switches an object's class to it.
+    __slots__ = ()
+
     @staticmethod
     def is_vb5(response: Response) -> bool:
         return bool(response.css("body#vb-page-body, li.b-post[data-node-id], "

@@ -96,7 +96,7 @@ XF1_MARKUP = ("#messageList > li.message", ".discussionListItem", ".nodeTitle")
 ROUTE_RE = re.compile(r"[/?](?:threads|forums)/(?:[^/?#&]*\.)?\d+(?:/|$)")
 
 
-class XenforoSpider(Xenforo1Markup, ForumSpider):
+class XenforoSpider(ForumSpider, Xenforo1Markup):
     name = "xenforo"
     markup = MARKUP
 

@@ -53,6 +53,10 @@ class Xenforo1Markup:
     """XenForo 1 page markup; mixed into ``XenforoSpider`` (which supplies ``inc``, ``local_date``,
     ``quoted_ids`` and the URL rules both versions share)."""
 
+    # Listed after ForumSpider in the spider's bases, and slot-less, so the spider's instance layout is
+    # ForumSpider's: the ``forum`` spider switches an object's class to it.
+    __slots__ = ()
+
     @staticmethod
     def is_xf1(response: Response) -> bool:
         return bool(response.css("html#XenForo, #messageList, .discussionListItem"))
