@@ -155,7 +155,7 @@ class Rules:
         """Post ids a quote block cites, from its own attributes and its title link (not nested quotes)."""
         links = []
         for cls in self.markup.quote_title:
-            title = quote.find(class_=cls)
+            title = quote.find(lambda tag, cls=cls: cls in _class_set(tag))  # a class token ("attribution type")
             if isinstance(title, Tag):
                 links += [a.attrs for a in title.find_all("a")]
         if quote.name == "table" and self.quote_cell:  # a structural quote: the cell's first element

@@ -111,6 +111,7 @@ DATE_LIKE_RE = re.compile(
     r"|\b(?:a\s+)?moments?\s+ago\b", re.I)
 MOMENT_RE = re.compile(r"\b(?:a\s+)?moments?\s+ago\b", re.I)  # XenForo's "A moment ago": dateparser reads "just now"
 DATE_ORDERS = ("MDY", "DMY", "YMD")
+DATE_TEXT_MAX = 64  # characters from the first date-like token that parse_local_date reads
 
 
 def parse_local_date(text: str, timezone: str = "UTC", date_order: str = "MDY",
@@ -119,7 +120,8 @@ def parse_local_date(text: str, timezone: str = "UTC", date_order: str = "MDY",
     "Today, 09:12", "Yesterday at 10:02 PM", "5 minutes ago") -> an aware UTC datetime, or None
     when the text holds no date.
 
-    Text before the first date-like token (a post number, an icon's alt text) is ignored. The
+    Text before the first date-like token (a post number, an icon's alt text) is ignored, and so
+    is anything past ``DATE_TEXT_MAX`` characters from it. The
     text is read in the forum's ``timezone`` (an IANA name, so each date gets the offset that was
     in force on that day, daylight saving included) and ``date_order`` for numeric dates; dotted
     dates (03.04.2011) are always day first. Relative dates count back from ``now`` (the fetch
@@ -130,7 +132,9 @@ def parse_local_date(text: str, timezone: str = "UTC", date_order: str = "MDY",
     match = DATE_LIKE_RE.search(text)
     if not match:
         return None
-    text = MOMENT_RE.sub("just now", text[match.start():])
+    # a date is short: what follows it on a damaged page (a whole post, when tags are lost) only
+    # slows dateparser down (seconds per call on a long text)
+    text = MOMENT_RE.sub("just now", text[match.start():match.start() + DATE_TEXT_MAX])
     order = "DMY" if re.match(r"\d{1,2}\.\d{1,2}\.\d{2,4}", text) else date_order
     settings = {"TIMEZONE": timezone, "TO_TIMEZONE": "UTC", "RETURN_AS_TIMEZONE_AWARE": True,
                 "DATE_ORDER": order, "PREFER_DAY_OF_MONTH": "first",

@@ -146,7 +146,8 @@ class XenforoSpider(ForumSpider, Xenforo1Markup):
 
     def thread_info(self, response: Response) -> ThreadInfo:
         if self.is_xf1(response):
-            title = " ".join(" ".join(response.css(".titleBar h1 ::text").getall()).split())
+            title = " ".join(" ".join(response.css(".titleBar h1").xpath(
+                ".//text()[not(ancestor::*[contains(@class, 'prefix')])]").getall()).split())
             return ThreadInfo(thread_id=self.xf1_thread_id(response), title=title or None,
                               board=self.xf1_board(response), page=self.xf1_page(response))
         key = response.xpath("/html/@data-content-key").get() or ""

@@ -9,14 +9,15 @@ XenForo 1 (2010-2017; many boards still run it) shares XenForo 2's URLs (``threa
   that relative links resolve against (Scrapy's ``urljoin`` honours it);
 - posts: ``ol#messageList > li.message`` with ``id="post-N"`` and ``data-author``; deleted-post
   placeholders (``li.message.deleted``) are skipped and counted; number ``a.postNumber`` (``#N``),
-  permalink ``a.datePermalink``;
+  permalink ``a.datePermalink`` (``#post-N`` added to the first post's, which is the thread's URL);
 - time, exact first: ``abbr.DateTime[data-time]`` (epoch seconds; recent posts), else
   ``span.DateTime[title]`` ("Mar 13, 2011 at 6:46 AM", the forum's local time: argument
   ``timezone``), else the shown text (relative: "Yesterday at 10:02 PM", against the fetch time);
 - body: the inner HTML of ``blockquote.messageText`` (its ``.messageTextEndMarker`` left out), then
   the signature ``div.signature`` (outer HTML, dropped and counted by the clean stage); quotes are
   ``div.bbCodeQuote[data-author]`` with an ``.attribution`` link ``goto/post?id=N#post-N``;
-- thread: id from the URL or ``link[rel=canonical]``; title ``.titleBar h1``; board the last
+- thread: id from the URL or ``link[rel=canonical]``; title ``.titleBar h1`` (thread prefixes,
+  ``span.prefix``, left out); board the last
   breadcrumb (``.breadcrumb .crust [itemprop=title]``); page from the URL or ``.PageNav[data-page]``;
   other pages in ``.PageNav nav a``; the next one ``link[rel=next]``, else computed from the
   ``.PageNav`` data attributes (``data-page``, ``data-last``, ``data-baseurl``);
@@ -115,8 +116,11 @@ class Xenforo1Markup:
                 body += signature.get()
         number = NUMBER_RE.search(" ".join(li.css("a.postNumber::text").getall()))
         link = li.css("a.datePermalink::attr(href), a.postNumber::attr(href)").get()
+        post_id = match.group(1) if match else None
+        if link and post_id and "#" not in link:  # the first post's permalink is the thread's URL
+            link += f"#post-{post_id}"
         return PostData(
-            post_id=match.group(1) if match else None,
+            post_id=post_id,
             author=li.attrib.get("data-author") or _text(li.css(".messageUserInfo .username")[:1]),
             posted_at=self.xf1_time(li.css(".messageMeta .DateTime, .messageDetails .DateTime")[:1]),
             body=body, url=response.urljoin(link) if link else None,
