@@ -13,7 +13,8 @@ Failure injection for tests (constructor arguments, or CLI flags):
 - ``fail_once``: paths answered ``503`` (Discourse: ``429``) with ``Retry-After: 1`` on their first
   request, then 200;
 - ``broken``: thread page paths served with damaged markup (see ``pages.broken_thread_page``);
-- ``gone``: paths answered ``404`` every time (a Discourse topic's ``/t/N/posts.json`` chunks).
+- ``gone``: paths (or exact targets, query included) answered ``404`` every time (a Discourse
+  topic's ``/t/N/posts.json`` chunks).
 Every request's path is recorded in ``requests`` (so tests can prove robots.txt was obeyed).
 
 Run by hand: ``python -m demoforum.server --port 8080 [--genres tragedies]``, then
@@ -92,7 +93,7 @@ class DemoForumServer:
                 # Discourse rate-limits with 429; the others answer an overloaded 503
                 status = 429 if self.forum.engine == "discourse" else 503
                 return status, {"Retry-After": "1"}, "<html><body>Service unavailable: try again</body></html>"
-        if path in self.gone:
+        if path in self.gone or target in self.gone:
             return self._not_found()
         if self.forum.engine in ENGINE_PAGES:  # the same forum in another engine's markup
             return ENGINE_PAGES[self.forum.engine].respond(self.forum, target)
