@@ -1,5 +1,6 @@
-"""The demo forum in four engines' markup (XenForo 2, vBulletin 4, phpBB 3.3, Discourse's JSON API), each
-crawled by its spider on 127.0.0.1 and cleaned: every post once, the quoted ids the forum built,
+"""The demo forum in six engines' markup (XenForo 2 and 1, vBulletin 4 and 5, phpBB 3.3, Discourse's
+JSON API), each crawled on 127.0.0.1 (XenForo 1 and vBulletin 5 through the engine-agnostic ``forum``
+spider, which must recognise them) and cleaned: every post once, the quoted ids the forum built,
 quotes removed with none of the quoted text left, and the same counts whatever the engine."""
 
 from __future__ import annotations
@@ -11,15 +12,20 @@ from helpers.spider_server import run_spider
 
 from pipeline.clean import CleanConfig, run_clean
 
-ENGINES = {  # engine -> (spider, start URL path: vBulletin has no index page, Roman plays are board 4)
+ENGINES = {  # engine -> (spider, start URL path: vBulletin 4 has no index page, Roman plays are board 4)
     "xenforo": ("xenforo", "/"),
+    "xenforo1": ("forum", "/"),
     "vbulletin": ("vbulletin", "/forumdisplay.php?f=4"),
+    "vbulletin5": ("forum", "/forum"),
     "phpbb": ("phpbb", "/index.php"),
     "discourse": ("discourse", "/categories"),
 }
+RECOGNISED_AS = {"xenforo1": "xenforo", "vbulletin5": "vbulletin"}
+LOCAL_TIME = {"vbulletin", "vbulletin5", "xenforo1"}  # dates shown (also) as local-time text, in +0800
 PLAY = "julius-caesar"
 # the path answered 503 (Discourse: 429) once, with Retry-After
-FIRST = {"xenforo": "/", "vbulletin": "/forumdisplay.php", "phpbb": "/index.php", "discourse": "/categories.json"}
+FIRST = {"xenforo": "/", "xenforo1": "/", "vbulletin": "/forumdisplay.php", "vbulletin5": "/forum",
+         "phpbb": "/index.php", "discourse": "/categories.json"}
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +43,8 @@ def forum_runs(tmp_path_factory):
         args = {"source": f"demo_{engine}"}
         with DemoForumServer(forum, fail_once=[first]) as server:
             args["start_url"] = server.base_url + start
-            if engine == "vbulletin":
-                args["timezone"] = "Asia/Singapore"  # its dates are local-time text, shown in +0800
+            if engine in LOCAL_TIME:
+                args["timezone"] = "Asia/Singapore"
             run = run_spider(spider, args, work)
             requested = list(server.requests)
         metrics = run_clean([run.output], work / "posts.parquet", work / "dropped.parquet",
@@ -48,6 +54,7 @@ def forum_runs(tmp_path_factory):
     return runs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", list(ENGINES))
 def test_every_post_once_with_its_quotes(forum_runs, engine):
     forum, run, metrics, kept, requested = forum_runs[engine]
@@ -60,6 +67,8 @@ def test_every_post_once_with_its_quotes(forum_runs, engine):
         assert item["position"] == post.position and item["thread_id"] == str(post.thread_id)
     assert not any("sid=" in r or "backstage" in r for r in requested)
     assert metrics["quotes_removed"] >= sum(1 for p in expected.values() if p.quoted_post_ids) > 0
+    if ENGINES[engine][0] == "forum":  # recognised from the start page, as the spider of that engine
+        assert run.stats[f"forum/recognised/{RECOGNISED_AS[engine]}"] == 1
     for pid, row in kept.items():
         post = expected[pid]
         if not post.quoted_post_ids:
@@ -80,25 +89,26 @@ def test_counts_equal_across_engines(forum_runs):
 def test_retry_after_honoured(forum_runs):
     for engine, (_, run, _, _, requested) in forum_runs.items():
         first = FIRST[engine] + ("?f=4" if engine == "vbulletin" else "")  # its start URL
-        assert requested.count(first) == 2, engine  # refused once, then fetched
+        assert requested.count(first) == 2, engine  # refused once, then fetched (the forum spider: not again)
         status = "429" if engine == "discourse" else "503"
         assert run.stats[f"downloader/response_status_count/{status}"] == 1
 
 
 def test_same_text_whatever_the_engine(forum_runs):
-    """phpBB's clean text is XenForo's, post for post; Discourse's and vBulletin's too, but for
-    Discourse's emoji names and link previews (oneboxes) and vBulletin's alt-less smilies."""
+    """phpBB's and XenForo 1's clean text is XenForo 2's, post for post; Discourse's and vBulletin 4's
+    and 5's too, but for Discourse's emoji names and link previews (oneboxes) and vBulletin's
+    alt-less smilies."""
     forum, _, _, xenforo, _ = forum_runs["xenforo"]
-    phpbb, discourse = forum_runs["phpbb"][3], forum_runs["discourse"][3]
-    assert {k: r["text"] for k, r in phpbb.items()} == {k: r["text"] for k, r in xenforo.items()}
+    for engine in ("phpbb", "xenforo1"):
+        assert {k: r["text"] for k, r in forum_runs[engine][3].items()} == {k: r["text"] for k, r in xenforo.items()}
     plain = [k for k in xenforo if forum.posts[int(k)].tail is None]
     assert len(plain) > 0.8 * len(xenforo)
-    assert all(discourse[k]["text"] == xenforo[k]["text"] for k in plain)
-    vbulletin = forum_runs["vbulletin"][3]  # its smilies have no alt text
-    assert all(vbulletin[k]["text"] == xenforo[k]["text"] for k in plain)
+    for engine in ("discourse", "vbulletin", "vbulletin5"):
+        assert all(forum_runs[engine][3][k]["text"] == xenforo[k]["text"] for k in plain), engine
 
 
 def test_unknown_engine_is_named():
     site = pytest.importorskip("demoforum.site")
     with pytest.raises(ValueError, match="engine='smf'"):
         site.DemoForum(plays=[PLAY], engine="smf")
+
