@@ -78,7 +78,9 @@ class EngineMarkup:
                     raise ValueError(f"EngineMarkup {self.name!r}: {key} {pattern!r} needs a group for the post id")
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+        """The record as JSON values; fields left empty are not written (``from_dict`` takes their
+        defaults), so a record that does not use a field reads the same in versions without it."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items() if v != ()}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], origin: str = "markup") -> EngineMarkup:
