@@ -120,3 +120,23 @@ def test_a_resumed_job_continues_as_the_recognised_engine(tmp_path):
     ids = {i["post_id"] for i in first.items} | {i["post_id"] for i in second.items}
     threads = {i["thread_id"] for i in first.items + second.items}
     assert len(threads) == 3 and ids == {str(p.post_id) for t in threads for p in forum.threads[int(t)].posts}
+
+
+def test_refused_with_a_shared_frontier():
+    crawler = get_crawler(AnyForumSpider, settings_dict={"KOPITIAM_FRONTIER": "redis://127.0.0.1:9/0"})
+    with pytest.raises(ValueError, match="cannot run with a shared frontier"):
+        AnyForumSpider.from_crawler(crawler, start_url="http://f.test/")
+
+
+@pytest.mark.parametrize("name, url, engine", [
+    ("xf2_hardwarezone_edmw_thread_p2.html",
+     "https://forums.hardwarezone.com.sg/threads/sg-soon-no-need-water-from-malaysia-liao.7105036/page-2", "xenforo"),
+    ("vb4_pocketpc_showthread.html",
+     "https://www.pocketpc.ch/windows-phone-7-allgemein/122760-microsoft-beginnt-auslieferung-34.html", "vbulletin"),
+])
+def test_real_pages_are_recognised(forum_pages, name, url, engine):
+    path = forum_pages / name
+    if not path.exists():
+        pytest.skip(f"{path} is absent")
+    found, failed = rx.recognise_all(HtmlResponse(url, body=path.read_bytes()), rx.engine_spiders())
+    assert failed == {} and rx.best_engine(found) == engine, found

@@ -27,8 +27,13 @@ stage), and these methods (all take a Scrapy response and use Scrapy's own selec
 - ``page_from_url(url) -> int | None`` (for ``max_pages``; offset pagination converts ``start=N``
   with ``posts_per_page``)
 
+Pages reach the hooks through ``parseable`` (control characters lxml refuses in names replaced),
+so a damaged page does not make a selector raise; whatever a callback still raises is counted by
+the spider middleware ``crawler.guard.CallbackErrors``.
+
 Helpers a subclass calls: ``local_date(text)`` (a date shown as local-time text, read in the
-``timezone`` and ``date_order`` arguments; ``parse_local_date`` does the work), ``strip_session(url)``
+``timezone`` and ``date_order`` arguments, relative ones against the fetch time;
+``parse_local_date`` does the work), ``strip_session(url)``
 (drops the class's ``SESSION_PARAMS`` and the fragment; applied to every link the base class
 follows), ``inc(key)`` (a ``forum/<key>`` stat; ``errors/...`` keys reach the crawl metrics).
 
