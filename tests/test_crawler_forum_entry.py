@@ -140,3 +140,9 @@ def test_real_pages_are_recognised(forum_pages, name, url, engine):
         pytest.skip(f"{path} is absent")
     found, failed = rx.recognise_all(HtmlResponse(url, body=path.read_bytes()), rx.engine_spiders())
     assert failed == {} and rx.best_engine(found) == engine, found
+
+
+def test_crawl_metrics_name_the_recognised_engine():
+    from crawler.extensions import summarize
+    assert summarize({"forum/recognised/vbulletin": 1, "item_scraped_count": 3})["engine"] == "vbulletin"
+    assert "engine" not in summarize({"item_scraped_count": 3})  # engine spiders' metrics as before
