@@ -17,7 +17,7 @@ What the clean stage applies to a file: ``HTML`` (the markup HTML itself gives: 
 quotes, ``<aside>`` signatures, ``.quote``/``.signature``/``smilie`` classes) combined with the
 file's records; a file without records (a user dataset read by pipeline/readers.py, a raw file
 from before the records existed) gets ``GENERIC``: ``HTML`` plus the class names of the engines
-most forum HTML comes from (XenForo 1 and 2, vBulletin 4), a deliberate guess for HTML of unknown
+most forum HTML comes from (XenForo 1 and 2, vBulletin 4 and 5), a deliberate guess for HTML of unknown
 origin, documented in docs/data-stages.md#clean. Quoted post ids are read by ``EngineMarkup.quote_ids`` only.
 """
 
@@ -44,6 +44,12 @@ class EngineMarkup:
     quote_attrs: tuple[str, ...] = ()  # attributes of a quote element that name the quoted post
     quote_source_ids: tuple[str, ...] = ()  # patterns on those attributes' values
     quote_link_ids: tuple[str, ...] = ()  # patterns on its attribution links' href / data-content-selector
+    # Quotes told by structure, not class (vBulletin 3's default style): a <table> one of whose own
+    # cells has a ``quote_cell`` class is a quote block; the cell's first element is its attribution
+    # ("Originally Posted by X" and the link to the quoted post); an element with a ``quote_label``
+    # class right before such a table ("Quote:") goes with it.
+    quote_cell: tuple[str, ...] = ()
+    quote_label: tuple[str, ...] = ()
     signature: tuple[str, ...] = ()  # classes of a signature block (removed)
     signature_tags: tuple[str, ...] = ()  # elements that are signatures whatever their class
     expander: tuple[str, ...] = ()  # classes of "Click to expand..." links (removed)
@@ -72,7 +78,9 @@ class EngineMarkup:
                     raise ValueError(f"EngineMarkup {self.name!r}: {key} {pattern!r} needs a group for the post id")
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+        """The record as JSON values; fields left empty are not written (``from_dict`` takes their
+        defaults), so a record that does not use a field reads the same in versions without it."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items() if v != ()}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], origin: str = "markup") -> EngineMarkup:
@@ -120,8 +128,8 @@ HTML = EngineMarkup(
 )
 
 # For HTML of unknown origin (no records in the file): the class names of XenForo 2 and 1 and of
-# vBulletin 4, the engines most forum HTML comes from: a guess for user datasets whose engine is
-# unknown.
+# vBulletin 4 and 5, the engines most forum HTML comes from: a guess for user datasets whose engine
+# is unknown.
 GENERIC = HTML.combine(EngineMarkup(
     name="generic",
     quote=("bbCodeBlock--quote", "bbCodeQuote", "quoteContainer", "bbcode_quote"),
@@ -130,7 +138,7 @@ GENERIC = HTML.combine(EngineMarkup(
     quote_attrs=("data-source",),
     quote_source_ids=(r"post:\s*(\d+)",),
     quote_link_ids=(r"[?&]id=(\d+)", r"#?post-(\d+)", r"/posts/(\d+)", r"#post(\d+)$", r"[?&]p=(\d+)"),
-    signature=("message-signature",),
+    signature=("message-signature", "post-signature"),
     expander=("bbCodeBlock-expandLink", "bbCodeBlock-shrinkLink"),
     expander_text=(r"Click to (?:expand|shrink)\.\.\.",),
     mention=("username",),

@@ -72,7 +72,8 @@ def row_from_item(item: Any) -> dict[str, Any]:
 
 class ParquetItemExporter(BaseItemExporter):
     """Stream items into one Parquet file with ``RAW_SCHEMA``: zstd, a row group per N items; the
-    crawling spider's ``markup`` record (contracts.markup) in the schema metadata.
+    crawling spider's ``markup`` record (contracts.markup) in the schema metadata, as it is when the
+    first row group is written.
 
     Feed option ``item_export_kwargs: {row_group_size: N}`` or the setting
     ``KOPITIAM_PARQUET_ROW_GROUP_SIZE`` sets N. An empty crawl still writes a valid file with the schema.
@@ -100,6 +101,10 @@ class ParquetItemExporter(BaseItemExporter):
         return exporter
 
     def start_exporting(self) -> None:
+        """Nothing yet: the file is opened with the first row group (or at the end), when the
+        spider's markup record is final (the ``forum`` spider learns its engine from the first page)."""
+
+    def _open(self) -> None:
         # the engine's markup record travels with its posts (schema metadata; contracts.markup)
         record = getattr(getattr(self.crawler, "spider", None), "markup", None)
         self.schema = (RAW_SCHEMA.with_metadata(to_metadata([record])) if isinstance(record, EngineMarkup)
@@ -114,6 +119,8 @@ class ParquetItemExporter(BaseItemExporter):
     def _flush(self) -> None:
         if not self.buffer:
             return
+        if self.writer is None:
+            self._open()
         columns = {name: [row[name] for row in self.buffer] for name in RAW_SCHEMA.names}
         self.writer.write_table(pa.Table.from_pydict(columns, schema=self.schema))
         self.rows += len(self.buffer)
@@ -122,6 +129,8 @@ class ParquetItemExporter(BaseItemExporter):
 
     def finish_exporting(self) -> None:
         self._flush()
+        if self.writer is None:  # no items: a valid empty file with the schema
+            self._open()
         self.writer.close()
         logger.info("parquet feed: %d rows in %d row groups", self.rows, self.row_groups)
 

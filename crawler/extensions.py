@@ -51,6 +51,7 @@ def summarize(stats: Mapping[str, Any]) -> dict[str, Any]:
         "pages_per_s": round(pages / seconds, 2) if seconds else None,
         "posts_per_s": round(posts / seconds, 2) if seconds else None,
         "finish_reason": stats.get("finish_reason"),
+        **{"engine": name for name in group("forum/recognised/")},  # the engine the ``forum`` spider chose
     }
 
 

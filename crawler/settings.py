@@ -60,7 +60,10 @@ ITEM_PIPELINES = {
 }
 
 # Shared frontier (crawler/frontier.py, frontierworker.py, sitelimit.py): off unless KOPITIAM_FRONTIER is set.
-SPIDER_MIDDLEWARES = {"crawler.frontierworker.FrontierSeed": 50}  # one worker queues the start URLs
+SPIDER_MIDDLEWARES = {
+    "crawler.frontierworker.FrontierSeed": 50,  # one worker queues the start URLs
+    "crawler.guard.CallbackErrors": 950,  # next to the spider: a callback's exception is counted and logged
+}
 
 # Finished crawl metrics as JSON for the crawl stage (on when KOPITIAM_METRICS_FILE is set);
 # the full stats dump for debugging and tests (on when KOPITIAM_STATS_FILE is set).

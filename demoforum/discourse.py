@@ -3,7 +3,9 @@ categories), topics and posts as the XenForo pages, with Discourse's own noise i
 ``aside.quote`` quotes naming the quoted post by its *number* (``data-post``), emoji images,
 link previews (``aside.onebox``) instead of bare links, and no signatures (Discourse has none).
 
-Routes: ``/categories.json`` (the boards), ``/c/{slug}/{id}.json[?page=N]`` (0-based pages,
+Routes: ``/``, ``/latest``, ``/categories``, ``/c/{slug}/{id}`` and ``/t/[{slug}/]{id}`` answer the
+HTML shell Discourse serves before its JavaScript app starts (``<meta name="generator">``, the
+setup ``<meta>``: how the ``forum`` spider recognises the site); ``/categories.json`` (the boards), ``/c/{slug}/{id}.json[?page=N]`` (0-based pages,
 ``more_topics_url`` to the next), ``/latest.json[?page=N]``, ``/t/[{slug}/]{id}.json`` (the post
 stream and its first ``posts_per_page`` posts, Discourse's ``chunk_size``),
 ``/t/{id}/posts.json?post_ids[]=...``, ``/robots.txt``. Backstage threads are not listed. Pure
@@ -25,6 +27,8 @@ ROBOTS_TXT = "User-agent: *\nDisallow: /admin/\nDisallow: /auth/\nDisallow: /u/\
 CATEGORY_RE = re.compile(r"^/c/(?P<slug>[^/]+)/(?P<id>\d+)\.json$")
 TOPIC_RE = re.compile(r"^/t/(?:[^/]+/)?(?P<id>\d+)\.json$")
 POSTS_RE = re.compile(r"^/t/(?P<id>\d+)/posts\.json$")
+HTML_RE = re.compile(r"^/(?:latest|categories|c/[^/]+/\d+|t/(?:[^/]+/)?\d+(?:/\d+)?)?/?$")
+VERSION = "3.2.1"
 JSON_TYPE = {"Content-Type": "application/json; charset=utf-8"}
 
 
@@ -104,11 +108,34 @@ def respond(forum: DemoForum, target: str) -> tuple[int, dict[str, str], str]:
     page = int(query["page"][0]) if query.get("page", [""])[0].isdigit() else 0
     if parts.path == "/robots.txt":
         return 200, {"Content-Type": "text/plain; charset=utf-8"}, ROBOTS_TXT
+    if HTML_RE.match(parts.path):
+        return 200, {}, html_shell(parts.path)
     data = route_json(forum, parts.path, query, page)
     if data is None:
         return 404, JSON_TYPE, json.dumps({"errors": ["The requested URL or resource could not be found."],
                                            "error_type": "not_found"})
     return 200, JSON_TYPE, json.dumps(data, sort_keys=True)
+
+
+def html_shell(path: str) -> str:
+    """The page Discourse serves to a browser before its app loads the JSON (no posts in it)."""
+    return f"""<!DOCTYPE html>
+<html lang="en" class="desktop-view not-mobile-device text-size-normal anon">
+<head>
+<meta charset="utf-8">
+<title>Kopitiam Demo Forum</title>
+<meta name="generator" content="Discourse {VERSION} - https://github.com/discourse/discourse version 0000000000000000000000000000000000000000">
+<meta name="discourse_theme_id" content="2">
+<meta name="discourse_current_homepage" content="latest">
+<link rel="canonical" href="{esc(path)}">
+<meta id="data-discourse-setup" data-cdn="" data-base-url="" data-base-uri="" data-environment="production">
+</head>
+<body class="crawler">
+<header><a href="/">Kopitiam Demo Forum</a></header>
+<div id="main-outlet" class="wrap" role="main"><noscript>This site's app needs JavaScript; its JSON API serves the topics.</noscript></div>
+</body>
+</html>
+"""
 
 
 def route_json(forum: DemoForum, path: str, query: dict[str, list[str]], page: int) -> dict | None:

@@ -1,8 +1,9 @@
 """HTTP server for the demo forum (stdlib ``http.server``: no extra dependency, threads per request).
 
-With ``engine: vbulletin``, ``phpbb``, ``discourse``, ``mybb``, ``invision``, ``smf``, ``nodebb``
-or ``flarum`` the same forum speaks that engine (demoforum/<engine>.py: their own routes). Routes, as on a XenForo 2
-site (the default): ``/`` (board index),
+With ``engine: vbulletin``, ``vbulletin5``, ``phpbb``, ``discourse``, ``mybb``, ``invision``, ``smf``,
+``nodebb`` or ``flarum`` the same forum speaks that engine (demoforum/<engine>.py: their own routes);
+``xenforo1`` serves XenForo 1 pages (demoforum/xenforo1.py) at the XenForo routes. Routes, as on a
+XenForo 2 site (the default): ``/`` (board index),
 ``/forums/<slug>.<id>/[page-N]``,
 ``/threads/<slug>.<id>/[page-N]`` (a wrong slug redirects 301 to the canonical URL, as XenForo
 does), ``/threads/<slug>.<id>/post-<pid>`` and ``/goto/post?id=N`` (302 to the post's page),
@@ -11,7 +12,9 @@ does), ``/threads/<slug>.<id>/post-<pid>`` and ``/goto/post?id=N`` (302 to the p
 Failure injection for tests (constructor arguments, or CLI flags):
 - ``fail_once``: paths answered ``503`` (the JSON APIs of Discourse, NodeBB and Flarum: ``429``)
   with ``Retry-After: 1`` on their first request, then 200;
-- ``broken``: thread page paths served with damaged markup (see ``pages.broken_thread_page``).
+- ``broken``: thread page paths served with damaged markup (see ``pages.broken_thread_page``);
+- ``gone``: paths (or exact targets, query included) answered ``404`` every time (a Discourse
+  topic's ``/t/N/posts.json`` chunks).
 Every request's path is recorded in ``requests`` (so tests can prove robots.txt was obeyed).
 
 Run by hand: ``python -m demoforum.server --port 8080 [--genres tragedies]``, then
@@ -27,12 +30,14 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from demoforum import discourse, flarum, invision, mybb, nodebb, pages, phpbb, smf, vbulletin
+from demoforum import discourse, flarum, invision, mybb, nodebb, pages, phpbb, smf, vbulletin, vbulletin5, xenforo1
 from demoforum.site import ENGINES, DemoForum
 
 logger = logging.getLogger(__name__)
-ENGINE_PAGES = {"vbulletin": vbulletin, "phpbb": phpbb, "discourse": discourse, "mybb": mybb, "invision": invision,
-                "smf": smf, "nodebb": nodebb, "flarum": flarum}  # xenforo: pages + the routes below
+# engine -> module with respond(forum, target); xenforo and xenforo1: the routes below, with their pages
+ENGINE_PAGES = {"vbulletin": vbulletin, "vbulletin5": vbulletin5, "phpbb": phpbb, "discourse": discourse,
+                "mybb": mybb, "invision": invision, "smf": smf, "nodebb": nodebb, "flarum": flarum}
+XENFORO_PAGES = {"xenforo": pages, "xenforo1": xenforo1}
 RATE_LIMITED = ("discourse", "nodebb", "flarum")  # their APIs answer 429 when a client is too fast
 
 BOARD_RE = re.compile(r"^/forums/(?P<slug>[^/]*)\.(?P<id>\d+)/(?:page-(?P<page>\d+))?$")
@@ -44,10 +49,12 @@ class DemoForumServer:
     """The demo forum on ``127.0.0.1`` and a free port (or the one given), in a daemon thread."""
 
     def __init__(self, forum: DemoForum, *, host: str = "127.0.0.1", port: int = 0,
-                 fail_once: list[str] | tuple[str, ...] = (), broken: list[str] | tuple[str, ...] = ()) -> None:
+                 fail_once: list[str] | tuple[str, ...] = (), broken: list[str] | tuple[str, ...] = (),
+                 gone: list[str] | tuple[str, ...] = ()) -> None:
         self.forum = forum
         self.fail_once = set(fail_once)
         self.broken = set(broken)
+        self.gone = set(gone)
         self.requests: list[str] = []
         self._lock = threading.Lock()
         self.httpd = ThreadingHTTPServer((host, port), self._handler_class())
@@ -88,15 +95,22 @@ class DemoForumServer:
                 # the JSON APIs rate-limit with 429; the others answer an overloaded 503
                 status = 429 if self.forum.engine in RATE_LIMITED else 503
                 return status, {"Retry-After": "1"}, "<html><body>Service unavailable: try again</body></html>"
-        if self.forum.engine != "xenforo":  # the same forum in another engine's markup
+        if path in self.gone or target in self.gone:
+            return self._not_found()
+        if self.forum.engine in ENGINE_PAGES:  # the same forum in another engine's markup
             return ENGINE_PAGES[self.forum.engine].respond(self.forum, target)
         return self._xenforo_response(target, path)
+
+    @property
+    def _pages(self):
+        """The page renderer of this XenForo version (2: demoforum/pages.py, 1: demoforum/xenforo1.py)."""
+        return XENFORO_PAGES[self.forum.engine]
 
     def _xenforo_response(self, target: str, path: str) -> tuple[int, dict[str, str], str]:
         if path == "/robots.txt":
             return 200, {"Content-Type": "text/plain; charset=utf-8"}, pages.ROBOTS_TXT
         if path == "/":
-            return 200, {}, pages.index_page(self.forum)
+            return 200, {}, self._pages.index_page(self.forum)
         if path == "/goto/post":
             post = self.forum.posts.get(int((parse_qs(urlsplit(target).query).get("id") or ["0"])[0] or 0))
             return self._to_post(post.thread_id, post.post_id) if post else self._not_found()
@@ -113,7 +127,7 @@ class DemoForumServer:
             return self._not_found()
         if m["slug"] != board.slug:
             return 301, {"Location": pages.page_path(board.path, page)}, ""
-        return 200, {}, pages.board_page(self.forum, board, page)
+        return 200, {}, self._pages.board_page(self.forum, board, page)
 
     def _thread_response(self, m: re.Match, path: str) -> tuple[int, dict[str, str], str]:
         thread = self.forum.threads.get(int(m["id"]))
@@ -128,9 +142,9 @@ class DemoForumServer:
             return self._not_found()
         if m["slug"] != thread.slug:
             return 301, {"Location": pages.page_path(thread.path, page)}, ""
-        if path in self.broken:
+        if path in self.broken and self.forum.engine == "xenforo":
             return 200, {}, pages.broken_thread_page(self.forum, thread, page)
-        return 200, {}, pages.thread_page(self.forum, thread, page)
+        return 200, {}, self._pages.thread_page(self.forum, thread, page)
 
     def _to_post(self, thread_id: int, post_id: int) -> tuple[int, dict[str, str], str]:
         thread = self.forum.threads[thread_id]
@@ -177,10 +191,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--engine", choices=ENGINES, default="xenforo", help="whose markup to speak")
     parser.add_argument("--fail-once", nargs="*", default=[], help="paths answering 503 (JSON APIs: 429) once")
     parser.add_argument("--broken", nargs="*", default=[], help="thread page paths with broken markup")
+    parser.add_argument("--gone", nargs="*", default=[], help="paths answering 404 every time")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     forum = DemoForum(genres=args.genres, plays=args.plays, seed=args.seed, engine=args.engine)
-    server = DemoForumServer(forum, port=args.port, fail_once=args.fail_once, broken=args.broken)
+    server = DemoForumServer(forum, port=args.port, fail_once=args.fail_once, broken=args.broken, gone=args.gone)
     print(f"demo forum at {server.base_url}/ ({len(forum.threads)} threads, {len(forum.posts)} posts)",
           flush=True)
     try:

@@ -26,7 +26,8 @@ from demoforum.plays import Play, load_plays
 GENRE_TITLES = {"comedies": "Comedies", "histories": "Histories", "problems": "Problem Plays",
                 "roman": "Roman Plays", "romances": "Romances", "tragedies": "Tragedies"}
 # markup the server can speak (demoforum/<engine>.py; xenforo: pages.py)
-ENGINES = ("xenforo", "vbulletin", "phpbb", "discourse", "mybb", "invision", "smf", "nodebb", "flarum")
+ENGINES = ("xenforo", "xenforo1", "vbulletin", "vbulletin5", "phpbb", "discourse", "mybb", "invision", "smf",
+           "nodebb", "flarum")
 BASE_EPOCH = 1704067200  # 2024-01-01T00:00:00Z: first thread's start
 SGT = timezone(timedelta(hours=8))  # times are rendered +0800, like HardwareZone
 BACKSTAGE_PREFIX = "/threads/backstage-"  # robots.txt disallows it; the spider must never go there

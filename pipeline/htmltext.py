@@ -6,7 +6,9 @@ a quote, a signature, a "Click to expand..." link, a smilie or an @mention comes
 markup record (``contracts.markup.EngineMarkup``; the clean stage reads it from the raw file):
 
 - quote blocks (any nesting depth) are removed; the ids of the posts they quote are returned
-  (``EngineMarkup.quote_ids`` on the block's ``data-source`` and its attribution links);
+  (``EngineMarkup.quote_ids`` on the block's ``data-source`` and its attribution links); quotes
+  told by structure (a ``<table>`` with a ``quote_cell`` cell, vBulletin 3) go with the label
+  element before them ("Quote:"), their attribution being the cell's first element;
 - signatures (and, on the text, whole "Sent from my iPhone using Tapatalk"-style app lines:
   ``strip_app_signatures``), "Click to expand..." links and the lines they leave, ``<script>``,
   ``<style>``, ``<noscript>``, ``<template>``, ``<iframe>`` and comments are removed;
@@ -117,11 +119,33 @@ class Rules:
         self.not_quote = frozenset(markup.not_quote)
         self.signature, self.signature_tags = frozenset(markup.signature), frozenset(markup.signature_tags)
         self.expander, self.mention = frozenset(markup.expander), frozenset(markup.mention)
+        self.quote_cell, self.quote_label = frozenset(markup.quote_cell), frozenset(markup.quote_label)
         self.expander_text = (re.compile(r"^[ \t]*(?:" + "|".join(markup.expander_text) + r")[ \t]*$", re.MULTILINE)
                               if markup.expander_text else None)
 
     def is_quote(self, name: str, classes: frozenset[str] | set[str]) -> bool:
         return bool(classes & self.quote) or (name in self.quote_tags and not classes & self.not_quote)
+
+    def quote_cell_of(self, table: Tag) -> Tag | None:
+        """The first of ``table``'s own cells (not a nested table's) with a ``quote_cell`` class."""
+        rows = [c for c in table.children if isinstance(c, Tag) and c.name == "tr"]
+        for group in (c for c in table.children if isinstance(c, Tag) and c.name in ("tbody", "thead", "tfoot")):
+            rows += [c for c in group.children if isinstance(c, Tag) and c.name == "tr"]
+        for row in rows:
+            for cell in row.children:
+                if isinstance(cell, Tag) and cell.name in ("td", "th") and _class_set(cell) & self.quote_cell:
+                    return cell
+        return None
+
+    def is_quote_table(self, node: Tag) -> bool:
+        return bool(self.quote_cell) and node.name == "table" and self.quote_cell_of(node) is not None
+
+    def is_quote_label(self, node: Tag, classes: frozenset[str] | set[str]) -> bool:
+        """A "Quote:" label: a ``quote_label`` element whose next element is a quote table."""
+        if not classes & self.quote_label:
+            return False
+        after = node.find_next_sibling()
+        return isinstance(after, Tag) and self.is_quote_table(after)
 
     def is_mention(self, node: Tag, classes: frozenset[str] | set[str]) -> bool:
         return node.name == "a" and (bool(classes & self.mention)
@@ -131,9 +155,14 @@ class Rules:
         """Post ids a quote block cites, from its own attributes and its title link (not nested quotes)."""
         links = []
         for cls in self.markup.quote_title:
-            title = quote.find(class_=cls)
+            title = quote.find(lambda tag, cls=cls: cls in _class_set(tag))  # a class token ("attribution type")
             if isinstance(title, Tag):
                 links += [a.attrs for a in title.find_all("a")]
+        if quote.name == "table" and self.quote_cell:  # a structural quote: the cell's first element
+            cell = self.quote_cell_of(quote)
+            first = cell.find(True, recursive=False) if cell is not None else None
+            if isinstance(first, Tag):
+                links += [a.attrs for a in ([first] if first.name == "a" else first.find_all("a"))]
         return self.markup.quote_ids(quote.attrs, links)
 
 
@@ -200,13 +229,13 @@ class _TextWalk:
         classes, rules = _class_set(node), self.rules
         if name == "img":
             self.image(node, classes)
-        elif rules.is_quote(name, classes):
+        elif rules.is_quote(name, classes) or rules.is_quote_table(node):
             self.out.n_quotes += 1
             self.out.quoted_post_ids += [i for i in rules.quote_ids(node) if i not in self.out.quoted_post_ids]
             self.parts.append("\n")
         elif name in rules.signature_tags or classes & rules.signature:
             self.out.n_signatures += 1
-        elif classes & rules.expander:
+        elif classes & rules.expander or rules.is_quote_label(node, classes):
             return
         elif rules.is_mention(node, classes):
             if self.mention_placeholder:

@@ -1,7 +1,8 @@
-"""The demo forum in nine engines' markup (XenForo 2, vBulletin 4, phpBB 3.3, MyBB 1.8, Invision
-Community 4, SMF 2.1, and the JSON APIs of Discourse, NodeBB and Flarum), each crawled by its spider on
-127.0.0.1 and cleaned: every post once, the quoted ids the forum built, quotes removed with none of the
-quoted text left, the same counts whatever the engine, and the same clean text."""
+"""The demo forum in eleven engines' markup (XenForo 2 and 1, vBulletin 4 and 5, phpBB 3.3, MyBB 1.8,
+Invision Community 4, SMF 2.1, and the JSON APIs of Discourse, NodeBB and Flarum), each crawled on
+127.0.0.1 (all but XenForo 2, vBulletin 4, phpBB and Discourse through the engine-agnostic ``forum``
+spider, which must recognise them) and cleaned: every post once, the quoted ids the forum built, quotes
+removed with none of the quoted text left, the same counts whatever the engine, and the same clean text."""
 
 from __future__ import annotations
 
@@ -12,30 +13,36 @@ from helpers.spider_server import run_spider
 
 from pipeline.clean import CleanConfig, run_clean
 
-pytestmark = pytest.mark.slow  # nine real crawls
+pytestmark = pytest.mark.slow  # eleven real crawls
 
-ENGINES = {  # engine -> (spider, start URL path: vBulletin has no index page, Roman plays are board 4)
+ENGINES = {  # engine -> (spider, start URL path: vBulletin 4 has no index page, Roman plays are board 4)
     "xenforo": ("xenforo", "/"),
+    "xenforo1": ("forum", "/"),
     "vbulletin": ("vbulletin", "/forumdisplay.php?f=4"),
+    "vbulletin5": ("forum", "/forum"),
     "phpbb": ("phpbb", "/index.php"),
     "discourse": ("discourse", "/categories"),
-    "mybb": ("mybb", "/index.php"),
-    "invision": ("invision", "/"),
-    "smf": ("smf", "/index.php"),
-    "nodebb": ("nodebb", "/categories"),
-    "flarum": ("flarum", "/tags"),
+    "mybb": ("forum", "/index.php"),
+    "invision": ("forum", "/"),
+    "smf": ("forum", "/index.php"),
+    "nodebb": ("forum", "/categories"),
+    "flarum": ("forum", "/tags"),
 }
+RECOGNISED_AS = {"xenforo1": "xenforo", "vbulletin5": "vbulletin", "mybb": "mybb", "invision": "invision",
+                 "smf": "smf", "nodebb": "nodebb", "flarum": "flarum"}
 PLAY = "julius-caesar"
 # the path answered 503 (the JSON APIs: 429) once, with Retry-After
-FIRST = {"xenforo": "/", "vbulletin": "/forumdisplay.php", "phpbb": "/index.php", "discourse": "/categories.json",
-         "mybb": "/index.php", "invision": "/", "smf": "/index.php", "nodebb": "/api/categories", "flarum": "/api/tags"}
+FIRST = {"xenforo": "/", "xenforo1": "/", "vbulletin": "/forumdisplay.php", "vbulletin5": "/forum",
+         "phpbb": "/index.php", "discourse": "/categories.json", "mybb": "/index.php", "invision": "/",
+         "smf": "/index.php", "nodebb": "/api/categories", "flarum": "/api/tags"}
 RATE_LIMITED = {"discourse", "nodebb", "flarum"}
-LOCAL_TIME = {"vbulletin", "mybb", "smf"}  # dates as local-time text, shown in +0800
+LOCAL_TIME = {"vbulletin", "vbulletin5", "xenforo1", "mybb", "smf"}  # dates (also) as local-time text, in +0800
 # Which posts' clean text equals XenForo's: all of them, all but those ending in a smilie (MyBB's alt is the
 # smilie's name, NodeBB's and Flarum's the emoji itself, XenForo's the code), or the plain ones (no smilie,
 # no link: Discourse shows a link preview, vBulletin's smilies have no alt text).
-SAME_TEXT = {"phpbb": "all", "invision": "all", "smf": "all", "mybb": "no smilie", "nodebb": "no smilie",
-             "flarum": "no smilie", "discourse": "plain", "vbulletin": "plain"}
+SAME_TEXT = {"phpbb": "all", "xenforo1": "all", "invision": "all", "smf": "all", "mybb": "no smilie",
+             "nodebb": "no smilie", "flarum": "no smilie", "discourse": "plain", "vbulletin": "plain",
+             "vbulletin5": "plain"}
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +84,8 @@ def test_every_post_once_with_its_quotes(forum_runs, engine):
     assert not any(mark in r for r in requested for mark in ("sid=", "PHPSESSID", "backstage"))
     assert all(i["posted_at"] is not None and i["author"] for i in run.items)
     assert metrics["quotes_removed"] >= sum(1 for p in expected.values() if p.quoted_post_ids) > 0
+    if ENGINES[engine][0] == "forum":  # recognised from the start page, as the spider of that engine
+        assert run.stats[f"forum/recognised/{RECOGNISED_AS[engine]}"] == 1
     for pid, row in kept.items():
         post = expected[pid]
         if not post.quoted_post_ids:
@@ -97,7 +106,7 @@ def test_counts_equal_across_engines(forum_runs):
 def test_retry_after_honoured(forum_runs):
     for engine, (_, run, _, _, requested) in forum_runs.items():
         first = FIRST[engine] + ("?f=4" if engine == "vbulletin" else "")  # its start URL
-        assert requested.count(first) == 2, engine  # refused once, then fetched
+        assert requested.count(first) == 2, engine  # refused once, then fetched (the forum spider: not again)
         status = "429" if engine in RATE_LIMITED else "503"
         assert run.stats[f"downloader/response_status_count/{status}"] == 1
 

@@ -16,7 +16,11 @@ crawl itself is JSON, so this class has its own ``start`` and ``parse``:
   ids are fetched from ``/t/{id}/posts.json?post_ids[]=...`` in chunks of the topic's ``chunk_size``
   (Discourse's page size, 20). A topic's posts are yielded once all of them are in, because a quote names the
   quoted post by its *number* in the topic (``aside.quote[data-post]``), which only the topic's
-  posts map to the post *id* that ``quoted_post_ids`` holds everywhere;
+  posts map to the post *id* that ``quoted_post_ids`` holds everywhere. A chunk that fails (an HTTP
+  error after the retries, a network error) costs only its own posts: it is counted
+  (``forum/errors/chunk_failed``, the URL logged; its posts in ``forum/errors/post_missing``) and
+  the topic goes on with the other chunks and is yielded with the posts it has (quotes of missing
+  posts counted in ``forum/quotes/unmapped``);
 - posts: ``id``, ``username``, ``created_at`` (ISO, UTC), ``post_number`` (position = number - 1,
   page = the chunk of the stream it is in), ``cooked`` HTML as the body; moderator "small action"
   posts (``post_type`` 3: "closed the topic", no text) are skipped and counted;
@@ -43,14 +47,18 @@ from scrapy.http import Response
 
 from contracts.markup import EngineMarkup
 from contracts.timestamps import to_utc
+from crawler import recognise as rx
 from crawler.incremental import LastPost
 from crawler.items import PostItem
-from crawler.spiders.forum import ForumSpider
+from crawler.spiders.forum import CONTROL_RE, ForumSpider
 
 CHUNK = 20  # posts per /posts.json request and per topic page, unless the topic says (chunk_size)
 TOPIC_PATH_RE = re.compile(r"^/t/(?:(?P<slug>[^/]+)/)?(?P<id>\d+)(?:/\d+)?(?:\.json)?/?$")
 CATEGORY_PATH_RE = re.compile(r"^/c/(?P<path>(?:[^/]+/)*?)(?P<id>\d+)(?:/l/[a-z]+)?(?:\.json)?/?$")
 SMALL_ACTION = 3  # post_type of "closed the topic"-style entries (no text of their own)
+JSON_SHAPES = ("post_stream", "topic_list", "category_list")  # the top-level keys of the answers it reads
+ROUTE_RE = re.compile(r"/(?:t|c)/[^?#]*\d+|/latest(?:\.json)?(?:[?#]|$)|/categories(?:\.json)?(?:[?#]|$)")
+HTML_MARKUP = ("meta#data-discourse-setup", "#data-preloaded", "meta[name^='discourse']")
 
 # Discourse's cooked HTML: quotes are <aside class="quote" data-post="N" data-topic="T"> (N is a post
 # *number*: the spider maps it to an id, so no id patterns here), link previews <aside class="onebox">
@@ -76,6 +84,17 @@ def json_url(url: str) -> str:
 class DiscourseSpider(ForumSpider):
     name = "discourse"
     markup = MARKUP
+
+    @classmethod
+    def recognise(cls, response: Response) -> list[str] | None:
+        """A Discourse JSON answer (``post_stream``, ``topic_list``, ``category_list``), or an HTML page
+        with ``<meta name="generator" content="Discourse ...">`` and Discourse's setup markup;
+        (supporting) ``/t/``, ``/c/``, ``/latest``, ``/categories`` routes."""
+        signals = [f"JSON {key}" for key in JSON_SHAPES if key in rx.json_keys(response)]
+        signals += rx.generator_signal(response, "Discourse") + rx.present(response, *HTML_MARKUP)
+        if not signals:
+            return None
+        return signals + rx.route(response.url, ROUTE_RE, "/t/<slug>/<id>, /c/<slug>/<id>, /latest, /categories")
 
     def thread_id_from_url(self, url: str) -> str | None:
         match = TOPIC_PATH_RE.match(urlparse(url).path)
@@ -188,8 +207,8 @@ class DiscourseSpider(ForumSpider):
             self.inc("skipped/max_pages", (len(stream) - 1) // chunk + 1 - self.max_pages)
             stream = stream[:self.max_pages * chunk]
         state = {"topic": {k: data.get(k) for k in ("id", "title", "slug", "category_id")}, "chunk": chunk,
-                 "board": response.meta.get("board"), "stream": stream, "posts": {}}
-        yield from self._collect(response, state, data["post_stream"].get("posts") or [])
+                 "board": response.meta.get("board"), "stream": stream, "posts": {}, "site": self._site(response)}
+        yield from self._collect(state, data["post_stream"].get("posts") or [])
 
     def parse_chunk(self, response: Response) -> Iterator[Any]:
         self.inc("pages/thread")
@@ -199,10 +218,19 @@ class DiscourseSpider(ForumSpider):
             self.inc("errors/page_without_posts")
             self.logger.error("%s: no post_stream.posts; the topic's posts in it are missing", response.url)
             posts = []
-        yield from self._collect(response, response.meta["state"], posts, response.meta["asked"])
+        yield from self._collect(response.meta["state"], posts, response.meta["asked"])
 
-    def _collect(self, response: Response, state: dict[str, Any], posts: list[Any],
-                 asked: list[str] = ()) -> Iterator[Any]:
+    def chunk_failed(self, failure: Any) -> Iterator[Any]:
+        """Errback of a chunk request: count it, go on with the topic's other chunks (or yield it)."""
+        request = failure.request
+        response = getattr(failure.value, "response", None)
+        reason = f"HTTP {response.status}" if response is not None else f"{failure.type.__name__}: {failure.value}"
+        self.inc("errors/chunk_failed")
+        self.logger.error("%s: %s; topic %s goes on without these %d posts", request.url, reason,
+                          request.meta["state"]["topic"]["id"], len(request.meta["asked"]))
+        yield from self._collect(request.meta["state"], [], request.meta["asked"])
+
+    def _collect(self, state: dict[str, Any], posts: list[Any], asked: list[str] = ()) -> Iterator[Any]:
         """Add ``posts`` to the topic's; ask for the next chunk of missing ids, or yield the topic."""
         wanted = set(state["stream"])
         for post in posts:
@@ -216,13 +244,14 @@ class DiscourseSpider(ForumSpider):
         if missing:
             chunk = missing[:state["chunk"]]
             query = urlencode([("post_ids[]", i) for i in chunk])
-            url = f"{self._site(response)}/t/{state['topic']['id']}/posts.json?{query}"
-            yield scrapy.Request(url, callback=self.parse_chunk, meta={"state": state, "asked": chunk})
+            url = f"{state['site']}/t/{state['topic']['id']}/posts.json?{query}"
+            yield scrapy.Request(url, callback=self.parse_chunk, errback=self.chunk_failed,
+                                 meta={"state": state, "asked": chunk})
             return
-        yield from self._items(response, state)
+        yield from self._items(state)
 
-    def _items(self, response: Response, state: dict[str, Any]) -> Iterator[PostItem]:
-        topic, site = state["topic"], self._site(response)
+    def _items(self, state: dict[str, Any]) -> Iterator[PostItem]:
+        topic, site = state["topic"], state["site"]
         topic_id = str(topic["id"])
         posts = [state["posts"][i] for i in state["stream"]]
         by_number = {p.get("post_number"): str(p["id"]) for p in posts}
@@ -256,7 +285,7 @@ class DiscourseSpider(ForumSpider):
         """Ids of the posts the top-level quotes cite: ``data-post`` numbers mapped through the topic."""
         if not cooked:
             return []
-        html = Selector(text=cooked)
+        html = Selector(text=CONTROL_RE.sub("\ufffd", cooked))  # lxml refuses control characters in names
         self.inc("oneboxes", len(html.css("aside.onebox")))
         ids: list[str] = []
         quote_class = "contains(concat(' ', normalize-space(@class), ' '), ' quote ')"

@@ -11,6 +11,8 @@ to expand" links, smilies, @mentions; required: the crawl refuses to start witho
 never silently become training text; the feed exporter stores it in the raw file for the clean
 stage), and these methods (all take a Scrapy response and use Scrapy's own selectors):
 
+- ``recognise(response) -> list[str] | None`` (classmethod: the signals that a page is this engine's,
+  for the engine-agnostic ``forum`` spider; crawler/recognise.py has the helpers)
 - ``page_kind(response) -> "thread" | "board" | "index" | None`` (index: a list of boards)
 - ``board_links(response) -> list[str]`` (boards listed on an index page; default none)
 - ``thread_info(response) -> ThreadInfo`` (thread id, title, board, page number)
@@ -25,8 +27,13 @@ stage), and these methods (all take a Scrapy response and use Scrapy's own selec
 - ``page_from_url(url) -> int | None`` (for ``max_pages``; offset pagination converts ``start=N``
   with ``posts_per_page``)
 
+Pages reach the hooks through ``parseable`` (control characters lxml refuses in names replaced),
+so a damaged page does not make a selector raise; whatever a callback still raises is counted by
+the spider middleware ``crawler.guard.CallbackErrors``.
+
 Helpers a subclass calls: ``local_date(text)`` (a date shown as local-time text, read in the
-``timezone`` and ``date_order`` arguments; ``parse_local_date`` does the work), ``strip_session(url)``
+``timezone`` and ``date_order`` arguments, relative ones against the fetch time;
+``parse_local_date`` does the work), ``strip_session(url)``
 (drops the class's ``SESSION_PARAMS`` and the fragment; applied to every link the base class
 follows), ``inc(key)`` (a ``forum/<key>`` stat; ``errors/...`` keys reach the crawl metrics).
 
@@ -44,13 +51,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from typing import Any, ClassVar, Iterator
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dateparser
 import scrapy
-from scrapy.http import Response
+from scrapy.http import Response, TextResponse
 from w3lib.url import url_query_cleaner
 
 from contracts import keys
@@ -94,35 +103,76 @@ def parse_since(value: str | None) -> datetime | None:
 
 
 # Where a date starts in a post header's text: numeric (03-04-2011, 03.04.2011, 2011/04/03), with a
-# month name (30th Apr 2011, April 30th, 2011) or relative (Today, Yesterday, Heute, Gestern).
+# month name (30th Apr 2011, April 30th, 2011) or relative (Today, Yesterday, Heute, Gestern,
+# "5 minutes ago", "Just now", "vor 5 Minuten").
 _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+_UNIT = r"(?:sec|second|min|minute|hr|hour|day|week|month|year)s?"
 DATE_LIKE_RE = re.compile(
     r"\d{1,4}[./-]\d{1,2}[./-]\d{2,4}"
     rf"|\b\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH},?\s+\d{{4}}"
     rf"|\b{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}"
-    r"|\b(?:today|yesterday|heute|gestern)\b", re.I)
+    r"|\b(?:today|yesterday|heute|gestern|just now)\b"
+    rf"|\b(?:\d+|an?|one)\s+{_UNIT}\s+ago\b|\bvor\s+(?:\d+|einer?)\s+\w+"
+    r"|\b(?:a\s+)?moments?\s+ago\b", re.I)
+MOMENT_RE = re.compile(r"\b(?:a\s+)?moments?\s+ago\b", re.I)  # XenForo's "A moment ago": dateparser reads "just now"
 DATE_ORDERS = ("MDY", "DMY", "YMD")
+DATE_TEXT_MAX = 64  # characters from the first date-like token that parse_local_date reads
 
 
-def parse_local_date(text: str, timezone: str = "UTC", date_order: str = "MDY") -> datetime | None:
+def parse_local_date(text: str, timezone: str = "UTC", date_order: str = "MDY",
+                     now: datetime | None = None) -> datetime | None:
     """A post date shown as local-time text ("03-03-2011, 02:17 PM", "30th Apr 2011, 17:10",
-    "Today, 09:12") -> an aware UTC datetime, or None when the text holds no date.
+    "Today, 09:12", "Yesterday at 10:02 PM", "5 minutes ago") -> an aware UTC datetime, or None
+    when the text holds no date.
 
-    Text before the first date-like token (a post number, an icon's alt text) is ignored. The
+    Text before the first date-like token (a post number, an icon's alt text) is ignored, and so
+    is anything past ``DATE_TEXT_MAX`` characters from it. The
     text is read in the forum's ``timezone`` (an IANA name, so each date gets the offset that was
     in force on that day, daylight saving included) and ``date_order`` for numeric dates; dotted
-    dates (03.04.2011) are always day first. dateparser (maintained; ~200 locales, relative days,
-    12/24-hour clocks) does the reading.
+    dates (03.04.2011) are always day first. Relative dates count back from ``now`` (the fetch
+    time, aware; default: the clock now) as the forum's clock showed it. dateparser (maintained;
+    ~200 locales, relative days, 12/24-hour clocks) does the reading.
     """
     text = " ".join(text.replace("\xa0", " ").split())
     match = DATE_LIKE_RE.search(text)
     if not match:
         return None
-    text = text[match.start():]
+    # a date is short: what follows it on a damaged page (a whole post, when tags are lost) only
+    # slows dateparser down (seconds per call on a long text)
+    text = MOMENT_RE.sub("just now", text[match.start():match.start() + DATE_TEXT_MAX])
     order = "DMY" if re.match(r"\d{1,2}\.\d{1,2}\.\d{2,4}", text) else date_order
-    return dateparser.parse(text, settings={
-        "TIMEZONE": timezone, "TO_TIMEZONE": "UTC", "RETURN_AS_TIMEZONE_AWARE": True,
-        "DATE_ORDER": order, "PREFER_DAY_OF_MONTH": "first"})
+    settings = {"TIMEZONE": timezone, "TO_TIMEZONE": "UTC", "RETURN_AS_TIMEZONE_AWARE": True,
+                "DATE_ORDER": order, "PREFER_DAY_OF_MONTH": "first",
+                "RELATIVE_BASE": _local_clock(now or datetime.now(dt_timezone.utc), timezone)}
+    return dateparser.parse(text, settings=settings)
+
+
+def _local_clock(now: datetime, zone: str) -> datetime:
+    """``now`` as the naive wall-clock time of ``zone`` (an IANA name or a UTC offset), which is
+    how dateparser takes the base of relative dates."""
+    try:
+        return now.astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+    except (ZoneInfoNotFoundError, ValueError):
+        offset = dateparser.parse("2000-01-01 00:00 " + zone, settings={"RETURN_AS_TIMEZONE_AWARE": True})
+        if offset is None or offset.tzinfo is None:
+            raise ValueError(f"unknown time zone {zone!r}") from None
+        return now.astimezone(offset.tzinfo).replace(tzinfo=None)
+
+
+# C0 control characters but tab, newlines and form feed: lxml refuses them in tag and attribute
+# names (ValueError on access), and in HTML they are parse errors a browser shows as U+FFFD or drops.
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+
+
+def parseable(response: Response) -> Response:
+    """``response`` with control characters replaced by U+FFFD (re-encoded as UTF-8), so no selector
+    on a damaged page raises; the response itself when it has none (nearly always)."""
+    if not isinstance(response, TextResponse):
+        return response
+    text = response.text
+    if not CONTROL_RE.search(text):
+        return response
+    return response.replace(body=CONTROL_RE.sub("\ufffd", text).encode("utf-8"), encoding="utf-8")
 
 
 def strip_params(url: str, params: tuple[str, ...]) -> str:
@@ -217,6 +267,13 @@ class ForumSpider(scrapy.Spider):
         return self.settings.getint(keys.POSTS_PER_PAGE, 20) if hasattr(self, "settings") else 20
 
     # ---- engine hooks (override in a subclass) ---------------------------------------------
+    @classmethod
+    def recognise(cls, response: Response) -> list[str] | None:
+        """The signals on ``response`` (any page a start URL answers: thread, board, index, JSON)
+        that it was rendered by this engine, or None. The ``forum`` spider asks every engine and
+        continues as the one with the most signals; helpers in crawler/recognise.py. Never raises."""
+        return None
+
     def page_kind(self, response: Response) -> str | None:
         raise NotImplementedError
 
@@ -257,9 +314,11 @@ class ForumSpider(scrapy.Spider):
         return self.strip_session(url)
 
     # ---- shared helpers for engine hooks -----------------------------------------------------
-    def local_date(self, text: str) -> datetime | None:
-        """A date shown as local-time text, read in this crawl's ``timezone`` and ``date_order``."""
-        return parse_local_date(text, self.timezone, self.date_order)
+    def local_date(self, text: str, now: datetime | None = None) -> datetime | None:
+        """A date shown as local-time text, read in this crawl's ``timezone`` and ``date_order``;
+        relative dates ("5 minutes ago", "Yesterday at 10:02 PM") count back from ``now`` (default:
+        the clock now, moments after the page was fetched)."""
+        return parse_local_date(text, self.timezone, self.date_order, now)
 
     def strip_session(self, url: str) -> str:
         """``url`` without the engine's ``SESSION_PARAMS`` and without a fragment; the base class
@@ -291,6 +350,7 @@ class ForumSpider(scrapy.Spider):
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
         """A start URL: dispatch on what the page is."""
+        response = parseable(response)
         kind = self.page_kind(response)
         if kind == "thread":
             thread_id = self.thread_info(response).thread_id
@@ -331,6 +391,7 @@ class ForumSpider(scrapy.Spider):
 
     def parse_board(self, response: Response) -> Iterator[scrapy.Request]:
         self.inc("pages/board")
+        response = parseable(response)
         links = self.thread_links(response)
         if not links:
             self.inc("errors/board_without_threads")
@@ -367,6 +428,7 @@ class ForumSpider(scrapy.Spider):
 
     def parse_thread(self, response: Response) -> Iterator[Any]:
         self.inc("pages/thread")
+        response = parseable(response)
         info = self.thread_info(response)
         if not info.thread_id:
             self.inc("errors/thread_without_id")
@@ -381,7 +443,7 @@ class ForumSpider(scrapy.Spider):
         yield from self._thread_page_requests(response, info)
 
     def _post_items(self, response: Response, info: ThreadInfo, posts: list[PostData]) -> Iterator[PostItem]:
-        fetched_at = datetime.now(timezone.utc)
+        fetched_at = datetime.now(dt_timezone.utc)
         for index, post in enumerate(posts):
             if not post.post_id:
                 self.inc("errors/post_without_id")

@@ -40,6 +40,7 @@ from scrapy.http import Response
 
 from contracts.markup import EngineMarkup
 from contracts.timestamps import to_utc
+from crawler import recognise as rx
 from crawler.incremental import LastPost
 from crawler.spiders.forum import DATE_LIKE_RE, ForumSpider, PostData, ThreadInfo
 
@@ -47,6 +48,8 @@ TOPIC_RE = re.compile(r"viewtopic\.php\?(?:[^#]*&)?t=(\d+)")
 START_RE = re.compile(r"[?&]start=(\d+)")
 POST_DIV_ID_RE = re.compile(r"^p(\d+)$")
 POST_LINK_RE = re.compile(r"[?&]p=(\d+)|#p(\d+)$")
+ROUTE_RE = re.compile(r"(?:viewtopic|viewforum|index)\.php")
+PHPBB_MARKUP = ("div.post[id^='p'] .postbody", "a.topictitle", "a.forumtitle")
 
 # phpBB's body markup: quotes are <blockquote> (HTML's own rule), signatures div.signature.
 MARKUP = EngineMarkup(
@@ -76,6 +79,16 @@ class PhpbbSpider(ForumSpider):
     name = "phpbb"
     markup = MARKUP
     SESSION_PARAMS = ("sid",)  # phpBB's session id, added to every link for cookieless guests
+
+    @classmethod
+    def recognise(cls, response: Response) -> list[str] | None:
+        """prosilver's ``body#phpbb``, its post / topic-list / forum-list markup, a phpBB generator
+        (some styles print one); (supporting) the ``viewtopic.php`` / ``viewforum.php`` routes."""
+        signals = ["body#phpbb"] if rx.body_id(response) == "phpbb" else []
+        signals += rx.generator_signal(response, "phpBB") + rx.present(response, *PHPBB_MARKUP)
+        if not signals:
+            return None
+        return signals + rx.route(response.url, ROUTE_RE, "viewtopic.php, viewforum.php")
 
     # ---- what the page is --------------------------------------------------------------------
     def page_kind(self, response: Response) -> str | None:

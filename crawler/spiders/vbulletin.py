@@ -1,4 +1,7 @@
-"""Spider ``vbulletin``: vBulletin 3 and 4 boards and threads (the old EDMW archive ran vBulletin).
+"""Spider ``vbulletin``: vBulletin 3, 4 and 5 boards and threads (the old EDMW archive ran vBulletin).
+
+vBulletin 5 pages are read by the ``Vbulletin5Markup`` mixin (crawler/spiders/vbulletin5.py, its
+markup listed there); everything below is vB 3/4's, tried first.
 
 A ``ForumSpider`` subclass: the base class owns the crawl (pagination, limits, positions, items);
 this module only knows the markup. Markup it relies on, common to vB 3.x and 4.x default styles
@@ -17,8 +20,10 @@ and the themes built on them (matched by id prefixes and class tokens, never exa
   ``Today, 17:10``), read by ``ForumSpider.local_date`` in the forum's time zone (argument
   ``timezone``, default UTC) and ``date_order`` (``MDY`` default, vBulletin's own).
 - quotes: ``MARKUP`` below, the one record of vBulletin's body markup (the clean stage reads it
-  from the raw file): ``.bbcode_quote`` (vB4) with its ``.bbcode_postedby`` link to ``#postN``;
-  the spider also reads quoted ids from vB3 quote tables (``MARKUP.quote_ids`` on their links).
+  from the raw file): ``.bbcode_quote`` (vB4, vB5) with its ``.bbcode_postedby`` link to ``#postN``;
+  vB3's default style has no quote class: a quote is a ``div.smallfont`` "Quote:" label followed
+  by a table whose cell ``td.alt2`` starts with "Originally Posted by X" and its link to the quoted
+  post (``quote_cell``, ``quote_label``: told by structure; nested quotes alike).
 - thread: id from ``input[name=t]``, else the URL (``showthread.php?t=N``, ``showthread.php?N-``,
   ``/N-slug(-page).html``); title ``.threadtitle``/``h1``/vB3 ``td.navbar strong``/``<title>``;
   board = the last breadcrumb link (``.navbit a``, vB3 ``.navbar a``); pages in ``div.pagination``
@@ -43,32 +48,60 @@ from parsel import Selector
 from scrapy.http import Response
 
 from contracts.markup import EngineMarkup
+from crawler import recognise as rx
 from crawler.incremental import LastPost
 from crawler.spiders.forum import DATE_LIKE_RE, ForumSpider, PostData, ThreadInfo
+from crawler.spiders.vbulletin5 import Vbulletin5Markup
 
 THREAD_URL_RES = (
     re.compile(r"showthread\.php\?(?:.*&)?t=(\d+)"),
     re.compile(r"showthread\.php[/?](\d+)(?:-|$|/|&)"),
     re.compile(r"/threads/(\d+)"),
     re.compile(r"/(\d+)-[^/?#]*\.html"),
+    re.compile(r"/forum/(?:[^/?#]+/)+(\d+)-[^/?#]*"),  # vB5 friendly: /forum/<channel>/<id>-<slug>
+    re.compile(r"/node/(\d+)(?:[/?#]|$)"),  # vB5
 )
 PAGE_RES = (re.compile(r"[?&]page=(\d+)"), re.compile(r"/page(\d+)(?:[/?#&]|$)"),
             re.compile(r"/\d+-[^/?#]*-(\d+)\.html"))
 POST_LINK_RE = re.compile(r"(?:#post|[?&]p=|-post)(\d+)")  # a link to a post (board rows' "last post")
-# vBulletin 4 post body markup (vB3 quotes are plain tables: no class to tell them by).
+# vBulletin 3, 4 and 5 post body markup.
 MARKUP = EngineMarkup(
     name="vbulletin",
     quote=("bbcode_quote",),  # its .bbcode_container also wraps code blocks: the inner div is the quote
     not_quote=("postcontent",),  # themes wrap the whole post in blockquote.postcontent
     quote_title=("bbcode_postedby",),  # "Originally Posted by X" with a link to the quoted post
     quote_link_ids=(r"#post(\d+)$", r"[?&]p=(\d+)", r"-post(\d+)"),  # showthread.php?p=N#postN, SEO -postN
-    signature=("signature",),
+    quote_cell=("alt2",),  # vB3: <table><tr><td class="alt2">Originally Posted by ... (code blocks are <pre>)
+    quote_label=("smallfont",),  # vB3: <div class="smallfont">Quote:</div> right before that table
+    signature=("signature", "post-signature"),  # vB4, vB5
 )
+ROUTE_RE = re.compile(r"(?:showthread|forumdisplay|showpost)\.php|/forum/[^/?#]+|/node/\d+")
+VB_MARKUP = ("div[id^='post_message_']", "a[id^='thread_title_']",  # vB 3/4
+             "li.b-post[data-node-id]", ".topic-item a.topic-title")  # vB5
 POST_MESSAGE_ID_RE = re.compile(r"^post_message_(\d+)$")
 PAGE_SUFFIX_RE = re.compile(r"\s+[-|]\s+(?:page|seite|pagina|página)\s+\d+\s*$", re.I)
 
 CONTAINER_XPATH = ("ancestor::li[starts-with(@id, 'post_')][1] | ancestor::table[starts-with(@id, 'post')][1]"
                    " | ancestor::div[starts-with(@id, 'edit')][1]")
+
+
+def _classes(el: Any) -> set[str]:
+    return set((el.get("class") or "").split()) if isinstance(el.tag, str) else set()
+
+
+def quote_cell(table: Any) -> Any:
+    """A vB3 quote table's quote cell (one of its own cells with a ``MARKUP.quote_cell`` class), or None."""
+    rows = [c for c in table if c.tag == "tr"] + [r for g in table if g.tag in ("tbody", "thead", "tfoot")
+                                                  for r in g if r.tag == "tr"]
+    return next((cell for row in rows for cell in row
+                 if cell.tag in ("td", "th") and _classes(cell) & set(MARKUP.quote_cell)), None)
+
+
+def is_quote(el: Any) -> bool:
+    """An lxml element that is a quote block under ``MARKUP`` (class, blockquote, or vB3 table)."""
+    classes = _classes(el)
+    return bool(classes & set(MARKUP.quote) or (el.tag == "table" and quote_cell(el) is not None)
+                or (el.tag == "blockquote" and not classes & set(MARKUP.not_quote)))
 
 
 def _text(sel: Selector | list | None) -> str | None:
@@ -78,10 +111,22 @@ def _text(sel: Selector | list | None) -> str | None:
     return text or None
 
 
-class VbulletinSpider(ForumSpider):
+class VbulletinSpider(ForumSpider, Vbulletin5Markup):
     name = "vbulletin"
     markup = MARKUP
     SESSION_PARAMS = ("s",)  # vBulletin appends its session id to every link
+
+    @classmethod
+    def recognise(cls, response: Response) -> list[str] | None:
+        """``<meta name="generator" content="vBulletin ...">``, vB3/4 ``post_message_N`` and
+        ``thread_title_N`` ids, vB5 ``li.b-post`` / ``.topic-item`` markup and ``body#vb-page-body``;
+        (supporting) ``showthread.php`` / ``/forum/...`` / ``/node/N`` routes."""
+        signals = rx.generator_signal(response, "vBulletin") + rx.present(response, *VB_MARKUP)
+        if rx.body_id(response) == "vb-page-body":
+            signals.append("body#vb-page-body (vBulletin 5)")
+        if not signals:
+            return None
+        return signals + rx.route(response.url, ROUTE_RE, "showthread.php, forumdisplay.php, /forum/..., /node/N")
 
     # ---- what the page is --------------------------------------------------------------------
     def page_kind(self, response: Response) -> str | None:
@@ -89,7 +134,10 @@ class VbulletinSpider(ForumSpider):
             return "thread"
         if response.css("a[id^='thread_title_']"):
             return "board"
-        return None
+        return self.vb5_page_kind(response) if self.is_vb5(response) else None
+
+    def board_links(self, response: Response) -> list[str]:
+        return self.vb5_board_links(response)
 
     def thread_id_from_url(self, url: str) -> str | None:
         for pattern in THREAD_URL_RES:
@@ -104,6 +152,9 @@ class VbulletinSpider(ForumSpider):
         return None
 
     def thread_info(self, response: Response) -> ThreadInfo:
+        if not response.css("div[id^='post_message_']") and self.is_vb5(response):
+            return ThreadInfo(thread_id=self.vb5_thread_id(response), title=_text(response.css("h1.main-title")[:1]),
+                              board=self.vb5_board(response), page=self.vb5_page(response))
         thread_id = (response.css("input[name='t']::attr(value)").re_first(r"^\d+$")
                      or self.thread_id_from_url(response.url))
         title = (_text(response.css(".threadtitle")[:1]) or _text(response.css("h1")[:1])
@@ -121,6 +172,8 @@ class VbulletinSpider(ForumSpider):
     def posts(self, response: Response) -> list[PostData]:
         scope = response.css("ol#posts, div#posts") or [response]
         bodies = scope[0].css("div[id^='post_message_']")
+        if not bodies and self.is_vb5(response):
+            return self.vb5_posts(response)
         return [self.post(response, body) for body in bodies]
 
     def post(self, response: Response, body: Selector) -> PostData:
@@ -157,26 +210,24 @@ class VbulletinSpider(ForumSpider):
     @staticmethod
     def quoted_ids(body: Selector, own_id: str | None) -> list[str]:
         """Ids of the posts the body's top-level quotes cite: their back-links to ``#postN``, not
-        those of the quotes nested inside them (the quoted post's own quotes)."""
+        those of the quotes nested inside them (the quoted post's own quotes). A vB3 quote table's
+        back-link is in its attribution, the quote cell's first element."""
         root = body.root
-
-        def is_quote(el: Any) -> bool:
-            classes = set((el.get("class") or "").split()) if isinstance(el.tag, str) else set()
-            return ("bbcode_quote" in classes or el.tag == "table"
-                    or (el.tag == "blockquote" and "postcontent" not in classes))
 
         def outermost(el: Any, top: Any) -> bool:  # no quote between el and top
             return not any(is_quote(a) for a in el.iterancestors() if a is not top and top in a.iterancestors())
 
         ids: list[str] = []
         for quote in (el for el in root.iter() if el is not root and is_quote(el) and outermost(el, root)):
-            links = [dict(a.attrib) for a in quote.iter("a") if outermost(a, quote)]
+            cell = quote_cell(quote) if quote.tag == "table" else None
+            scope = next((c for c in cell if isinstance(c.tag, str)), None) if cell is not None else quote
+            links = [dict(a.attrib) for a in (scope.iter("a") if scope is not None else ()) if outermost(a, quote)]
             ids += [i for i in MARKUP.quote_ids({}, links) if i != own_id and i not in ids]
         return ids
 
     # ---- links -------------------------------------------------------------------------------
     def thread_links(self, response: Response) -> list[str]:
-        return self.links_by_css(response, "a[id^='thread_title_']::attr(href)")
+        return self.links_by_css(response, "a[id^='thread_title_']::attr(href)") or self.vb5_thread_links(response)
 
     def thread_page_links(self, response: Response) -> list[str]:
         thread_id = self.thread_info(response).thread_id
@@ -196,7 +247,7 @@ class VbulletinSpider(ForumSpider):
                    if "#post" in href and (m := POST_LINK_RE.search(href))]
             if ids:
                 found[thread_id] = LastPost(post_id=ids[-1])
-        return found
+        return found or self.vb5_last_posts(response)
 
     def board_next_page(self, response: Response) -> str | None:
         links = self.links_by_css(response, ".pagination a[rel='next']::attr(href), "

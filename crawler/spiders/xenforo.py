@@ -1,4 +1,7 @@
-"""Spider ``xenforo``: XenForo 2 boards and threads (HardwareZone's forums, the demo forum).
+"""Spider ``xenforo``: XenForo 2 and 1 boards and threads (HardwareZone's forums, the demo forum).
+
+XenForo 1 pages (``html#XenForo``) are read by the ``Xenforo1Markup`` mixin (crawler/spiders/xenforo1.py,
+its markup listed there); everything below is XenForo 2's, tried first.
 
 Markup it relies on (XenForo 2's default style, matched by CSS class tokens and ``contains``,
 never by exact class strings, so themed sites such as HardwareZone parse too):
@@ -33,8 +36,10 @@ from scrapy.http import Response
 
 from contracts.markup import EngineMarkup
 from contracts.timestamps import to_utc
+from crawler import recognise as rx
 from crawler.incremental import LastPost
 from crawler.spiders.forum import ForumSpider, PostData, ThreadInfo
+from crawler.spiders.xenforo1 import Xenforo1Markup
 
 # ``/threads/slug.N/`` with friendly URLs, ``/index.php?threads/slug.N/`` without them (the route
 # is then the query string), in either case possibly below a sub-folder (``/forums/index.php?...``).
@@ -86,9 +91,26 @@ def inner_html(sel: Selector) -> str:
     return outer[start:end] if end >= start else ""
 
 
-class XenforoSpider(ForumSpider):
+XF2_MARKUP = (".message--post", ".structItem--thread", ".node-title")
+XF1_MARKUP = ("#messageList > li.message", ".discussionListItem", ".nodeTitle")
+ROUTE_RE = re.compile(r"[/?](?:threads|forums)/(?:[^/?#&]*\.)?\d+(?:/|$)")
+
+
+class XenforoSpider(ForumSpider, Xenforo1Markup):
     name = "xenforo"
     markup = MARKUP
+
+    @classmethod
+    def recognise(cls, response: Response) -> list[str] | None:
+        """``html#XF`` (XenForo 2: ``data-app``, ``data-template``) or ``html#XenForo`` (XenForo 1),
+        their post / thread-list / node markup, and (supporting) a ``threads/slug.N/`` route."""
+        root = rx.html_id(response)
+        signals = [f"html#{root}"] if root in ("XF", "XenForo") else []
+        signals += [f"{q} (XenForo 2)" for q in rx.present(response, *XF2_MARKUP)]
+        signals += [f"{q} (XenForo 1)" for q in rx.present(response, *XF1_MARKUP)]
+        if not signals:
+            return None
+        return signals + rx.route(response.url, ROUTE_RE, "threads/<slug>.<id>/ or forums/<slug>.<id>/")
 
     def page_kind(self, response: Response) -> str | None:
         if response.css(".message--post"):
@@ -100,12 +122,15 @@ class XenforoSpider(ForumSpider):
             return "thread"
         if template.startswith("forum_view"):
             return "board"
+        if self.is_xf1(response):
+            return self.xf1_page_kind(response)
         if self.board_links(response):
             return "index"
         return None
 
     def board_links(self, response: Response) -> list[str]:
-        return [link for link in response.css(".node-title a::attr(href)").getall() if "forums/" in link]
+        links = [link for link in response.css(".node-title a::attr(href)").getall() if "forums/" in link]
+        return links or self.xf1_board_links(response)
 
     def thread_id_from_url(self, url: str) -> str | None:
         match = THREAD_URL_RE.match(url)
@@ -120,6 +145,11 @@ class XenforoSpider(ForumSpider):
         return int(match.group(1)) if match else None
 
     def thread_info(self, response: Response) -> ThreadInfo:
+        if self.is_xf1(response):
+            title = " ".join(" ".join(response.css(".titleBar h1").xpath(
+                ".//text()[not(ancestor::*[contains(@class, 'prefix')])]").getall()).split())
+            return ThreadInfo(thread_id=self.xf1_thread_id(response), title=title or None,
+                              board=self.xf1_board(response), page=self.xf1_page(response))
         key = response.xpath("/html/@data-content-key").get() or ""
         thread_id = key.split("-", 1)[1] if key.startswith("thread-") else None
         thread_id = thread_id or self.thread_id_from_url(response.url)
@@ -135,7 +165,10 @@ class XenforoSpider(ForumSpider):
                           board=names[-1] if names else None, page=page)
 
     def posts(self, response: Response) -> list[PostData]:
-        return [self.post(response, article) for article in response.css(".message--post")]
+        articles = response.css(".message--post")
+        if not articles and self.is_xf1(response):
+            return self.xf1_posts(response)
+        return [self.post(response, article) for article in articles]
 
     def post(self, response: Response, article: Selector) -> PostData:
         raw_id = article.attrib.get("data-content") or article.attrib.get("id") or ""
@@ -186,7 +219,7 @@ class XenforoSpider(ForumSpider):
 
     def thread_links(self, response: Response) -> list[str]:
         links = response.css(".structItem--thread .structItem-title a::attr(href)").getall()
-        return [link for link in links if "threads/" in link]
+        return [link for link in links if "threads/" in link] or self.xf1_thread_links(response)
 
     def thread_last_posts(self, response: Response) -> dict[str, LastPost]:
         """Board page: each listed thread's last post time (``.structItem-cell--latest time.u-dt``);
@@ -198,15 +231,19 @@ class XenforoSpider(ForumSpider):
             epoch = row.css(".structItem-cell--latest time.u-dt::attr(data-time)").get()
             if thread_id and epoch and epoch.isdigit():
                 found[thread_id] = LastPost(posted_at=to_utc(int(epoch), "last_post"))
-        return found
+        return found or self.xf1_last_posts(response)
 
     def thread_page_links(self, response: Response) -> list[str]:
+        if self.is_xf1(response):
+            return self.xf1_page_links(response)
         links = response.css(".pageNav .pageNav-page a::attr(href)").getall()
         links += response.css(".pageNav .pageNav-jump--next::attr(href), "
                               "link[rel='next']::attr(href)").getall()
         return list(dict.fromkeys(links))
 
     def board_next_page(self, response: Response) -> str | None:
+        if self.is_xf1(response):
+            return self.xf1_next_page(response)
         return (response.css(".pageNav .pageNav-jump--next::attr(href)").get()
                 or response.css("link[rel='next']::attr(href)").get())
 
