@@ -1,6 +1,7 @@
-"""bench/shakespeare.py: the char-rnn lanes continue from window to window, the optimizer decays the
-weights by default, and a short run (unrolled training loop, weight averaging, both feeds) prints
-one JSON object with finite scores."""
+"""The Shakespeare char-rnn bench (bench/shakespeare.py): lanes, the optimizer and a short run.
+
+The lanes continue from window to window, the optimizer decays the weights by default, and a short run
+(unrolled training loop, weight averaging, both feeds) prints one JSON object with finite scores."""
 
 from __future__ import annotations
 

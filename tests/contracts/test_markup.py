@@ -1,13 +1,14 @@
-"""Engine markup records (contracts.markup): checked, stored in a raw file's schema metadata, read
-back by the clean stage, and applied per file: a new engine's quote class is removed only because
-its record says so; the crawl-state merge keeps the records; quoted ids follow one rule."""
+"""Engine markup records (contracts/markup.py): checked, stored in raw files, applied by the clean stage.
+
+A record is stored in a raw file's schema metadata, read back by the clean stage and applied per file: a new
+engine's quote class is removed only because its record says so; the crawl-state merge keeps the records;
+quoted ids follow one rule."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers.params import stage_config
 
 from contracts import markup
 from contracts.markup import GENERIC, HTML, EngineMarkup
@@ -17,7 +18,8 @@ from crawler.spiders.xenforo import MARKUP as XENFORO
 from pipeline.clean import CleanConfig, RawInputError, run_clean
 from pipeline.crawlstate import merge_posts
 from pipeline.htmltext import html_to_text
-from tests.clean_fixtures import raw_row
+from tests.helpers.params import stage_config
+from tests.helpers.raw_posts import raw_row
 
 KAYA = EngineMarkup(name="kaya", quote=("kf-q",), quote_attrs=("data-post",), quote_source_ids=(r"^(\d+)$",),
                     signature=("kf-sig",))

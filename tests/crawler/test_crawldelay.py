@@ -1,10 +1,11 @@
-"""robots.txt ``Crawl-delay`` (crawler/crawldelay.py): applied as the site's minimum delay even with
-DOWNLOAD_DELAY 0 and AutoThrottle off. Only lower bounds on gaps are checked (a busy machine can
-only make gaps longer)."""
+"""robots.txt ``Crawl-delay`` (crawler/crawldelay.py): applied as the site's minimum delay.
+
+It applies even with DOWNLOAD_DELAY 0 and AutoThrottle off. Only lower bounds on gaps are checked (a busy
+machine can only make gaps longer)."""
 
 from __future__ import annotations
 
-from helpers.spider_server import FixtureServer, Page, fixture_bytes, run_spider
+from tests.helpers.spider_server import FixtureServer, Page, fixture_bytes, run_spider
 
 DUMP = fixture_bytes("text", "plain_dump.txt")
 

@@ -1,12 +1,12 @@
-"""A wrongly declared charset is repaired before the spider sees the page (crawler/encoding.py),
-checked with a real xenforo crawl: one thread served as windows-1252 bytes under a UTF-8 header,
-one thread URL answering 404 in the middle."""
+"""Charset repair (crawler/encoding.py): a wrongly declared charset is fixed before the spider reads the page.
+
+Checked with a real xenforo crawl: one thread served as windows-1252 bytes under a UTF-8 header, one thread
+URL answering 404 in the middle."""
 
 from __future__ import annotations
 
-from helpers.spider_server import FixtureServer, Page, fixture_text, run_spider
-
 from crawler.encoding import repaired_encoding
+from tests.helpers.spider_server import FixtureServer, Page, fixture_text, run_spider
 
 
 def test_repaired_encoding_rules():

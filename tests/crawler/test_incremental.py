@@ -1,12 +1,15 @@
-"""Incremental re-crawls: threads whose last post is unchanged since the previous crawl are not
-fetched again; new posts are appended without duplicates (requests counted on the server)."""
+"""Incremental re-crawls (crawler/incremental.py): threads unchanged since the last crawl are not fetched.
+
+New posts are appended without duplicates (requests counted on the server); with ``crawl.http_cache`` a
+second run is answered from the cache."""
 
 from __future__ import annotations
 
 import json
 
 import pyarrow.parquet as pq
-from helpers.spider_server import FixtureServer, run_crawl_stage, vb_forum
+
+from tests.helpers.spider_server import FixtureServer, run_crawl_stage, vb_forum
 
 
 def crawl(server, tmp_path):
@@ -41,7 +44,7 @@ def test_recrawl_fetches_only_changed_threads(tmp_path):
 
 def test_http_cache_switch_replays_pages(tmp_path):
     """crawl.http_cache: a second run is answered from the cache (development), same posts."""
-    from helpers.spider_server import Page, fixture_bytes
+    from tests.helpers.spider_server import Page, fixture_bytes
 
     routes = {"/book.txt": Page(fixture_bytes("text", "gutenberg_book.txt"), "text/plain; charset=utf-8")}
     with FixtureServer(routes) as server:

@@ -1,14 +1,15 @@
-"""Spider ``articles`` (crawler/spiders/articles.py): index pages with pagination, a sitemap,
-trafilatura extraction, a missing date, a wrongly declared encoding and a 404 article."""
+"""Spider ``articles`` (crawler/spiders/articles.py): index pages, a sitemap and trafilatura extraction.
+
+Also pagination, a missing date, a wrongly declared encoding and a 404 article."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
 import pytest
-from helpers.spider_server import FixtureServer, Page, fixture_bytes, fixture_text, run_spider
 
 from crawler.spiders.articles import ArticlesSpider, article_id, extract_article
+from tests.helpers.spider_server import FixtureServer, Page, fixture_bytes, fixture_text, run_spider
 
 TEH = "/essays/2021/03/the-art-of-pulling-teh/"
 QUEUES = "/essays/on-queues/"

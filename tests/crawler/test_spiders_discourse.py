@@ -1,7 +1,8 @@
-"""Spider ``discourse`` (crawler/spiders/discourse.py): the JSON API on fixtures built from
-Discourse's topic, posts and topic-list answers (cooked HTML with quotes by post number, oneboxes,
-emoji, mentions, a small-action post, a topic answered from a later post), and a real crawl on
-127.0.0.1 with a 429 + Retry-After."""
+"""Spider ``discourse`` (crawler/spiders/discourse.py): Discourse's JSON API on fixtures and in a real crawl.
+
+Fixtures are built from Discourse's topic, posts and topic-list answers (cooked HTML with quotes by post
+number, oneboxes, emoji, mentions, a small-action post, a topic answered from a later post); the real crawl
+on 127.0.0.1 meets a 429 + Retry-After."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import pytest
-from helpers.spider_server import FixtureServer, Page, fixture_bytes, run_spider
 from scrapy.http import Request, TextResponse
 from scrapy.utils.test import get_crawler
 
@@ -18,6 +18,7 @@ from contracts.markup import HTML
 from crawler.items import PostItem
 from crawler.spiders.discourse import MARKUP, DiscourseSpider, json_url
 from pipeline.htmltext import html_to_text
+from tests.helpers.spider_server import FixtureServer, Page, fixture_bytes, run_spider
 
 
 def make_spider(**args):

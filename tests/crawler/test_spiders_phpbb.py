@@ -1,17 +1,18 @@
-"""Spider ``phpbb`` (crawler/spiders/phpbb.py): prosilver 3.3 and 3.0 markup on fixture pages built
-from phpBB's templates (dates as <time> and as local text, offset pagination, quotes with and
-without post ids, signatures, session ids), and a real crawl on 127.0.0.1."""
+"""Spider ``phpbb`` (crawler/spiders/phpbb.py): prosilver 3.3 and 3.0 markup on fixtures and in a real crawl.
+
+Fixture pages are built from phpBB's templates (dates as <time> and as local text, offset pagination,
+quotes with and without post ids, signatures, session ids); the real crawl runs on 127.0.0.1."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import pytest
-from helpers.spider_server import FixtureServer, Page, fixture_bytes, run_spider
 from scrapy.http import HtmlResponse
 from scrapy.utils.test import get_crawler
 
 from crawler.spiders.phpbb import PhpbbSpider
+from tests.helpers.spider_server import FixtureServer, Page, fixture_bytes, run_spider
 
 SID = "sid=9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 

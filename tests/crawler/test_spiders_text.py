@@ -1,14 +1,15 @@
-"""Spider ``text`` (crawler/spiders/text.py): Gutenberg stripping, chapters, paragraph blocks,
-http and file:// URLs, a wrongly declared encoding and a 404 among the start URLs."""
+"""Spider ``text`` (crawler/spiders/text.py): Gutenberg stripping, chapters and paragraph blocks.
+
+Also http and file:// URLs, a wrongly declared encoding and a 404 among the start URLs."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
 import pytest
-from helpers.spider_server import FIXTURES, FixtureServer, Page, fixture_bytes, run_spider
 
 from crawler.spiders.text import TextSpider, decode_text, paragraph_blocks, split_chapters, strip_gutenberg
+from tests.helpers.spider_server import FIXTURES, FixtureServer, Page, fixture_bytes, run_spider
 
 BOOK = fixture_bytes("text", "gutenberg_book.txt")
 DUMP = fixture_bytes("text", "plain_dump.txt")

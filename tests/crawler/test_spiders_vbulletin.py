@@ -1,17 +1,23 @@
-"""Spider ``vbulletin`` (crawler/spiders/vbulletin.py): vB3/vB4 markup on fixture pages, the real
-vBulletin 4 page in ../shared (skipped when absent), and a real crawl on 127.0.0.1."""
+"""Spider ``vbulletin`` (crawler/spiders/vbulletin.py): vB3/vB4 markup on fixtures and in a real crawl.
+
+Also vBulletin 3's header-cell dates in the forum's time zone and the real vBulletin 4 page in ../shared
+(skipped when absent); the real crawl runs on 127.0.0.1."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
-from helpers.spider_server import FixtureServer, Page, fixture_bytes, run_spider
 from scrapy.http import HtmlResponse
 from scrapy.utils.test import get_crawler
 
+from crawler.extensions import summarize
 from crawler.spiders.forum import parse_local_date
 from crawler.spiders.vbulletin import VbulletinSpider
+from tests.helpers.spider_server import FixtureServer, Page, fixture_bytes, run_spider
+
+SGT = ZoneInfo("Asia/Singapore")
 
 
 def utc(*args: int) -> datetime:
@@ -158,3 +164,53 @@ def test_nested_quote_cites_only_the_outer_post(spider):
             '</div></div>newer</div></div></div>reply</blockquote></div></li></ol></body></html>')
     page = HtmlResponse("http://forum.test/showthread.php?t=1", body=html.encode())
     assert spider.posts(page)[0].quoted_post_ids == ["8"]
+
+
+def vb3_post(post_id: int, number: int, date: str) -> str:
+    """One post as vBulletin 3's default postbit_legacy renders it: a table whose header cell
+    holds the status icon, the date and (floated right) the post number."""
+    return f"""<div id="edit{post_id}"><table id="post{post_id}" class="tborder" width="100%">
+<tr><td class="thead" style="font-weight:normal">
+  <div class="normal" style="float:right">&nbsp;#<a href="showpost.php?p={post_id}&amp;postcount={number}"
+     id="postcount{post_id}" name="{number}"><strong>{number}</strong></a>&nbsp;</div>
+  <div class="normal"><a name="post{post_id}"><img class="inlineimg" src="images/statusicon/post_old.gif"
+     alt="Old" /></a> {date}</div>
+</td></tr>
+<tr valign="top"><td class="alt2" width="175"><div id="postmenu_{post_id}">
+  <a class="bigusername" href="member.php?u={number}">user{number}</a></div></td>
+<td class="alt1" id="td_post_{post_id}"><div id="post_message_{post_id}">Post number {number} here.</div></td></tr>
+</table></div>"""
+
+
+def vb3_thread(dates: list[str]) -> str:
+    posts = "\n".join(vb3_post(90000 + i, i + 1, d) for i, d in enumerate(dates))
+    return f"""<html><head><title>Kopi talk - Old Forum</title></head><body>
+<table class="tborder"><tr><td class="navbar"><a href="forumdisplay.php?f=3">Makan</a>
+<strong>Kopi talk</strong></td></tr></table>
+<input type="hidden" name="t" value="4242" />
+<div id="posts">{posts}</div></body></html>"""
+
+
+def test_vbulletin3_header_cell_dates_in_the_forum_time_zone(tmp_path):
+    dates = [f"{d}th Apr 2011, 17:{d:02d}" for d in range(4, 30)] + \
+            ["30th Apr 2011, 17:10", "Today, 17:10", "Yesterday, 09:05", "no date shown"]
+    assert len(dates) == 30
+    with FixtureServer({"/showthread.php?t=4242": Page(vb3_thread(dates))}) as server:
+        url = server.url("/showthread.php?t=4242")
+        result = run_spider("vbulletin", {"start_url": url, "timezone": "Asia/Singapore",
+                                          "date_order": "DMY"}, tmp_path)
+    when = {item["position"]: item["posted_at"] for item in result.items}
+    assert len(when) == 30
+    assert when[0] == datetime(2011, 4, 4, 9, 4, tzinfo=timezone.utc)  # 17:04 SGT = 09:04 UTC
+    assert when[26] == datetime(2011, 4, 30, 9, 10, tzinfo=timezone.utc)
+    fetched = min(item["fetched_at"] for item in result.items).astimezone(SGT).date()
+    today = datetime(fetched.year, fetched.month, fetched.day, 17, 10, tzinfo=SGT)
+    assert when[27] in (today.astimezone(timezone.utc), (today + timedelta(days=1)).astimezone(timezone.utc))
+    yesterday = datetime(fetched.year, fetched.month, fetched.day, 9, 5, tzinfo=SGT) - timedelta(days=1)
+    assert when[28] in (yesterday.astimezone(timezone.utc), (yesterday + timedelta(days=1)).astimezone(timezone.utc))
+    # the one post without a date: kept, counted, warned about once with its URL
+    assert when[29] is None
+    assert result.stats["kopitiam/errors/post_without_date"] == 1
+    assert summarize(result.stats)["errors"]["post_without_date"] == 1
+    warnings = [line for line in result.log.splitlines() if "no date could be read" in line]
+    assert len(warnings) == 1 and f"{url.split('/showthread')[0]}/showpost.php?p=90029" in warnings[0]

@@ -1,4 +1,6 @@
-"""The xenforo spider's parsing, on a real HardwareZone page and on demo-forum pages (no network)."""
+"""Spider ``xenforo`` (crawler/spiders/xenforo.py): parsing a real HardwareZone page and demo-forum pages.
+
+No network: pages are given to the spider as responses."""
 
 from __future__ import annotations
 

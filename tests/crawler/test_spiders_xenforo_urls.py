@@ -1,8 +1,8 @@
-"""XenForo boards without friendly URLs (``/index.php?threads/...``), at the root or in a sub-folder.
+"""Spider ``xenforo`` (crawler/spiders/xenforo.py) on boards without friendly URLs (``/index.php?...``).
 
-The demo forum's pages are served with every board/thread link rewritten to the non-friendly
-form, so the crawl must follow board pagination, thread links and thread pages under that style.
-"""
+The boards sit at the root or in a sub-folder. The demo forum's pages are served with every board/thread
+link rewritten to the non-friendly form, so the crawl must follow board pagination, thread links and thread
+pages under that style."""
 
 from __future__ import annotations
 

@@ -1,15 +1,17 @@
-"""The demo forum in four engines' markup (XenForo 2, vBulletin 4, phpBB 3.3, Discourse's JSON API), each
-crawled by its spider on 127.0.0.1 and cleaned: every post once, the quoted ids the forum built,
-quotes removed with none of the quoted text left, and the same counts whatever the engine."""
+"""The demo forum in four engines' markup (demoforum/site.py): each crawled by its spider, then cleaned.
+
+XenForo 2, vBulletin 4, phpBB 3.3 and Discourse's JSON API, each crawled on 127.0.0.1: every post once, the
+quoted ids the forum built, quotes removed with none of the quoted text left, and the same counts whatever
+the engine."""
 
 from __future__ import annotations
 
 import pyarrow.parquet as pq
 import pytest
-from helpers.params import stage_config
-from helpers.spider_server import run_spider
 
 from pipeline.clean import CleanConfig, run_clean
+from tests.helpers.params import stage_config
+from tests.helpers.spider_server import run_spider
 
 ENGINES = {  # engine -> (spider, start URL path: vBulletin has no index page, Roman plays are board 4)
     "xenforo": ("xenforo", "/"),

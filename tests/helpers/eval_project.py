@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from helpers.params import write_params
-from helpers.tiny_model import train_tiny
 
 from contracts.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA, DUPLICATES_SCHEMA, RAW_SCHEMA
 from pipeline.vocab import Vocab
+from tests.helpers.params import write_params
+from tests.helpers.tiny_model import train_tiny
 
 XSS_POST = 'Nice deal lah <script>alert("pwned")</script> and <img src=x onerror="alert(1)"> ok'
 XSS_SAMPLE = '<img src=x onerror="document.title=1"><script>alert(2)</script>'

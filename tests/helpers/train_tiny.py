@@ -1,9 +1,9 @@
-"""Tiny in-memory training runs for tests/test_train*.py, also runnable as a script (subprocess tests).
+"""Tiny in-memory training runs for the train, carry and distribute tests, also run as a script (``SCRIPT``).
 
 Batches follow docs/contracts.md: each document is ``[END, c1..cn, END]``, inputs ``seq[:-1]``,
 targets ``seq[1:]``, right-padded with END to the batch's bucket length, mask 1 on real targets.
 
-    python tests/train_tiny.py OUT_DIR [key=value ...]   # trains, writes OUT_DIR/{model,ckpt,...}
+    python tests/helpers/train_tiny.py OUT_DIR [key=value ...]   # trains, writes OUT_DIR/{model,ckpt,...}
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
+SCRIPT = Path(__file__).resolve()  # what the subprocess tests run
+ROOT = SCRIPT.parents[2]
+if str(ROOT) not in sys.path:  # run as a script, the repository root is not on the path
     sys.path.insert(0, str(ROOT))
 
 from pipeline.vocab import END_ID, Vocab  # noqa: E402
@@ -89,9 +90,8 @@ def make_data(n_train: int = 96, n_val: int = 24, seed: int = 0, poison_batch: i
 
 
 def tiny_config(**overrides) -> dict:
-    from helpers.params import repo_params
-
     from model.train import load_config
+    from tests.helpers.params import repo_params
 
     # params.yaml's train section, tiny; learning_rate 0.002 and no time cap: what these tests were tuned with
     cfg = load_config(repo_params({"train": {

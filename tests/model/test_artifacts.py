@@ -1,6 +1,7 @@
-"""The trained-model folder is byte-stable: two trainings with the same data, params and seed, in two
-separate processes, write the same bytes to every file of ``models/lstm`` (so its DVC hash is
-reproducible), and no clock reaches the folder."""
+"""The trained-model folder (model/artifacts.py) is byte-stable and holds no clock.
+
+Two trainings with the same data, params and seed, in two separate processes, write the same bytes to every
+file of ``models/lstm`` (so its DVC hash is reproducible)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from model.artifacts import (
     ZIP_EPOCH,
     without_timings,
 )
+from tests.helpers import train_tiny
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +33,7 @@ def two_runs(tmp_path_factory, python_exe, repo_root) -> tuple[Path, Path, dict]
     outs = []
     for name in ("a", "b"):
         out = tmp_path_factory.mktemp(name)
-        proc = subprocess.run([python_exe, str(repo_root / "tests" / "train_tiny.py"), str(out), "epochs=2"],
+        proc = subprocess.run([python_exe, str(train_tiny.SCRIPT), str(out), "epochs=2"],
                               check=True, cwd=repo_root, capture_output=True, text=True)
         outs.append(out)
     summary = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -1,5 +1,7 @@
-"""Baselines give known values on known text (issue 7): unigram and Kneser-Ney by hand and
-against an independent dict-based reference, compressors on copied versus random text."""
+"""Baselines (model/baselines.py) give known values on known text.
+
+Unigram and Kneser-Ney by hand and against an independent dict-based reference, compressors on copied
+versus random text."""
 
 from __future__ import annotations
 

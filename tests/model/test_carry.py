@@ -1,6 +1,8 @@
-"""Carried state (truncated BPTT): a long document run in stream batches gives the outputs of one pass
-over it, bucket batches in between leave the kept state alone, and training with carried state
-resumes from a mid-epoch checkpoint bit-identically."""
+"""Carried state, truncated BPTT (model/carry.py): stream batches equal one pass; resume is bit-identical.
+
+A long document run in stream batches gives the outputs of one pass over it, bucket batches in between
+leave the kept state alone, and training with carried state resumes from a mid-epoch checkpoint
+bit-identically."""
 
 from __future__ import annotations
 
@@ -8,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.params import stage_config
-from test_batches import make_splits
-from train_tiny import tiny_config
 
 from pipeline import batches as B
+from tests.helpers.corpus import make_splits
+from tests.helpers.params import stage_config
+from tests.helpers.train_tiny import tiny_config
 
 tf = pytest.importorskip("tensorflow")
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers.params import stage_config
-from test_batches import make_splits
 
 from model import data as D
 from pipeline import batches as B
+from tests.helpers.corpus import make_splits
+from tests.helpers.params import stage_config
 
 tf = pytest.importorskip("tensorflow")
 

@@ -1,22 +1,21 @@
-"""train.distribute: params checks, replica row split, and real runs on CPU: mirrored over two logical
-CPU devices and two multi_worker processes on 127.0.0.1 match a single-process run with the same global
-batch and seed; a worker killed mid-run stops the chief with a clear error, and restarting both resumes
-from the chief's checkpoint to the uninterrupted run's weights."""
+"""Distributed training (model/distribute.py): params checks, the replica row split and real runs on CPU.
+
+Mirrored over two logical CPU devices and two multi_worker processes on 127.0.0.1 match a single-process
+run with the same global batch and seed; a worker killed mid-run stops the chief with a clear error, and
+restarting both resumes from the chief's checkpoint to the uninterrupted run's weights."""
 
 from __future__ import annotations
 
 import json
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import train_tiny
+from tests.helpers import train_tiny
 
 EPOCHS = 2
 STEPS = 8  # per epoch (of train_tiny's 13 batches): short runs, two cores
@@ -42,7 +41,7 @@ def free_ports(n: int) -> list[int]:
 
 
 def worker_cmd(python_exe: str, repo_root: Path, out: Path, workers: list[str], index: int, *extra: str) -> list[str]:
-    return [python_exe, str(repo_root / "tests" / "train_tiny.py"), str(out), *COMMON,
+    return [python_exe, str(train_tiny.SCRIPT), str(out), *COMMON,
             'distribute.strategy="multi_worker"', f"distribute.workers={json.dumps(workers)}",
             "distribute.timeout_s=120", f"task_index={index}", *extra]
 
@@ -94,18 +93,16 @@ def assert_close(a: list[np.ndarray], b: list[np.ndarray]) -> None:
 
 def dist_config(**overrides) -> dict:
     """``train.distribute`` of the repository's params.yaml with ``overrides``, checked."""
-    from helpers.params import repo_params
-
     from model.train import load_config
+    from tests.helpers.params import repo_params
 
     return load_config(repo_params({"train": {"distribute": overrides}}))["distribute"]
 
 
 def test_params_are_checked():
-    from helpers.params import repo_params
-
     from model.train import load_config
     from pipeline.common import ParamsError
+    from tests.helpers.params import repo_params
 
     assert dist_config() == {"strategy": "none", "workers": [], "cpu_devices": 2, "timeout_s": 300}
     for bad, needle in (({"strategy": "horovod"}, "train.distribute.strategy"),
@@ -147,7 +144,7 @@ def test_cluster_from_workers_and_task_index(monkeypatch):
 @pytest.mark.slow
 def test_mirrored_over_two_cpu_devices_equals_one_device(single, tmp_path, python_exe, repo_root):
     out, summary = single
-    done = subprocess.run([python_exe, str(repo_root / "tests" / "train_tiny.py"), str(tmp_path), *COMMON,
+    done = subprocess.run([python_exe, str(train_tiny.SCRIPT), str(tmp_path), *COMMON,
                            'distribute.strategy="mirrored"', "distribute.cpu_devices=2"],
                           cwd=repo_root, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-3000:]

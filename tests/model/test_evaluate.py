@@ -1,5 +1,7 @@
-"""Stage evaluate (issue 7): the LSTM's masked test loss over [END, chars..., END], counted on the
-same targets as every baseline, and the stage end to end on a tiny trained model."""
+"""Stage evaluate (model/evaluate.py): the LSTM's masked test loss, counted on the baselines' targets.
+
+The loss is over [END, chars..., END], counted on the same targets as every baseline; the stage runs end
+to end on a tiny trained model."""
 
 from __future__ import annotations
 
@@ -8,10 +10,10 @@ import math
 
 import numpy as np
 import pytest
-from eval_project import COPIED, shared_project
 
 from model.evaluate import by_length, generated_part, limit_chars, lstm_doc_nats, lstm_nats, per_document_bits
 from pipeline.vocab import END_ID
+from tests.helpers.eval_project import COPIED, shared_project
 
 
 @pytest.fixture(scope="module")
@@ -97,10 +99,9 @@ def test_helpers():
 
 
 def test_bad_params_are_clear_errors(tmp_path):
-    from helpers.params import write_params
-
     from model import evaluate
     from pipeline.common import ParamsError
+    from tests.helpers.params import write_params
 
     params = write_params(tmp_path / "params.yaml", {"evaluate": {"compressors": ["gzip_9", "zstd_19"]}})
     with pytest.raises(ValueError, match="evaluate.compressors.*zstd_19"):

@@ -1,10 +1,9 @@
-"""The exported sampler page (reports/sampler.html) in a real headless Chromium.
+"""The exported sampler page (model/export.py, model/web/) in a real headless Chromium.
 
 Drives Debian's Chromium over the DevTools protocol (tests/helpers/browser.py): the page is opened from a
 file:// URL, controls are set through the DOM, Generate is pressed with real mouse events, and the
 streamed text is read back from the page. Parity is checked against the full Keras model run on
-the growing prefix (the ground truth) and against model.sampler.StatefulSampler.
-"""
+the growing prefix (the ground truth) and against model.sampler.StatefulSampler."""
 
 from __future__ import annotations
 
@@ -13,13 +12,13 @@ from urllib.parse import urlencode
 
 import numpy as np
 import pytest
-from helpers.browser import Browser, find_chromium
-from helpers.params import stage_config
-from helpers.tiny_model import keras_greedy, keras_probs
 
 from model.export import ExportConfig, export
 from model.webformat import encode_model
 from pipeline.vocab import END_ID
+from tests.helpers.browser import Browser, find_chromium
+from tests.helpers.params import stage_config
+from tests.helpers.tiny_model import keras_greedy, keras_probs
 
 pytestmark = pytest.mark.browser
 

@@ -1,15 +1,17 @@
-"""Interpretation for the report (issue 7): the NumPy LSTM recomputation equals the Keras layers,
-expectations are proper distributions, and cell selection picks the cell that tracks a feature."""
+"""Interpretation for the report (model/interpret.py): NumPy LSTM states, expectations, cell selection.
+
+The NumPy LSTM recomputation equals the Keras layers, expectations are proper distributions, and cell
+selection picks the cell that tracks a feature."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from eval_project import shared_project
-from helpers.tiny_model import lstm_sequence_model
 
 from model import interpret
 from pipeline.vocab import END_ID
+from tests.helpers.eval_project import shared_project
+from tests.helpers.tiny_model import lstm_sequence_model
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""model/lstm_numpy.py: the one NumPy LSTM (step, run, weights and their checks) against Keras."""
+"""The one NumPy LSTM (model/lstm_numpy.py): step, run, weights and their checks, against Keras."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import numpy as np
 import pytest
 
 keras = pytest.importorskip("keras")
-
-from helpers.tiny_model import keras_logits, lstm_sequence_model  # noqa: E402
 
 from model.lstm_numpy import (  # noqa: E402
     LayoutError,
@@ -21,6 +19,7 @@ from model.lstm_numpy import (  # noqa: E402
     step,
 )
 from pipeline.vocab import END_ID  # noqa: E402
+from tests.helpers.tiny_model import keras_logits, lstm_sequence_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The network: layer names (a contract), cuDNN-compatible LSTMs, float32 logits, causality."""
+"""The network (model/network.py): layer names (a contract), cuDNN-compatible LSTMs, float32 logits, causality."""
 
 from __future__ import annotations
 

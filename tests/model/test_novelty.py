@@ -1,5 +1,7 @@
-"""Novelty (issue 7): novel-word share by hand; the longest verbatim copy from the training text,
-found for a planted span, checked against brute force, never crossing samples or documents."""
+"""Novelty (model/novelty.py): the novel-word share and the longest verbatim copy from the training text.
+
+The share by hand; the longest copy found for a planted span, checked against brute force, never crossing
+samples or documents."""
 
 from __future__ import annotations
 

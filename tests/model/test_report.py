@@ -1,6 +1,7 @@
-"""Stage report (issue 7): the page builds end to end from a tiny trained model with every section
-and image, degrades gracefully without inputs, shows untrusted text as text, and renders in
-headless Chromium when one is installed."""
+"""Stage report (model/report.py): the page from a tiny trained model, with and without its inputs.
+
+The page builds end to end with every section and image, degrades gracefully without inputs, shows
+untrusted text as text, and renders in headless Chromium when one is installed."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ import subprocess
 from html.parser import HTMLParser
 
 import pytest
-from eval_project import XSS_POST, XSS_SAMPLE, shared_project
-from helpers.params import stage_config
 
 from model import report
+from tests.helpers.eval_project import XSS_POST, XSS_SAMPLE, shared_project
+from tests.helpers.params import stage_config
 
 
 class _Tags(HTMLParser):

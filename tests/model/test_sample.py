@@ -1,4 +1,4 @@
-"""`python -m model.sample`: the command line and the DVC `sample` stage, on a tiny trained model."""
+"""Stage sample (model/sample.py): the command line and the DVC `sample` stage, on a tiny trained model."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ import pytest
 
 pytest.importorskip("keras")
 
-from helpers.params import write_params  # noqa: E402
-
 from model import sample as cli  # noqa: E402
 from model.sampler import StatefulSampler  # noqa: E402
 from pipeline.vocab import Vocab  # noqa: E402
+from tests.helpers.params import write_params  # noqa: E402
 
 
 @pytest.fixture(scope="module")

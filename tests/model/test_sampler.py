@@ -1,4 +1,4 @@
-"""The stateful sampler against the full Keras model, on the tiny seeded model (conftest ``tiny_lstm``)."""
+"""The stateful sampler (model/sampler.py) against the full Keras model, on the tiny seeded model."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from helpers.tiny_model import keras_greedy, keras_logits  # noqa: E402
-
 from model.artifacts import ModelFolderError, save_trained  # noqa: E402
 from model.lstm_numpy import log_softmax  # noqa: E402
 from model.sampler import SamplerError, StatefulSampler, decode_probs, draw  # noqa: E402
 from pipeline.vocab import END_ID, Vocab  # noqa: E402
+from tests.helpers.tiny_model import keras_greedy, keras_logits  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,7 @@
-"""The train stage on tiny in-memory data: outputs, determinism, resume after SIGKILL, NaN stop,
-vocabulary refusal, params errors, masked loss, xz baseline."""
+"""Training (model/train.py) on tiny in-memory data: outputs, determinism, resume, NaN stop, refusals.
+
+Outputs, determinism, resume after SIGKILL, NaN stop, vocabulary refusal, params errors, masked loss, xz
+baseline."""
 
 from __future__ import annotations
 
@@ -9,15 +11,13 @@ import math
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import train_tiny  # noqa: E402
+from tests.helpers import train_tiny
 
 EPOCHS = 3
 STEPS = 13  # 96 tiny documents in 8-row buckets
@@ -82,7 +82,7 @@ def test_training_writes_model_metrics_plots_and_samples(reference):
 
 def test_same_seed_gives_bit_identical_weights_in_another_process(reference, tmp_path, python_exe, repo_root):
     out, _ = reference
-    subprocess.run([python_exe, str(repo_root / "tests" / "train_tiny.py"), str(tmp_path), f"epochs={EPOCHS}"],
+    subprocess.run([python_exe, str(train_tiny.SCRIPT), str(tmp_path), f"epochs={EPOCHS}"],
                    check=True, cwd=repo_root, capture_output=True)
     for a, b in zip(weights_of(out / "model"), weights_of(tmp_path / "model"), strict=True):
         assert a.dtype == b.dtype and np.array_equal(a, b)
@@ -90,7 +90,7 @@ def test_same_seed_gives_bit_identical_weights_in_another_process(reference, tmp
 
 def test_sigkill_mid_epoch_then_rerun_resumes_and_matches(reference, tmp_path, python_exe, repo_root):
     ref_out, ref_summary = reference
-    proc = subprocess.Popen([python_exe, str(repo_root / "tests" / "train_tiny.py"), str(tmp_path),
+    proc = subprocess.Popen([python_exe, str(train_tiny.SCRIPT), str(tmp_path),
                              f"epochs={EPOCHS}", "sleep=0.25"], cwd=repo_root,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpt = tmp_path / "ckpt"
@@ -154,10 +154,9 @@ def test_checkpoint_for_another_vocabulary_is_refused(tmp_path):
 
 
 def test_params_unknown_and_out_of_range_keys_are_errors():
-    from helpers.params import repo_params
-
     from model.train import load_config
     from pipeline.common import ParamsError
+    from tests.helpers.params import repo_params
 
     with pytest.raises(ParamsError, match="train.model.hiden_size"):
         load_config(repo_params({"train": {"model": {"hiden_size": 3}}}))

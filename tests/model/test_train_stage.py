@@ -1,5 +1,7 @@
-"""`python -m model.train` end to end on contract files: split Parquet -> vocab -> batches (the
-real upstream stages) -> train main(): model folder, metrics with the xz baseline, plots, samples."""
+"""Stage train (model/train.py) end to end through `python -m model.train` on contract files.
+
+Split Parquet -> vocab -> batches (the real upstream stages) -> train main(): model folder, metrics with
+the xz baseline, plots, samples."""
 
 from __future__ import annotations
 
@@ -7,14 +9,12 @@ import csv
 import hashlib
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import train_tiny  # noqa: E402
-from helpers.params import write_params  # noqa: E402
+from tests.helpers import train_tiny
+from tests.helpers.params import write_params
 
 # params.yaml with a tiny model; learning_rate 0.002 and no time cap: what this test was tuned with
 TINY_PARAMS = {

@@ -1,4 +1,4 @@
-"""Stage batches: chunking, buckets, END padding, every real token exactly once, seeded byte-identical shards."""
+"""Stage batches (pipeline/batches.py): chunks, buckets, END padding, every token once, identical shards."""
 
 from __future__ import annotations
 
@@ -7,35 +7,16 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers.params import stage_config, write_params
-from test_split import make_corpus
 
 from model.data import iter_numpy_batches, load_manifest
 from pipeline import batches as B
 from pipeline import split as S
 from pipeline import vocab as V
 from pipeline.common import ParamsError
-
-LONG = "".join(chr(ord("a") + i % 26) for i in range(700))  # several chunks at max_len 64
-
-
-def make_splits(root: Path, *, n_threads: int = 60) -> tuple[dict[str, Path], V.Vocab]:
-    """Split files (one val document is long and holds characters unknown to train) and a vocabulary."""
-    parts = S.split_table(make_corpus(n_threads), {"train": 0.8, "val": 0.1, "test": 0.1}, "t")
-    for name, text in (("train", LONG), ("val", "ünknown ŋ"), ("test", "x")):
-        rows = parts[name].to_pylist()
-        rows[0].update(text=text, n_chars=len(text))
-        parts[name] = pa.Table.from_pylist(rows, schema=parts[name].schema)
-    paths = {}
-    for name, table in parts.items():
-        paths[name] = root / "split" / f"{name}.parquet"
-        paths[name].parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, paths[name])
-    vocab = V.build_vocab(V.iter_texts(paths["train"]), min_count=1)
-    return paths, vocab
+from tests.helpers.corpus import LONG, make_splits
+from tests.helpers.params import stage_config, write_params
 
 
 def params(**kw) -> B.BatchParams:

@@ -1,4 +1,4 @@
-"""The clean stage: HTML to text, normalisation, filters with reasons, accounting, ordering."""
+"""Stage clean (pipeline/clean.py): HTML to text, normalisation, filters with reasons, accounting, ordering."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from clean_fixtures import SIGNATURE, SMILIE, link, raw_row, write_raw, xf_quote
-from helpers.params import stage_config, write_params
 
 from contracts.schemas import CLEAN_SCHEMA, DROPPED_SCHEMA
 from pipeline import clean
 from pipeline.clean import CleanConfig, doc_id_for, run_clean
 from pipeline.htmltext import html_to_text
 from pipeline.textnorm import normalize_text
+from tests.helpers.params import stage_config, write_params
+from tests.helpers.raw_posts import SIGNATURE, SMILIE, link, raw_row, write_raw, xf_quote
 
 QUOTED = "To be, or not to be, that is the question: whether tis nobler in the mind to suffer"
 REPLY = "The slings and arrows of outrageous fortune, or to take arms against a sea of troubles."

@@ -1,16 +1,18 @@
-"""Bad raw input never crashes the clean stage: it is repaired, or dropped with a reason, or (a
-missing column) stops the stage with an error naming the file and the column."""
+"""Stage clean (pipeline/clean.py) on bad raw input: repaired, dropped with a reason, or a clear error.
+
+It never crashes: a row is repaired, or dropped with a reason, or (a missing column) the stage stops with
+an error naming the file and the column."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from clean_fixtures import raw_row, write_raw, xf_quote
-from helpers.params import stage_config, write_params
 
 from contracts.schemas import RAW_SCHEMA
 from pipeline.clean import CleanConfig, RawInputError, doc_id_for, main, run_clean
+from tests.helpers.params import stage_config, write_params
+from tests.helpers.raw_posts import raw_row, write_raw, xf_quote
 
 CFG = stage_config("clean", CleanConfig, workers=1)
 

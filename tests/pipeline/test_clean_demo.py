@@ -1,18 +1,17 @@
-"""The demo forum's noise (signatures, quotes, smilies, entities) never reaches the corpus.
+"""Stage clean (pipeline/clean.py): the demo forum's signatures, quotes, smilies, entities never reach the corpus.
 
 Bodies are built the way the xenforo spider builds them: the post's .bbWrapper inner HTML followed
-by its ``aside.message-signature`` outer HTML.
-"""
+by its ``aside.message-signature`` outer HTML."""
 
 from __future__ import annotations
 
 import pyarrow.parquet as pq
 import pytest
 from bs4 import BeautifulSoup
-from clean_fixtures import raw_row, write_raw
-from helpers.params import stage_config
 
 from pipeline.clean import CleanConfig, run_clean
+from tests.helpers.params import stage_config
+from tests.helpers.raw_posts import raw_row, write_raw
 
 
 def test_demo_signatures_and_quotes_never_reach_the_corpus(tmp_path):

@@ -1,4 +1,4 @@
-"""The clean stage reads the raw files of the sources listed in crawl.sources, and only those."""
+"""Stage clean (pipeline/clean.py): it reads the raw files of the sources in crawl.sources, and only those."""
 
 from __future__ import annotations
 

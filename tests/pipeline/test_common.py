@@ -1,39 +1,10 @@
-"""Shared data-stage helpers: keep-or-drop rules, column checks, first-seen ids, JSON lines."""
+"""Shared stage helpers (pipeline/common.py): first-seen ids and JSON lines."""
 
 from __future__ import annotations
 
-import pyarrow as pa
 import pytest
 
-from contracts.schemas import CLEAN_SCHEMA, check_columns, missing_columns
-from pipeline import filters
 from pipeline.common import SeenIds, iter_jsonl, read_jsonl, write_jsonl_atomic
-
-
-@pytest.mark.parametrize("post_id, expected", [(None, "missing_post_id"), ("", "missing_post_id"), ("7", None)])
-def test_post_id_filter(post_id, expected):
-    verdict = filters.post_id_filter(post_id, "demo row 3")
-    assert (verdict and verdict[0]) == expected
-    if verdict:
-        assert verdict[1] == "demo row 3"
-
-
-def test_raw_body_and_format_filters_give_reasons():
-    assert filters.raw_body_filter(None, 10) == ("null_body", "body is null")
-    assert filters.raw_body_filter("x" * 11, 10) == ("too_long_raw", "raw body 11 chars > max_raw_chars 10")
-    assert filters.raw_body_filter("x" * 10, 10) is None
-    assert filters.body_format_filter("markdown")[0] == "unknown_body_format"
-    assert "markdown" in filters.body_format_filter("markdown")[1]
-    assert filters.body_format_filter("text") is None
-
-
-def test_check_columns_names_origin_missing_and_found():
-    schema = pa.schema([("doc_id", pa.string()), ("text", pa.string())])
-    assert missing_columns(schema, ["text", "source", "posted_at"]) == ["source", "posted_at"]
-    with pytest.raises(KeyError, match=r"posts\.parquet: missing column\(s\) source, posted_at; expected X; "
-                                       r"columns found: doc_id, text"):
-        check_columns(schema, ["doc_id", "source", "posted_at"], origin="posts.parquet", expected="X", error=KeyError)
-    check_columns(pa.schema(list(CLEAN_SCHEMA)), CLEAN_SCHEMA, origin="ok", expected="CLEAN_SCHEMA")
 
 
 def test_seen_ids_first_occurrence_wins_across_calls():

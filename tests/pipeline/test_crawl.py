@@ -1,5 +1,4 @@
-"""The crawl stage end to end (one real crawl in a subprocess against the demo forum on
-127.0.0.1), its params errors, the Parquet feed exporter and the Retry-After handling."""
+"""Stage crawl (pipeline/crawl.py): one real crawl of the demo forum in a subprocess, and its params errors."""
 
 from __future__ import annotations
 
@@ -9,16 +8,13 @@ from datetime import datetime, timezone
 
 import pyarrow.parquet as pq
 import pytest
-from helpers.params import repo_params, write_params
 
 from contracts.schemas import RAW_SCHEMA
-from crawler.exporters import AtomicFileFeedStorage, ParquetItemExporter
-from crawler.items import PostItem
-from crawler.middlewares import retry_after_seconds
 from demoforum.server import DemoForumServer
 from demoforum.site import DemoForum
 from pipeline.common import ParamsError
 from pipeline.crawl import crawl_source
+from tests.helpers.params import repo_params, write_params
 
 PLAY = "a-midsummer-night-s-dream"
 
@@ -123,79 +119,3 @@ def test_unknown_source_and_crawl_key(tmp_path):
     params = repo_params({"crawl": {"user_agnet": "x"}}, sources={"bad": {"spider": "xenforo"}})
     with pytest.raises(ParamsError, match=r"crawl\.user_agnet"):
         crawl_source("bad", params, raw_dir=tmp_path, metrics_dir=tmp_path)
-
-
-def item(i: int, **over) -> PostItem:
-    base = dict(source="s", url=f"http://x/p{i}", board="B", thread_id="7", thread_title="T — ünï",
-                page=1, position=i, post_id=str(1000 + i), author="A", body=f"<b>{i}</b> &amp; ☕",
-                posted_at=datetime(2025, 2, 15, 11, 48, 27, tzinfo=timezone.utc), body_format="html",
-                quoted_post_ids=[str(999 + i)] if i else [],
-                fetched_at=datetime(2026, 1, 1, tzinfo=timezone.utc))
-    return PostItem(**{**base, **over})
-
-
-def test_parquet_round_trip_keeps_every_field_and_type(tmp_path):
-    path = tmp_path / "raw.parquet"
-    items = [item(i) for i in range(5)] + [item(5, board=None, author=None, posted_at=None, page=None,
-                                               quoted_post_ids=None, body_format="text", body="plain")]
-    with open(path, "wb") as fh:
-        exporter = ParquetItemExporter(fh, row_group_size=2)
-        exporter.start_exporting()
-        for it in items:
-            exporter.export_item(it)
-        exporter.finish_exporting()
-    file = pq.ParquetFile(path)
-    assert file.metadata.num_row_groups == 3 and file.schema_arrow.equals(RAW_SCHEMA)
-    assert file.metadata.row_group(0).column(0).compression == "ZSTD"
-    rows = file.read().to_pylist()
-    for got, want in zip(rows[:5], items[:5]):
-        assert got == dict(want)
-    assert rows[5] == {**dict(items[5]), "quoted_post_ids": []}
-
-
-def test_exporter_names_a_bad_value(tmp_path):
-    with open(tmp_path / "x.parquet", "wb") as fh:
-        exporter = ParquetItemExporter(fh)
-        exporter.start_exporting()
-        with pytest.raises(ValueError, match="field 'position'"):
-            exporter.export_item(item(0, position="first"))
-        with pytest.raises(ValueError, match="field 'posted_at'"):
-            exporter.export_item(item(0, posted_at="yesterday"))
-        exporter.export_item(item(1))
-        exporter.finish_exporting()
-    assert pq.read_table(tmp_path / "x.parquet").column("post_id").to_pylist() == ["1001"]
-
-
-def test_atomic_feed_storage(tmp_path):
-    target = tmp_path / "out" / "feed.parquet"
-    storage = AtomicFileFeedStorage(str(target), feed_options={"overwrite": True})
-    fh = storage.open(None)
-    fh.write(b"data")
-    assert not target.exists()  # nothing visible until the feed is stored
-    storage.store(fh)
-    assert target.read_bytes() == b"data" and list(target.parent.iterdir()) == [target]
-
-
-def test_retry_after_values():
-    now = datetime(2025, 1, 1, 0, 0, 0, tzinfo=timezone.utc)
-    assert retry_after_seconds(b"7") == 7.0
-    assert retry_after_seconds("Wed, 01 Jan 2025 00:00:30 GMT", now=now) == 30.0
-    assert retry_after_seconds("Tue, 31 Dec 2024 00:00:30 GMT", now=now) == 0.0
-    assert retry_after_seconds(None) is None and retry_after_seconds(b"soon") is None
-
-
-def test_scrapy_crawl_cli_writes_json_lines(tmp_path, repo_root, python_exe):
-    """`scrapy crawl xenforo -a start_url=<thread> -O out.jsonl` at the repo root (the README's use)."""
-    forum = DemoForum(plays=[PLAY])
-    thread = next(t for t in forum.crawlable_threads() if forum.thread_pages(t) >= 2)
-    with DemoForumServer(forum) as server:
-        done = subprocess.run([python_exe, "-m", "scrapy", "crawl", "xenforo", "-a",
-                               f"start_url={server.base_url}{thread.path}", "-s", "AUTOTHROTTLE_ENABLED=False",
-                               "-s", "DOWNLOAD_DELAY=0", "-O", str(tmp_path / "out.jsonl")],
-                              cwd=repo_root, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-3000:]
-    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
-    assert sorted(r["position"] for r in rows) == list(range(len(thread.posts)))
-    first = min(rows, key=lambda r: r["position"])
-    assert first["posted_at"] == datetime.fromtimestamp(thread.posts[0].epoch, tz=timezone.utc).isoformat()
-    assert first["source"] == "xenforo" and first["thread_id"] == str(thread.thread_id)

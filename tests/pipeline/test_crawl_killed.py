@@ -1,5 +1,7 @@
-"""A crawl stage killed hard (SIGKILL to its whole process group, as when `dvc repro` is killed):
-the Scrapy child, which runs in its own session, must not live on as an unsupervised orphan."""
+"""Stage crawl (pipeline/crawl.py) killed hard: the Scrapy child must not live on as an orphan.
+
+SIGKILL goes to the stage's whole process group, as when `dvc repro` is killed; the Scrapy child runs in
+its own session and must not live on unsupervised."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Resumable crawls (pipeline/crawlstate.py + Scrapy JOBDIR): a crawl stage interrupted mid-crawl
-continues on the next run; together the runs fetch every page once and keep every post once."""
+"""Resumable crawls (pipeline/crawlstate.py, Scrapy JOBDIR): an interrupted crawl stage continues next run.
+
+Together the runs fetch every page once and keep every post once."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from datetime import datetime, timezone
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers.spider_server import FixtureServer, Page, run_crawl_stage, vb_forum
 
 from contracts.schemas import RAW_SCHEMA
 from pipeline.crawlstate import CrawlJob, merge_posts, thread_index
+from tests.helpers.spider_server import FixtureServer, Page, run_crawl_stage, vb_forum
 
 
 class SlowPage(Page):

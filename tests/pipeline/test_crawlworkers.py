@@ -1,7 +1,8 @@
-"""The shared frontier with a real Redis (crawler/frontier.py, pipeline/crawlworkers.py): leases and
-requeueing on the Redis side; two local workers plus a ``--join`` worker SIGKILLed mid-crawl giving
-the same posts (once each, same rows) as a single-process crawl; the per-site request rate with
-three workers staying within the single-process limit."""
+"""Crawl workers on a shared Redis frontier (pipeline/crawlworkers.py, crawler/frontier.py).
+
+Leases and requeueing on the Redis side (contracts/frontier.py); two local workers plus a ``--join``
+worker SIGKILLed mid-crawl giving the same posts (once each, same rows) as a single-process crawl; the
+per-site request rate with three workers staying within the single-process limit."""
 
 from __future__ import annotations
 
@@ -18,8 +19,6 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import redis
-from helpers.params import repo_params
-from helpers.params import write_params as write_repo_params
 from scrapy import Request, Spider
 from scrapy.utils.test import get_crawler
 
@@ -29,6 +28,8 @@ from demoforum.server import DemoForumServer
 from demoforum.site import DemoForum
 from pipeline.common import ParamsError
 from pipeline.crawl import crawl_source
+from tests.helpers.params import repo_params
+from tests.helpers.params import write_params as write_repo_params
 
 PLAY = "a-midsummer-night-s-dream"
 REDIS_SERVER = shutil.which("redis-server")

@@ -1,6 +1,8 @@
-"""clean and dedupe with ``engine: dask`` on a real cluster (a `dask scheduler` and two `dask worker`
-processes on 127.0.0.1): the same output bytes as the local engine, tasks on both workers, a worker
-killed mid-stage, an unreachable scheduler, a LocalCluster started by the stage."""
+"""The Dask engine (pipeline/dask_engine.py): clean and dedupe on a real cluster match the local engine.
+
+A `dask scheduler` and two `dask worker` processes on 127.0.0.1: the same output bytes as the local
+engine, tasks on both workers, a worker killed mid-stage, an unreachable scheduler, a LocalCluster
+started by the stage."""
 
 from __future__ import annotations
 
@@ -18,12 +20,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from clean_fixtures import SIGNATURE, raw_row, xf_quote
-from helpers.params import stage_config, write_params
 
 from contracts.schemas import RAW_SCHEMA
 from pipeline import clean, dedupe
 from pipeline.dask_engine import DaskConfig, DaskEngine, DaskSchedulerError
+from tests.helpers.params import stage_config, write_params
+from tests.helpers.raw_posts import SIGNATURE, raw_row, xf_quote
 
 distributed = pytest.importorskip("distributed")
 
@@ -110,7 +112,7 @@ def cluster(tmp_path_factory):
     logs = tmp_path_factory.mktemp("dask-logs")
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     dask = [sys.executable, "-m", "dask"]  # the `dask` command of this interpreter
     procs = [subprocess.Popen(dask + ["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
                               stdout=open(logs / "scheduler.log", "w"), stderr=subprocess.STDOUT, env=env)]

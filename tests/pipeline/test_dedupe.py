@@ -1,4 +1,4 @@
-"""The dedupe stage: exact and near duplicates, survivor rule, accounting, MinHash estimates."""
+"""Stage dedupe (pipeline/dedupe.py): exact and near duplicates, survivor rule, accounting, MinHash estimates."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import random
 
 import numpy as np
 import pyarrow.parquet as pq
-from clean_fixtures import raw_row, write_raw, xf_quote
-from helpers.params import stage_config, write_params
 
 from contracts.schemas import CLEAN_SCHEMA, DUPLICATES_SCHEMA
 from pipeline import dedupe, minhash
 from pipeline.clean import CleanConfig, doc_id_for, run_clean
+from tests.helpers.params import stage_config, write_params
+from tests.helpers.raw_posts import raw_row, write_raw, xf_quote
 
 LONG_POST = ("Friends, Romans, countrymen, lend me your ears; I come to bury Caesar, not to praise him. "
              "The evil that men do lives after them; the good is oft interred with their bones; so let it "

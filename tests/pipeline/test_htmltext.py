@@ -1,4 +1,6 @@
-"""Realism check on a real XenForo 2 page (HardwareZone EDMW), skipped when ../shared is absent."""
+"""HTML to text (pipeline/htmltext.py) on a real XenForo 2 page; skipped when ../shared is absent.
+
+The page is a HardwareZone EDMW thread page saved in ../shared/data/forum-pages/."""
 
 from __future__ import annotations
 

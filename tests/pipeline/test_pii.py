@@ -1,4 +1,4 @@
-"""Personal data is scrubbed; look-alikes (prices, years, dates, post ids) survive."""
+"""PII scrubbing (pipeline/pii.py): personal data is scrubbed; prices, years, dates and post ids survive."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""pipeline.pool: results in input order through a bounded window, inline or in worker processes."""
+"""The process pool (pipeline/pool.py): results in input order through a bounded window, inline or not."""
 
 from __future__ import annotations
 

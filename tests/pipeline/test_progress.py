@@ -1,4 +1,4 @@
-"""Progress logs a line every `every` seconds when stderr is not a terminal (DVC, CI)."""
+"""Progress (pipeline/progress.py): a line every `every` seconds when stderr is not a terminal (DVC, CI)."""
 
 from __future__ import annotations
 

@@ -106,10 +106,9 @@ def test_bad_entries_name_the_problem(tmp_path, args, message):
 
 
 def test_crawl_stage_runs_a_reader_source(tmp_path):
-    from helpers.params import REPO_PARAMS, repo_params
-
     from pipeline.common import ParamsError
     from pipeline.crawl import crawl_source
+    from tests.helpers.params import REPO_PARAMS, repo_params
 
     params = repo_params({"crawl": {"sources": ["names"], "jobs_dir": str(tmp_path / "jobs")}},
                          sources={"names": {"reader": "babynames", "args": {"limit": 100}},

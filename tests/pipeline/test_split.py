@@ -1,15 +1,10 @@
-"""Stage split: threads never straddle splits, fractions are validated, empty splits are errors.
-
-``make_corpus`` (a CLEAN_SCHEMA table with a realistic length mix) is shared with the vocab, batches
-and loader tests (``from test_split import make_corpus``).
-"""
+"""Stage split (pipeline/split.py): threads never straddle splits, fractions are validated, empty splits are errors."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -17,28 +12,7 @@ import pytest
 from contracts.schemas import CLEAN_SCHEMA
 from pipeline import split as S
 from pipeline.common import ParamsError
-
-ALPHABET = list("abcdefghijklmnopqrstuvwxyz") * 3 + list("      ,.!?'") * 2 + list("ETAOIN") + ["lah", "😂", "é"]
-
-
-def make_corpus(n_threads: int = 60, *, sources: tuple[str, ...] = ("forum", "books"), seed: int = 0,
-                max_posts: int = 8, extra_text: dict[int, str] | None = None) -> pa.Table:
-    """A CLEAN_SCHEMA corpus: threads of 1..max_posts posts, lognormal lengths (2 to ~600 chars)."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for src in sources:
-        for th in range(n_threads):
-            for pos in range(int(rng.integers(1, max_posts + 1))):
-                n = int(min(600, max(2, rng.lognormal(3.5, 1.0))))
-                text = "".join(rng.choice(ALPHABET, n))[:n]
-                rows.append({"doc_id": f"{src}-{th}-{pos}", "source": src, "board": "b", "thread_id": str(th),
-                             "thread_title": f"thread {th}", "post_id": f"{th}.{pos}", "position": pos,
-                             "author_hash": None, "posted_at": None, "text": text, "n_chars": len(text),
-                             "quoted_post_ids": []})
-    for i, text in (extra_text or {}).items():
-        rows[i] = {**rows[i], "text": text, "n_chars": len(text)}
-    return pa.Table.from_pylist(rows, schema=CLEAN_SCHEMA)
-
+from tests.helpers.corpus import make_corpus
 
 FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
 

@@ -1,4 +1,4 @@
-"""Stage vocab: built from train only, frequency order, min_count/max_size, UNK counted, JSON round trip."""
+"""Stage vocab (pipeline/vocab.py): train only, frequency order, min_count/max_size, UNK counted, JSON."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers.params import write_params
-from test_split import make_corpus
 
 from contracts.schemas import CLEAN_SCHEMA
 from pipeline import vocab as V
 from pipeline.common import ParamsError
+from tests.helpers.corpus import make_corpus
+from tests.helpers.params import write_params
 
 
 def test_specials_and_frequency_order():

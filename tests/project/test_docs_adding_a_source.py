@@ -1,7 +1,8 @@
-"""docs/adding-a-source.md's worked example, run as written: the guide's spider file and pages
-are read from the guide itself, the spider is added to a copy of the project and crawls the
-pages on 127.0.0.1. Local-time dates in the forum's zone (summer and winter offsets), offset
-pagination, session ids, quotes and signatures must come out as the guide says."""
+"""docs/adding-a-source.md's worked example, run as written: its spider crawls its pages as described.
+
+The guide's spider file and pages are read from the guide itself, the spider is added to a copy of the
+project and crawls the pages on 127.0.0.1. Local-time dates in the forum's zone (summer and winter
+offsets), offset pagination, session ids, quotes and signatures must come out as the guide says."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""params.yaml is the one source of every setting: each section agrees with its config dataclass
-(both directions), the checks name the file and the key, and dvc.yaml names every path once."""
+"""params.yaml and dvc.yaml: every params section agrees with its config dataclass, both ways.
+
+The checks name the file and the key, and dvc.yaml names every path once."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from dataclasses import dataclass
 
 import pytest
 import yaml
-from helpers.params import REPO_PARAMS, repo_params, write_params
 
 from model.evaluate import EvaluateConfig
 from model.export import ExportConfig
@@ -26,6 +26,7 @@ from pipeline.dask_engine import DaskConfig
 from pipeline.dedupe import DedupeConfig
 from pipeline.split import SplitConfig
 from pipeline.vocab import VocabConfig
+from tests.helpers.params import REPO_PARAMS, repo_params, write_params
 
 # Every top-level section of params.yaml and the dataclass that checks it (``sources`` entries are
 # checked per entry by pipeline.crawl.source_entry and the spiders' ARGUMENTS).

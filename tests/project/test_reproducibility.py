@@ -1,5 +1,7 @@
-"""Reproducibility plumbing: the README commands CI extracts, the lock they install from, CI's
-dvc.lock comparison (.ci/check_lock.py) and the headline metrics stage."""
+"""Reproducibility plumbing: the README commands CI runs, the lock, .ci/check_lock.py, headline metrics.
+
+The commands are the ones CI extracts from README.md; the lock is what they install from; check_lock.py is
+CI's dvc.lock comparison."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_check_lock():

@@ -1,5 +1,7 @@
-"""Errors a user sees: a mistake in the params or a missing file ends in one clear line naming
-the params file actually read, exit status 2; ``--verbose`` keeps the traceback."""
+"""Errors a user sees from the stages: one clear line naming the params file read, exit status 2.
+
+A mistake in the params or a missing file ends in one clear line naming the params file actually read;
+``--verbose`` keeps the traceback."""
 
 from __future__ import annotations
 
