@@ -53,6 +53,7 @@ def test_the_optimizer_decays_every_weight_by_default_and_not_with_zero():
         np.testing.assert_allclose(np.asarray(weights), 1.0 - 0.01 * decay, rtol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("feed", ["carry", "random"])
 def test_a_short_run_reports_finite_scores_for_the_trained_and_the_averaged_weights(
         tmp_path: Path, python_exe: str, repo_root: Path, feed: str):

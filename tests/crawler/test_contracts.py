@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.helpers.spider_server import REPO_ROOT, run_scrapy
+
+pytestmark = pytest.mark.slow
 
 
 def test_spider_contracts_pass_offline():

@@ -5,7 +5,11 @@ machine can only make gaps longer)."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.helpers.spider_server import FixtureServer, Page, fixture_bytes, run_spider
+
+pytestmark = pytest.mark.slow
 
 DUMP = fixture_bytes("text", "plain_dump.txt")
 

@@ -5,6 +5,8 @@ URL answering 404 in the middle."""
 
 from __future__ import annotations
 
+import pytest
+
 from crawler.encoding import repaired_encoding
 from tests.helpers.spider_server import FixtureServer, Page, fixture_text, run_spider
 
@@ -20,6 +22,7 @@ def test_repaired_encoding_rules():
     assert repaired_encoding(latin, None, None) is None  # undeclared: Scrapy's own detection
 
 
+@pytest.mark.slow
 def test_xenforo_crawl_with_wrong_charset_and_404(tmp_path):
     html = fixture_text("xenforo", "thread_p1.html")
     marker = "Café crème, señor"  # non-ASCII text added to the first post's body

@@ -8,8 +8,11 @@ from __future__ import annotations
 import json
 
 import pyarrow.parquet as pq
+import pytest
 
 from tests.helpers.spider_server import FixtureServer, run_crawl_stage, vb_forum
+
+pytestmark = pytest.mark.slow
 
 
 def crawl(server, tmp_path):

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from crawler.extensions import summarize
 from demoforum import pages
 from demoforum.site import DemoForum
 from tests.helpers.spider_server import FixtureServer, Page, run_spider
+
+pytestmark = pytest.mark.slow
 
 
 def test_xenforo_posts_without_a_date_are_counted_and_warned_once(tmp_path):

@@ -6,8 +6,12 @@ import json
 import subprocess
 from datetime import datetime, timezone
 
+import pytest
+
 from demoforum.server import DemoForumServer
 from demoforum.site import DemoForum
+
+pytestmark = pytest.mark.slow
 
 PLAY = "a-midsummer-night-s-dream"
 

@@ -38,6 +38,7 @@ def test_extract_article_main_text_and_metadata():
     assert article_id("http://k.test" + TEH) == "k.test/essays/2021/03/the-art-of-pulling-teh"
 
 
+@pytest.mark.slow
 def test_crawl_from_index_pages(tmp_path):
     with FixtureServer() as server:
         server.routes.update(routes(server.url("")))
@@ -57,6 +58,7 @@ def test_crawl_from_index_pages(tmp_path):
     assert run.stats["kopitiam/encoding_fixed/cp1252->utf-8"] == 1
 
 
+@pytest.mark.slow
 def test_crawl_from_sitemap_with_since_and_pattern(tmp_path):
     with FixtureServer() as server:
         server.routes.update(routes(server.url("")))

@@ -124,6 +124,7 @@ def test_start_urls_and_errors():
     assert bad.crawler.stats.get_value("forum/errors/bad_json") == 1
 
 
+@pytest.mark.slow
 def test_crawl_category_chunks_and_retry_after(tmp_path):
     chunk = "/t/42/posts.json?" + urlencode([("post_ids[]", str(600 + n)) for n in range(1, 6)])
     routes = {

@@ -114,6 +114,7 @@ def test_session_ids_stripped():
         "http://f/viewtopic.php?f=2&t=5&start=10"
 
 
+@pytest.mark.slow
 def test_crawl_board_offsets_and_session_ids(tmp_path):
     p1 = fixture_bytes("phpbb", "phpbb33_topic_p1.html")
     routes = {

@@ -45,6 +45,7 @@ def test_decode_prefers_utf8_over_a_wrong_latin1_declaration():
     assert decode_text(latin1, None)[0] == "Crème"  # undeclared, not UTF-8: cp1252
 
 
+@pytest.mark.slow
 def test_crawl_http_chapters_wrong_encoding_and_404(tmp_path):
     routes = {
         "/books/99901.txt": Page(BOOK, "text/plain; charset=utf-8"),
@@ -70,6 +71,7 @@ def test_crawl_http_chapters_wrong_encoding_and_404(tmp_path):
     assert run.stats["downloader/response_status_count/404"] == 1  # the 404 is counted, crawl goes on
 
 
+@pytest.mark.slow
 def test_crawl_file_url_in_paragraph_mode(tmp_path):
     url = (FIXTURES / "text" / "gutenberg_book.txt").as_uri()
     run = run_spider("text", {"start_url": url, "split": "paragraph", "paragraphs": 3, "min_chars": 1}, tmp_path)

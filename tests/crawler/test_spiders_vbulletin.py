@@ -129,6 +129,7 @@ def test_real_vbulletin4_page(spider, forum_pages):
     assert any(link.endswith("-35.html") for link in links) and not any("s=" in link for link in links)
 
 
+@pytest.mark.slow
 def test_crawl_board_pagination_wrong_encoding_and_404(tmp_path):
     latin1 = fixture_bytes("vbulletin", "vb3_thread.html")  # ISO-8859-1 bytes ...
     routes = {
@@ -191,6 +192,7 @@ def vb3_thread(dates: list[str]) -> str:
 <div id="posts">{posts}</div></body></html>"""
 
 
+@pytest.mark.slow
 def test_vbulletin3_header_cell_dates_in_the_forum_time_zone(tmp_path):
     dates = [f"{d}th Apr 2011, 17:{d:02d}" for d in range(4, 30)] + \
             ["30th Apr 2011, 17:10", "Today, 17:10", "Yesterday, 09:05", "no date shown"]

@@ -51,6 +51,7 @@ def test_thread_id_under_both_url_styles(url, thread_id):
     assert spider.page_from_url(url) == (2 if url.endswith("page-2") else None)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prefix", ["", "/forums"])
 def test_crawl_board_without_friendly_urls(tmp_path, prefix):
     forum = DemoForum(plays=["a-midsummer-night-s-dream"], threads_per_page=4, posts_per_page=20)

@@ -14,6 +14,8 @@ import pytest
 from contracts import markup
 from tests.helpers.spider_server import REPO_ROOT, FixtureServer, Page, check_raw, run_scrapy
 
+pytestmark = pytest.mark.slow
+
 THREAD = """<html><head><title>Kaya toast</title><link rel="canonical" href="https://kaya.example/threads/42"></head><body>
 <div class="breadcrumb"><a href="/">Home</a> <a href="/boards/7">Breakfast</a></div>
 <h1>Kaya toast: thick or thin?</h1>

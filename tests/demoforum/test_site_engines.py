@@ -50,6 +50,7 @@ def forum_runs(tmp_path_factory):
     return runs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", list(ENGINES))
 def test_every_post_once_with_its_quotes(forum_runs, engine):
     forum, run, metrics, kept, requested = forum_runs[engine]
@@ -73,12 +74,14 @@ def test_every_post_once_with_its_quotes(forum_runs, engine):
         assert row["quoted_post_ids"] == [str(q) for q in post.quoted_post_ids]
 
 
+@pytest.mark.slow
 def test_counts_equal_across_engines(forum_runs):
     counts = {engine: (len(run.items), len(kept), metrics["quotes_removed"] > 0)
               for engine, (_, run, metrics, kept, _) in forum_runs.items()}
     assert len(set(counts.values())) == 1, counts
 
 
+@pytest.mark.slow
 def test_retry_after_honoured(forum_runs):
     for engine, (_, run, _, _, requested) in forum_runs.items():
         first = FIRST[engine] + ("?f=4" if engine == "vbulletin" else "")  # its start URL
@@ -87,6 +90,7 @@ def test_retry_after_honoured(forum_runs):
         assert run.stats[f"downloader/response_status_count/{status}"] == 1
 
 
+@pytest.mark.slow
 def test_same_text_whatever_the_engine(forum_runs):
     """phpBB's clean text is XenForo's, post for post; Discourse's and vBulletin's too, but for
     Discourse's emoji names and link previews (oneboxes) and vBulletin's alt-less smilies."""

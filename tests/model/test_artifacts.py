@@ -21,8 +21,6 @@ from model.artifacts import (
 )
 from tests.helpers import train_tiny
 
-pytestmark = pytest.mark.slow
-
 
 def folder_bytes(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
@@ -40,6 +38,7 @@ def two_runs(tmp_path_factory, python_exe, repo_root) -> tuple[Path, Path, dict]
     return outs[0] / "model", outs[1] / "model", summary
 
 
+@pytest.mark.slow
 def test_two_processes_write_identical_model_folders(two_runs):
     a, b, _ = two_runs
     files_a, files_b = folder_bytes(a), folder_bytes(b)
@@ -48,6 +47,7 @@ def test_two_processes_write_identical_model_folders(two_runs):
         assert files_a[name] == files_b[name], f"{name} differs between two identical trainings"
 
 
+@pytest.mark.slow
 def test_keras_archive_has_fixed_times_and_no_save_date(two_runs):
     a, _, _ = two_runs
     with zipfile.ZipFile(a / MODEL_FILE) as zf:
@@ -58,6 +58,7 @@ def test_keras_archive_has_fixed_times_and_no_save_date(two_runs):
     assert "date_saved" not in metadata and metadata["keras_version"]
 
 
+@pytest.mark.slow
 def test_timings_go_to_the_summary_not_the_model(two_runs):
     a, _, summary = two_runs
     meta = json.loads((a / META_FILE).read_text(encoding="utf-8"))
@@ -67,6 +68,7 @@ def test_timings_go_to_the_summary_not_the_model(two_runs):
     assert meta["val_bpc"] == summary["val_bpc"] and meta["steps"] == summary["steps"]
 
 
+@pytest.mark.slow
 def test_reloaded_model_predicts_after_repacking(two_runs):
     import numpy as np
 

@@ -99,6 +99,7 @@ def fit_streamed(out: Path, batches: Path, vocab, *, stop_at: int | None = None,
                verbose=0, carry_lanes=4, extra_callbacks=[StopAt()] if stop_at else None)
 
 
+@pytest.mark.slow
 def test_training_with_carried_state_resumes_mid_epoch_bit_identically(streamed, tmp_path):
     batches, vocab = streamed
     from model.data import dataset_stats

@@ -70,6 +70,7 @@ def test_repeat_yields_whole_epochs(shards):
     assert content(stream[:n]) == content(stream[n:]) == content(epoch)
 
 
+@pytest.mark.slow
 def test_fit_accepts_the_dataset_with_mask_as_sample_weight(shards):
     from model.network import NetworkConfig, build_model
 

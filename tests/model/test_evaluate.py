@@ -21,6 +21,7 @@ def project(tmp_path_factory):
     return shared_project(tmp_path_factory)
 
 
+@pytest.mark.slow
 def test_lstm_loss_equals_direct_softmax_per_document(project):
     from model.artifacts import load_trained
 
@@ -65,6 +66,7 @@ def test_by_length_groups_documents_and_weights_characters():
     assert per_document_bits(lp, docs).tolist() == [4.0, 11.0, 71.0, 201.0]
 
 
+@pytest.mark.slow
 def test_eval_json_has_lstm_beside_every_baseline(project):
     root, facts = project
     ev = json.loads((root / "metrics/eval.json").read_text())
@@ -79,6 +81,7 @@ def test_eval_json_has_lstm_beside_every_baseline(project):
     assert ev["comparison"]["best_baseline"] in ev["models"]
 
 
+@pytest.mark.slow
 def test_novelty_finds_the_planted_copy(project):
     root, _ = project
     ev = json.loads((root / "metrics/eval.json").read_text())

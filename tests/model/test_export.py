@@ -61,6 +61,7 @@ def test_unknown_params_key_is_an_error(tmp_path, monkeypatch):
         main([])
 
 
+@pytest.mark.slow
 def test_stage_writes_self_contained_page(trained, tmp_path, python_exe, repo_root):
     model_dir, _, vocab, meta = trained
     write_params(tmp_path / "params.yaml", {"export": {"prime": "the </script> cat", "length": 77}})

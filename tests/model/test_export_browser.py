@@ -20,7 +20,7 @@ from tests.helpers.browser import Browser, find_chromium
 from tests.helpers.params import stage_config
 from tests.helpers.tiny_model import keras_greedy, keras_probs
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 DEFAULT_PRIME = "the </script> <b>cat</b>"  # the page's default prime: must survive inlining intact
 

@@ -23,6 +23,7 @@ def trained(tmp_path_factory):
     return model, vocab, facts
 
 
+@pytest.mark.slow
 def test_numpy_states_equal_keras_layer_outputs(trained):
     model, vocab, facts = trained
     ids = np.concatenate([[END_ID], vocab.encode(facts["val"][1])]).astype(np.int32)
@@ -33,6 +34,7 @@ def test_numpy_states_equal_keras_layer_outputs(trained):
     assert len(cs) == len(hs) and cs[0].shape == hs[0].shape
 
 
+@pytest.mark.slow
 def test_expectations_are_distributions(trained):
     model, vocab, _ = trained
     ex = interpret.expectations(model, vocab, "kopi lah", top_k=5)
@@ -51,6 +53,7 @@ def test_text_features():
     assert interpret.text_features("ROMEO: Ay")["in an ALL-CAPS word"].tolist() == [0, 1, 1, 1, 1, 0, 0, 0, 0]
 
 
+@pytest.mark.slow
 def test_cell_selection_finds_the_cell_that_tracks_a_feature(trained):
     model, vocab, facts = trained
     texts = facts["val"][:4]

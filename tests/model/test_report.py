@@ -48,6 +48,7 @@ def page(project) -> str:
     return (project[0] / "reports/index.html").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_every_section_is_present_and_filled(page):
     parsed = _Tags()
     parsed.feed(page)
@@ -65,6 +66,7 @@ def test_every_section_is_present_and_filled(page):
     assert "position in word: layer" in s["cells"]
 
 
+@pytest.mark.slow
 def test_images_are_embedded_png(page):
     parsed = _Tags()
     parsed.feed(page)
@@ -76,6 +78,7 @@ def test_images_are_embedded_png(page):
     assert "http://" not in page and "https://" not in page  # nothing to fetch
 
 
+@pytest.mark.slow
 def test_untrusted_text_is_shown_as_text(page, project):
     parsed = _Tags()
     parsed.feed(page)
@@ -89,6 +92,7 @@ def test_untrusted_text_is_shown_as_text(page, project):
     assert shown in "".join(parsed.sections["cells"]) and "<script>" in shown
 
 
+@pytest.mark.slow
 def test_summary_markdown_has_numbers_and_samples(project):
     text = (project[0] / "reports/summary.md").read_text(encoding="utf-8")
     for name in ("lstm", "unigram", "kneser_ney_4", "gzip_9", "bzip2_9", "xz_9"):
@@ -106,6 +110,7 @@ def test_missing_inputs_are_named_on_the_page(tmp_path):
     assert "plots/train.csv" in page and "metrics/eval.json" in summary
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 def test_renders_in_headless_chromium(project, tmp_path):
     browser = os.environ.get("KOPITIAM_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -134,6 +139,7 @@ def test_verdict_names_the_best_baseline_and_the_margin():
     assert report.verdict({}) == "No LSTM result to compare with the baselines."
 
 
+@pytest.mark.slow
 def test_by_length_table_says_which_model_wins_each_group(project):
     ev = json.loads((project[0] / "metrics/eval.json").read_text())
     header, rows = report.by_length_rows(ev)

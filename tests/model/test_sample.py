@@ -27,6 +27,7 @@ def sampler(model_dir) -> StatefulSampler:
     return StatefulSampler.from_dir(model_dir)
 
 
+@pytest.mark.slow
 def test_subprocess_json_lines_match_the_library(model_dir, sampler, repo_root, python_exe):
     env = {**os.environ, "PYTHONPATH": str(repo_root)}
     proc = subprocess.run([python_exe, "-m", "model.sample", "--model", str(model_dir), "--prime", "the ", "--n", "3",

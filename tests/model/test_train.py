@@ -57,6 +57,7 @@ def test_masked_loss_is_the_mean_over_real_targets():
     assert float(bits.result()) == pytest.approx(expected / math.log(2), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_training_writes_model_metrics_plots_and_samples(reference):
     from model.artifacts import load_trained
 
@@ -80,6 +81,7 @@ def test_training_writes_model_metrics_plots_and_samples(reference):
     assert list((out / "tb").rglob("events.out.tfevents.*"))
 
 
+@pytest.mark.slow
 def test_same_seed_gives_bit_identical_weights_in_another_process(reference, tmp_path, python_exe, repo_root):
     out, _ = reference
     subprocess.run([python_exe, str(train_tiny.SCRIPT), str(tmp_path), f"epochs={EPOCHS}"],
@@ -88,6 +90,7 @@ def test_same_seed_gives_bit_identical_weights_in_another_process(reference, tmp
         assert a.dtype == b.dtype and np.array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_rerun_resumes_and_matches(reference, tmp_path, python_exe, repo_root):
     ref_out, ref_summary = reference
     proc = subprocess.Popen([python_exe, str(train_tiny.SCRIPT), str(tmp_path),
@@ -122,6 +125,7 @@ def test_sigkill_mid_epoch_then_rerun_resumes_and_matches(reference, tmp_path, p
         assert np.array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_advice_and_keeps_last_good_checkpoint(tmp_path):
     from model.callbacks import TrainState
     from model.train import TrainingError
@@ -141,6 +145,7 @@ def test_nan_loss_stops_with_advice_and_keeps_last_good_checkpoint(tmp_path):
     assert not (tmp_path / "model").exists()
 
 
+@pytest.mark.slow
 def test_checkpoint_for_another_vocabulary_is_refused(tmp_path):
     from model.train import TrainingError
     from pipeline.vocab import Vocab

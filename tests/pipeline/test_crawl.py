@@ -43,6 +43,7 @@ def crawled(tmp_path_factory, repo_root, python_exe):
     return forum, table, metrics, requests, flaky, broken, done.stderr
 
 
+@pytest.mark.slow
 def test_every_post_exactly_once_with_correct_fields(crawled):
     forum, table, metrics, _, _, broken, _ = crawled
     rows = table.to_pylist()
@@ -67,6 +68,7 @@ def test_every_post_exactly_once_with_correct_fields(crawled):
     assert metrics["raw_rows"] == len(rows) == metrics["posts"]
 
 
+@pytest.mark.slow
 def test_pagination_robots_retry_and_broken_page(crawled):
     forum, table, metrics, requests, flaky, broken, _ = crawled
     board_pages = forum.board_pages(forum.boards[0])
@@ -90,6 +92,7 @@ def test_pagination_robots_retry_and_broken_page(crawled):
     assert {"bytes", "seconds", "pages", "posts", "pages_per_s", "posts_per_s"} <= set(metrics)
 
 
+@pytest.mark.slow
 def test_raw_schema_on_disk(crawled):
     assert crawled[1].schema.equals(RAW_SCHEMA)
 

@@ -17,7 +17,7 @@ import pytest
 from tests.helpers.params import write_params
 from tests.helpers.spider_server import REPO_ROOT, FixtureServer, Page, vb_forum
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")]
 
 
 class SlowPage(Page):

@@ -33,6 +33,7 @@ class SlowPage(Page):
         return super().payload()
 
 
+@pytest.mark.slow
 def test_interrupted_crawl_resumes_without_duplicates_or_gaps(tmp_path):
     routes, all_ids = vb_forum(threads=6, pages=2, per_page=4)
     requested = threading.Event()

@@ -95,6 +95,7 @@ def test_redact_url():
     assert redact_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
 
 
+@pytest.mark.slow
 def test_lease_requeue_and_done_rule(redis_url):
     """A popped request is leased, not lost: the worker's heartbeat lapsing puts it back in the
     queue (counted), and the crawl is done only once nothing is queued or leased."""
@@ -153,6 +154,7 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
+@pytest.mark.slow
 def test_two_workers_and_a_killed_join_worker(tmp_path, redis_url, forum_server, local_crawl, repo_root,
                                               python_exe):
     """Done when: --workers 2 plus a --join worker SIGKILLed halfway give the single-process crawl's
@@ -210,6 +212,7 @@ def _rate(times: list[float]) -> float:
     return (len(times) - 1) / (times[-1] - times[0])
 
 
+@pytest.mark.slow
 def test_three_workers_keep_the_single_process_site_rate(tmp_path_factory, redis_url, repo_root, python_exe):
     """Per-site politeness is shared: 3 workers together stay within one process's request rate
     (from the server's request timestamps: rate = requests / span)."""
@@ -236,6 +239,7 @@ def test_three_workers_keep_the_single_process_site_rate(tmp_path_factory, redis
     assert rates[3] <= 1.15 * max(rates[1], 1 / delay), rates  # not 3x: the limit is per site
 
 
+@pytest.mark.slow
 def test_interrupted_shared_crawl_resumes(tmp_path, redis_url, forum_server, local_crawl, repo_root, python_exe):
     """Ctrl-C stops the workers cleanly: their unfinished requests go back to the queue, the crawl
     stays in Redis, and the next run resumes it (no re-seeding) to the complete set of posts."""

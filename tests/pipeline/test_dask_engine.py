@@ -135,6 +135,7 @@ def cluster(tmp_path_factory):
                 p.kill()
 
 
+@pytest.mark.slow
 def test_cluster_gives_local_bytes_and_both_workers_run_tasks(cluster, raw_files, local_result, tmp_path):
     with DaskEngine(dask_config(scheduler=cluster)) as engine:
         result = run_stages(tmp_path, raw_files, "dask", engine)
@@ -145,6 +146,7 @@ def test_cluster_gives_local_bytes_and_both_workers_run_tasks(cluster, raw_files
     assert listeners == ["127.0.0.1", "127.0.0.1"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lsh_partitions", [5, 70])
 def test_lsh_partitions_do_not_change_the_result(cluster, raw_files, local_result, tmp_path, lsh_partitions):
     """Fewer partitions than bands (several bands per piece) and more (bands split by key range)."""
@@ -153,6 +155,7 @@ def test_lsh_partitions_do_not_change_the_result(cluster, raw_files, local_resul
     assert result["files"] == local_result["files"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("during", [("clean_rows",), ("band_pieces", "lsh_pairs", "count_pairs", "verify")],
                          ids=["clean", "dedupe-shuffle"])
 def test_worker_killed_mid_stage_same_bytes(cluster, raw_files, local_result, tmp_path, during):
@@ -183,6 +186,7 @@ def test_worker_killed_mid_stage_same_bytes(cluster, raw_files, local_result, tm
     assert result == local_result
 
 
+@pytest.mark.slow
 def test_unreachable_scheduler_names_the_key(tmp_path, raw_files):
     address = f"tcp://127.0.0.1:{free_port()}"
     cfg = dask_config(scheduler=address, connect_timeout=2)
@@ -212,6 +216,7 @@ def test_bad_engine_and_dask_params_are_named(tmp_path, raw_files):
                      "--metrics", str(tmp_path / "m.json"), "--params", str(params)])
 
 
+@pytest.mark.slow
 def test_local_cluster_started_and_stopped_by_the_stage(raw_files, local_result, tmp_path):
     result = run_stages(tmp_path, raw_files, "dask", None, dask_config(n_workers=2))
     assert result == local_result

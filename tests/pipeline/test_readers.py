@@ -24,6 +24,7 @@ def _run(tmp_path: Path, source: str, args: dict) -> tuple[pa.Table, dict]:
     return table, stats
 
 
+@pytest.mark.slow
 def test_babynames_one_document_per_distinct_name(tmp_path):
     table, stats = _run(tmp_path, "babynames", {"reader": "babynames"})
     source = pq.read_table(babynames_path(), columns=["name"])

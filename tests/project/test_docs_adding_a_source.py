@@ -14,10 +14,13 @@ import sys
 from datetime import datetime, timezone
 
 import pyarrow.parquet as pq
+import pytest
 
 from contracts import markup
 from pipeline.htmltext import html_to_text
 from tests.helpers.spider_server import REPO_ROOT, FixtureServer, Page, check_raw
+
+pytestmark = pytest.mark.slow
 
 GUIDE = REPO_ROOT / "docs" / "adding-a-source.md"
 BLOCK_RE = re.compile(r"<!-- guide-(file|page): (\S+) -->\n```\w*\n(.*?)```", re.S)

@@ -40,6 +40,7 @@ def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
     return [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("entry, message", [
     ({"spider": "vbulletin", "args": {"start_url": "http://127.0.0.1:9/", "since": "last tuesday"}},
      "sources.s.args: spider argument since='last tuesday': expected an ISO date"),
@@ -66,6 +67,7 @@ def test_crawl_params_mistakes_are_one_line_naming_the_params_file(tmp_path, ent
     assert verbose.returncode != 0 and "Traceback" in verbose.stderr and message in verbose.stderr
 
 
+@pytest.mark.slow
 def test_missing_params_file_and_crawl_failure(tmp_path):
     proc = crawl(tmp_path, str(tmp_path / "nope.yaml"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -137,6 +139,7 @@ class BrokenXf(XenforoSpider):
 '''
 
 
+@pytest.mark.slow
 def test_scrapy_check_failure_shows_the_spiders_own_errors(tmp_path):
     package = tmp_path / "myspiders"
     package.mkdir()
