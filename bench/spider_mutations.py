@@ -2,7 +2,7 @@
 (tests/fixtures/<engine>/), mutated ``--rounds`` times by each mutation of
 tests/helpers/mutations.py (truncated, closing tags dropped, bytes flipped, attributes emptied, lines
 shuffled, a wrong charset, invalid tag names; seeded), go through the spider's ``parse`` (all its
-output drained) and every engine's ``recognise``, as in the CI test tests/test_crawler_mutations.py,
+output drained) and every engine's ``recognise``, as in the CI test tests/crawler/test_guard.py,
 which runs a few hundred of them.
 
 Counts the exceptions that escaped (``escaped``, by mutation and engine; each one would be a

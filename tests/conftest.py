@@ -56,9 +56,8 @@ def tiny_lstm(tmp_path_factory) -> TinyLstm:
     """The one tiny trained character LSTM of the model tests (tests/helpers/tiny_model.py), trained
     once per session and loaded back as the stages do."""
     pytest.importorskip("keras")
-    from helpers.tiny_model import tiny_lstm_dir
-
     from model.artifacts import load_trained
+    from tests.helpers.tiny_model import tiny_lstm_dir
 
     path = tiny_lstm_dir(tmp_path_factory.mktemp("models"))
     return TinyLstm(path, *load_trained(path))

@@ -1,5 +1,5 @@
 """Seeded page mutations for the "no exception escapes a spider callback" check (the CI test
-tests/test_crawler_mutations.py and bench/spider_mutations.py).
+tests/crawler/test_guard.py and bench/spider_mutations.py).
 
 A mutation damages a page the way the web does: ``truncate`` (cut at a random byte),
 ``drop_closing_tags`` (about a third of the closing tags gone), ``flip_bytes`` (random bytes

@@ -168,6 +168,13 @@ def run_spider(spider: str, args: Mapping[str, Any], workdir: Path, *, settings:
     return SpiderRun(proc.returncode, items, stats, log, out)
 
 
+def run_scrapy(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """``python -m scrapy ARGS`` in the Scrapy project at ``cwd`` (the repository or a copy of it)."""
+    env = {**os.environ, "PYTHONPATH": str(cwd)}
+    return subprocess.run([sys.executable, "-m", "scrapy", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
 def check_raw(items: list[dict[str, Any]]) -> pa.Table:
     """Items as a RAW_SCHEMA table: every column present, required fields set, ids unique."""
     table = pa.Table.from_pylist(items, schema=RAW_SCHEMA)

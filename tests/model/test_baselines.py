@@ -1,0 +1,145 @@
+"""Baselines (model/baselines.py) give known values on known text.
+
+Unigram and Kneser-Ney by hand and against an independent dict-based reference, compressors on copied
+versus random text."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import numpy as np
+import pytest
+
+from model import baselines
+from model.baselines import KneserNey, compressor_bits, count_targets, render_text, unigram_log2probs
+from pipeline.vocab import END_ID, Vocab
+
+AB = Vocab(("<END>", "<UNK>", "a", "b"))
+
+
+def test_unigram_bits_per_char_by_hand():
+    # train "aab": targets a a b END -> counts a2 b1 END1 UNK0, N=4; add-one over V=4 -> /8
+    lp = unigram_log2probs([AB.encode("aab")], [AB.encode("ab")], len(AB), alpha=1.0)
+    expected = [math.log2(3 / 8), math.log2(2 / 8), math.log2(2 / 8)]  # a, b, END
+    assert lp.tolist() == pytest.approx(expected)
+    assert baselines.bits_summary(-lp.sum(), 3)["bpc"] == pytest.approx(-sum(expected) / 3)
+
+
+def test_kneser_ney_order1_by_hand():
+    # counts a2 b1 END1; n1=2, n2=1 -> D = 2/(2+2) = 0.5; 3 types; uniform over V=4
+    kn = KneserNey(len(AB), order=1).fit([AB.encode("aab")])
+    assert kn.discounts == [0.5]
+    p = kn.next_distribution([])
+    assert p.tolist() == pytest.approx([0.21875, 0.09375, 0.46875, 0.21875])  # END, UNK, a, b
+
+
+def _reference_counts(train: list[list[int]], order: int) -> list:
+    """counts[order]: raw n-gram counts; counts[k < order]: continuation counts (distinct left contexts)."""
+    grams = [defaultdict(int) for _ in range(order + 1)]  # grams[k][tuple] = raw count
+    for d in train:
+        seq = [END_ID] * (order - 1) + d + [END_ID]
+        for t in range(order - 1, len(seq)):
+            for k in range(1, order + 1):
+                grams[k][tuple(seq[t - k + 1:t + 1])] += 1
+    counts = [None] * (order + 1)
+    counts[order] = dict(grams[order])
+    for k in range(order - 1, 0, -1):
+        cont = defaultdict(int)
+        for g in counts[k + 1]:
+            cont[g[1:]] += 1
+        counts[k] = dict(cont)
+    return counts
+
+
+def _reference_kn(train: list[list[int]], order: int, V: int):
+    """Interpolated Kneser-Ney written plainly with dicts (Chen & Goodman), for comparison."""
+    counts = _reference_counts(train, order)
+    disc = []
+    for k in range(order + 1):
+        if k == 0:
+            disc.append(0)
+            continue
+        n1 = sum(1 for c in counts[k].values() if c == 1)
+        n2 = sum(1 for c in counts[k].values() if c == 2)
+        disc.append(n1 / (n1 + 2 * n2) if n1 else 0.5)
+
+    def prob(hist: tuple, w: int) -> float:
+        k = len(hist) + 1
+        if k == 1:
+            tot = sum(counts[1].values())
+            return max(counts[1].get((w,), 0) - disc[1], 0) / tot + disc[1] * len(counts[1]) / tot / V
+        lower = prob(hist[1:], w)
+        followers = [c for g, c in counts[k].items() if g[:-1] == hist]
+        if not followers:
+            return lower
+        tot = sum(followers)
+        return max(counts[k].get(hist + (w,), 0) - disc[k], 0) / tot + disc[k] * len(followers) / tot * lower
+
+    return prob
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_kneser_ney_matches_plain_reference(order):
+    rng = np.random.default_rng(order)
+    V = 6
+    train = [list(rng.integers(2, V, rng.integers(0, 12))) for _ in range(25)]
+    test = [list(rng.integers(1, V, rng.integers(0, 8))) for _ in range(6)]
+    kn = KneserNey(V, order).fit([np.array(d, dtype=np.int64) for d in train])
+    ref = _reference_kn(train, order, V)
+    got = kn.log2probs([np.array(d, dtype=np.int64) for d in test])
+    expected = []
+    for d in test:
+        seq = [END_ID] * (order - 1) + d + [END_ID]
+        expected += [math.log2(ref(tuple(seq[t - order + 1:t]), seq[t])) for t in range(order - 1, len(seq))]
+    assert got.tolist() == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("order", [1, 3, 5])
+def test_kneser_ney_is_a_distribution_everywhere(order):
+    vocab = Vocab.from_counts({c: 1 for c in "abcdefgh "})
+    kn = KneserNey(len(vocab), order).fit([vocab.encode(t) for t in ["abc abd", "bad cab", "fed ace"] * 3])
+    for context in ["", "a", "ab", "abc ab", "hhhh", "zz"]:
+        p = kn.next_distribution(vocab.encode(context))
+        assert p.sum() == pytest.approx(1.0, abs=1e-12)
+        assert (p > 0).all()
+
+
+def test_kneser_ney_learns_structure_unigram_cannot():
+    vocab = Vocab.from_counts({c: 1 for c in "abc"})
+    train = [vocab.encode("abc" * 30)] * 5
+    test = [vocab.encode("abc" * 20)]
+    kn_bpc = -KneserNey(len(vocab), 3).fit(train).log2probs(test).mean()
+    uni_bpc = -unigram_log2probs(train, test, len(vocab)).mean()
+    assert uni_bpc > 1.5 and kn_bpc < 0.2
+
+
+def test_bad_orders_are_clear_errors():
+    with pytest.raises(ValueError, match="order"):
+        KneserNey(10, 0)
+    with pytest.raises(ValueError, match="overflows"):
+        KneserNey(300, 9)
+
+
+def test_render_text_and_targets():
+    vocab = Vocab(("<END>", "<UNK>", "a", "b"))
+    docs = [vocab.encode("ab\u00e9"), vocab.encode("")]
+    text = render_text(docs, vocab)
+    assert text == "ab" + baselines.UNK_CHAR + baselines.END_CHAR + baselines.END_CHAR
+    assert len(text) == count_targets(docs) == 5
+
+
+def test_compressors_price_copies_low_and_noise_high():
+    rng = np.random.default_rng(0)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    train = "".join(rng.choice(letters, 40_000))
+    copy, noise = train[10_000:14_000], "".join(rng.choice(letters, 4_000))
+    for name in baselines.COMPRESSORS:
+        copied = compressor_bits(name, train, copy) / len(copy)
+        fresh = compressor_bits(name, train, noise) / len(noise)
+        assert fresh > 4.0, name  # log2(26) = 4.70: random letters cannot be compressed much
+        assert copied < fresh, name
+        if name == "xz_9":  # LZMA's dictionary reaches back over all the train text: a copy is nearly free
+            assert copied < 0.5
+    with pytest.raises(ValueError, match="unknown compressor"):
+        compressor_bits("zstd", "a", "b")

@@ -1,0 +1,1 @@
+"""Tests across packages: the import graph, params.yaml and dvc.yaml, reproducibility, stage errors, docs."""
