@@ -184,7 +184,7 @@ class FlarumSpider(JsonForumSpider):
             self.inc("skipped/board_pages_before_since")
             following = None
         if following and not self.thread_limit_hit:
-            yield self.api_request(response.urljoin(following), meta=dict(response.meta))
+            yield self.api_request(response.urljoin(following), meta={"board": response.meta.get("board")})
 
     # ---- discussions -------------------------------------------------------------------------
     def parse_discussion(self, response: Response, data: dict[str, Any]) -> Iterator[scrapy.Request]:
