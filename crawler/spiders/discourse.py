@@ -42,7 +42,6 @@ from typing import Any
 from urllib.parse import urlencode, urlparse, urlunparse
 
 import scrapy
-from parsel import Selector
 from scrapy.http import Response
 
 from contracts.markup import EngineMarkup
@@ -50,15 +49,17 @@ from contracts.timestamps import to_utc
 from crawler import recognise as rx
 from crawler.incremental import LastPost
 from crawler.items import PostItem
-from crawler.spiders.forum import CONTROL_RE, ForumSpider
+from crawler.spiders.forum import ForumSpider, fragment
 
 CHUNK = 20  # posts per /posts.json request and per topic page, unless the topic says (chunk_size)
 TOPIC_PATH_RE = re.compile(r"^/t/(?:(?P<slug>[^/]+)/)?(?P<id>\d+)(?:/\d+)?(?:\.json)?/?$")
 CATEGORY_PATH_RE = re.compile(r"^/c/(?P<path>(?:[^/]+/)*?)(?P<id>\d+)(?:/l/[a-z]+)?(?:\.json)?/?$")
 SMALL_ACTION = 3  # post_type of "closed the topic"-style entries (no text of their own)
 JSON_SHAPES = ("post_stream", "topic_list", "category_list")  # the top-level keys of the answers it reads
-ROUTE_RE = re.compile(r"/(?:t|c)/[^?#]*\d+|/latest(?:\.json)?(?:[?#]|$)|/categories(?:\.json)?(?:[?#]|$)")
-HTML_MARKUP = ("meta#data-discourse-setup", "#data-preloaded", "meta[name^='discourse']")
+HTML_SIGNALS = {"html: meta#data-discourse-setup": "meta#data-discourse-setup",  # the HTML pages' app setup
+                "html: #data-preloaded": "#data-preloaded", "html: meta[name^=discourse]": "meta[name^='discourse']"}
+URL_SIGNALS = {"url: /t/<slug>/<id>, /c/<slug>/<id>": re.compile(r"/(?:t|c)/[^?#]*\d+"),
+               "url: /latest, /categories": re.compile(r"/(?:latest|categories)(?:\.json)?(?:[?#]|$)")}
 
 # Discourse's cooked HTML: quotes are <aside class="quote" data-post="N" data-topic="T"> (N is a post
 # *number*: the spider maps it to an id, so no id patterns here), link previews <aside class="onebox">
@@ -90,11 +91,10 @@ class DiscourseSpider(ForumSpider):
         """A Discourse JSON answer (``post_stream``, ``topic_list``, ``category_list``), or an HTML page
         with ``<meta name="generator" content="Discourse ...">`` and Discourse's setup markup;
         (supporting) ``/t/``, ``/c/``, ``/latest``, ``/categories`` routes."""
-        signals = [f"JSON {key}" for key in JSON_SHAPES if key in rx.json_keys(response)]
-        signals += rx.generator_signal(response, "Discourse") + rx.present(response, *HTML_MARKUP)
-        if not signals:
-            return None
-        return signals + rx.route(response.url, ROUTE_RE, "/t/<slug>/<id>, /c/<slug>/<id>, /latest, /categories")
+        keys = rx.json_keys(response)
+        markup = [f"json: Discourse {key}" for key in JSON_SHAPES if key in keys]
+        markup += rx.generator_signals(response, "Discourse") + rx.css_signals(response, HTML_SIGNALS)
+        return rx.recognised(markup, rx.url_signals(response.url, URL_SIGNALS))
 
     def thread_id_from_url(self, url: str) -> str | None:
         match = TOPIC_PATH_RE.match(urlparse(url).path)
@@ -285,7 +285,7 @@ class DiscourseSpider(ForumSpider):
         """Ids of the posts the top-level quotes cite: ``data-post`` numbers mapped through the topic."""
         if not cooked:
             return []
-        html = Selector(text=CONTROL_RE.sub("\ufffd", cooked))  # lxml refuses control characters in names
+        html = fragment(cooked)
         self.inc("oneboxes", len(html.css("aside.onebox")))
         ids: list[str] = []
         quote_class = "contains(concat(' ', normalize-space(@class), ' '), ' quote ')"

@@ -24,15 +24,13 @@ from typing import Any
 from urllib.parse import urlparse
 
 import scrapy
-from parsel import Selector
 from scrapy.http import Response
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
 from contracts.timestamps import to_utc
-from crawler.htmlattrs import attr
 from crawler.incremental import LastPost
-from crawler.spiders.forum import ForumSpider
+from crawler.spiders.forum import ForumSpider, fragment
 
 
 def obj(value: Any) -> dict[str, Any]:
@@ -124,10 +122,10 @@ class JsonForumSpider(ForumSpider):
         if not html:
             return []
         ids: list[str] = []
-        for quote in Selector(text=html).xpath("//blockquote[not(ancestor::blockquote)]"):
+        for quote in fragment(html).xpath("//blockquote[not(ancestor::blockquote)]"):
             links = quote.xpath(inside) if inside else quote.xpath("preceding-sibling::*[1][self::p]//a")
             for link in links:
-                for value in (attr(link, "data-id"), attr(link, "href")):
+                for value in (link.attrib.get("data-id", ""), link.attrib.get("href", "")):
                     match = pattern.search(value)
                     if match and match.group(1) != own_id and match.group(1) not in ids:
                         ids.append(match.group(1))
