@@ -57,7 +57,7 @@ TOPIC_PATH_RE = re.compile(r"^/t/(?:(?P<slug>[^/]+)/)?(?P<id>\d+)(?:/\d+)?(?:\.j
 CATEGORY_PATH_RE = re.compile(r"^/c/(?P<path>(?:[^/]+/)*?)(?P<id>\d+)(?:/l/[a-z]+)?(?:\.json)?/?$")
 SMALL_ACTION = 3  # post_type of "closed the topic"-style entries (no text of their own)
 JSON_SHAPES = ("post_stream", "topic_list", "category_list")  # the top-level keys of the answers it reads
-HTML_SIGNALS = {"html: meta#data-discourse-setup": "meta#data-discourse-setup",  # the HTML pages' app setup
+MARKUP_SIGNALS = {"html: meta#data-discourse-setup": "meta#data-discourse-setup",  # the HTML pages' app setup
                 "html: #data-preloaded": "#data-preloaded", "html: meta[name^=discourse]": "meta[name^='discourse']"}
 URL_SIGNALS = {"url: /t/<slug>/<id>, /c/<slug>/<id>": re.compile(r"/(?:t|c)/[^?#]*\d+"),
                "url: /latest, /categories": re.compile(r"/(?:latest|categories)(?:\.json)?(?:[?#]|$)")}
@@ -94,7 +94,7 @@ class DiscourseSpider(JsonForumSpider):
         (supporting) ``/t/``, ``/c/``, ``/latest``, ``/categories`` routes."""
         keys = rx.json_keys(response)
         markup = [f"json: Discourse {key}" for key in JSON_SHAPES if key in keys]
-        markup += rx.generator_signals(response, "Discourse") + rx.css_signals(response, HTML_SIGNALS)
+        markup += rx.generator_signals(response, "Discourse") + rx.css_signals(response, MARKUP_SIGNALS)
         return rx.recognised(markup, rx.url_signals(response.url, URL_SIGNALS))
 
     def thread_id_from_url(self, url: str) -> str | None:
