@@ -7,7 +7,8 @@ and no signatures (Flarum has none).
 Routes: ``/api/tags``, ``/api/discussions[?filter[tag]=slug&page[offset]=N]`` (``threads_per_page``
 a page, ``links.next``), ``/api/discussions/{id}`` (title, tag, every post id),
 ``/api/posts?filter[discussion]=N&page[offset]=K&page[limit]=L&sort=number`` (limit up to 50, 20 by
-default), ``/`` (Flarum's boot page, for recognition), ``/robots.txt``. Backstage threads are not
+default), the frontend routes ``/``, ``/tags``, ``/t/{slug}`` and ``/d/{id}[-slug]`` (Flarum's boot
+page, which its JavaScript renders from the API: what the ``forum`` spider recognises), ``/robots.txt``. Backstage threads are not
 listed. Pure functions of the forum; JSON with sorted keys, so answers are byte-identical.
 """
 
@@ -25,6 +26,7 @@ EMOJI = {":)": ("1f642", "🙂"), ":(": ("1f626", "😦"), ":D": ("1f603", "😃
 ROBOTS_TXT = "User-agent: *\nDisallow: /settings\nDisallow: /notifications\nDisallow: /logout\nDisallow: /reset\nDisallow: /confirm\n"
 JSON_TYPE = {"Content-Type": "application/vnd.api+json; charset=utf-8"}
 DISCUSSION_RE = re.compile(r"^/api/discussions/(?P<id>\d+)$")
+FRONTEND_RE = re.compile(r"^/(?:|tags|all|t/(?P<tag>[^/]+)|d/(?P<id>\d+)(?:-[^/]*)?(?:/\d+)?)/?$")
 MAX_LIMIT = 50
 
 
@@ -118,6 +120,16 @@ def home_page() -> str:
             "</body>\n</html>\n")
 
 
+def frontend_exists(forum: DemoForum, page: re.Match[str]) -> bool:
+    """Whether a frontend route names a tag or discussion the forum has (else it answers 404)."""
+    if page["tag"] is not None:
+        return any(b.slug == page["tag"] for b in forum.boards)
+    if page["id"] is not None:
+        thread = forum.threads.get(int(page["id"]))
+        return thread is not None and not thread.backstage
+    return True
+
+
 def number(query: dict[str, str], key: str, default: int) -> int:
     value = query.get(key, "")
     return int(value) if value.isdigit() else default
@@ -152,7 +164,7 @@ def respond(forum: DemoForum, target: str) -> tuple[int, dict[str, str], str]:
     query = {k: v[0] for k, v in parse_qs(parts.query).items()}
     if parts.path == "/robots.txt":
         return 200, {"Content-Type": "text/plain; charset=utf-8"}, ROBOTS_TXT
-    if parts.path == "/":
+    if (page := FRONTEND_RE.match(parts.path)) and frontend_exists(forum, page):
         return 200, {}, home_page()
     data = route_json(forum, parts.path, query)
     if data is None:

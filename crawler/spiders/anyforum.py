@@ -4,7 +4,8 @@
 project (the ``ForumSpider`` subclasses Scrapy's ``SpiderLoader`` finds, each through its
 ``recognise(response)`` classmethod; crawler/recognise.py) which signals of its engine the page
 shows (``<meta name="generator">``, the ``html``/``body`` ids, the engine's post and thread-list
-markup, the Discourse JSON shape, URL routes), logs what it recognised and why, and continues as
+markup, footers, headers, an API answer's JSON shape; URL routes only add to these), logs what it
+recognised and why, and continues as
 that engine's spider with the same arguments: the spider object *becomes* an instance of the engine
 class (its class is switched and the engine's ``__init__`` runs with the arguments), so from then
 on the crawl, its callbacks, stats, markup record (the Parquet feed writes it with the first row

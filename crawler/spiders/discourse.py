@@ -2,8 +2,10 @@
 
 Why the JSON API and not the HTML: it is what Discourse's own web and mobile apps read, it is
 the same whatever theme a site runs, and the HTML a crawler without JavaScript gets is a reduced
-"crawler view". A ``ForumSpider`` subclass for its arguments, limits, stats and markup record; the
-crawl itself is JSON, so this class has its own ``start`` and ``parse``:
+"crawler view". A ``JsonForumSpider`` (crawler/spiders/jsonforum.py, as NodeBB's and Flarum's):
+``ForumSpider``'s arguments, limits, stats and markup record, JSON read defensively (a member of the
+wrong type reads as missing; what still fails is counted ``errors/parse_failed``), its own ``start``
+and ``parse``:
 
 - start URLs: a topic (``/t/{slug}/{id}``, ``/t/{id}``, with or without a post number), a category
   (``/c/{slug}/{id}``, sub-categories too; the board is its slug), ``/categories`` (every category,
@@ -34,7 +36,6 @@ Usage: ``scrapy crawl discourse -a start_url=https://meta.example.org/c/support/
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -42,23 +43,24 @@ from typing import Any
 from urllib.parse import urlencode, urlparse, urlunparse
 
 import scrapy
-from parsel import Selector
 from scrapy.http import Response
 
 from contracts.markup import EngineMarkup
-from contracts.timestamps import to_utc
 from crawler import recognise as rx
 from crawler.incremental import LastPost
 from crawler.items import PostItem
-from crawler.spiders.forum import CONTROL_RE, ForumSpider
+from crawler.spiders.forum import fragment
+from crawler.spiders.jsonforum import JsonForumSpider, obj, rows
 
 CHUNK = 20  # posts per /posts.json request and per topic page, unless the topic says (chunk_size)
 TOPIC_PATH_RE = re.compile(r"^/t/(?:(?P<slug>[^/]+)/)?(?P<id>\d+)(?:/\d+)?(?:\.json)?/?$")
 CATEGORY_PATH_RE = re.compile(r"^/c/(?P<path>(?:[^/]+/)*?)(?P<id>\d+)(?:/l/[a-z]+)?(?:\.json)?/?$")
 SMALL_ACTION = 3  # post_type of "closed the topic"-style entries (no text of their own)
 JSON_SHAPES = ("post_stream", "topic_list", "category_list")  # the top-level keys of the answers it reads
-ROUTE_RE = re.compile(r"/(?:t|c)/[^?#]*\d+|/latest(?:\.json)?(?:[?#]|$)|/categories(?:\.json)?(?:[?#]|$)")
-HTML_MARKUP = ("meta#data-discourse-setup", "#data-preloaded", "meta[name^='discourse']")
+MARKUP_SIGNALS = {"html: meta#data-discourse-setup": "meta#data-discourse-setup",  # the HTML pages' app setup
+                "html: #data-preloaded": "#data-preloaded", "html: meta[name^=discourse]": "meta[name^='discourse']"}
+URL_SIGNALS = {"url: /t/<slug>/<id>, /c/<slug>/<id>": re.compile(r"/(?:t|c)/[^?#]*\d+"),
+               "url: /latest, /categories": re.compile(r"/(?:latest|categories)(?:\.json)?(?:[?#]|$)")}
 
 # Discourse's cooked HTML: quotes are <aside class="quote" data-post="N" data-topic="T"> (N is a post
 # *number*: the spider maps it to an id, so no id patterns here), link previews <aside class="onebox">
@@ -81,7 +83,7 @@ def json_url(url: str) -> str:
     return urlunparse(parts._replace(path=path, fragment=""))
 
 
-class DiscourseSpider(ForumSpider):
+class DiscourseSpider(JsonForumSpider):
     name = "discourse"
     markup = MARKUP
 
@@ -90,19 +92,14 @@ class DiscourseSpider(ForumSpider):
         """A Discourse JSON answer (``post_stream``, ``topic_list``, ``category_list``), or an HTML page
         with ``<meta name="generator" content="Discourse ...">`` and Discourse's setup markup;
         (supporting) ``/t/``, ``/c/``, ``/latest``, ``/categories`` routes."""
-        signals = [f"JSON {key}" for key in JSON_SHAPES if key in rx.json_keys(response)]
-        signals += rx.generator_signal(response, "Discourse") + rx.present(response, *HTML_MARKUP)
-        if not signals:
-            return None
-        return signals + rx.route(response.url, ROUTE_RE, "/t/<slug>/<id>, /c/<slug>/<id>, /latest, /categories")
+        keys = rx.json_keys(response)
+        markup = [f"json: Discourse {key}" for key in JSON_SHAPES if key in keys]
+        markup += rx.generator_signals(response, "Discourse") + rx.css_signals(response, MARKUP_SIGNALS)
+        return rx.recognised(markup, rx.url_signals(response.url, URL_SIGNALS))
 
     def thread_id_from_url(self, url: str) -> str | None:
         match = TOPIC_PATH_RE.match(urlparse(url).path)
         return match.group("id") if match else None
-
-    def _site(self, response: Response) -> str:
-        parts = urlparse(response.url)
-        return f"{parts.scheme}://{parts.netloc}"
 
     async def start(self):
         if not self.start_urls:
@@ -117,7 +114,7 @@ class DiscourseSpider(ForumSpider):
             elif not (CATEGORY_PATH_RE.match(path) or path.rstrip("/") in ("", "/latest", "/latest.json")):
                 raise ValueError(f"spider {self.name!r}: start_url {url!r} is not a Discourse topic "
                                  f"(/t/slug/ID), category (/c/slug/ID), /categories or /latest URL")
-            yield scrapy.Request(json_url(url), callback=self.parse)
+            yield self.api_request(json_url(url))
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[Any]:
         """A listing (``topic_list``: topics, next page) or a topic (``post_stream``: its posts).
@@ -127,14 +124,16 @@ class DiscourseSpider(ForumSpider):
         @returns requests 0 0
         @scrapes source url thread_id thread_title page position post_id author posted_at body body_format fetched_at
         """
-        data = self._json(response)
-        if data is None:
-            return
+        data = self.load_json(response)
+        if data is not None:
+            yield from self.guarded(response, self.dispatch(response, data))
+
+    def dispatch(self, response: Response, data: dict[str, Any]) -> Iterator[Any]:
         if isinstance(data.get("category_list"), dict):
             yield from self.parse_categories(response, data["category_list"])
         elif isinstance(data.get("topic_list"), dict):
             yield from self.parse_listing(response, data["topic_list"])
-        elif isinstance(data.get("post_stream"), dict) and "id" in data:
+        elif isinstance(data.get("post_stream"), dict) and isinstance(data.get("id"), (int, str)):
             topic_id = str(data["id"])
             if topic_id in self.threads_seen or self._claim_thread(topic_id):
                 yield from self.parse_topic(response, data)
@@ -143,82 +142,64 @@ class DiscourseSpider(ForumSpider):
             self.logger.error("%s is neither a Discourse topic list nor a topic (keys: %s): skipped",
                               response.url, ", ".join(sorted(data)[:10]))
 
-    def _json(self, response: Response) -> dict[str, Any] | None:
-        try:
-            data = json.loads(response.text)
-        except (ValueError, AttributeError) as exc:
-            self.inc("errors/bad_json")
-            self.logger.error("%s: not JSON (%s): skipped; is this a Discourse site?", response.url, exc)
-            return None
-        if not isinstance(data, dict):
-            self.inc("errors/bad_json")
-            self.logger.error("%s: expected a JSON object, got %s", response.url, type(data).__name__)
-            return None
-        return data
-
     # ---- listings ----------------------------------------------------------------------------
     def parse_categories(self, response: Response, categories: dict[str, Any]) -> Iterator[scrapy.Request]:
         """``/categories.json``: each category's topic list, with its name as the board."""
         self.inc("pages/index")
-        for cat in categories.get("categories") or []:
-            if not (isinstance(cat, dict) and "id" in cat and cat.get("slug")):
+        for cat in rows(categories.get("categories")):
+            if not (isinstance(cat.get("id"), int) and isinstance(cat.get("slug"), str) and cat["slug"]):
                 self.inc("errors/category_without_id")
                 continue
-            url = f"{self._site(response)}/c/{cat['slug']}/{cat['id']}.json"
-            yield scrapy.Request(url, callback=self.parse, meta={"board": cat.get("name") or cat["slug"]})
+            url = f"{self.site(response)}/c/{cat['slug']}/{cat['id']}.json"
+            name = cat.get("name")
+            yield self.api_request(url, meta={"board": name if isinstance(name, str) and name else cat["slug"]})
 
     def parse_listing(self, response: Response, listing: dict[str, Any]) -> Iterator[scrapy.Request]:
         self.inc("pages/board")
         category = CATEGORY_PATH_RE.match(urlparse(response.url).path)
         board = response.meta.get("board") or (category.group("path").strip("/").split("/")[-1] if category else None)
-        topics = [t for t in listing.get("topics") or [] if isinstance(t, dict) and "id" in t]
+        topics = [t for t in rows(listing.get("topics")) if isinstance(t.get("id"), int)]
         if not topics:
             self.inc("errors/board_without_threads")
             self.logger.warning("topic list %s lists no topics", response.url)
         stale = 0
         for topic in topics:
             topic_id = str(topic["id"])
-            last = LastPost(posted_at=self._time(topic.get("last_posted_at") or topic.get("bumped_at"), response.url))
-            if self.since and last.posted_at and last.posted_at < self.since:
-                stale += 1
-                self.inc("skipped/thread_before_since")
-                continue
-            if self.thread_index and self.thread_index.unchanged(topic_id, last):
-                self.inc("skipped/unchanged")
-                continue
-            if self._claim_thread(topic_id):
-                yield scrapy.Request(f"{self._site(response)}/t/{topic_id}.json", callback=self.parse,
-                                     meta={"board": board})
-        more = listing.get("more_topics_url")
+            last = LastPost(posted_at=self.utc(topic.get("last_posted_at") or topic.get("bumped_at"), response.url))
+            wanted = self.wanted_thread(topic_id, last)
+            stale += wanted == "stale"
+            if wanted == "fetch":
+                yield self.api_request(f"{self.site(response)}/t/{topic_id}.json", meta={"board": board})
+        more = listing.get("more_topics_url") if isinstance(listing.get("more_topics_url"), str) else None
         if more and self.since and topics and stale == len(topics):  # listings are newest first
             self.inc("skipped/board_pages_before_since")
             more = None
         if more and not self.thread_limit_hit:
             url = json_url(response.urljoin(more))
             if self._allowed(url):
-                yield scrapy.Request(url, callback=self.parse, meta={"board": board})
+                yield self.api_request(url, meta={"board": board})
 
     # ---- topics ------------------------------------------------------------------------------
     def parse_topic(self, response: Response, data: dict[str, Any]) -> Iterator[Any]:
         self.inc("pages/thread")
-        stream = [str(i) for i in (data["post_stream"].get("stream") or [])]
+        ids = data["post_stream"].get("stream")
+        stream = [str(i) for i in ids if type(i) is int] if isinstance(ids, list) else []  # ids: ints, not bools
         chunk = data.get("chunk_size") if isinstance(data.get("chunk_size"), int) and data["chunk_size"] > 0 else CHUNK
         if self.max_pages and len(stream) > self.max_pages * chunk:
             self.inc("skipped/max_pages", (len(stream) - 1) // chunk + 1 - self.max_pages)
             stream = stream[:self.max_pages * chunk]
         state = {"topic": {k: data.get(k) for k in ("id", "title", "slug", "category_id")}, "chunk": chunk,
-                 "board": response.meta.get("board"), "stream": stream, "posts": {}, "site": self._site(response)}
-        yield from self._collect(state, data["post_stream"].get("posts") or [])
+                 "board": response.meta.get("board"), "stream": stream, "posts": {}, "site": self.site(response)}
+        yield from self._collect(state, rows(data["post_stream"].get("posts")))
 
     def parse_chunk(self, response: Response) -> Iterator[Any]:
         self.inc("pages/thread")
-        data = self._json(response)
-        posts = (data or {}).get("post_stream", {}).get("posts") if data else None
+        data = self.load_json(response)
+        posts = obj(data.get("post_stream")).get("posts") if data else None
         if not isinstance(posts, list):
             self.inc("errors/page_without_posts")
             self.logger.error("%s: no post_stream.posts; the topic's posts in it are missing", response.url)
-            posts = []
-        yield from self._collect(response.meta["state"], posts, response.meta["asked"])
+        yield from self.guarded(response, self._collect(response.meta["state"], rows(posts), response.meta["asked"]))
 
     def chunk_failed(self, failure: Any) -> Iterator[Any]:
         """Errback of a chunk request: count it, go on with the topic's other chunks (or yield it)."""
@@ -230,11 +211,11 @@ class DiscourseSpider(ForumSpider):
                           request.meta["state"]["topic"]["id"], len(request.meta["asked"]))
         yield from self._collect(request.meta["state"], [], request.meta["asked"])
 
-    def _collect(self, state: dict[str, Any], posts: list[Any], asked: list[str] = ()) -> Iterator[Any]:
+    def _collect(self, state: dict[str, Any], posts: list[dict[str, Any]], asked: list[str] = ()) -> Iterator[Any]:
         """Add ``posts`` to the topic's; ask for the next chunk of missing ids, or yield the topic."""
         wanted = set(state["stream"])
         for post in posts:
-            if isinstance(post, dict) and str(post.get("id")) in wanted:
+            if isinstance(post.get("id"), int) and str(post["id"]) in wanted:
                 state["posts"][str(post["id"])] = post
         lost = [i for i in asked if i not in state["posts"]]
         if lost:  # asked for, not answered (deleted meanwhile, or hidden from guests)
@@ -254,19 +235,22 @@ class DiscourseSpider(ForumSpider):
         topic, site = state["topic"], state["site"]
         topic_id = str(topic["id"])
         posts = [state["posts"][i] for i in state["stream"]]
-        by_number = {p.get("post_number"): str(p["id"]) for p in posts}
-        board = state["board"] or (f"category {topic['category_id']}" if topic.get("category_id") is not None else None)
+        by_number = {p["post_number"]: str(p["id"]) for p in posts if isinstance(p.get("post_number"), int)}
+        category = topic.get("category_id")
+        board = state["board"] or (f"category {category}" if isinstance(category, int) else None)
+        slug, title = (topic.get(k) if isinstance(topic.get(k), str) else None for k in ("slug", "title"))
         fetched_at = datetime.now(UTC)
         for index, post in enumerate(posts):
             post_id = str(post["id"])
             if post.get("post_type") == SMALL_ACTION:
                 self.inc("skipped/small_action")
                 continue
-            posted_at = self._time(post.get("created_at"), f"post {post_id}")
+            posted_at = self.utc(post.get("created_at"), f"post {post_id}")
             if self.since and posted_at and posted_at < self.since:
                 self.inc("skipped/before_since")
                 continue
-            number = post.get("post_number")
+            number = post.get("post_number") if isinstance(post.get("post_number"), int) else None
+            author = post.get("username") if isinstance(post.get("username"), str) else None
             body = post.get("cooked")
             if not isinstance(body, str):
                 self.inc("errors/post_without_body")
@@ -274,10 +258,10 @@ class DiscourseSpider(ForumSpider):
                 body = None
             self.inc("posts")
             yield PostItem(
-                source=self.source, url=f"{site}/t/{topic.get('slug') or 'topic'}/{topic_id}/{number}",
-                board=board, thread_id=topic_id, thread_title=topic.get("title"), page=index // state["chunk"] + 1,
-                position=number - 1 if isinstance(number, int) else index, post_id=post_id,
-                author=post.get("username"), posted_at=posted_at, body=body, body_format="html",
+                source=self.source, url=f"{site}/t/{slug or 'topic'}/{topic_id}/{number or index + 1}",
+                board=board, thread_id=topic_id, thread_title=title, page=index // state["chunk"] + 1,
+                position=number - 1 if number is not None else index, post_id=post_id,
+                author=author, posted_at=posted_at, body=body, body_format="html",
                 quoted_post_ids=self.quoted_ids(body or "", topic_id, by_number, post_id),
                 fetched_at=fetched_at)
 
@@ -285,7 +269,7 @@ class DiscourseSpider(ForumSpider):
         """Ids of the posts the top-level quotes cite: ``data-post`` numbers mapped through the topic."""
         if not cooked:
             return []
-        html = Selector(text=CONTROL_RE.sub("\ufffd", cooked))  # lxml refuses control characters in names
+        html = fragment(cooked)
         self.inc("oneboxes", len(html.css("aside.onebox")))
         ids: list[str] = []
         quote_class = "contains(concat(' ', normalize-space(@class), ' '), ' quote ')"
@@ -301,13 +285,3 @@ class DiscourseSpider(ForumSpider):
             if post_id != own_id and post_id not in ids:
                 ids.append(post_id)
         return ids
-
-    def _time(self, value: Any, where: str) -> datetime | None:
-        if not value:
-            return None
-        try:
-            return to_utc(str(value), where)
-        except ValueError:
-            self.inc("errors/bad_time")
-            self.logger.warning("%s: unreadable time %r", where, value)
-            return None

@@ -37,8 +37,8 @@ import scrapy
 from scrapy.http import Response
 
 from contracts.markup import EngineMarkup
+from crawler import recognise as rx
 from crawler.incremental import LastPost
-from crawler.recognition import css_signals, json_body, recognised, text_signals, url_signals
 from crawler.spiders.forum import PostData, ThreadInfo
 from crawler.spiders.jsonforum import JsonForumSpider, obj, rows
 
@@ -64,7 +64,9 @@ MARKUP = EngineMarkup(
 MARKUP_SIGNALS = {"html: #flarum-loading": "#flarum-loading",
                   "html: script#flarum-json-payload": "script#flarum-json-payload"}
 TEXT_SIGNALS = {"text: flarum.core": re.compile(r"flarum\.core\b")}
-URL_SIGNALS = {"url: /d/N-slug": re.compile(r"/d/\d+(?:-|/|$)"), "url: /t/slug": re.compile(r"/t/[^/]+/?$")}
+URL_SIGNALS = {"url: /d/N-slug": re.compile(r"/d/\d+(?:-|/|$)"), "url: /t/slug": re.compile(r"/t/[^/]+/?$"),
+               "url: /tags": re.compile(r"/tags/?(?:[?#]|$)"),
+               "url: /api/discussions, /api/posts, /api/tags": re.compile(r"/api/(?:discussions|posts|tags)\b")}
 
 
 def json_type(data: Any) -> tuple[str, bool] | None:
@@ -104,10 +106,10 @@ class FlarumSpider(JsonForumSpider):
         """The Flarum signals on ``response`` (its boot page's loader and JSON payload, the
         ``flarum.core`` script, a JSON:API document of discussions, posts or tags; routes only add
         to them), or None."""
-        kind = json_type(json_body(response))
+        kind = json_type(rx.json_body(response))
         shape = [f"json: JSON:API {kind[0]}"] if kind and kind[0] in ("discussions", "posts", "tags") else []
-        markup = css_signals(response, MARKUP_SIGNALS) + text_signals(response, TEXT_SIGNALS) + shape
-        return recognised(markup, url_signals(response.url, URL_SIGNALS))
+        markup = rx.css_signals(response, MARKUP_SIGNALS) + rx.text_signals(response, TEXT_SIGNALS) + shape
+        return rx.recognised(markup, rx.url_signals(response.url, URL_SIGNALS))
 
     def thread_id_from_url(self, url: str) -> str | None:
         match = DISCUSSION_PATH_RE.match(urlparse(url).path)
@@ -184,7 +186,7 @@ class FlarumSpider(JsonForumSpider):
             self.inc("skipped/board_pages_before_since")
             following = None
         if following and not self.thread_limit_hit:
-            yield self.api_request(response.urljoin(following), meta=dict(response.meta))
+            yield self.api_request(response.urljoin(following), meta={"board": response.meta.get("board")})
 
     # ---- discussions -------------------------------------------------------------------------
     def parse_discussion(self, response: Response, data: dict[str, Any]) -> Iterator[scrapy.Request]:

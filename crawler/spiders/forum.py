@@ -59,6 +59,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dateparser
 import scrapy
+from parsel import Selector
 from scrapy.http import Response, TextResponse
 from w3lib.url import url_query_cleaner
 
@@ -159,20 +160,30 @@ def _local_clock(now: datetime, zone: str) -> datetime:
         return now.astimezone(offset.tzinfo).replace(tzinfo=None)
 
 
-# C0 control characters but tab, newlines and form feed: lxml refuses them in tag and attribute
-# names (ValueError on access), and in HTML they are parse errors a browser shows as U+FFFD or drops.
+# C0 control characters but tab, newlines and form feed: lxml keeps them in the tag and attribute
+# names it parses, then refuses such a name when asked for it (ValueError from ``Selector.attrib``, which
+# reads every attribute of an element, and from serialising the element); in HTML they are parse
+# errors a browser shows as U+FFFD or drops. Replacing them once, before any selector runs, makes
+# every read of a page safe (``.attrib``, ``::attr()``, ``.get()``), so spiders need no guarded readers.
 CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
 
 def parseable(response: Response) -> Response:
     """``response`` with control characters replaced by U+FFFD (re-encoded as UTF-8), so no selector
-    on a damaged page raises; the response itself when it has none (nearly always)."""
+    on a damaged page raises; the response itself when it has none (nearly always). The base class's
+    callbacks pass every page through it before the engine's hooks see it."""
     if not isinstance(response, TextResponse):
         return response
     text = response.text
     if not CONTROL_RE.search(text):
         return response
     return response.replace(body=CONTROL_RE.sub("\ufffd", text).encode("utf-8"), encoding="utf-8")
+
+
+def fragment(html: str) -> Selector:
+    """A selector over an HTML fragment from a JSON answer (a post's ``cooked`` / ``content``), its
+    control characters replaced as ``parseable`` does for pages (JSON escapes can carry them)."""
+    return Selector(text=CONTROL_RE.sub("\ufffd", html))
 
 
 def strip_params(url: str, params: tuple[str, ...]) -> str:
@@ -271,7 +282,9 @@ class ForumSpider(scrapy.Spider):
     def recognise(cls, response: Response) -> list[str] | None:
         """The signals on ``response`` (any page a start URL answers: thread, board, index, JSON)
         that it was rendered by this engine, or None. The ``forum`` spider asks every engine and
-        continues as the one with the most signals; helpers in crawler/recognise.py. Never raises."""
+        continues as the one with the most signals. None unless the answer itself (markup, text,
+        headers, JSON shape) shows the engine: URL routes only add to the signals
+        (``crawler.recognise.recognised``). Never raises (the helpers in crawler/recognise.py don't)."""
         return None
 
     def page_kind(self, response: Response) -> str | None:

@@ -34,9 +34,8 @@ from scrapy.http import Response
 
 from contracts.markup import EngineMarkup
 from contracts.timestamps import to_utc
-from crawler.htmlattrs import LINK_ATTRS, attr, attrs
+from crawler import recognise as rx
 from crawler.incremental import LastPost
-from crawler.recognition import css_signals, recognised, text_signals, url_signals
 from crawler.spiders.forum import ForumSpider, PostData, ThreadInfo
 
 TOPIC_URL_RES = (re.compile(r"/topic/(\d+)(?:-|/|$|\?|#)"), re.compile(r"[?&]showtopic=(\d+)"))
@@ -84,8 +83,8 @@ class InvisionSpider(ForumSpider):
     def recognise(cls, response: Response) -> list[str] | None:
         """The IPS signals on ``response`` (comment articles, content hooks, ipsQuote, topic rows,
         the app's body class, the footer; routes only add to them), or None."""
-        markup = css_signals(response, MARKUP_SIGNALS) + text_signals(response, TEXT_SIGNALS)
-        return recognised(markup, url_signals(response.url, URL_SIGNALS))
+        markup = rx.css_signals(response, MARKUP_SIGNALS) + rx.text_signals(response, TEXT_SIGNALS)
+        return rx.recognised(markup, rx.url_signals(response.url, URL_SIGNALS))
 
     # ---- what the page is --------------------------------------------------------------------
     def page_kind(self, response: Response) -> str | None:
@@ -126,7 +125,7 @@ class InvisionSpider(ForumSpider):
                      or self.thread_id_from_url(response.url))
         title = _text(response.css("h1.ipsType_pageTitle, h1.ipsPageHeader__title")[:1]) \
             or _text(response.css("h1")[:1])
-        crumbs = [t for a in response.css(".ipsBreadcrumb a") if "/forum/" in attr(a, "href")
+        crumbs = [t for a in response.css(".ipsBreadcrumb a") if "/forum/" in a.attrib.get("href", "")
                   and (t := _text(a))]
         current = response.css(".ipsPagination_active a::attr(data-page), "
                                ".ipsPagination__page--active a::attr(data-page)").re_first(r"^\d+$")
@@ -136,11 +135,11 @@ class InvisionSpider(ForumSpider):
     # ---- posts -------------------------------------------------------------------------------
     def posts(self, response: Response) -> list[PostData]:
         first = (self.thread_info(response).page - 1) * self.per_page(response)
-        articles = [a for a in response.css("article[id^='elComment_']") if COMMENT_ID_RE.match(attr(a, "id"))]
+        articles = [a for a in response.css("article[id^='elComment_']") if COMMENT_ID_RE.match(a.attrib.get("id", ""))]
         return [self.post(response, article, first + index) for index, article in enumerate(articles)]
 
     def post(self, response: Response, article: Selector, position: int) -> PostData:
-        post_id = COMMENT_ID_RE.match(attr(article, "id")).group(1)
+        post_id = COMMENT_ID_RE.match(article.attrib.get("id", "")).group(1)
         author = _text(article.css(".cAuthorPane_author, .ipsEntry__username")[:1])
         content = article.css("[data-role='commentContent']")[:1]
         link = article.css("a[href*='comment=']::attr(href), a[href*='#findComment-']::attr(href)").get()
@@ -167,8 +166,8 @@ class InvisionSpider(ForumSpider):
         """Comment ids the top-level quotes cite (``data-ipsquote-contentcommentid``, else the citation link)."""
         ids: list[str] = []
         for quote in content.xpath(".//blockquote[not(ancestor::blockquote)]"):
-            links = [attrs(a, LINK_ATTRS) for a in quote.css(".ipsQuote_citation a")]
-            cited = MARKUP.quote_ids(attrs(quote, MARKUP.quote_attrs), links)
+            links = [a.attrib for a in quote.css(".ipsQuote_citation a")]
+            cited = MARKUP.quote_ids(quote.attrib, links)
             ids += [i for i in cited if i != own_id and i not in ids]
         return ids
 

@@ -1,16 +1,18 @@
-"""JsonForumSpider: what the spiders of forums read through a JSON API share (NodeBB, Flarum).
+"""JsonForumSpider: what the spiders of forums read through a JSON API share (Discourse, NodeBB, Flarum).
 
 Such an engine keeps ``ForumSpider``'s arguments, limits, stats and markup record, but has its own
 ``start`` (page URLs mapped to API routes) and ``parse`` (dispatch on the JSON document's shape);
-posts go through the base class's item assembly (``PostData`` + ``ThreadInfo``: ``since``,
-positions, counting). Helpers here: ``load_json`` (a counted, logged error on anything that is not
-a JSON object), ``utc`` (ISO strings and epoch milliseconds), ``site`` (scheme and host),
-``wanted_thread`` (the ``since`` / incremental / ``max_threads`` rules of a listing's row),
-``quote_lead_ids`` (quoted post ids in the links of a quote's lead paragraph or its own links), ``obj``
-and ``rows`` (a JSON value as the object or list of objects the API documents, else empty: an answer
-of the wrong shape reads as missing data, never as an exception), ``guarded`` (what a callback
-yields; an unforeseen exception is counted ``errors/parse_failed`` and logged with the URL) and
-``api_request`` (its errback ``failed`` counts a request that got no answer: ``errors/page_failed``).
+NodeBB's and Flarum's posts go through the base class's item assembly (``PostData`` +
+``ThreadInfo``: ``since``, positions, counting), Discourse assembles a topic's items once all its
+chunks are in (its quotes name post numbers, mapped to ids through the whole topic). Helpers here:
+``load_json`` (a counted, logged error on anything that is not a JSON object), ``utc`` (ISO strings
+and epoch milliseconds), ``site`` (scheme and host), ``wanted_thread`` (the ``since`` / incremental
+/ ``max_threads`` rules of a listing's row), ``quote_lead_ids`` (quoted post ids in the links of a
+quote's lead paragraph or its own links), ``obj`` and ``rows`` (a JSON value as the object or list
+of objects the API documents, else empty: an answer of the wrong shape reads as missing data, never
+as an exception), ``guarded`` (what a callback yields; an unforeseen exception is counted
+``errors/parse_failed`` and logged with the URL) and ``api_request`` (its errback ``failed`` counts
+a request that got no answer: ``errors/page_failed``).
 The ``ForumSpider`` HTML hooks (``page_kind`` ...) are not used by these spiders.
 """
 
@@ -24,15 +26,13 @@ from typing import Any
 from urllib.parse import urlparse
 
 import scrapy
-from parsel import Selector
 from scrapy.http import Response
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
 from contracts.timestamps import to_utc
-from crawler.htmlattrs import attr
 from crawler.incremental import LastPost
-from crawler.spiders.forum import ForumSpider
+from crawler.spiders.forum import ForumSpider, fragment
 
 
 def obj(value: Any) -> dict[str, Any]:
@@ -124,10 +124,10 @@ class JsonForumSpider(ForumSpider):
         if not html:
             return []
         ids: list[str] = []
-        for quote in Selector(text=html).xpath("//blockquote[not(ancestor::blockquote)]"):
+        for quote in fragment(html).xpath("//blockquote[not(ancestor::blockquote)]"):
             links = quote.xpath(inside) if inside else quote.xpath("preceding-sibling::*[1][self::p]//a")
             for link in links:
-                for value in (attr(link, "data-id"), attr(link, "href")):
+                for value in (link.attrib.get("data-id", ""), link.attrib.get("href", "")):
                     match = pattern.search(value)
                     if match and match.group(1) != own_id and match.group(1) not in ids:
                         ids.append(match.group(1))

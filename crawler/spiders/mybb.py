@@ -39,10 +39,9 @@ from parsel import Selector
 from scrapy.http import Response
 
 from contracts.markup import EngineMarkup
+from crawler import recognise as rx
 from crawler.datefmt import strptime_local
-from crawler.htmlattrs import LINK_ATTRS, attr, attrs
 from crawler.incremental import LastPost
-from crawler.recognition import css_signals, recognised, text_signals, url_signals
 from crawler.spiders.forum import DATE_LIKE_RE, ForumSpider, PostData, ThreadInfo
 
 THREAD_URL_RES = (re.compile(r"showthread\.php\?(?:[^#]*&)?tid=(\d+)"),
@@ -93,8 +92,8 @@ class MybbSpider(ForumSpider):
     def recognise(cls, response: Response) -> list[str] | None:
         """The MyBB signals on ``response`` (postbit, forumdisplay or forumbit markup, the footer,
         template comments; routes only add to them), or None."""
-        markup = css_signals(response, MARKUP_SIGNALS) + text_signals(response, TEXT_SIGNALS)
-        return recognised(markup, url_signals(response.url, URL_SIGNALS))
+        markup = rx.css_signals(response, MARKUP_SIGNALS) + rx.text_signals(response, TEXT_SIGNALS)
+        return rx.recognised(markup, rx.url_signals(response.url, URL_SIGNALS))
 
     # ---- what the page is --------------------------------------------------------------------
     def page_kind(self, response: Response) -> str | None:
@@ -136,10 +135,10 @@ class MybbSpider(ForumSpider):
     # ---- posts -------------------------------------------------------------------------------
     def posts(self, response: Response) -> list[PostData]:
         return [self.post(response, div) for div in response.css("div.post[id^='post_']")
-                if POST_DIV_ID_RE.match(attr(div, "id"))]
+                if POST_DIV_ID_RE.match(div.attrib.get("id", ""))]
 
     def post(self, response: Response, div: Selector) -> PostData:
-        post_id = POST_DIV_ID_RE.match(attr(div, "id")).group(1)
+        post_id = POST_DIV_ID_RE.match(div.attrib.get("id", "")).group(1)
         permalink = div.css(".post_head a[href*='pid']")[:1]
         number = NUMBER_RE.search(_text(permalink) or "")
         content = div.css("div.post_body")[:1]
@@ -149,7 +148,7 @@ class MybbSpider(ForumSpider):
             signature = div.css("div.signature")[:1]
             if signature:
                 body += signature.get()
-        href = attr(permalink[0], "href") if permalink else None
+        href = permalink[0].attrib.get("href", "") if permalink else None
         return PostData(
             post_id=post_id, author=_text(div.css(".post_author .largetext")[:1]), posted_at=self.posted_at(div),
             body=body, url=self.strip_session(response.urljoin(href)) if href else None,
@@ -168,7 +167,7 @@ class MybbSpider(ForumSpider):
         titled = sel[0].css("span[title]")
         text = own
         if titled:
-            title = attr(titled[0], "title")
+            title = titled[0].attrib.get("title", "")
             text = title if TIME_RE.search(title) else f"{title} {own}"
         text = text.strip(" ,")
         if not DATE_LIKE_RE.search(text):
@@ -184,7 +183,7 @@ class MybbSpider(ForumSpider):
         """Pids the top-level quotes cite, from the jump links in their ``<cite>``."""
         ids: list[str] = []
         for quote in content.xpath(".//blockquote[not(ancestor::blockquote)]"):
-            links = [attrs(a, LINK_ATTRS) for a in quote.xpath("./cite//a")]
+            links = [a.attrib for a in quote.xpath("./cite//a")]
             ids += [i for i in MARKUP.quote_ids({}, links) if i != own_id and i not in ids]
         return ids
 
@@ -195,7 +194,7 @@ class MybbSpider(ForumSpider):
         links = []
         for span in response.css("span[id^='tid_']"):
             href = span.css("a::attr(href)").get()
-            tid = attr(span, "id").removeprefix("tid_")
+            tid = span.attrib.get("id", "").removeprefix("tid_")
             if not href:
                 continue
             links.append(response.urljoin(f"showthread.php?tid={tid}") if tid.isdigit()
@@ -225,7 +224,7 @@ class MybbSpider(ForumSpider):
         """Each listed thread's last post time (``span.lastpost``, relative dates by their title)."""
         found: dict[str, LastPost] = {}
         for span in response.css("span[id^='tid_']"):
-            tid = attr(span, "id").removeprefix("tid_")
+            tid = span.attrib.get("id", "").removeprefix("tid_")
             row = span.xpath("ancestor::tr[1]")
             when = self.date_of(row.css("span.lastpost")[:1]) if row else None
             if tid.isdigit() and when:

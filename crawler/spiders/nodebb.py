@@ -38,8 +38,8 @@ import scrapy
 from scrapy.http import Response
 
 from contracts.markup import EngineMarkup
+from crawler import recognise as rx
 from crawler.incremental import LastPost
-from crawler.recognition import css_signals, header_signals, json_body, recognised, url_signals
 from crawler.spiders.forum import PostData, ThreadInfo
 from crawler.spiders.jsonforum import JsonForumSpider, obj, rows
 
@@ -104,12 +104,12 @@ class NodebbSpider(JsonForumSpider):
     def recognise(cls, response: Response) -> list[str] | None:
         """The NodeBB signals on ``response`` (its ``X-Powered-By`` header, the ``component``
         hooks of its templates, the API's JSON shape; routes only add to them), or None."""
-        data = json_body(response)
+        data = rx.json_body(response)
         shape = json_shape(data)
-        markup = header_signals(response, "X-Powered-By", re.compile(r"NodeBB", re.I)) \
-            + css_signals(response, MARKUP_SIGNALS) \
+        markup = rx.header_signals(response, "X-Powered-By", re.compile(r"NodeBB", re.I)) \
+            + rx.css_signals(response, MARKUP_SIGNALS) \
             + ([f"json: NodeBB {shape} answer (tid/cid/pid, pagination)"] if shape and _nodebb_json(data) else [])
-        return recognised(markup, url_signals(response.url, URL_SIGNALS))
+        return rx.recognised(markup, rx.url_signals(response.url, URL_SIGNALS))
 
     def thread_id_from_url(self, url: str) -> str | None:
         match = TOPIC_PATH_RE.match(urlparse(url).path)

@@ -48,8 +48,10 @@ TOPIC_RE = re.compile(r"viewtopic\.php\?(?:[^#]*&)?t=(\d+)")
 START_RE = re.compile(r"[?&]start=(\d+)")
 POST_DIV_ID_RE = re.compile(r"^p(\d+)$")
 POST_LINK_RE = re.compile(r"[?&]p=(\d+)|#p(\d+)$")
-ROUTE_RE = re.compile(r"(?:viewtopic|viewforum|index)\.php")
-PHPBB_MARKUP = ("div.post[id^='p'] .postbody", "a.topictitle", "a.forumtitle")
+MARKUP_SIGNALS = {"html: body#phpbb": "body#phpbb",  # prosilver's; posts, topic lists, forum lists
+                  "html: div.post[id^=p] .postbody": "div.post[id^='p'] .postbody",
+                  "html: a.topictitle": "a.topictitle", "html: a.forumtitle": "a.forumtitle"}
+URL_SIGNALS = {"url: viewtopic.php, viewforum.php, index.php": re.compile(r"(?:viewtopic|viewforum|index)\.php")}
 
 # phpBB's body markup: quotes are <blockquote> (HTML's own rule), signatures div.signature.
 MARKUP = EngineMarkup(
@@ -84,11 +86,8 @@ class PhpbbSpider(ForumSpider):
     def recognise(cls, response: Response) -> list[str] | None:
         """prosilver's ``body#phpbb``, its post / topic-list / forum-list markup, a phpBB generator
         (some styles print one); (supporting) the ``viewtopic.php`` / ``viewforum.php`` routes."""
-        signals = ["body#phpbb"] if rx.body_id(response) == "phpbb" else []
-        signals += rx.generator_signal(response, "phpBB") + rx.present(response, *PHPBB_MARKUP)
-        if not signals:
-            return None
-        return signals + rx.route(response.url, ROUTE_RE, "viewtopic.php, viewforum.php")
+        markup = rx.css_signals(response, MARKUP_SIGNALS) + rx.generator_signals(response, "phpBB")
+        return rx.recognised(markup, rx.url_signals(response.url, URL_SIGNALS))
 
     # ---- what the page is --------------------------------------------------------------------
     def page_kind(self, response: Response) -> str | None:

@@ -44,10 +44,9 @@ from parsel import Selector
 from scrapy.http import Response
 
 from contracts.markup import EngineMarkup
+from crawler import recognise as rx
 from crawler.datefmt import strptime_local
-from crawler.htmlattrs import LINK_ATTRS, attr, attrs
 from crawler.incremental import LastPost
-from crawler.recognition import css_signals, recognised, text_signals, url_signals
 from crawler.spiders.forum import DATE_LIKE_RE, ForumSpider, PostData, ThreadInfo
 
 TOPIC_RE = re.compile(r"topic[=,](\d+)")
@@ -110,8 +109,8 @@ class SmfSpider(ForumSpider):
     def recognise(cls, response: Response) -> list[str] | None:
         """The SMF signals on ``response`` (message bodies, BBC quotes, message and board index
         rows, the footer, the scripts' globals; routes only add to them), or None."""
-        markup = css_signals(response, MARKUP_SIGNALS) + text_signals(response, TEXT_SIGNALS)
-        return recognised(markup, url_signals(response.url, URL_SIGNALS))
+        markup = rx.css_signals(response, MARKUP_SIGNALS) + rx.text_signals(response, TEXT_SIGNALS)
+        return rx.recognised(markup, rx.url_signals(response.url, URL_SIGNALS))
 
     # ---- what the page is --------------------------------------------------------------------
     def page_kind(self, response: Response) -> str | None:
@@ -160,8 +159,8 @@ class SmfSpider(ForumSpider):
             or self.thread_id_from_url(response.css("link[rel='canonical']::attr(href)").get() or "") \
             or response.css("input[name='topic']::attr(value)").re_first(r"^\d+$")
         links = response.css(".navigate_section a, .linktree a")
-        crumbs = [t for a in links if BOARD_RE.search(attr(a, "href")) and (t := _text(a))]
-        topics = [t for a in links if TOPIC_RE.search(attr(a, "href")) and (t := _text(a))]
+        crumbs = [t for a in links if BOARD_RE.search(a.attrib.get("href", "")) and (t := _text(a))]
+        topics = [t for a in links if TOPIC_RE.search(a.attrib.get("href", "")) and (t := _text(a))]
         title = _text(response.css("#top_subject")[:1]) or (topics[-1] if topics else None)
         if title:
             title = re.sub(r"\s*\(\s*Read \d[\d,]* times\s*\)\s*$", "", title.removeprefix("Topic: ")) or None
@@ -173,11 +172,11 @@ class SmfSpider(ForumSpider):
     # ---- posts -------------------------------------------------------------------------------
     def posts(self, response: Response) -> list[PostData]:
         first = offset(response.url)
-        inners = [d for d in response.css("div.inner[id^='msg_']") if INNER_ID_RE.match(attr(d, "id"))]
+        inners = [d for d in response.css("div.inner[id^='msg_']") if INNER_ID_RE.match(d.attrib.get("id", ""))]
         return [self.post(response, inner, first + index) for index, inner in enumerate(inners)]
 
     def post(self, response: Response, inner: Selector, position: int) -> PostData:
-        post_id = INNER_ID_RE.match(attr(inner, "id")).group(1)
+        post_id = INNER_ID_RE.match(inner.attrib.get("id", "")).group(1)
         boxes = inner.xpath(CONTAINER)
         box = boxes[0] if boxes else inner
         keyinfo = box.css(".keyinfo")[:1]
@@ -213,7 +212,7 @@ class SmfSpider(ForumSpider):
         for quote in inner.xpath(".//blockquote[not(ancestor::blockquote)]"):
             header = quote.xpath("preceding-sibling::*[1][contains(concat(' ', normalize-space(@class), ' '),"
                                  " ' quoteheader ')]//a")
-            links = [attrs(a, LINK_ATTRS) for a in quote.xpath("./cite//a") + header]
+            links = [a.attrib for a in quote.xpath("./cite//a") + header]
             ids += [i for i in MARKUP.quote_ids({}, links) if i != own_id and i not in ids]
         return ids
 

@@ -75,9 +75,16 @@ MARKUP = EngineMarkup(
     quote_label=("smallfont",),  # vB3: <div class="smallfont">Quote:</div> right before that table
     signature=("signature", "post-signature"),  # vB4, vB5
 )
-ROUTE_RE = re.compile(r"(?:showthread|forumdisplay|showpost)\.php|/forum/[^/?#]+|/node/\d+")
-VB_MARKUP = ("div[id^='post_message_']", "a[id^='thread_title_']",  # vB 3/4
-             "li.b-post[data-node-id]", ".topic-item a.topic-title")  # vB5
+MARKUP_SIGNALS = {  # label -> CSS: posts and thread lists of vB 3/4 and of vB5, vB5's page body
+    "html: div[id^=post_message_] (vBulletin 3/4)": "div[id^='post_message_']",
+    "html: a[id^=thread_title_] (vBulletin 3/4)": "a[id^='thread_title_']",
+    "html: li.b-post[data-node-id] (vBulletin 5)": "li.b-post[data-node-id]",
+    "html: .topic-item a.topic-title (vBulletin 5)": ".topic-item a.topic-title",
+    "html: body#vb-page-body (vBulletin 5)": "body#vb-page-body",
+}
+URL_SIGNALS = {"url: showthread.php, forumdisplay.php, showpost.php":
+               re.compile(r"(?:showthread|forumdisplay|showpost)\.php"),
+               "url: /forum/..., /node/N (vBulletin 5)": re.compile(r"/forum/[^/?#]+|/node/\d+")}
 POST_MESSAGE_ID_RE = re.compile(r"^post_message_(\d+)$")
 PAGE_SUFFIX_RE = re.compile(r"\s+[-|]\s+(?:page|seite|pagina|página)\s+\d+\s*$", re.I)
 
@@ -121,12 +128,8 @@ class VbulletinSpider(ForumSpider, Vbulletin5Markup):
         """``<meta name="generator" content="vBulletin ...">``, vB3/4 ``post_message_N`` and
         ``thread_title_N`` ids, vB5 ``li.b-post`` / ``.topic-item`` markup and ``body#vb-page-body``;
         (supporting) ``showthread.php`` / ``/forum/...`` / ``/node/N`` routes."""
-        signals = rx.generator_signal(response, "vBulletin") + rx.present(response, *VB_MARKUP)
-        if rx.body_id(response) == "vb-page-body":
-            signals.append("body#vb-page-body (vBulletin 5)")
-        if not signals:
-            return None
-        return signals + rx.route(response.url, ROUTE_RE, "showthread.php, forumdisplay.php, /forum/..., /node/N")
+        markup = rx.generator_signals(response, "vBulletin") + rx.css_signals(response, MARKUP_SIGNALS)
+        return rx.recognised(markup, rx.url_signals(response.url, URL_SIGNALS))
 
     # ---- what the page is --------------------------------------------------------------------
     def page_kind(self, response: Response) -> str | None:

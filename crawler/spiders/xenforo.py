@@ -91,9 +91,15 @@ def inner_html(sel: Selector) -> str:
     return outer[start:end] if end >= start else ""
 
 
-XF2_MARKUP = (".message--post", ".structItem--thread", ".node-title")
-XF1_MARKUP = ("#messageList > li.message", ".discussionListItem", ".nodeTitle")
-ROUTE_RE = re.compile(r"[/?](?:threads|forums)/(?:[^/?#&]*\.)?\d+(?:/|$)")
+MARKUP_SIGNALS = {  # label -> CSS: the root element, posts, thread lists, node (board) lists
+    "html: html#XF (XenForo 2)": "html#XF", "html: .message--post (XenForo 2)": ".message--post",
+    "html: .structItem--thread (XenForo 2)": ".structItem--thread", "html: .node-title (XenForo 2)": ".node-title",
+    "html: html#XenForo (XenForo 1)": "html#XenForo",
+    "html: #messageList > li.message (XenForo 1)": "#messageList > li.message",
+    "html: .discussionListItem (XenForo 1)": ".discussionListItem", "html: .nodeTitle (XenForo 1)": ".nodeTitle",
+}
+URL_SIGNALS = {"url: threads/<slug>.<id>/ or forums/<slug>.<id>/":
+               re.compile(r"[/?](?:threads|forums)/(?:[^/?#&]*\.)?\d+(?:/|$)")}
 
 
 class XenforoSpider(ForumSpider, Xenforo1Markup):
@@ -102,15 +108,9 @@ class XenforoSpider(ForumSpider, Xenforo1Markup):
 
     @classmethod
     def recognise(cls, response: Response) -> list[str] | None:
-        """``html#XF`` (XenForo 2: ``data-app``, ``data-template``) or ``html#XenForo`` (XenForo 1),
-        their post / thread-list / node markup, and (supporting) a ``threads/slug.N/`` route."""
-        root = rx.html_id(response)
-        signals = [f"html#{root}"] if root in ("XF", "XenForo") else []
-        signals += [f"{q} (XenForo 2)" for q in rx.present(response, *XF2_MARKUP)]
-        signals += [f"{q} (XenForo 1)" for q in rx.present(response, *XF1_MARKUP)]
-        if not signals:
-            return None
-        return signals + rx.route(response.url, ROUTE_RE, "threads/<slug>.<id>/ or forums/<slug>.<id>/")
+        """``html#XF`` (XenForo 2) or ``html#XenForo`` (XenForo 1), their post / thread-list / node
+        markup; (supporting) a ``threads/slug.N/`` route."""
+        return rx.recognised(rx.css_signals(response, MARKUP_SIGNALS), rx.url_signals(response.url, URL_SIGNALS))
 
     def page_kind(self, response: Response) -> str | None:
         if response.css(".message--post"):

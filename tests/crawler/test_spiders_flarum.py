@@ -125,7 +125,8 @@ def test_content_cleans_under_the_markup_record():
 
 
 def test_recognise_documents_boot_page_and_not_others():
-    assert FlarumSpider.recognise(response("posts_17.json", posts_url(0))) == ["json: JSON:API posts"]
+    assert FlarumSpider.recognise(response("posts_17.json", posts_url(0))) == [
+        "json: JSON:API posts", "url: /api/discussions, /api/posts, /api/tags"]
     assert FlarumSpider.recognise(response("discussion_17.json", "http://forum.test/d/17")) == [
         "json: JSON:API discussions", "url: /d/N-slug"]
     boot = TextResponse("http://forum.test/", encoding="utf-8", headers={"Content-Type": "text/html"},

@@ -6,8 +6,9 @@ A mutation damages a page the way the web does: ``truncate`` (cut at a random by
 replaced, some by ``<``, ``>``, ``"`` and NUL), ``empty_attributes`` (attribute values emptied),
 ``shuffle_lines`` (the page's lines in random order), ``wrong_charset`` (UTF-8 bytes served as
 another charset, or Latin-1 bytes served as UTF-8), ``tag_soup`` (invalid tag names such as
-``<a"b>`` and ``<1x>``, the lxml trap). Everything is a pure function of the bytes and a
-``random.Random``: the same seed gives the same pages.
+``<a"b>`` and ``<1x>``, the lxml trap); and for JSON answers ``json_members`` (members dropped or
+replaced by a value of another type, at every depth: the API answer of a shape nobody documented).
+Everything is a pure function of the bytes and a ``random.Random``: the same seed gives the same pages.
 
 ``cases()`` lists every forum engine spider Scrapy's SpiderLoader finds (``ForumSpider``
 subclasses with a ``name``) with the fixture files in ``tests/fixtures/<name>/``, so a new engine's
@@ -18,11 +19,13 @@ fixtures are mutated without editing this file. ``run_page`` feeds one page to a
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from scrapy.http import HtmlResponse, Request, TextResponse
 from scrapy.utils.test import get_crawler
@@ -74,11 +77,39 @@ def tag_soup(data: bytes, rng: random.Random) -> tuple[bytes, str | None]:
     return TAG_RE.sub(lambda m: b"<" + rng.choice(BAD_NAMES) if rng.random() < 0.15 else m.group(0), data), None
 
 
-MUTATIONS: dict[str, Callable[[bytes, random.Random], tuple[bytes, str | None]]] = {
+ODD_VALUES = (None, [], {}, "x", 7, True)
+
+
+def _odd_members(value: Any, rng: random.Random) -> Any:
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            roll = rng.random()
+            if roll >= 0.05:  # else the member is dropped
+                out[key] = rng.choice(ODD_VALUES) if roll < 0.10 else _odd_members(item, rng)
+        return out
+    if isinstance(value, list):
+        return [_odd_members(v, rng) if rng.random() > 0.05 else rng.choice(ODD_VALUES) for v in value]
+    return value
+
+
+def json_members(data: bytes, rng: random.Random) -> tuple[bytes, str | None]:
+    return json.dumps(_odd_members(json.loads(data), rng)).encode("utf-8"), None
+
+
+Mutation = Callable[[bytes, random.Random], tuple[bytes, str | None]]
+MUTATIONS: dict[str, Mutation] = {
     "truncate": truncate, "drop_closing_tags": drop_closing_tags, "flip_bytes": flip_bytes,
     "empty_attributes": empty_attributes, "shuffle_lines": shuffle_lines, "wrong_charset": wrong_charset,
-    "tag_soup": tag_soup,
+    "tag_soup": tag_soup, "json_members": json_members,
 }
+JSON_ONLY = {"json_members"}  # mutations of a JSON document's structure: JSON fixtures only
+HOST = "http://forum.test"
+# Fixtures read at the URL they were built for (an id in the URL, links absolute to their host);
+# the rest are served at HOST/<spider>/<file>
+PAGE_URLS = {"vbulletin/vb3_thread.html": f"{HOST}/showthread.php?t=5002",
+             "vbulletin/vb5_channel.html": "https://vb5.test/forum/main-forum/makan",
+             "xenforo/xf1_board.html": "http://xf1.test/community/index.php?forums/makan-places.7/"}
 
 
 @dataclass
@@ -90,6 +121,14 @@ class Case:
     def name(self) -> str:
         return f"{self.spider.name}/{self.path.name}"
 
+    @property
+    def is_json(self) -> bool:
+        return self.path.suffix == ".json"
+
+    def mutations(self) -> dict[str, Mutation]:
+        """The mutations that apply to this fixture."""
+        return {name: m for name, m in MUTATIONS.items() if self.is_json or name not in JSON_ONLY}
+
 
 def cases() -> list[Case]:
     """(engine spider, fixture file) for every engine and every page in ``tests/fixtures/<engine>/``."""
@@ -98,14 +137,15 @@ def cases() -> list[Case]:
 
 
 def build(spider_cls: type[ForumSpider]) -> ForumSpider:
-    return spider_cls.from_crawler(get_crawler(spider_cls), start_url="http://forum.test/")
+    hosts = sorted({HOST} | {f"{u.scheme}://{u.netloc}" for u in map(urlsplit, PAGE_URLS.values())})
+    return spider_cls.from_crawler(get_crawler(spider_cls), start_url=",".join(f"{h}/" for h in hosts))
 
 
 def response_for(case: Case, body: bytes, charset: str | None) -> TextResponse:
-    url = f"http://forum.test/{case.spider.name}/{case.path.name}"
-    kind = "application/json" if case.path.suffix == ".json" else "text/html"
+    url = PAGE_URLS.get(case.name, f"{HOST}/{case.name}")
+    kind = "application/json" if case.is_json else "text/html"
     headers = {"Content-Type": f"{kind}; charset={charset}" if charset else kind}
-    cls = TextResponse if case.path.suffix == ".json" else HtmlResponse
+    cls = TextResponse if case.is_json else HtmlResponse
     return cls(url, body=body, headers=headers, request=Request(url))
 
 
@@ -132,7 +172,7 @@ def mutate_all(seed: int, rounds: int) -> list[tuple[Case, str, bytes, str | Non
     for case in cases():
         data = case.path.read_bytes()
         for round_ in range(rounds):
-            for name, mutation in MUTATIONS.items():
+            for name, mutation in case.mutations().items():
                 rng = random.Random(f"{seed}:{case.name}:{name}:{round_}")
                 body, charset = mutation(data, rng)
                 out.append((case, name, body, charset))
