@@ -1,10 +1,10 @@
 """The demo forum in eleven engines' markup (demoforum/site.py): each crawled, then cleaned.
 
-XenForo 2 and 1, vBulletin 4 and 5, phpBB 3.3, MyBB 1.8, Invision Community 4, SMF 2.1, and the JSON APIs of Discourse, NodeBB and Flarum), each crawled on
-127.0.0.1 as its params.yaml source says (``demo``: the ``xenforo`` spider; every ``demo_<engine>``:
-the engine-agnostic ``forum`` spider, which must recognise it) and cleaned: every post once, the
-quoted ids the forum built, quotes removed with none of the quoted text left, the same counts whatever
-the engine, and the same clean text."""
+XenForo 2 and 1, vBulletin 4 and 5, phpBB 3.3, MyBB 1.8, Invision Community 4, SMF 2.1, and the JSON APIs
+of Discourse, NodeBB and Flarum, each crawled on 127.0.0.1 as its params.yaml source says (``demo``: the
+``xenforo`` spider; every ``demo_<engine>``: the engine-agnostic ``forum`` spider, which must recognise
+it): every post once, the quoted ids the forum built, quotes removed with none of the quoted text left,
+the same counts whatever the engine, and the same clean text."""
 
 from __future__ import annotations
 
