@@ -14,6 +14,7 @@ from helpers.params import REPO_PARAMS, repo_params, write_params
 
 from model.evaluate import EvaluateConfig
 from model.export import ExportConfig
+from model.kernels import KernelsConfig
 from model.report import ReportConfig
 from model.sample import SampleConfig
 from model.train import TrainConfig
@@ -32,7 +33,7 @@ from pipeline.vocab import VocabConfig
 SCHEMAS = {"crawl": CrawlConfig, "clean": CleanConfig, "dedupe": DedupeConfig, "dask": DaskConfig,
            "split": SplitConfig,
            "vocab": VocabConfig, "batches": BatchesConfig, "train": TrainConfig, "sample": SampleConfig,
-           "evaluate": EvaluateConfig, "report": ReportConfig, "export": ExportConfig}
+           "evaluate": EvaluateConfig, "report": ReportConfig, "export": ExportConfig, "kernels": KernelsConfig}
 REPO_ROOT = REPO_PARAMS.parent
 
 
