@@ -4,21 +4,23 @@ TensorFlow, oneDNN, NumPy and OpenBLAS each pick their arithmetic at run time fr
 and each choice sums in another order, so the same seeds give other weights, samples and metrics on
 another machine. What changes the bytes, measured (docs/reproducibility.md has the table):
 
-- oneDNN's instruction set. TensorFlow's matrix products run oneDNN's sgemm (also with
-  ``TF_ENABLE_ONEDNN_OPTS=0``: Eigen's contraction calls it), whose blocking of the summed dimension
-  is fixed per instruction set (AVX-512, AVX2, AVX). ``ONEDNN_MAX_CPU_ISA`` caps it.
-- TensorFlow's oneDNN graph rewrites (``TF_ENABLE_ONEDNN_OPTS``): TensorFlow turns them on by itself
-  only on CPUs with AVX-512 VNNI/BF16 or AMX, so they are set, not left to the CPU.
-- TensorFlow's intra-op thread count, which defaults to the number of cores: Eigen cuts contractions
-  and reductions into that many pieces (1, 2, 4 and 8 threads: four different models). The inter-op
-  count changes nothing.
+- oneDNN's instruction set. TensorFlow's matrix products run oneDNN's sgemm, whose blocking of the
+  summed dimension is a constant per instruction set (AVX-512, AVX2, AVX). ``ONEDNN_MAX_CPU_ISA`` caps it.
+- TensorFlow's oneDNN rewrites (``TF_ENABLE_ONEDNN_OPTS``), which TensorFlow turns on by itself only
+  on CPUs with AVX-512 VNNI/BF16 or AMX. Off, a MatMul is Eigen's contraction (calling oneDNN's sgemm
+  per block), and Eigen sizes those blocks from the CPU's L1 cache (48 KB on recent Intel and Zen 5
+  cores, 32 KB before): other slices of the summed dimension. On, every MatMul is oneDNN's matmul
+  primitive, whose sgemm blocking below AVX2 depends on nothing but the instruction set and the
+  thread count. So: on, capped at AVX.
+- TensorFlow's intra-op thread count, which defaults to the number of cores: the work is cut into
+  that many pieces (1, 2, 4 and 8 threads: four different models). The inter-op count changes nothing.
 - NumPy's vector loops (its X86_V3 = AVX2 and X86_V4 = AVX-512 builds) and OpenBLAS's kernels (one
   per CPU family): the sampler, the export check, the report's cell analysis and evaluate run there.
 - glibc's libm, which NumPy's baseline loops call for float64 exp, log and tanh: it has FMA builds
   of them, chosen when the CPU has FMA (every AVX2 CPU; AVX-only ones have none).
 
 ``kernels.portable: true`` pins all of them to what every CPU that runs TensorFlow has (its x86-64
-wheels need AVX): oneDNN capped at AVX, oneDNN rewrites off, ``kernels.threads`` intra-op threads,
+wheels need AVX): oneDNN rewrites on and capped at AVX, ``kernels.threads`` intra-op threads,
 NumPy's baseline loops, OpenBLAS's Sandy Bridge (AVX) kernels on one thread, libm without FMA.
 ``false`` sets nothing: fastest on this CPU, bytes tied to it. Left to the machine either way: the
 glibc version (libm results are stable across glibc >= 2.33, whose tunable names are used here).
@@ -75,7 +77,7 @@ def environment(cfg: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, str
         return {}
     return {
         "ONEDNN_MAX_CPU_ISA": "AVX",  # oneDNN's sgemm: AVX code and its blocking on every CPU
-        "TF_ENABLE_ONEDNN_OPTS": "0",  # TensorFlow's own default depends on the CPU
+        "TF_ENABLE_ONEDNN_OPTS": "1",  # MatMul as oneDNN's matmul, not Eigen's cache-sized contraction
         "TF_NUM_INTRAOP_THREADS": str(int(cfg["threads"])),  # Eigen's cuts of contractions and reductions
         "NPY_ENABLE_CPU_FEATURES": "X86_V2",  # NumPy's baseline (SSE4.2) loops only: no AVX2/AVX-512 builds
         "OPENBLAS_CORETYPE": "Sandybridge",  # OpenBLAS's AVX kernels

@@ -2,9 +2,9 @@
 different machines would run them.
 
 A second machine is played by one process whose libraries are capped lower than this CPU allows and
-whose CPU set is one core: oneDNN at AVX with TensorFlow's oneDNN rewrites on, NumPy without its
-AVX2/AVX-512 loops, OpenBLAS's Nehalem (SSE) kernels, glibc without FMA. The other process runs as
-the machine is. With ``kernels.portable`` the model folder, evolution samples, samples.jsonl,
+whose CPU set is one core, a small Sandy Bridge say: oneDNN at AVX, TensorFlow's oneDNN rewrites off,
+NumPy without its AVX2/AVX-512 loops, OpenBLAS's Nehalem (SSE) kernels, glibc without FMA. The other
+process runs as the machine is. With ``kernels.portable`` the model folder, evolution samples, samples.jsonl,
 eval.json, novelty.jsonl and the export are the same bytes in both; without it they differ wherever
 the two machines do (on a CPU with AVX2 and more than one core: always).
 """
@@ -25,7 +25,7 @@ from helpers.params import write_params
 from model import kernels
 
 # the other machine: every library capped below what a CPU with AVX2 and FMA runs by itself
-SMALL_MACHINE = {"ONEDNN_MAX_CPU_ISA": "AVX", "TF_ENABLE_ONEDNN_OPTS": "1",
+SMALL_MACHINE = {"ONEDNN_MAX_CPU_ISA": "AVX", "TF_ENABLE_ONEDNN_OPTS": "0",
                  "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR", "OPENBLAS_CORETYPE": "Nehalem",
                  "GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX2,-FMA,-FMA4"}
 # what this test sets itself (a developer's own settings of them would blur the two machines)
@@ -43,7 +43,7 @@ TINY = {
 
 def test_environment_pins_everything_or_nothing():
     env = kernels.environment({"portable": True, "threads": 3}, {})
-    assert env["ONEDNN_MAX_CPU_ISA"] == "AVX" and env["TF_ENABLE_ONEDNN_OPTS"] == "0"
+    assert env["ONEDNN_MAX_CPU_ISA"] == "AVX" and env["TF_ENABLE_ONEDNN_OPTS"] == "1"
     assert env["TF_NUM_INTRAOP_THREADS"] == "3" and env["OPENBLAS_NUM_THREADS"] == "1"
     assert env["NPY_ENABLE_CPU_FEATURES"] == "X86_V2" and env["OPENBLAS_CORETYPE"] == "Sandybridge"
     assert env["GLIBC_TUNABLES"] == kernels.HWCAPS
