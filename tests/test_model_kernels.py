@@ -227,3 +227,21 @@ def test_without_portable_kernels_the_machines_disagree(project):
     _sample_and_evaluate(project, False, {m: runs["here"] / "model" for m in runs}, out)
     assert (out["here"] / "samples.jsonl").read_bytes() != (out["small"] / "samples.jsonl").read_bytes()
     assert _eval_bytes(out["here"] / "eval.json") != _eval_bytes(out["small"] / "eval.json")
+
+
+@pytest.mark.slow
+def test_the_kernels_bench_reports_speed_and_hashes(project):
+    params = project / "params-bench.yaml"
+    write_params(params, {**TINY, "kernels": {"portable": True, "threads": 2}})
+    env = {k: v for k, v in os.environ.items() if k not in CLEARED}
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "bench" / "kernels.py"),
+                           "--steps", "6", "--warmup", "2", "--repeats", "1", "--batches",
+                           str(project / "data" / "batches"), "--params", str(params)],
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    assert set(out["settings"]) == {"portable", "native", "native_onednn"}
+    assert out["settings"]["native"]["vs_native"] == 1.0
+    assert out["settings"]["portable"]["env"] == kernels.environment({"portable": True, "threads": 2}, {})
+    for row in out["settings"].values():
+        assert row["tokens_per_s_median"] > 0 and len(row["hashes"]) == 1
