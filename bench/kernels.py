@@ -1,13 +1,14 @@
 """What ``kernels.portable`` costs: training tokens/s of the default network with the portable kernels
 (model/kernels.py) beside this CPU's own, and the weights hash of each, in the same run.
 
-Settings: ``portable`` (what the stages pin), ``native`` (the libraries' own choices for this CPU;
-TensorFlow's oneDNN rewrites as TensorFlow decides) and ``native_onednn`` (the same with the rewrites
-on, the fastest here). Each run trains ``--steps`` steps of params.yaml's train model on
-``data/batches/train`` (seed 0's order) in a fresh process, since the kernels are chosen when the
-libraries load; settings are interleaved and repeated ``--repeats`` times (the machines are shared:
-read the ratios). Tokens/s counts real targets after ``--warmup`` steps; ``vs_native`` is a median
-ratio. A setting gives one hash in every run; two settings with different hashes sum in another order.
+Settings: ``portable_AVX2`` and ``portable_AVX`` (what the stages pin for ``kernels.isa``; the levels
+this CPU has), ``native`` (the libraries' own choices for this CPU; TensorFlow's oneDNN rewrites as
+TensorFlow decides) and ``native_onednn`` (the same with the rewrites on). Each run trains ``--steps``
+steps of params.yaml's train model on ``data/batches/train`` (the seed's order) in a fresh process,
+since the kernels are chosen when the libraries load; settings are interleaved and repeated
+``--repeats`` times (the machines are shared: read the ratios). Tokens/s counts real targets after
+``--warmup`` steps; ``vs_native`` is a ratio of medians. A setting gives one hash in every run; two
+settings with different hashes sum in another order.
 
     python bench/kernels.py [--steps 40] [--warmup 8] [--repeats 3] [--batches data/batches]
 
@@ -32,11 +33,14 @@ sys.path.insert(0, str(ROOT))
 
 
 def settings(threads: int) -> dict[str, dict[str, str]]:
-    """Each setting's variables, on top of an environment cleared of every variable they name."""
-    from model.kernels import environment
+    """Each setting's variables, on top of an environment cleared of every variable they name: the
+    portable kernels of every level this CPU has, then the CPU's own."""
+    from model.kernels import LEVELS, cpu_flags, environment
 
-    return {"portable": environment({"portable": True, "threads": threads}, {}), "native": {},
-            "native_onednn": {"TF_ENABLE_ONEDNN_OPTS": "1"}}
+    flags = cpu_flags()
+    have = [isa for isa, level in LEVELS.items() if flags is None or all(f in flags for f in level.flags)]
+    portable = {f"portable_{isa}": environment({"portable": True, "isa": isa, "threads": threads}, {}) for isa in have}
+    return {**portable, "native": {}, "native_onednn": {"TF_ENABLE_ONEDNN_OPTS": "1"}}
 
 
 def child(batches: Path, params: Path, steps: int, warmup: int) -> dict:
