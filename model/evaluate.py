@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from contracts.schemas import check_columns
-from model import baselines, novelty
+from model import baselines, kernels, novelty
 from pipeline.common import load_params, read_jsonl, setup_logging, write_json_atomic, write_jsonl_atomic
 from pipeline.config import section, setting
 from pipeline.vocab import END_ID, UNK_ID, Vocab
@@ -245,8 +245,8 @@ def novelty_summary(samples: list[dict], train_texts: list[str]) -> tuple[dict[s
 
 
 def load_config(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Every params value the stage reads: the ``evaluate`` section."""
-    return section("evaluate", EvaluateConfig, params)
+    """Every params value the stage reads: the ``evaluate`` section, and ``kernels`` under ``kernels``."""
+    return {**section("evaluate", EvaluateConfig, params), "kernels": kernels.load_config(params)}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -260,6 +260,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     setup_logging()
     cfg = load_config(load_params(args.params))
+    kernels.pin(cfg["kernels"], "model.evaluate")
     from model.artifacts import load_trained
 
     model, vocab, _ = load_trained(args.model)

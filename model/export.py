@@ -31,6 +31,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from model import kernels
 from model.artifacts import load_trained
 from model.lstm_numpy import LayoutError, LstmWeights, run, softmax
 from model.webformat import ExportError, decode_model, encode_model
@@ -123,8 +124,8 @@ def export(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_config(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Every params value the stage reads: the ``export`` section."""
-    return section("export", ExportConfig, params)
+    """Every params value the stage reads: the ``export`` section, and ``kernels`` under ``kernels``."""
+    return {**section("export", ExportConfig, params), "kernels": kernels.load_config(params)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -138,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = {**load_config(load_params(args.params)), "model_dir": args.model, "json_out": args.json,
               "html_out": args.html, "metrics_out": args.metrics}
+    kernels.pin(params["kernels"], "model.export")
     metrics = export(params)
     write_json_atomic(params["metrics_out"], metrics)
     log.info("exported %s parameters (%d tokens) to %s (%.2f MB) and %s (%.2f MB); self-check max |dp| %.2g",

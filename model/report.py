@@ -37,6 +37,7 @@ from typing import Any, Mapping, Sequence
 
 import pyarrow.parquet as pq
 
+from model import kernels
 from model.pages import fence, flatten, fmt, render
 from model.report_sections import SECTIONS, by_length_rows, verdict
 from pipeline.common import atomic_path, iter_jsonl, load_params, setup_logging
@@ -190,8 +191,8 @@ def summary_markdown(inp: Inputs) -> str:
 
 
 def load_config(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Every params value the stage reads: the ``report`` section."""
-    return section("report", ReportConfig, params)
+    """Every params value the stage reads: the ``report`` section, and ``kernels`` under ``kernels``."""
+    return {**section("report", ReportConfig, params), "kernels": kernels.load_config(params)}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -204,6 +205,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     setup_logging()
     cfg = load_config(load_params(args.params))
+    kernels.pin(cfg["kernels"], "model.report")
     page, summary = build(Path(args.root), cfg, args.model)
     for path, text in ((args.out, page), (args.summary, summary)):
         with atomic_path(path) as tmp:

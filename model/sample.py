@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from model import kernels
 from model.artifacts import DEFAULT_MODEL_DIR, ModelFolderError
 from model.sampler import Sample, SamplerError, StatefulSampler
 from pipeline.common import ParamsError, load_params, setup_logging, write_jsonl_atomic
@@ -112,8 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_config(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Every params value the stage reads: the ``sample`` section."""
-    return section("sample", SampleConfig, params)
+    """Every params value the stage reads: the ``sample`` section, and ``kernels`` under ``kernels``."""
+    return {**section("sample", SampleConfig, params), "kernels": kernels.load_config(params)}
+
+
+def pin_kernels(params_file: str, report: bool) -> None:
+    """The stage (``report``) pins the CPU kernels as its params say; so does the command line when
+    the params file is there, so that it reproduces the stage's samples (model/kernels.py)."""
+    if report or Path(params_file).exists():
+        kernels.pin(load_config(load_params(params_file))["kernels"], "model.sample")
 
 
 def run_stage(model_dir: str, report: str, params_file: str = "params.yaml") -> None:
@@ -136,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if deterministic and args.n != 1:
         ap.error("--greedy and --beam are deterministic: they give one text, so --n must be 1")
     try:
+        pin_kernels(args.params, bool(args.report))
         if args.report:
             run_stage(args.model, args.report, args.params)
             return 0

@@ -6,7 +6,7 @@ vocabulary, meta), ``metrics/train.json``, ``plots/train.csv``, ``reports/evolut
 ``logs/tensorboard/``. Checkpoints go to ``checkpoints/train/``, which is *not* a DVC output
 (DVC deletes outputs before a stage runs), so a killed ``dvc repro`` resumes where it stopped.
 Params: the ``train`` section (checked by TrainConfig; values in params.yaml, meanings in
-docs/model.md#train).
+docs/model.md#train) and ``kernels`` (model/kernels.py: the CPU kernels, pinned before training starts).
 
 Keras ``fit`` drives training (progress bar, callbacks, TensorBoard); every side effect is a
 callback in :mod:`model.callbacks`. Keras' own ``BackupAndRestore`` restarts an interrupted epoch
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from model import kernels
 from model.distribute import DistributeConfig
 from model.network import NetworkConfig
 from model.training import (
@@ -38,6 +39,7 @@ from model.training import (
     summarize,
     validation_dataset,
 )
+from pipeline.common import load_params
 from pipeline.config import section, setting
 
 log = logging.getLogger(__name__)
@@ -80,8 +82,10 @@ class TrainConfig:
 
 
 def load_config(params: Mapping[str, Any] | None = None, path: str = "params.yaml") -> dict[str, Any]:
-    """The ``train`` section of ``params`` (or of the file ``path``), checked by TrainConfig."""
-    return section("train", TrainConfig, params, path=path)
+    """The ``train`` section of ``params`` (or of the file ``path``), checked by TrainConfig, with the
+    ``kernels`` section under ``kernels`` (model/kernels.py: they make the weights what they are)."""
+    params = load_params(path) if params is None else params
+    return {**section("train", TrainConfig, params, path=path), "kernels": kernels.load_config(params)}
 
 
 def run_epochs(model, cfg: Mapping[str, Any], state, *, train_data: Callable[[int], Any], val_ds, steps: int,
@@ -245,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         verbose = 2  # one line per epoch in logs instead of thousands of progress-bar redraws
 
     cfg = load_config(path=args.params)
+    kernels.pin(cfg["kernels"], "model.train")
     from model.data import dataset_stats, make_dataset
 
     vocab = Vocab.load(args.vocab)

@@ -14,6 +14,7 @@ import yaml
 
 from model.evaluate import EvaluateConfig
 from model.export import ExportConfig
+from model.kernels import KernelsConfig
 from model.report import ReportConfig
 from model.sample import SampleConfig
 from model.train import TrainConfig
@@ -33,7 +34,7 @@ from tests.helpers.params import REPO_PARAMS, repo_params, write_params
 SCHEMAS = {"crawl": CrawlConfig, "clean": CleanConfig, "dedupe": DedupeConfig, "dask": DaskConfig,
            "split": SplitConfig,
            "vocab": VocabConfig, "batches": BatchesConfig, "train": TrainConfig, "sample": SampleConfig,
-           "evaluate": EvaluateConfig, "report": ReportConfig, "export": ExportConfig}
+           "evaluate": EvaluateConfig, "report": ReportConfig, "export": ExportConfig, "kernels": KernelsConfig}
 REPO_ROOT = REPO_PARAMS.parent
 
 
