@@ -19,6 +19,24 @@ document of n characters contributes n + 1 targets. Models are trained on the tr
   libraries as the command-line tools): bits of (train + test) minus bits of train alone, i.e. the
   cost of the test text for a compressor primed on the train text. The text given to them is the
   same symbol stream: characters (UNK shown as U+001A), each document followed by U+0000 as END.
+  They read the test split as one stream, so each document is coded after every test document
+  before it: they get cross-document context and adapt to the test text, which the LSTM does not.
+- ``ppmd_doc_bits``: PPMd var. H (Shkarin's PPM with information inheritance and SEE; the 7-Zip
+  codec, through ``pyppmd``), the strongest classical character model here, on the same rendered
+  stream (UTF-8 bytes). It is conditioned exactly as the LSTM is: each test document is coded on its
+  own from the state PPMd reached after reading the train text, so it neither sees nor learns from
+  any other test document. PPMd is an adaptive coder without a way to copy its state, so the state
+  is copied by the operating system: the primed process forks once per document (copy-on-write;
+  POSIX only) and the child codes that document alone. A coder writes whole bytes, so a document's
+  cost, read as bytes written, is its information rounded within one byte by an amount that depends
+  on where the coder's range stood before it; the same for every document scored from one state, a
+  bias of up to 4 bits per document. To make the rounding average out, the train text's last
+  ``PPMD_STATES`` documents are read one at a time and the test documents are scored round-robin
+  from those states (each a complete train prefix ending at a document boundary). The context a
+  document starts from is the END closing the train text's last document read (with that
+  document's tail within reach of the order): fixed text of the train split, as the LSTM's start
+  state is fixed. ``ppmd_doc_bits`` also returns the cost of the whole test split coded as one
+  stream (cross-document context and adaptation included, as the other compressors read it).
 """
 
 from __future__ import annotations
@@ -27,6 +45,9 @@ import bz2
 import gzip
 import lzma
 import math
+import os
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from typing import Callable, Sequence
 
 import numpy as np
@@ -223,5 +244,91 @@ def compressor_bpc(name: str, train_texts: Sequence[str], test_texts: Sequence[s
             "context_chars": len(train), "targets": n_targets}
 
 
+# -- PPMd ------------------------------------------------------------------------------------------
+PPMD_STATES = 128  # train-prefix states the test documents are scored from, round-robin (byte rounding)
+PPMD_MAX_ORDER = 64  # pyppmd's bound (and its least: 2)
+
+
+def _coded_bytes(encoder, payloads: Sequence[bytes]) -> list[int]:
+    """Bytes ``encoder`` writes to code each payload and end the stream, each from its present state
+    (a forked child codes one payload; the encoder here is left as it was)."""
+    out = []
+    for data in payloads:
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: code this payload from the copied state, report, vanish
+            code = 1
+            try:
+                os.close(read_end)
+                n = len(encoder.encode(data)) + len(encoder.flush())
+                os.write(write_end, n.to_bytes(8, "little"))
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as fh:
+            got = fh.read()
+        _, status = os.waitpid(pid, 0)
+        if status != 0 or len(got) != 8:
+            raise RuntimeError(f"PPMd child process failed (wait status {status}) coding {len(data)} bytes")
+        out.append(int.from_bytes(got, "little"))
+    return out
+
+
+def ppmd_doc_bits(prime_docs: Sequence[str], docs: Sequence[str], order: int, memory_mb: int,
+                  states: int = PPMD_STATES) -> tuple[np.ndarray, float]:
+    """``(bits of each of docs, bits of docs as one stream)`` under PPMd of ``order`` with ``memory_mb``
+    of model memory, each document coded alone after ``prime_docs`` (rendered texts as
+    ``render_text`` makes them, END included), round-robin from the last ``states`` train prefixes
+    (module docstring). The stream is coded after the whole prime."""
+    import pyppmd
+
+    if not hasattr(os, "fork"):
+        raise RuntimeError("the PPMd baseline forks a process per document: it needs a POSIX system")
+    if not 2 <= order <= PPMD_MAX_ORDER:
+        raise ValueError(f"PPMd order must be in [2, {PPMD_MAX_ORDER}], got {order}")
+    states = max(1, min(int(states), len(prime_docs)))
+    encoder = pyppmd.Ppmd7Encoder(int(order), int(memory_mb) << 20)
+    encoder.encode("".join(prime_docs[:len(prime_docs) - states]).encode("utf-8"))
+    held = [d.encode("utf-8") for d in prime_docs[len(prime_docs) - states:]] or [b""]
+    payloads = [d.encode("utf-8") for d in docs]
+    bits = np.zeros(len(payloads), dtype=np.float64)
+    for j, text in enumerate(held):
+        encoder.encode(text)
+        mine = list(range(j, len(payloads), len(held)))
+        empty, *coded = _coded_bytes(encoder, [b"", *(payloads[i] for i in mine)])
+        bits[mine] = 8.0 * (np.asarray(coded, dtype=np.float64) - empty)
+    empty, stream = _coded_bytes(encoder, [b"", b"".join(payloads)])
+    return bits, 8.0 * (stream - empty)
+
+
+def ppmd_prime(train_docs: Sequence[str], context_chars: int) -> list[str]:
+    """The last whole rendered train documents holding at most ``context_chars`` characters."""
+    kept, total = [], 0
+    for doc in reversed(train_docs):
+        if total + len(doc) > context_chars:
+            break
+        kept.append(doc)
+        total += len(doc)
+    return kept[::-1]
+
+
+def ppmd_scores(prime_docs: Sequence[str], jobs: Sequence[tuple[str, int]], splits: dict[str, Sequence[str]],
+                memory_mb: int) -> dict[tuple[str, int], tuple[np.ndarray, float]]:
+    """``ppmd_doc_bits`` of ``splits[name]`` for each ``(name, order)`` job, in fresh processes (a
+    fork of a small process is cheap, of one that loaded TensorFlow not), two at a time."""
+    ctx = get_context("spawn")
+    with ProcessPoolExecutor(max_workers=max(1, min(2, len(jobs), os.cpu_count() or 1)), mp_context=ctx) as pool:
+        futures = {job: pool.submit(ppmd_doc_bits, prime_docs, splits[job[0]], job[1], memory_mb) for job in jobs}
+        return {job: f.result() for job, f in futures.items()}
+
+
+def render_docs(docs: Sequence[np.ndarray], vocab: Vocab) -> list[str]:
+    """Each document rendered alone (``render_text`` of one document: its characters, then END)."""
+    table = np.array([END_CHAR, UNK_CHAR, *vocab.tokens[2:]], dtype=object)
+    return ["".join(table[d]) + END_CHAR for d in docs]
+
+
 __all__ = ["COMPRESSORS", "KneserNey", "UNK_ID", "bits_summary", "compressor_bits", "compressor_bpc",
-           "count_targets", "render_text", "unigram_log2probs"]
+           "count_targets", "ppmd_doc_bits", "ppmd_prime", "ppmd_scores", "render_docs", "render_text",
+           "unigram_log2probs"]

@@ -57,6 +57,9 @@ class EvaluateConfig:
     max_len: int = setting(ge=1)
     max_test_chars: int = setting(ge=0)
     compressors: list[str] = setting(choices=baselines.COMPRESSORS)
+    ppmd_orders: list[int] = setting(ge=2, le=baselines.PPMD_MAX_ORDER)  # tried on val, best scored on test; [] = off
+    ppmd_memory_mb: int = setting(ge=1, le=4000)  # PPMd model memory (its restart point when full)
+    ppmd_context_chars: int = setting(ge=0)  # train text PPMd reads first: the last whole documents up to this
     carry_state: bool  # a window of a long document starts from the state the previous one ended with
     length_buckets: list[int] = setting(ge=1)  # by_length: upper bounds (characters) of the document groups
 
@@ -159,9 +162,36 @@ def per_document_bits(log2probs: np.ndarray, docs: Sequence[np.ndarray]) -> np.n
     return -np.add.reduceat(log2probs, starts) if len(docs) else np.zeros(0)
 
 
+def ppmd_baseline(train: Sequence[np.ndarray], val: Sequence[np.ndarray], test: Sequence[np.ndarray], vocab: Vocab,
+                  cfg: Mapping[str, Any]) -> tuple[dict[str, Any], np.ndarray]:
+    """PPMd's entry in ``models`` and its per-document test bits: every order of ``ppmd_orders`` scored
+    on the val split, the best (the lowest order on a tie) on the test split, each document on its
+    own after the train text (model/baselines.py); the test split as one stream beside it."""
+    if not val:
+        raise ValueError("the val split is empty: PPMd's order is chosen on it (or set evaluate.ppmd_orders: [])")
+    prime = baselines.ppmd_prime(baselines.render_docs(train, vocab), int(cfg["ppmd_context_chars"]))
+    memory = int(cfg["ppmd_memory_mb"])
+    orders = sorted(set(int(o) for o in cfg["ppmd_orders"]))
+    n_val = baselines.count_targets(val)
+    tried = baselines.ppmd_scores(prime, [("val", o) for o in orders], {"val": baselines.render_docs(val, vocab)},
+                                  memory)
+    val_bpc = {o: float(tried[("val", o)][0].sum()) / n_val for o in orders}
+    best = min(orders, key=lambda o: (val_bpc[o], o))
+    bits, stream = baselines.ppmd_scores(prime, [("test", best)], {"test": baselines.render_docs(test, vocab)},
+                                         memory)[("test", best)]
+    n_test = baselines.count_targets(test)
+    log.info("ppmd: order %d chosen on val (%s); test %.4f bits/char per document, %.4f as one stream", best,
+             ", ".join(f"{o}: {b:.4f}" for o, b in val_bpc.items()), bits.sum() / n_test, stream / n_test)
+    entry = {**baselines.bits_summary(float(bits.sum()), n_test), "order": best,
+             "val_bpc_by_order": {str(o): round(b, 6) for o, b in val_bpc.items()},
+             "stream_bpc": stream / n_test, "memory_mb": memory, "context_chars": sum(len(d) for d in prime)}
+    return entry, bits
+
+
 def evaluate(model, vocab: Vocab, train_texts: list[str], test_texts: list[str], samples: list[dict],
-             cfg: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """All measurements as the ``metrics/eval.json`` dict, plus per-sample novelty rows."""
+             cfg: dict[str, Any], val_texts: list[str] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """All measurements as the ``metrics/eval.json`` dict, plus per-sample novelty rows (``val_texts``:
+    where PPMd's order is chosen)."""
     train = [vocab.encode(t) for t in train_texts]
     test = [vocab.encode(t) for t in limit_chars(test_texts, int(cfg["max_test_chars"]))]
     n_targets = baselines.count_targets(test)
@@ -191,6 +221,11 @@ def evaluate(model, vocab: Vocab, train_texts: list[str], test_texts: list[str],
                                      "discounts": {f"order_{k}": round(d, 6) for k, d in enumerate(kn.discounts, 1)}}
     seconds["kneser_ney"] = time.perf_counter() - t0
 
+    if cfg["ppmd_orders"]:
+        t0 = time.perf_counter()
+        val = [vocab.encode(t) for t in val_texts or []]
+        models["ppmd"], doc_bits["ppmd"] = ppmd_baseline(train, val, test, vocab, cfg)
+        seconds["ppmd"] = time.perf_counter() - t0
     train_text, test_text = baselines.render_text(train, vocab), baselines.render_text(test, vocab)
     for name in cfg["compressors"]:
         t0 = time.perf_counter()
@@ -269,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not samples:
         log.warning("%s missing or empty: novelty is not measured", samples_path)
     result, rows = evaluate(model, vocab, read_texts(split / "train.parquet"), read_texts(split / "test.parquet"),
-                            samples, cfg)
+                            samples, cfg, val_texts=read_texts(split / "val.parquet") if cfg["ppmd_orders"] else None)
     write_json_atomic(args.out, result)
     write_jsonl_atomic(args.novelty_out, rows, sort_keys=False)
     m = result["models"]

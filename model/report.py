@@ -38,11 +38,12 @@ from typing import Any, Mapping, Sequence
 import pyarrow.parquet as pq
 
 from model.pages import fence, flatten, fmt, render
-from model.report_sections import SECTIONS, by_length_rows, verdict
+from model.report_sections import CONDITIONING, SECTIONS, by_length_rows, model_label, verdict
 from pipeline.common import atomic_path, iter_jsonl, load_params, setup_logging
 from pipeline.config import section, setting
 
-__all__ = ["SECTIONS", "ReportConfig", "build", "by_length_rows", "main", "summary_markdown", "verdict"]
+__all__ = ["CONDITIONING", "SECTIONS", "ReportConfig", "build", "by_length_rows", "main", "model_label",
+           "summary_markdown", "verdict"]
 log = logging.getLogger(__name__)
 
 
@@ -160,8 +161,9 @@ def summary_markdown(inp: Inputs) -> str:
         out += ["## Test set, bits per character (lower is better)", "", verdict(ev), "",
                 "| model | bpc | nats/char | perplexity |", "|---|---|---|---|"]
         for n, m in sorted(ev.get("models", {}).items(), key=lambda kv: kv[1].get("bpc", 1e9)):
-            out.append(f"| {n} | {m.get('bpc', 0):.4f} | {m.get('nats_per_char', 0):.4f} "
+            out.append(f"| {model_label(n, m)} | {m.get('bpc', 0):.4f} | {m.get('nats_per_char', 0):.4f} "
                        f"| {m.get('perplexity', 0):.3f} |")
+        out += ["", CONDITIONING]
         header, length_rows = by_length_rows(ev)
         if length_rows:
             out += ["", "## By document length", "", "| " + " | ".join(header) + " |",

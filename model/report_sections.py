@@ -28,12 +28,18 @@ def verdict(ev: dict) -> str:
         return "No LSTM result to compare with the baselines."
     margin = c["best_baseline_bpc"] - c["lstm_bpc"]
     share = 100.0 * abs(margin) / c["best_baseline_bpc"]
+    best = model_label(str(c["best_baseline"]), (ev.get("models") or {}).get(c["best_baseline"]) or {})
     if margin > 0:
         return (f"The LSTM beats every baseline: {c['lstm_bpc']:.4f} bits per character against "
-                f"{c['best_baseline_bpc']:.4f} for the best, {c['best_baseline']} "
+                f"{c['best_baseline_bpc']:.4f} for the best, {best} "
                 f"({margin:.4f} fewer, {share:.1f}% less).")
-    return (f"The LSTM does NOT beat the best baseline, {c['best_baseline']}: {c['lstm_bpc']:.4f} bits per character "
+    return (f"The LSTM does NOT beat the best baseline, {best}: {c['lstm_bpc']:.4f} bits per character "
             f"against {c['best_baseline_bpc']:.4f} ({-margin:.4f} more, {share:.1f}% worse).")
+
+
+def model_label(name: str, m: dict) -> str:
+    """A model's name in tables; PPMd's with the order the val split chose."""
+    return f"{name} (order {m['order']})" if isinstance(m.get("order"), int) else name
 
 
 def sample_order(samples: Sequence[dict]) -> list[tuple[str, Any]]:
@@ -143,16 +149,27 @@ def evolution(inp) -> dict[str, Any] | None:
 
 
 # -- evaluation ------------------------------------------------------------------------------------
+CONDITIONING = ("What each model is given: the LSTM scores every test document on its own, from a zero state and "
+                "the END before it; the unigram, Kneser-Ney and PPMd baselines likewise score each document alone "
+                "after the train split (PPMd coded from the state it reached reading the train text, model/"
+                "baselines.py). gzip, bzip2 and xz read the test split as one stream after the train text, so "
+                "they also see (and adapt to) the test documents before each one: an advantage the others lack. "
+                "PPMd's cost as one such stream is in metrics/eval.json (models.ppmd.stream_bpc).")
+
+
 def by_length_rows(ev: dict) -> tuple[list[str], list[tuple]]:
-    """Header and rows of the LSTM vs Kneser-Ney bits per character by document length."""
+    """Header and rows of the LSTM's bits per character by document length beside each baseline
+    measured per document there (Kneser-Ney, PPMd), and which of them is best in each group."""
     groups = ev.get("by_length") or []
-    kn = next((k[:-4] for g in groups for k in g if k.startswith("kneser_ney") and k.endswith("_bpc")), None)
+    others = sorted({k[:-4] for g in groups for k in g if k.endswith("_bpc") and k != "lstm_bpc"})
     rows = []
     for g in groups:
-        lstm, other = g.get("lstm_bpc"), g.get(f"{kn}_bpc") if kn else None
-        better = ("LSTM" if lstm < other else kn) if isinstance(lstm, float) and isinstance(other, float) else ""
-        rows.append((g.get("chars"), g.get("documents"), g.get("targets"), lstm, other, better))
-    return ["document length (chars)", "documents", "characters measured", "LSTM bpc", f"{kn} bpc", "better"], rows
+        scores = {"LSTM": g.get("lstm_bpc"), **{o: g.get(f"{o}_bpc") for o in others}}
+        known = {k: v for k, v in scores.items() if isinstance(v, float)}
+        better = min(known, key=known.__getitem__) if len(known) > 1 and "LSTM" in known else ""
+        rows.append((g.get("chars"), g.get("documents"), g.get("targets"), *scores.values(), better))
+    return (["document length (chars)", "documents", "characters measured", "LSTM bpc",
+             *(f"{o} bpc" for o in others), "best"], rows)
 
 
 def evaluation(inp) -> dict[str, Any] | None:
@@ -166,8 +183,8 @@ def evaluation(inp) -> dict[str, Any] | None:
     header, length_rows = by_length_rows(ev)
     novelty = inp.jsonl("reports/novelty.jsonl") or []
     return {
-        "test": ev.get("test", {}), "verdict": verdict(ev),
-        "models": [(n, m.get("bpc"), m.get("nats_per_char"), m.get("perplexity"))
+        "test": ev.get("test", {}), "verdict": verdict(ev), "conditioning": CONDITIONING,
+        "models": [(model_label(n, m), m.get("bpc"), m.get("nats_per_char"), m.get("perplexity"))
                    for n, m in sorted(models.items(), key=lambda kv: kv[1].get("bpc", 1e9))],
         "val_bpc": train.get("val_bpc") if isinstance(train, dict) and isinstance(train.get("val_bpc"), (int, float))
         else None,

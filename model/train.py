@@ -28,7 +28,10 @@ from typing import Any, Callable, Mapping
 from model.distribute import DistributeConfig
 from model.network import NetworkConfig
 from model.training import (
+    OPTIMIZERS,
     TrainingError,
+    average_weights,
+    averaging_deferred,
     build_and_compile,
     count_batches,
     fingerprint,
@@ -61,8 +64,11 @@ class TrainConfig:
 
     seed: int = setting(ge=0)
     model: NetworkConfig
-    optimizer: str = setting(choices=("adam", "rmsprop"))
+    optimizer: str = setting(choices=OPTIMIZERS)
     learning_rate: float = setting(gt=0)
+    weight_decay: float = setting(ge=0)  # decoupled (AdamW rule): w -= lr_t * weight_decay * w each step
+    weight_decay_exclude: list[str]  # weights whose name holds one of these keep out of the decay
+    ema_momentum: float = setting(ge=0, lt=1)  # 0 = off; else the kept model is the weights' moving average
     lr_schedule: str = setting(choices=("cosine", "constant"))
     warmup_steps: int = setting(ge=0)
     min_lr_fraction: float = setting(ge=0, le=1)
@@ -77,6 +83,11 @@ class TrainConfig:
     xz_context_chars: int = setting(ge=0)
     evolution: EvolutionConfig
     distribute: DistributeConfig
+
+    def __post_init__(self) -> None:
+        if self.optimizer == "adam" and self.weight_decay:
+            raise ValueError(f"train.optimizer adam with train.weight_decay {self.weight_decay}: Adam with "
+                             f"decoupled weight decay is adamw; set train.optimizer: adamw")
 
 
 def load_config(params: Mapping[str, Any] | None = None, path: str = "params.yaml") -> dict[str, Any]:
@@ -95,18 +106,19 @@ def run_epochs(model, cfg: Mapping[str, Any], state, *, train_data: Callable[[in
     def epoch_ds(epoch: int):
         return train_data(seed + epoch).take(steps).apply(tf.data.experimental.assert_cardinality(steps))
 
-    if state.step_in_epoch and state.epoch < epochs:  # finish the interrupted epoch first
-        done = state.step_in_epoch
-        rest = epoch_ds(state.epoch).skip(done).apply(tf.data.experimental.assert_cardinality(steps - done))
-        model.fit(rest, epochs=state.epoch + 1, initial_epoch=state.epoch,
-                  steps_per_epoch=steps - done, validation_data=val_ds, callbacks=make_callbacks(done),
-                  verbose=verbose, shuffle=False)
-    if state.epoch < epochs and not (state.diverged or state.stop_reason):
-        ds = epoch_ds(state.epoch)
-        for e in range(state.epoch + 1, epochs):
-            ds = ds.concatenate(epoch_ds(e))
-        model.fit(ds, epochs=epochs, initial_epoch=state.epoch, steps_per_epoch=steps,
-                  validation_data=val_ds, callbacks=make_callbacks(0), verbose=verbose, shuffle=False)
+    with averaging_deferred(model.optimizer):  # a resumed run fits twice: average the weights once, after
+        if state.step_in_epoch and state.epoch < epochs:  # finish the interrupted epoch first
+            done = state.step_in_epoch
+            rest = epoch_ds(state.epoch).skip(done).apply(tf.data.experimental.assert_cardinality(steps - done))
+            model.fit(rest, epochs=state.epoch + 1, initial_epoch=state.epoch,
+                      steps_per_epoch=steps - done, validation_data=val_ds, callbacks=make_callbacks(done),
+                      verbose=verbose, shuffle=False)
+        if state.epoch < epochs and not (state.diverged or state.stop_reason):
+            ds = epoch_ds(state.epoch)
+            for e in range(state.epoch + 1, epochs):
+                ds = ds.concatenate(epoch_ds(e))
+            model.fit(ds, epochs=epochs, initial_epoch=state.epoch, steps_per_epoch=steps,
+                      validation_data=val_ds, callbacks=make_callbacks(0), verbose=verbose, shuffle=False)
 
 
 def fit(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int], Any], val_data: Callable[[], Any],
@@ -171,8 +183,10 @@ def fit(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int], Any], val_
     if not state.history:
         raise TrainingError(f"no epoch finished; checkpoints are in {checkpoint_dir}")
 
+    averaged = average_weights(model)
+    val_nats = float(model.evaluate(val_ds, verbose=0, return_dict=True)["nats"]) if averaged else None
     model = plain_model(model)
-    summary = summarize(state, model, steps, epochs)
+    summary = summarize(state, model, steps, epochs, averaged_val_nats=val_nats)
     # distribute is how, not what, was trained: the same model folder whatever the strategy
     meta = {"network": net.to_dict(), "params": {k: v for k, v in cfg.items() if k != "distribute"},
             "history": state.history, **summary}

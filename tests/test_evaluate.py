@@ -66,7 +66,7 @@ def test_by_length_groups_documents_and_weights_characters():
 def test_eval_json_has_lstm_beside_every_baseline(project):
     root, facts = project
     ev = json.loads((root / "metrics/eval.json").read_text())
-    assert set(ev["models"]) == {"lstm", "unigram", "kneser_ney_4", "gzip_9", "bzip2_9", "xz_9"}
+    assert set(ev["models"]) == {"lstm", "unigram", "kneser_ney_4", "ppmd", "gzip_9", "bzip2_9", "xz_9"}
     targets = sum(len(t) + 1 for t in facts["test"])
     assert ev["test"]["targets"] == targets and ev["test"]["documents"] == len(facts["test"])
     for name, m in ev["models"].items():
@@ -75,6 +75,23 @@ def test_eval_json_has_lstm_beside_every_baseline(project):
         assert m["perplexity"] == pytest.approx(2 ** m["bpc"])
         assert 0 < m["bpc"] < 10, name
     assert ev["comparison"]["best_baseline"] in ev["models"]
+    others = {k: v["bpc"] for k, v in ev["models"].items() if k != "lstm"}
+    assert ev["comparison"]["lstm_beats_all"] == (ev["models"]["lstm"]["bpc"] < min(others.values()))
+
+
+def test_ppmd_order_is_chosen_on_val_and_scored_per_document_on_test(project):
+    root, facts = project
+    ev = json.loads((root / "metrics/eval.json").read_text())
+    ppmd = ev["models"]["ppmd"]
+    by_order = {int(k): v for k, v in ppmd["val_bpc_by_order"].items()}
+    assert sorted(by_order) == [4, 5, 6, 7, 8]  # evaluate.ppmd_orders of the repository's params
+    assert ppmd["order"] == min(by_order, key=lambda o: (by_order[o], o))
+    assert ppmd["context_chars"] == sum(len(t) + 1 for t in facts["train"])  # all of it: under the bound
+    assert 0 < ppmd["stream_bpc"] < 10 and ppmd["memory_mb"] == 256
+    groups = ev["by_length"]  # per-document bits, so PPMd is split by length as the LSTM is
+    assert all("ppmd_bpc" in g for g in groups)
+    total = sum(g["ppmd_bpc"] * g["targets"] for g in groups) / sum(g["targets"] for g in groups)
+    assert total == pytest.approx(ppmd["bpc"], abs=1e-3)  # group figures are rounded to 4 decimals
 
 
 def test_novelty_finds_the_planted_copy(project):

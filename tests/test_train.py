@@ -163,7 +163,7 @@ def test_params_unknown_and_out_of_range_keys_are_errors():
         load_config(repo_params({"train": {"model": {"hiden_size": 3}}}))
     with pytest.raises(ParamsError, match="train.epochs = 0: expected an integer >= 1"):
         load_config(repo_params({"train": {"epochs": 0}}))
-    with pytest.raises(ParamsError, match="train.optimizer = 'sgd': expected one of 'adam', 'rmsprop'"):
+    with pytest.raises(ParamsError, match="train.optimizer = 'sgd': expected one of 'adam', 'adamw', 'rmsprop'"):
         load_config(repo_params({"train": {"optimizer": "sgd"}}))
     with pytest.raises(ParamsError, match="train.model.dropout = 1.0: expected a number < 1"):
         load_config(repo_params({"train": {"model": {"dropout": 1.0}}}))
