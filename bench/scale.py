@@ -58,7 +58,6 @@ from typing import Any
 import numpy as np
 import psutil
 import pyarrow as pa
-import pyarrow.parquet as pq
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -302,28 +301,48 @@ def kill_tree(pid: int) -> None:
         pass
 
 
+# Runs the stage in a child and reports its rusage: a process that forks and execs a stage carries its
+# own peak RSS into the stage's (Linux keeps the pre-exec high-water mark), so the measuring parent
+# must be this small interpreter (no site, no imports), not the bench process.
+LAUNCHER = """import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, ru = os.wait4(pid, 0)
+code = os.waitstatus_to_exitcode(status)
+with open(sys.argv[1], "w") as fh:
+    fh.write(f"{ru.ru_maxrss} {ru.ru_utime} {ru.ru_stime} {code}")
+sys.exit(code if code >= 0 else 1)
+"""
+
+
 def run_stage(cmd: list[str], cwd: Path, log: Path, cap_mb: float, timeout: float) -> dict[str, Any]:
     """Run one stage; wall and CPU time, peak RSS of its largest process and of its tree, status."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    usage_file = log.with_suffix(".rusage")
     started = time.perf_counter()
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen([sys.executable, "-S", "-c", LAUNCHER, str(usage_file), *cmd], cwd=cwd, env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     watch = Watch(proc, cap_mb)
     timer = threading.Timer(timeout, lambda: (setattr(watch, "stopped", watch.stopped or
                                                       f"ran past --stage-timeout {timeout:.0f} s"),
                                               kill_tree(proc.pid)))
     timer.start()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.wait()
     wall = time.perf_counter() - started
     timer.cancel()
     watch.close()
-    result = {"wall_s": round(wall, 2), "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
-              "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "tree_peak_rss_mb": round(watch.tree_peak_mb, 1),
-              "exit": proc.returncode}
+    try:
+        maxrss, utime, stime, code = usage_file.read_text().split()
+    except (OSError, ValueError):  # the launcher itself was killed
+        maxrss, utime, stime, code = "0", "0", "0", str(proc.returncode)
+    result = {"wall_s": round(wall, 2), "cpu_s": round(float(utime) + float(stime), 2),
+              "peak_rss_mb": round(int(maxrss) / 1024, 1), "tree_peak_rss_mb": round(watch.tree_peak_mb, 1),
+              "exit": int(code)}
     if watch.stopped:
         result["stopped"] = watch.stopped
-    elif proc.returncode != 0:
+    elif result["exit"] != 0:
         result["error"] = log.read_text(errors="replace")[-1500:]
     return result
 
