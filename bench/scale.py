@@ -76,6 +76,7 @@ CONFIG = {
     "exact_rate": 0.03,  # exact re-posts of a recent post
     "edit_rate": 0.04,  # re-posts of a recent post with one word changed
     "non_ascii_rate": 0.08,  # posts with some non-ASCII words
+    "number_rate": 0.25,  # posts with a number (prices, times, years; one in fifty of them a phone number)
     "recent": 5000,  # re-posts copy one of this many recent posts
     "row_group": 10_000,
     "boards": 12,
@@ -87,6 +88,7 @@ SYLLABLES = ["th", "e", "an", "ing", "er", "o", "ou", "ar", "st", "l", "ke", "wh
              "ne", "ha", "t", "qu", "d", "s", "ch", "ve", "al", "ma", "ka", "lo", "sh"]
 COMMON = ["the", "I", "to", "a", "and", "is", "you", "it", "lah", "of", "that", "in", "got", "can", "not", "this",
           "for", "my", "one", "so", "but", "leh", "they", "what", "just", "go", "also", "sia", "very", "then"]
+NUMBERS = ["$4.50", "2023", "3pm", "10k", "25", "1.5", "#3", "50%", "2-3", "12:30", "S$800", "100"]
 NON_ASCII = ["café", "naïve", "好吃", "怎么样", "😂", "👍", "’", "“ok”", "jalan-jalan", "mée", "Zürich", "€5",
              "…", "—", "한국", "ไทย", "½", "🙏"]
 SMILIE = ('<img src="data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7" '
@@ -127,6 +129,10 @@ class Forum:
         if rng.random() < CONFIG["non_ascii_rate"]:
             for _ in range(rng.randint(1, 3)):
                 toks.insert(rng.randrange(len(toks) + 1), rng.choice(NON_ASCII))
+        if rng.random() < CONFIG["number_rate"]:
+            phone = rng.random() < 0.02
+            number = f"9{rng.randrange(1000):03d} {rng.randrange(10000):04d}" if phone else rng.choice(NUMBERS)
+            toks.insert(rng.randrange(len(toks) + 1), number)
         out, start = [], 0
         while start < len(toks):
             end = start + rng.randint(5, 16)

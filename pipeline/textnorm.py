@@ -35,14 +35,20 @@ def normalize_text(text: str, *, form: str = "NFC", lowercase: bool = False) -> 
         raise ValueError(f"unicode form must be one of {FORMS}, got {form!r}")
     repaired = False
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if not text.isascii():
+    ascii_only = text.isascii()
+    if not ascii_only:
         fixed = ftfy.fix_text(text, FTFY_CONFIG)
         repaired = fixed != text
         text = unicodedata.normalize(form, fixed)
     text = INVISIBLE_RE.sub("", text)
-    text = SPACE_RE.sub(" ", text)
-    text = LINE_EDGE_RE.sub("\n", text)
-    text = PARA_RE.sub("\n\n", text).strip()
+    # each regex only where it can match (substring tests cost a fraction of a regex scan)
+    if not ascii_only or "  " in text or "\t" in text or "\x0c" in text:
+        text = SPACE_RE.sub(" ", text)
+    if " \n" in text or "\n " in text:
+        text = LINE_EDGE_RE.sub("\n", text)
+    if "\n\n\n" in text:
+        text = PARA_RE.sub("\n\n", text)
+    text = text.strip()
     if lowercase:
         text = text.lower()
     return text, repaired
