@@ -196,27 +196,40 @@ def fit(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int], Any], val_
     return model, summary
 
 
-def _split_texts(split_dir: Path, split: str) -> list[str]:
-    import pyarrow.parquet as pq
-
-    path = split_dir / f"{split}.parquet"
-    if not path.exists():
-        raise TrainingError(f"{path} not found: the xz baseline needs the split texts (run `dvc repro split`)")
-    return pq.read_table(path, columns=["text"]).column("text").to_pylist()
-
-
-def xz_bpc(train_texts: list[str], val_texts: list[str], vocab, context_chars: int = 4_000_000) -> dict[str, Any]:
+def xz_bpc(train_texts: list[str], val_texts, vocab, context_chars: int | None = 4_000_000) -> dict[str, Any]:
     """Bits per character ``xz -9`` spends on the val text after seeing (the tail of) the train text,
     and alone; texts rendered as the evaluate stage does (``model.baselines.compressor_bpc``: UNK and
-    END as their own symbols), so the count (characters + one END per document) is the model's."""
+    END as their own symbols), so the count (characters + one END per document) is the model's.
+    ``val_texts``: a list, or a ``model.baselines.RenderedSplit`` (streamed from its file)."""
     from model.baselines import compressor_bpc
 
     try:
-        got = compressor_bpc("xz_9", train_texts, val_texts, vocab, int(context_chars))
+        got = compressor_bpc("xz_9", train_texts, val_texts, vocab, context_chars)
     except ValueError:
         raise TrainingError("the val split is empty: no baseline to compare against") from None
     return {"xz9_val_bpc": got["bpc"], "xz9_val_alone_bpc": got["alone_bpc"],
             "xz9_context_chars": got["context_chars"], "val_chars": got["targets"]}
+
+
+def _xz_from_splits(split_dir: Path, vocab, context_chars: int, seed: int) -> dict[str, Any]:
+    from model.baselines import RenderedSplit
+    from model.splits import sample_texts
+
+    texts, seen = sample_texts(split_dir / "train.parquet", context_chars, seed)
+    got = xz_bpc(texts, RenderedSplit(str(split_dir / "val.parquet"), vocab), vocab, None)
+    return {**got, "xz9_train_sample": seen.as_dict()}
+
+
+def xz_baseline(split_dir: Path, vocab, cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """``xz_bpc`` of the split files in bounded memory: the train text is a seeded sample of whole
+    documents holding at most ``xz_context_chars`` characters (``model.splits.sample_texts`` with
+    ``train.seed``: the whole split when it fits), the val split is streamed through xz, and it all
+    runs in a spawned process, so xz's memory (up to 0.7 GB) is never added to TensorFlow's."""
+    from model.baselines import spawn_pool
+
+    with spawn_pool(1) as pool:
+        return pool.submit(_xz_from_splits, Path(split_dir), vocab, int(cfg["xz_context_chars"]),
+                           int(cfg["seed"])).result()
 
 
 def carried_state(stats: Mapping[str, Any], cfg: Mapping[str, Any]) -> bool:
@@ -283,8 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     if summary is None:
         log.info("done: worker %s finished; the chief writes the model and metrics", args.task_index)
         return 0
-    base = xz_bpc(_split_texts(args.splits, "train"), _split_texts(args.splits, "val"), vocab,
-                  int(cfg["xz_context_chars"]))
+    base = xz_baseline(args.splits, vocab, cfg)
     summary.update(base)
     summary["beats_xz9"] = bool(summary["val_bpc"] < base["xz9_val_bpc"])
     write_json_atomic(args.metrics, summary)

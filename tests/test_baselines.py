@@ -181,20 +181,33 @@ def test_ppmd_gives_a_document_no_context_from_the_documents_before_it():
     assert copied[0] / len(train[3]) < 0.5 * bits[0] / len(novel)  # the train text is what it learned
 
 
-def test_ppmd_prime_keeps_whole_documents_up_to_the_bound_and_bad_orders_fail():
-    assert baselines.ppmd_prime(["aaa", "bb", "c"], 3) == ["bb", "c"]
-    assert baselines.ppmd_prime(["aaa", "bb", "c"], 0) == []
-    assert baselines.ppmd_prime(["aaa", "bb", "c"], 100) == ["aaa", "bb", "c"]
+def test_ppmd_states_and_doc_store_and_bad_orders_fail(tmp_path):
+    assert baselines.ppmd_states(0) == 1 and baselines.ppmd_states(5) == 5
+    assert baselines.ppmd_states(10_000) == baselines.PPMD_STATES and baselines.ppmd_states(9, 3) == 3
+    with baselines.DocStore(tmp_path / "s", states=3, groups=2) as store:
+        for i, doc in enumerate(["a", "bb", "ccc", "dddd", "é"]):
+            store.add(doc, i % 2)
+    assert store.documents == 5
+    assert list(store.records(1)) == [(1, b"bb"), (0, b"\xc3\xa9")]  # documents 1 and 4: state 4 mod 3
+    assert list(store.in_order()) == [b"a", b"bb", b"ccc", b"dddd", "é".encode()]
+    with pytest.raises(ValueError, match="group 2 outside"):
+        baselines.DocStore(tmp_path / "t", states=1).add("x", 2)
     pytest.importorskip("pyppmd")
     with pytest.raises(ValueError, match="PPMd order must be in"):
         baselines.ppmd_doc_bits(["a"], ["b"], order=1, memory_mb=16)
+    with pytest.raises(ValueError, match="more than the 2 train documents"):
+        baselines.ppmd_store_bits(["a", "b"], store, order=3, memory_mb=16)
 
 
-def test_ppmd_scores_runs_jobs_in_fresh_processes():
+def test_ppmd_scores_runs_jobs_in_fresh_processes(tmp_path):
     pytest.importorskip("pyppmd")
     train, docs = _ppmd_corpus(20, 0), _ppmd_corpus(4, 1)
-    got = baselines.ppmd_scores(train, [("a", 3), ("a", 5)], {"a": docs}, 16)
+    with baselines.DocStore(tmp_path, baselines.ppmd_states(len(train)), groups=len(docs)) as store:
+        for i, doc in enumerate(docs):
+            store.add(doc, i)
+    got = baselines.ppmd_scores(train, [("a", 3), ("a", 5)], {"a": store}, 16)
     assert set(got) == {("a", 3), ("a", 5)}
-    for (_, order), (bits, stream) in got.items():
+    for (_, order), future in got.items():
+        bits, stream = future.result()
         here, here_stream = baselines.ppmd_doc_bits(train, docs, order, 16)
         assert bits.tolist() == here.tolist() and stream == here_stream

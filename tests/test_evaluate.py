@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from eval_project import COPIED, shared_project
 
-from model.evaluate import by_length, generated_part, limit_chars, lstm_doc_nats, lstm_nats, per_document_bits
+from model.evaluate import by_length, generated_part, lstm_doc_nats, lstm_nats, per_document_bits
 from pipeline.vocab import END_ID
 
 
@@ -108,9 +108,6 @@ def test_novelty_finds_the_planted_copy(project):
 def test_helpers():
     assert generated_part({"prime": "ab", "text": "abcd"}) == "abcd"  # text is the continuation already
     assert generated_part({"prime": "ab", "text": None}) == ""
-    assert limit_chars(["aaa", "bb", "c"], 5) == ["aaa", "bb"]
-    assert limit_chars(["aaaaaa", "b"], 2) == ["aaaaaa"]
-    assert limit_chars(["a"], 0) == ["a"]
 
 
 def test_bad_params_are_clear_errors(tmp_path):
