@@ -2,7 +2,8 @@
 
 Every baseline measures the SAME symbols as the LSTM's test loss (see model/evaluate.py): each
 document is its vocabulary ids (characters outside the vocabulary are UNK) followed by one END, so a
-document of n characters contributes n + 1 targets. Models are trained on the train split only.
+document of n characters contributes n + 1 targets. Models are trained on the train split only
+(the evaluate stage gives them all the same bounded, seeded sample of it: model/splits.py).
 
 - ``unigram_log2probs``: add-``alpha`` (Laplace) smoothed character frequencies over the whole
   vocabulary (END and UNK included), so every symbol has a non-zero probability.
@@ -15,10 +16,13 @@ document of n characters contributes n + 1 targets. Models are trained on the tr
   seconds, where a Python dict per n-gram would take minutes and GBs. Peak memory is about
   ``8 * (order + 3)`` bytes per training character (about 70 MB for 2 MB of text at order 5). NLTK's
   KneserNeyInterpolated was not used: it scores one n-gram per Python call and is far too slow on MBs.
-- ``compressor_bits``: gzip -9, bzip2 -9 and xz -9 (Python's gzip/bz2/lzma modules, the same
+- ``compressor_cost``: gzip -9, bzip2 -9 and xz -9 (Python's zlib/bz2/lzma modules, the same
   libraries as the command-line tools): bits of (train + test) minus bits of train alone, i.e. the
-  cost of the test text for a compressor primed on the train text. The text given to them is the
-  same symbol stream: characters (UNK shown as U+001A), each document followed by U+0000 as END.
+  cost of the test text for a compressor primed on the train text. The text is fed to the
+  compressor a piece at a time (``RenderedSplit`` reads a split file in pieces), which writes the
+  same bytes as one call, so only the codec's own memory is held (xz -9: up to about 0.7 GB). The
+  text given to them is the same symbol stream: characters (UNK shown as U+001A), each document
+  followed by U+0000 as END.
   They read the test split as one stream, so each document is coded after every test document
   before it: they get cross-document context and adapt to the test text, which the LSTM does not.
 - ``ppmd_doc_bits``: PPMd var. H (Shkarin's PPM with information inheritance and SEE; the 7-Zip
@@ -36,7 +40,9 @@ document of n characters contributes n + 1 targets. Models are trained on the tr
   document starts from is the END closing the train text's last document read (with that
   document's tail within reach of the order): fixed text of the train split, as the LSTM's start
   state is fixed. ``ppmd_doc_bits`` also returns the cost of the whole test split coded as one
-  stream (cross-document context and adaptation included, as the other compressors read it).
+  stream (cross-document context and adaptation included, as the other compressors read it). The
+  documents wait on disk (``DocStore``: one file per state), so a worker reads one state's share
+  at a time and returns bits summed per group (length groups, or per document for a small list).
 """
 
 from __future__ import annotations

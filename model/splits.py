@@ -8,11 +8,12 @@ rows) and keeps only what it returns:
   the first documents up to ``max_chars`` (the rule of ``evaluate.max_test_chars``);
 - ``sample_texts``: a bounded, seeded sample of whole documents (the baselines' train text): every
   document gets a uniform random key, drawn in file order from NumPy's PCG64 seeded with ``seed``;
-  the sample is the documents of smallest key, taken in key order while their characters still fit
-  in ``max_chars``. That is a simple random sample of documents, the same for the same file and
-  seed, and the whole file (in file order) when it fits. One pass: a max-heap of the documents
-  taken so far drops the largest key whenever the characters overflow, so memory is the sample
-  itself plus one batch. A document longer than ``max_chars`` alone is never taken;
+  the sample is the documents of smallest key, taken in key order until the next one does not fit
+  in ``max_chars`` characters (a document longer than ``max_chars`` alone is passed over). That is
+  a simple random sample of documents, the same for the same file and seed, returned in file order,
+  and the whole file when it fits. One pass: a max-heap holds the documents taken so far and drops
+  the largest key whenever the characters overflow; a dropped key bars every larger one. Memory is
+  the sample itself plus one batch;
 - ``column_totals``, ``value_counts``, ``length_histogram``: the report's corpus statistics from
   one or two passes over a single column.
 
@@ -110,19 +111,20 @@ def sample_texts(path: str | Path, max_chars: int, seed: int,
     every document), in file order; the module docstring gives the rule."""
     rng = np.random.default_rng(seed)
     heap: list[tuple[float, int, int, str]] = []  # (-key, index, length, text): the largest key on top
+    barrier = 2.0  # the least key of a document left out for want of room: no larger key gets in
     held = n_docs = n_chars = 0
     for col in _batches(path, "text", batch_rows):
         lengths = pc.fill_null(pc.utf8_length(col), 0).to_numpy(zero_copy_only=False).tolist()
         keys = rng.random(len(lengths)).tolist()
         for i, (key, length) in enumerate(zip(keys, lengths)):
-            if max_chars > 0:
-                if length > max_chars or (held + length > max_chars and heap and key >= -heap[0][0]):
-                    continue  # too long alone, or the first to go again at once
-            text = col[i].as_py() or ""
-            heapq.heappush(heap, (-key, n_docs + i, length, text))
+            if max_chars > 0 and (key >= barrier or length > max_chars):
+                continue
+            heapq.heappush(heap, (-key, n_docs + i, length, col[i].as_py() or ""))
             held += length
             while max_chars > 0 and held > max_chars:
-                held -= heapq.heappop(heap)[2]
+                top, _, size, _ = heapq.heappop(heap)
+                held -= size
+                barrier = -top
         n_docs += len(lengths)
         n_chars += sum(lengths)
     kept = sorted(heap, key=lambda item: item[1])
