@@ -54,6 +54,7 @@ import math
 import os
 import struct
 import zlib
+from collections import deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -305,6 +306,7 @@ def compressor_bpc(name: str, train_texts: Sequence[str], test_texts: Iterable[s
 # -- PPMd ------------------------------------------------------------------------------------------
 PPMD_STATES = 128  # train-prefix states the test documents are scored from, round-robin (byte rounding)
 PPMD_MAX_ORDER = 64  # pyppmd's bound (and its least: 2)
+PPMD_FORKS = 4  # documents coded at once, each in its own forked child of the primed process
 _RECORD = struct.Struct("<II")  # a DocStore record's header: payload bytes, group
 
 
@@ -370,9 +372,10 @@ class DocStore:
             yield next(readers[i % self.states])[1]
 
 
-def _in_child(work: Callable[[], int]) -> int:
-    """``work()`` (a byte count) run in a forked child, which starts from a copy of this process's
-    state (the PPMd encoder's included) and vanishes after: this process is left as it was."""
+def _start_child(work: Callable[[], int]) -> tuple[int, int]:
+    """Fork a child that runs ``work()`` (a byte count) from a copy of this process's state (the
+    PPMd encoder's included), writes it to a pipe and vanishes: this process is left as it was.
+    Returns (child pid, read end of its pipe)."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: work from the copied state, report, vanish
@@ -384,6 +387,10 @@ def _in_child(work: Callable[[], int]) -> int:
         finally:
             os._exit(code)
     os.close(write_end)
+    return pid, read_end
+
+
+def _child_result(pid: int, read_end: int) -> int:
     with os.fdopen(read_end, "rb") as fh:
         got = fh.read()
     _, status = os.waitpid(pid, 0)
@@ -395,7 +402,22 @@ def _in_child(work: Callable[[], int]) -> int:
 def _coded(encoder, pieces: Iterable[bytes]) -> int:
     """Bytes ``encoder`` writes to code ``pieces`` and end the stream, from its present state (in a
     forked child: the encoder here is left as it was)."""
-    return _in_child(lambda: sum(len(encoder.encode(p)) for p in pieces) + len(encoder.flush()))
+    return _child_result(*_start_child(lambda: sum(len(encoder.encode(p)) for p in pieces) + len(encoder.flush())))
+
+
+def _coded_each(encoder, items: Iterable[tuple[int, bytes]], width: int = PPMD_FORKS) -> Iterator[tuple[int, int]]:
+    """``(tag, bytes written)`` for each ``(tag, payload)``, every payload coded alone from the
+    encoder's present state, in order; up to ``width`` children at a time, so both cores work and no
+    child waits for the previous one to be reaped."""
+    running: deque[tuple[int, int, int]] = deque()
+    for tag, payload in items:
+        running.append((tag, *_start_child(lambda p=payload: len(encoder.encode(p)) + len(encoder.flush()))))
+        if len(running) >= width:
+            tag0, pid, fd = running.popleft()
+            yield tag0, _child_result(pid, fd)
+    while running:
+        tag0, pid, fd = running.popleft()
+        yield tag0, _child_result(pid, fd)
 
 
 def ppmd_store_bits(prime_docs: Sequence[str], store: DocStore, order: int, memory_mb: int) -> tuple[np.ndarray, float]:
@@ -420,8 +442,8 @@ def ppmd_store_bits(prime_docs: Sequence[str], store: DocStore, order: int, memo
     for j, text in enumerate(held):
         encoder.encode(text)
         empty = _coded(encoder, [b""])
-        for group, payload in store.records(j):
-            bits[group] += 8.0 * (_coded(encoder, [payload]) - empty)
+        for group, size in _coded_each(encoder, store.records(j)):
+            bits[group] += 8.0 * (size - empty)
     empty = _coded(encoder, [b""])
     return bits, 8.0 * (_coded(encoder, store.in_order()) - empty)
 
