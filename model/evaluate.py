@@ -52,7 +52,7 @@ import math
 import tempfile
 import time
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import median
 from typing import Any, Callable, Mapping, Sequence
@@ -216,6 +216,7 @@ class Ppmd:
 
     def __init__(self, pool: Executor, train: Sequence[np.ndarray], vocab: Vocab, val_path: Path,
                  cfg: Mapping[str, Any], folder: Path, groups: int) -> None:
+        self.started, self.seconds = time.perf_counter(), 0.0
         self.pool, self.memory = pool, int(cfg["ppmd_memory_mb"])
         self.prime = baselines.render_docs(train, vocab)
         states = baselines.ppmd_states(len(self.prime))
@@ -233,7 +234,8 @@ class Ppmd:
         self.test_store = baselines.DocStore(folder / "test", states, groups)
 
     def finish(self, n_test: int) -> tuple[dict[str, Any], np.ndarray]:
-        """PPMd's entry in ``models`` and its test bits per length group."""
+        """PPMd's entry in ``models`` and its test bits per length group (``seconds``: since it started,
+        beside the other models)."""
         self.test_store.close()
         val_bpc = {o: float(self.val[("val", o)].result()[0].sum()) / self.n_val for o in self.orders}
         best = min(self.orders, key=lambda o: (val_bpc[o], o))
@@ -245,25 +247,27 @@ class Ppmd:
                  "val_bpc_by_order": {str(o): round(b, 6) for o, b in val_bpc.items()},
                  "stream_bpc": stream / n_test, "memory_mb": self.memory,
                  "context_chars": sum(len(d) for d in self.prime), "val_targets": self.n_val}
+        self.seconds = time.perf_counter() - self.started
         return entry, bits
 
 
 @dataclass
 class TestScores:
-    """What the pass over the test split adds up."""
+    """What the pass over the test split adds up: documents, targets, UNKs; total bits and seconds by
+    model; Kneser-Ney's discounts by order."""
 
     documents: int = 0
     targets: int = 0
     unknown: int = 0
-    bits: dict[str, float] | None = None
-    seconds: dict[str, float] | None = None
-    discounts: dict[str, float] | None = None  # Kneser-Ney's, by order
+    bits: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    discounts: dict[str, float] = field(default_factory=dict)
 
-    def add(self, name: str, bits: float, seconds: float) -> None:
-        self.bits = self.bits or {}
-        self.seconds = self.seconds or {}
+    def add(self, name: str, bits: float, since: float, clock: str | None = None) -> None:
+        """``bits`` more for ``name``, and the seconds since ``since`` (on ``clock``: default ``name``)."""
         self.bits[name] = self.bits.get(name, 0.0) + bits
-        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+        clock = clock or name
+        self.seconds[clock] = self.seconds.get(clock, 0.0) + time.perf_counter() - since
 
 
 def score_test(model, vocab: Vocab, train: Sequence[np.ndarray], test_path: Path, cfg: Mapping[str, Any],
@@ -275,13 +279,12 @@ def score_test(model, vocab: Vocab, train: Sequence[np.ndarray], test_path: Path
     out = TestScores()
     t0 = time.perf_counter()
     probs = baselines.unigram_probs(train, len(vocab), float(cfg["unigram_alpha"]))
-    out.add("unigram", 0.0, time.perf_counter() - t0)
+    out.add("unigram", 0.0, t0)
     t0 = time.perf_counter()
-    order = int(cfg["ngram_order"])
-    kn = baselines.KneserNey(len(vocab), order).fit(train)
-    kn_name = f"kneser_ney_{order}"
-    out.add(kn_name, 0.0, time.perf_counter() - t0)
+    kn_name = f"kneser_ney_{int(cfg['ngram_order'])}"
+    kn = baselines.KneserNey(len(vocab), int(cfg["ngram_order"])).fit(train)
     out.discounts = {f"order_{k}": round(d, 6) for k, d in enumerate(kn.discounts, 1)}
+    out.add(kn_name, 0.0, t0, "kneser_ney")
     for texts in text_chunks(test_path, chunk_chars, int(cfg["max_test_chars"])):
         docs = [vocab.encode(t) for t in texts]
         lengths = np.asarray([len(d) for d in docs], dtype=np.int64)
@@ -291,14 +294,13 @@ def score_test(model, vocab: Vocab, train: Sequence[np.ndarray], test_path: Path
             doc_bits["lstm"] = lstm_doc_nats(model, docs, batch_size=int(cfg["batch_size"]),
                                              max_len=int(cfg["max_len"]),
                                              carry_state=bool(cfg["carry_state"])) / math.log(2)
-            out.add("lstm", float(doc_bits["lstm"].sum()), time.perf_counter() - t0)
+            out.add("lstm", float(doc_bits["lstm"].sum()), t0)
         t0 = time.perf_counter()
-        lp = np.log2(probs[baselines.targets_of(docs)])
-        out.add("unigram", float(-lp.sum()), time.perf_counter() - t0)
+        out.add("unigram", float(-np.log2(probs[baselines.targets_of(docs)]).sum()), t0)
         t0 = time.perf_counter()
         lp = kn.log2probs(docs)
         doc_bits[kn_name] = per_document_bits(lp, docs)
-        out.add(kn_name, float(-lp.sum()), time.perf_counter() - t0)
+        out.add(kn_name, float(-lp.sum()), t0, "kneser_ney")
         tally.add(lengths, doc_bits)
         if store is not None:
             for doc, group in zip(baselines.render_docs(docs, vocab), tally.group_of(lengths).tolist()):
@@ -322,27 +324,28 @@ def evaluate(model, vocab: Vocab, split_dir: str | Path, samples: list[dict], cf
     test = baselines.RenderedSplit(str(split / "test.parquet"), vocab, int(cfg["max_test_chars"]), chunk_chars)
     tally = LengthTally(cfg["length_buckets"])
     with baselines.spawn_pool(2) as pool, tempfile.TemporaryDirectory(prefix="kopitiam-evaluate-") as tmp:
-        prime = baselines.render_text(train, vocab)
-        jobs: dict[str, Future] = {name: pool.submit(_timed, baselines.compressor_cost, name, prime, test)
-                                   for name in cfg["compressors"]}
-        del prime
-        jobs["novelty"] = pool.submit(_timed, novelty_summary, samples, str(split / "train.parquet"))
+        # PPMd's val orders first: its test job, the longest, can start only once they are done
         ppmd = Ppmd(pool, train, vocab, split / "val.parquet", cfg, Path(tmp), tally.groups) \
             if cfg["ppmd_orders"] else None
+        jobs: dict[str, Future] = {"novelty": pool.submit(_timed, novelty_summary, samples,
+                                                          str(split / "train.parquet"))}
+        prime = baselines.render_text(train, vocab)
+        jobs.update({name: pool.submit(_timed, baselines.compressor_cost, name, prime, test)
+                     for name in cfg["compressors"]})
+        del prime
         scores = score_test(model, vocab, train, split / "test.parquet", cfg, tally,
                             ppmd.test_store if ppmd else None, chunk_chars)
         del train
-        models = {name: baselines.bits_summary(bits, scores.targets) for name, bits in (scores.bits or {}).items()}
-        seconds = dict(scores.seconds or {})
+        models = {name: baselines.bits_summary(bits, scores.targets) for name, bits in scores.bits.items()}
+        seconds = dict(scores.seconds)
         if "lstm" in models:
             models["lstm"]["carry_state"] = bool(cfg["carry_state"])
         models[f"kneser_ney_{int(cfg['ngram_order'])}"]["discounts"] = scores.discounts
         if ppmd is not None:
-            t0 = time.perf_counter()
             models["ppmd"], group_bits = ppmd.finish(scores.targets)
             for g, b in enumerate(group_bits.tolist()):
                 tally.add_group("ppmd", g, b)
-            seconds["ppmd"] = time.perf_counter() - t0
+            seconds["ppmd"] = ppmd.seconds
         for name in cfg["compressors"]:
             bits, seconds[name] = jobs[name].result()
             models[name] = baselines.bits_summary(bits, scores.targets)
