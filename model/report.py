@@ -41,7 +41,7 @@ from typing import Any, Callable, Mapping, Sequence
 import pyarrow.parquet as pq
 
 from model.pages import fence, flatten, fmt, render
-from model.report_sections import CONDITIONING, SECTIONS, by_length_rows, model_label, verdict
+from model.report_sections import CONDITIONING, SECTIONS, baseline_note, by_length_rows, model_label, verdict
 from pipeline.common import atomic_path, iter_jsonl, load_params, setup_logging
 from pipeline.config import section, setting
 
@@ -168,7 +168,7 @@ def summary_markdown(inp: Inputs) -> str:
         for n, m in sorted(ev.get("models", {}).items(), key=lambda kv: kv[1].get("bpc", 1e9)):
             out.append(f"| {model_label(n, m)} | {m.get('bpc', 0):.4f} | {m.get('nats_per_char', 0):.4f} "
                        f"| {m.get('perplexity', 0):.3f} |")
-        out += ["", CONDITIONING]
+        out += ["", CONDITIONING] + (["", note] if (note := baseline_note(ev)) else [])
         header, length_rows = by_length_rows(ev)
         if length_rows:
             out += ["", "## By document length", "", "| " + " | ".join(header) + " |",

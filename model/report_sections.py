@@ -167,6 +167,20 @@ CONDITIONING = ("What each model is given: the LSTM scores every test document o
                 "PPMd's cost as one such stream is in metrics/eval.json (models.ppmd.stream_bpc).")
 
 
+def baseline_note(ev: dict) -> str | None:
+    """How much of the train split the baselines were fitted on (eval.json's ``baseline_train``)."""
+    b = ev.get("baseline_train")
+    if not isinstance(b, dict) or not all(isinstance(b.get(k), int) for k in ("documents", "characters")):
+        return None
+    if not b.get("sampled"):
+        return f"The baselines were fitted on the whole train split ({b['documents']:,} documents, " \
+               f"{b['characters']:,} characters)."
+    return (f"The baselines were fitted on a seeded sample of the train split: {b['documents']:,} of its "
+            f"{b.get('split_documents', 0):,} documents ({b['characters']:,} of {b.get('split_characters', 0):,} "
+            f"characters; evaluate.baseline_train_chars {b.get('max_chars', 0):,}, seed {b.get('seed')}). "
+            f"Every model, the LSTM included, was scored on the same test documents.")
+
+
 def by_length_rows(ev: dict) -> tuple[list[str], list[tuple]]:
     """Header and rows of the LSTM's bits per character by document length beside each baseline
     measured per document there (Kneser-Ney, PPMd), and which of them is best in each group."""
@@ -194,6 +208,7 @@ def evaluation(inp) -> dict[str, Any] | None:
     novelty = inp.jsonl("reports/novelty.jsonl") or []
     return {
         "test": ev.get("test", {}), "verdict": verdict(ev), "conditioning": CONDITIONING,
+        "baseline_note": baseline_note(ev),
         "models": [(model_label(n, m), m.get("bpc"), m.get("nats_per_char"), m.get("perplexity"))
                    for n, m in sorted(models.items(), key=lambda kv: kv[1].get("bpc", 1e9))],
         "val_bpc": train.get("val_bpc") if isinstance(train, dict) and isinstance(train.get("val_bpc"), (int, float))

@@ -5,6 +5,7 @@ headless Chromium when one is installed."""
 from __future__ import annotations
 
 import base64
+import html
 import json
 import os
 import shutil
@@ -96,6 +97,22 @@ def test_summary_markdown_has_numbers_and_samples(project):
     order = json.loads((project[0] / "metrics/eval.json").read_text())["models"]["ppmd"]["order"]
     assert f"| ppmd (order {order}) |" in text and report.CONDITIONING in text
     assert "novel_word_share" in text and "teh kopi kopi" in text
+
+
+def test_page_and_summary_say_how_much_train_text_the_baselines_saw(project):
+    from model.report_sections import baseline_note
+
+    ev = json.loads((project[0] / "metrics/eval.json").read_text())
+    note = baseline_note(ev)
+    n = ev["baseline_train"]["documents"]
+    assert note.startswith(f"The baselines were fitted on the whole train split ({n:,} documents")
+    assert note in (project[0] / "reports/summary.md").read_text(encoding="utf-8")
+    assert html.escape(note) in (project[0] / "reports/index.html").read_text(encoding="utf-8")
+    sampled = {"baseline_train": {"documents": 16192, "characters": 3999849, "split_documents": 82701,
+                                  "split_characters": 20502708, "max_chars": 4000000, "seed": 0, "sampled": True}}
+    assert baseline_note(sampled).startswith("The baselines were fitted on a seeded sample of the train split: "
+                                             "16,192 of its 82,701 documents (3,999,849 of 20,502,708 characters")
+    assert baseline_note({}) is None
 
 
 def test_missing_inputs_are_named_on_the_page(tmp_path):
