@@ -72,11 +72,12 @@ def text_chunks(path: str | Path, chunk_chars: int, max_chars: int = 0,
     (the last one shorter); with ``max_chars`` > 0 only the first documents holding at most that
     many characters (at least one document)."""
     chunk: list[str] = []
-    size = total = 0
+    size = total = taken = 0
     for text in iter_texts(path, batch_rows):
-        if max_chars > 0 and (total or chunk) and total + len(text) > max_chars:
+        if max_chars > 0 and taken and total + len(text) > max_chars:
             break
         chunk.append(text)
+        taken += 1
         size += len(text)
         total += len(text)
         if size >= chunk_chars:
