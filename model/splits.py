@@ -13,9 +13,10 @@ rows) and keeps only what it returns:
   a simple random sample of documents, the same for the same file and seed, returned in file order,
   and the whole file when it fits. One pass: a max-heap holds the documents taken so far and drops
   the largest key whenever the characters overflow; a dropped key bars every larger one. Memory is
-  the sample itself plus one batch;
-- ``column_totals``, ``value_counts``, ``length_histogram``: the report's corpus statistics from
-  one or two passes over a single column.
+  the sample itself plus one batch. (Samplers in NumPy and pyarrow draw a number of rows from data
+  in memory; none bounds a sample by characters while streaming, hence these few lines);
+- ``column_totals``, ``column_max``, ``value_counts``, ``histogram``: the report's corpus
+  statistics, each one pass over a single column.
 
 A null ``text`` is read as an empty document and counted (the file is named in a warning).
 """
