@@ -282,9 +282,10 @@ def fit_distributed(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int]
             raise tr.TrainingError(state.diverged)
         if not state.history:
             raise tr.TrainingError(f"no epoch finished; checkpoints are in {checkpoint_dir}")
+        averaged_val = _average_and_validate(run, val)
         if not chief:
             return model, None
-        summary = tr.summarize(state, model, steps, epochs)
+        summary = tr.summarize(state, model, steps, epochs, averaged_val_nats=averaged_val)
         meta = {"network": net.to_dict(), "params": {k: v for k, v in cfg.items() if k != "distribute"},
                 "distribute": {"strategy": dist["strategy"], "workers": n_workers, "replicas": run.replicas},
                 "history": state.history, **summary}
@@ -295,6 +296,13 @@ def fit_distributed(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int]
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _average_and_validate(run: Steps, val: list) -> float | None:
+    """With ``ema_momentum``: the moving average put in place (on every worker) and its val nats."""
+    if not tr.average_weights(run.model):
+        return None
+    return sum(run.evaluate(b) for b in val) / max(sum(float(b[2].sum(dtype=np.float64)) for b in val), 1.0)
 
 
 def _resume(ckpt, cfg: Mapping[str, Any], model, vocab, steps: int):

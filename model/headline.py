@@ -1,8 +1,8 @@
 """The headline stage: a handful of numbers that say how a run went, in ``metrics/headline.json``.
 
-Reads ``metrics/eval.json`` (test bits per character of the LSTM and of the best baseline, novelty
-of the samples), ``metrics/train.json`` (val bits per character, training tokens/s) and
-``metrics/dedupe.json`` (posts kept after cleaning and deduplication). No params.
+Reads ``metrics/eval.json`` (test bits per character of the LSTM, of the best baseline and of PPMd,
+whether the LSTM beats every baseline, novelty of the samples), ``metrics/train.json`` (val bits per
+character, training tokens/s) and ``metrics/dedupe.json`` (posts kept after cleaning and deduplication). No params.
 
 ``dvc exp show`` orders metric columns by their declaration in dvc.yaml, so this stage is declared
 first there: the headline is the leftmost block of every experiment table, and the other metrics
@@ -26,8 +26,11 @@ log = logging.getLogger(__name__)
 # headline key -> (metrics file, path of keys inside it); the order here is the column order
 FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "lstm_test_bpc": ("eval", ("comparison", "lstm_bpc")),
+    "lstm_beats_all": ("eval", ("comparison", "lstm_beats_all")),
     "best_baseline": ("eval", ("comparison", "best_baseline")),
     "best_baseline_test_bpc": ("eval", ("comparison", "best_baseline_bpc")),
+    "ppmd_test_bpc": ("eval", ("models", "ppmd", "bpc")),
+    "ppmd_order": ("eval", ("models", "ppmd", "order")),
     "lstm_val_bpc": ("train", ("val_bpc",)),
     "train_tokens_per_s": ("train", ("tokens_per_s",)),
     "posts_kept": ("dedupe", ("kept",)),
@@ -37,13 +40,18 @@ FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
 # the report's summary and the compare page (model/compare_view.py) label the numbers with it
 LABELS: dict[str, tuple[str, str | None]] = {
     "lstm_test_bpc": ("LSTM test bits per character", "lower"),
+    "lstm_beats_all": ("LSTM beats every baseline", None),
     "best_baseline": ("best baseline", None),
     "best_baseline_test_bpc": ("best baseline's test bits per character", None),
+    "ppmd_test_bpc": ("PPMd test bits per character", None),
+    "ppmd_order": ("PPMd order (chosen on validation)", None),
     "lstm_val_bpc": ("LSTM validation bits per character", "lower"),
     "train_tokens_per_s": ("training tokens per second", "higher"),
     "posts_kept": ("posts kept after cleaning and deduplication", None),
     "novel_word_share": ("share of generated words not in train", None),
 }
+# keys of baselines params can switch off (evaluate.ppmd_orders: []): null in the headline when absent
+OPTIONAL = {"ppmd_test_bpc", "ppmd_order"}
 
 
 class HeadlineError(RuntimeError):
@@ -72,6 +80,9 @@ def headline(metrics: dict[str, tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, (name, keys) in FIELDS.items():
         path, doc = metrics[name]
+        if key in OPTIONAL and keys[1] not in doc.get(keys[0], {}):
+            out[key] = None
+            continue
         out[key] = rounded(key, pick(doc, keys, path))
     return out
 

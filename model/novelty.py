@@ -1,7 +1,9 @@
 """Does the model invent or copy? Novel-word share and longest verbatim copy from the train text.
 
 - ``novel_word_share``: of the word tokens in the generated samples (``\\w+`` runs, lower-cased),
-  the share whose word never occurs in the training text.
+  the share whose word never occurs in the training text. ``scan_train`` finds which of the
+  samples' words the training text holds while streaming it, so the training vocabulary (which
+  grows with the corpus) is never built.
 - ``longest_copies``: for each sample, the longest substring that also occurs verbatim in the
   training text (a memorisation check), with its position.
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 log = logging.getLogger(__name__)
 WORD_RE = re.compile(r"\w+")
@@ -38,10 +40,44 @@ def novel_word_share(samples: Sequence[str], train_vocabulary: set[str]) -> tupl
 
 
 def train_vocabulary(texts: Iterable[str]) -> set[str]:
+    """Every word of ``texts`` (memory grows with the distinct words: ``scan_train`` bounds it)."""
     vocab: set[str] = set()
     for t in texts:
         vocab.update(words(t))
     return vocab
+
+
+def _seen_words(wanted: set[str], texts: Iterable[str], seen: set[str], batch_chars: int = 1 << 20) -> Iterator[str]:
+    """Yield ``texts`` unchanged, adding to ``seen`` each word of ``wanted`` they contain (``words``'
+    tokens: texts are read a batch at a time, joined by a newline, which no word spans)."""
+    batch: list[str] = []
+    size = 0
+
+    def flush() -> None:
+        found = {w.lower() for w in set(WORD_RE.findall("\n".join(batch)))}
+        seen.update(found & wanted)
+        batch.clear()
+
+    for text in texts:
+        batch.append(text)
+        size += len(text)
+        if size >= batch_chars:
+            flush()
+            size = 0
+        yield text
+    flush()
+
+
+def scan_train(samples: Sequence[str], train_texts: Iterable[str]) -> tuple[set[str], list[Copy]]:
+    """One pass over ``train_texts`` (any iterable: a split streamed from disk) for both measures:
+    which of the samples' words occur in them, and each sample's longest copy (``longest_copies``).
+    The word set is the train vocabulary restricted to the samples' words, which is all
+    ``novel_word_share`` asks of it, so memory is the samples', not the train split's, however many
+    distinct words the corpus has."""
+    wanted = {w for s in samples for w in words(s)}
+    seen: set[str] = set()
+    copies = longest_copies(samples, _seen_words(wanted, train_texts, seen))
+    return seen, copies
 
 
 class SuffixAutomaton:

@@ -5,6 +5,9 @@ Reads (each optional: a missing input is named on the page and the rest still bu
 counts only), ``data/clean/{posts,dropped}.parquet``, ``data/dedup/{corpus,duplicates}.parquet``,
 ``data/split/{train,val,test}.parquet``, ``plots/train.csv``, ``reports/{samples,evolution,
 novelty}.jsonl`` and ``models/lstm/``. Writes ``reports/index.html`` and ``reports/summary.md``.
+The corpus files are read in bounded passes over one column at a time (model/splits.py: counts,
+sums, value counts and a histogram; the validation text only up to what the model sections use),
+so the stage's memory does not grow with the corpus.
 
 The page is rendered from Jinja2 templates (``model/templates/report.html`` and ``report/<section>.html``,
 sharing the stylesheet and macros of the compare page; model/pages.py); the section data comes from
@@ -33,17 +36,18 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import pyarrow.parquet as pq
 
 from model import kernels
 from model.pages import fence, flatten, fmt, render
-from model.report_sections import SECTIONS, by_length_rows, verdict
+from model.report_sections import CONDITIONING, SECTIONS, baseline_note, by_length_rows, model_label, verdict
 from pipeline.common import atomic_path, iter_jsonl, load_params, setup_logging
 from pipeline.config import section, setting
 
-__all__ = ["SECTIONS", "ReportConfig", "build", "by_length_rows", "main", "summary_markdown", "verdict"]
+__all__ = ["CONDITIONING", "SECTIONS", "ReportConfig", "build", "by_length_rows", "main", "model_label",
+           "summary_markdown", "verdict"]
 log = logging.getLogger(__name__)
 
 
@@ -111,15 +115,17 @@ class Inputs:
         docs = {p.stem: self.json(f"metrics/crawl/{p.name}") for p in files}
         return {src: d for src, d in docs.items() if d is not None}
 
-    def column(self, rel: str, name: str) -> list | None:
+    def stat(self, rel: str, what: str, read: Callable[[Path], Any]) -> Any:
+        """``read(path)`` of a Parquet file (a bounded pass: model/splits.py), or None when it is
+        missing or unreadable (noted)."""
         p = self.path(rel)
         if not p.exists():
             return None
         try:
-            return pq.read_table(p, columns=[name]).column(name).to_pylist()
+            return read(p)
         except Exception as exc:  # noqa: BLE001 - any unreadable file is reported, not fatal
-            self.problems.append(f"{rel}: cannot read column {name!r} ({exc})")
-            log.warning("%s: cannot read column %s: %s", p, name, exc)
+            self.problems.append(f"{rel}: cannot read {what} ({exc})")
+            log.warning("%s: cannot read %s: %s", p, what, exc)
             return None
 
     def rows(self, rel: str) -> int | None:
@@ -161,8 +167,9 @@ def summary_markdown(inp: Inputs) -> str:
         out += ["## Test set, bits per character (lower is better)", "", verdict(ev), "",
                 "| model | bpc | nats/char | perplexity |", "|---|---|---|---|"]
         for n, m in sorted(ev.get("models", {}).items(), key=lambda kv: kv[1].get("bpc", 1e9)):
-            out.append(f"| {n} | {m.get('bpc', 0):.4f} | {m.get('nats_per_char', 0):.4f} "
+            out.append(f"| {model_label(n, m)} | {m.get('bpc', 0):.4f} | {m.get('nats_per_char', 0):.4f} "
                        f"| {m.get('perplexity', 0):.3f} |")
+        out += ["", CONDITIONING] + (["", note] if (note := baseline_note(ev)) else [])
         header, length_rows = by_length_rows(ev)
         if length_rows:
             out += ["", "## By document length", "", "| " + " | ".join(header) + " |",

@@ -27,15 +27,21 @@ def _png(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def length_histogram(lengths_by_split: Mapping[str, Sequence[int]], bins: int = 40) -> str:
-    """Post length (characters) histogram per split, log-spaced bins."""
-    fig, ax = plt.subplots(figsize=(7, 3))
-    top = max((max(v) for v in lengths_by_split.values() if len(v)), default=1)
+def length_edges(top: int, bins: int = 40) -> list[float]:
+    """Log-spaced bin edges of the post length histogram, up to the longest post ``top``."""
     edges = [10 ** (i * math.log10(max(top, 2) + 1) / bins) for i in range(bins + 1)]
     edges[0] = 0.5
-    for name, values in lengths_by_split.items():
-        if len(values):
-            ax.hist(values, bins=edges, histtype="step", linewidth=1.5, label=f"{name} ({len(values):,})")
+    return edges
+
+
+def length_histogram(counts_by_split: Mapping[str, tuple[Sequence[float], int]], edges: Sequence[float]) -> str:
+    """Post length (characters) histogram per split: ``{split: (posts in each bin of edges, posts)}``
+    (counted in a pass over the split: the lengths themselves are never held)."""
+    fig, ax = plt.subplots(figsize=(7, 3))
+    for name, (counts, posts) in counts_by_split.items():
+        if posts:
+            ax.hist(list(edges[:-1]), bins=list(edges), weights=list(counts), histtype="step", linewidth=1.5,
+                    label=f"{name} ({posts:,})")
     ax.set_xscale("log")
     ax.set_xlabel("characters per post")
     ax.set_ylabel("posts")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Sequence
 
+from model import splits
 from model.pages import flatten, fmt, sample_view
 
 SECTIONS = [("summary", "Summary"), ("corpus", "Corpus overview"), ("training", "Training"),
@@ -28,12 +29,18 @@ def verdict(ev: dict) -> str:
         return "No LSTM result to compare with the baselines."
     margin = c["best_baseline_bpc"] - c["lstm_bpc"]
     share = 100.0 * abs(margin) / c["best_baseline_bpc"]
+    best = model_label(str(c["best_baseline"]), (ev.get("models") or {}).get(c["best_baseline"]) or {})
     if margin > 0:
         return (f"The LSTM beats every baseline: {c['lstm_bpc']:.4f} bits per character against "
-                f"{c['best_baseline_bpc']:.4f} for the best, {c['best_baseline']} "
+                f"{c['best_baseline_bpc']:.4f} for the best, {best} "
                 f"({margin:.4f} fewer, {share:.1f}% less).")
-    return (f"The LSTM does NOT beat the best baseline, {c['best_baseline']}: {c['lstm_bpc']:.4f} bits per character "
+    return (f"The LSTM does NOT beat the best baseline, {best}: {c['lstm_bpc']:.4f} bits per character "
             f"against {c['best_baseline_bpc']:.4f} ({-margin:.4f} more, {share:.1f}% worse).")
+
+
+def model_label(name: str, m: dict) -> str:
+    """A model's name in tables; PPMd's with the order the val split chose."""
+    return f"{name} (order {m['order']})" if isinstance(m.get("order"), int) else name
 
 
 def sample_order(samples: Sequence[dict]) -> list[tuple[str, Any]]:
@@ -75,22 +82,32 @@ def _stage_rows(inp) -> list[tuple]:
     for label, rel in [("clean", "data/clean/posts.parquet"), ("deduplicated", "data/dedup/corpus.parquet"),
                        ("train", "data/split/train.parquet"), ("val", "data/split/val.parquet"),
                        ("test", "data/split/test.parquet")]:
-        n = inp.column(rel, "n_chars")
-        if n is not None:
-            rows.append((label, len(n), sum(x or 0 for x in n)))
+        got = inp.stat(rel, "column 'n_chars'", splits.column_totals)
+        if got is not None:
+            rows.append((label, *got))
     return rows
 
 
-def corpus(inp, cfg: dict) -> dict[str, Any]:
+def _length_histogram(inp, bins: int) -> str | None:
+    """The post length histogram of the three splits, from two passes over their ``n_chars``."""
     from model import report_plots
 
+    rels = {s: f"data/split/{s}.parquet" for s in ("train", "val", "test")}
+    tops = {s: inp.stat(rel, "column 'n_chars'", splits.column_max) for s, rel in rels.items()}
+    rows = {s: inp.rows(rels[s]) or 0 for s, top in tops.items() if top is not None}
+    if not any(rows.values()):
+        return None
+    edges = report_plots.length_edges(max((tops[s] for s, n in rows.items() if n), default=1), bins)
+    counts = {s: inp.stat(rels[s], "column 'n_chars'", lambda p: splits.histogram(p, edges)) for s in rows}
+    return report_plots.length_histogram({s: (c, rows[s]) for s, c in counts.items() if c is not None}, edges)
+
+
+def corpus(inp, cfg: dict) -> dict[str, Any]:
     crawl = inp.crawl()
     keys = sorted({k for d in crawl.values() for k, _ in flatten(d)})
     per = {src: dict(flatten(d)) for src, d in crawl.items()}
-    reasons = inp.column("data/clean/dropped.parquet", "reason")
-    kinds = inp.column("data/dedup/duplicates.parquet", "kind")
-    lengths = {s: inp.column(f"data/split/{s}.parquet", "n_chars") for s in ("train", "val", "test")}
-    lengths = {k: [x or 0 for x in v] for k, v in lengths.items() if v is not None}
+    reasons = inp.stat("data/clean/dropped.parquet", "column 'reason'", lambda p: splits.value_counts(p, "reason"))
+    kinds = inp.stat("data/dedup/duplicates.parquet", "column 'kind'", lambda p: splits.value_counts(p, "kind"))
     return {
         "sources": [(src, *(d.get(c) for c in CRAWL_COLUMNS)) for src, d in crawl.items()] or None,
         "source_header": ["source", *CRAWL_COLUMNS],
@@ -98,8 +115,7 @@ def corpus(inp, cfg: dict) -> dict[str, Any]:
         "stages": _stage_rows(inp) or None,
         "dropped": Counter(reasons).most_common() if reasons is not None else None,
         "duplicates": sorted(Counter(kinds).items()) if kinds is not None else None,
-        "histogram": report_plots.length_histogram(lengths, int(cfg["histogram_bins"]))
-        if any(lengths.values()) else None,
+        "histogram": _length_histogram(inp, int(cfg["histogram_bins"])),
         "stage_metrics": [(n, _flat_or_none(inp.json(f"metrics/{n}.json"))) for n in STAGE_METRICS],
     }
 
@@ -143,16 +159,41 @@ def evolution(inp) -> dict[str, Any] | None:
 
 
 # -- evaluation ------------------------------------------------------------------------------------
+CONDITIONING = ("What each model is given: the LSTM scores every test document on its own, from a zero state and "
+                "the END before it; the unigram, Kneser-Ney and PPMd baselines likewise score each document alone "
+                "after the train split (PPMd coded from the state it reached reading the train text, model/"
+                "baselines.py). gzip, bzip2 and xz read the test split as one stream after the train text, so "
+                "they also see (and adapt to) the test documents before each one: an advantage the others lack. "
+                "PPMd's cost as one such stream is in metrics/eval.json (models.ppmd.stream_bpc).")
+
+
+def baseline_note(ev: dict) -> str | None:
+    """How much of the train split the baselines were fitted on (eval.json's ``baseline_train``)."""
+    b = ev.get("baseline_train")
+    if not isinstance(b, dict) or not all(isinstance(b.get(k), int) for k in ("documents", "characters")):
+        return None
+    if not b.get("sampled"):
+        return f"The baselines were fitted on the whole train split ({b['documents']:,} documents, " \
+               f"{b['characters']:,} characters)."
+    return (f"The baselines were fitted on a seeded sample of the train split: {b['documents']:,} of its "
+            f"{b.get('split_documents', 0):,} documents ({b['characters']:,} of {b.get('split_characters', 0):,} "
+            f"characters; evaluate.baseline_train_chars {b.get('max_chars', 0):,}, seed {b.get('seed')}). "
+            f"Every model, the LSTM included, was scored on the same test documents.")
+
+
 def by_length_rows(ev: dict) -> tuple[list[str], list[tuple]]:
-    """Header and rows of the LSTM vs Kneser-Ney bits per character by document length."""
+    """Header and rows of the LSTM's bits per character by document length beside each baseline
+    measured per document there (Kneser-Ney, PPMd), and which of them is best in each group."""
     groups = ev.get("by_length") or []
-    kn = next((k[:-4] for g in groups for k in g if k.startswith("kneser_ney") and k.endswith("_bpc")), None)
+    others = sorted({k[:-4] for g in groups for k in g if k.endswith("_bpc") and k != "lstm_bpc"})
     rows = []
     for g in groups:
-        lstm, other = g.get("lstm_bpc"), g.get(f"{kn}_bpc") if kn else None
-        better = ("LSTM" if lstm < other else kn) if isinstance(lstm, float) and isinstance(other, float) else ""
-        rows.append((g.get("chars"), g.get("documents"), g.get("targets"), lstm, other, better))
-    return ["document length (chars)", "documents", "characters measured", "LSTM bpc", f"{kn} bpc", "better"], rows
+        scores = {"LSTM": g.get("lstm_bpc"), **{o: g.get(f"{o}_bpc") for o in others}}
+        known = {k: v for k, v in scores.items() if isinstance(v, float)}
+        better = min(known, key=known.__getitem__) if len(known) > 1 and "LSTM" in known else ""
+        rows.append((g.get("chars"), g.get("documents"), g.get("targets"), *scores.values(), better))
+    return (["document length (chars)", "documents", "characters measured", "LSTM bpc",
+             *(f"{o} bpc" for o in others), "best"], rows)
 
 
 def evaluation(inp) -> dict[str, Any] | None:
@@ -166,8 +207,9 @@ def evaluation(inp) -> dict[str, Any] | None:
     header, length_rows = by_length_rows(ev)
     novelty = inp.jsonl("reports/novelty.jsonl") or []
     return {
-        "test": ev.get("test", {}), "verdict": verdict(ev),
-        "models": [(n, m.get("bpc"), m.get("nats_per_char"), m.get("perplexity"))
+        "test": ev.get("test", {}), "verdict": verdict(ev), "conditioning": CONDITIONING,
+        "baseline_note": baseline_note(ev),
+        "models": [(model_label(n, m), m.get("bpc"), m.get("nats_per_char"), m.get("perplexity"))
                    for n, m in sorted(models.items(), key=lambda kv: kv[1].get("bpc", 1e9))],
         "val_bpc": train.get("val_bpc") if isinstance(train, dict) and isinstance(train.get("val_bpc"), (int, float))
         else None,
@@ -193,24 +235,44 @@ def _char(ch: str) -> str:
     return {"\n": "\u21b5\n", " ": "\u00a0"}.get(ch, ch)
 
 
+def val_text(inp, snippet_chars: int, analysis_chars: int) -> tuple[str, list[str]] | None:
+    """(the snippet: the first validation document of at least ``snippet_chars`` characters cut to
+    that length, else the longest; the first non-empty documents up to ``analysis_chars``
+    characters), read from the start of the split only as far as needed; None when it is missing,
+    unreadable or has no text."""
+    def read(path) -> tuple[str, list[str]] | None:
+        snippet, longest, analysis, total = None, "", [], 0
+        for t in splits.iter_texts(path):
+            if not t:
+                continue
+            if total < analysis_chars:
+                analysis.append(t[: analysis_chars - total])
+                total += len(analysis[-1])
+            if snippet is None and len(t) >= snippet_chars:
+                snippet = t[:snippet_chars]
+            longest = t if len(t) > len(longest) else longest
+            if snippet is not None and total >= analysis_chars:
+                break
+        return (snippet or longest[:snippet_chars], analysis) if analysis else None
+
+    return inp.stat("data/split/val.parquet", "column 'text'", read)
+
+
 def model_sections(inp, cfg: dict, model_dir: str) -> tuple[dict, dict]:
     """(what the model expects, what a cell tracks), from the model and the validation split; each
     ``{"missing": (input, how to make it)}`` when an input is missing."""
-    texts = inp.column("data/split/val.parquet", "text")
     if not (inp.root / model_dir / "meta.json").exists():
         gone = {"missing": (f"{model_dir}/", "run `dvc repro train`")}
         return gone, gone
-    if not texts:
+    val = val_text(inp, int(cfg["snippet_chars"]), int(cfg["analysis_chars"]))
+    if val is None:
         gone = {"missing": ("data/split/val.parquet", "run `dvc repro split`")}
         return gone, gone
     from model.artifacts import load_trained
 
     model, vocab, _ = load_trained(inp.root / model_dir)
-    texts = [t for t in texts if t]
-    n = int(cfg["snippet_chars"])
-    snippet = next((t for t in texts if len(t) >= n), max(texts, key=len))[:n]
-    return expectations(model, vocab, snippet, int(cfg["top_k"])), \
-        cells(model, vocab, snippet, texts, int(cfg["analysis_chars"]))
+    snippet, analysis = val
+    return expectations(model, vocab, snippet, int(cfg["top_k"])), cells(model, vocab, snippet, analysis)
 
 
 def expectations(model, vocab, snippet: str, top_k: int) -> dict[str, Any]:
@@ -226,20 +288,14 @@ def expectations(model, vocab, snippet: str, top_k: int) -> dict[str, Any]:
     return {"missing": None, "spans": spans, "first": first}
 
 
-def cells(model, vocab, snippet: str, texts: list[str], analysis_chars: int) -> dict[str, Any]:
-    """The cells most correlated with simple text features over the first ``analysis_chars``
-    validation characters, each with its activation over the snippet."""
+def cells(model, vocab, snippet: str, analysis: list[str]) -> dict[str, Any]:
+    """The cells most correlated with simple text features over the ``analysis`` texts (the first
+    validation characters), each with its activation over the snippet."""
     from model import interpret
 
-    analysis, total = [], 0
-    for t in texts:
-        if total >= analysis_chars:
-            break
-        analysis.append(t[: analysis_chars - total])
-        total += len(analysis[-1])
     chosen, skipped = interpret.interpretable_cells(model, vocab, analysis)
     acts = interpret.cell_activations(model, vocab, snippet, chosen)
-    return {"missing": None, "total": total, "skipped": skipped, "cells": [
+    return {"missing": None, "total": sum(len(t) for t in analysis), "skipped": skipped, "cells": [
         {"title": f"{c.feature}: layer {c.layer}, cell {c.index} (r = {c.r:+.3f})",
          "spans": [(_char(ch), _act_style(v), f"{v:+.3f}") for ch, v in zip(snippet, a)]}
         for c, a in zip(chosen, acts)]}

@@ -29,7 +29,10 @@ from model import kernels
 from model.distribute import DistributeConfig
 from model.network import NetworkConfig
 from model.training import (
+    OPTIMIZERS,
     TrainingError,
+    average_weights,
+    averaging_deferred,
     build_and_compile,
     count_batches,
     fingerprint,
@@ -63,8 +66,11 @@ class TrainConfig:
 
     seed: int = setting(ge=0)
     model: NetworkConfig
-    optimizer: str = setting(choices=("adam", "rmsprop"))
+    optimizer: str = setting(choices=OPTIMIZERS)
     learning_rate: float = setting(gt=0)
+    weight_decay: float = setting(ge=0)  # decoupled (AdamW rule): w -= lr_t * weight_decay * w each step
+    weight_decay_exclude: list[str]  # weights whose name holds one of these keep out of the decay
+    ema_momentum: float = setting(ge=0, lt=1)  # 0 = off; else the kept model is the weights' moving average
     lr_schedule: str = setting(choices=("cosine", "constant"))
     warmup_steps: int = setting(ge=0)
     min_lr_fraction: float = setting(ge=0, le=1)
@@ -79,6 +85,11 @@ class TrainConfig:
     xz_context_chars: int = setting(ge=0)
     evolution: EvolutionConfig
     distribute: DistributeConfig
+
+    def __post_init__(self) -> None:
+        if self.optimizer == "adam" and self.weight_decay:
+            raise ValueError(f"train.optimizer adam with train.weight_decay {self.weight_decay}: Adam with "
+                             f"decoupled weight decay is adamw; set train.optimizer: adamw")
 
 
 def load_config(params: Mapping[str, Any] | None = None, path: str = "params.yaml") -> dict[str, Any]:
@@ -99,18 +110,19 @@ def run_epochs(model, cfg: Mapping[str, Any], state, *, train_data: Callable[[in
     def epoch_ds(epoch: int):
         return train_data(seed + epoch).take(steps).apply(tf.data.experimental.assert_cardinality(steps))
 
-    if state.step_in_epoch and state.epoch < epochs:  # finish the interrupted epoch first
-        done = state.step_in_epoch
-        rest = epoch_ds(state.epoch).skip(done).apply(tf.data.experimental.assert_cardinality(steps - done))
-        model.fit(rest, epochs=state.epoch + 1, initial_epoch=state.epoch,
-                  steps_per_epoch=steps - done, validation_data=val_ds, callbacks=make_callbacks(done),
-                  verbose=verbose, shuffle=False)
-    if state.epoch < epochs and not (state.diverged or state.stop_reason):
-        ds = epoch_ds(state.epoch)
-        for e in range(state.epoch + 1, epochs):
-            ds = ds.concatenate(epoch_ds(e))
-        model.fit(ds, epochs=epochs, initial_epoch=state.epoch, steps_per_epoch=steps,
-                  validation_data=val_ds, callbacks=make_callbacks(0), verbose=verbose, shuffle=False)
+    with averaging_deferred(model.optimizer):  # a resumed run fits twice: average the weights once, after
+        if state.step_in_epoch and state.epoch < epochs:  # finish the interrupted epoch first
+            done = state.step_in_epoch
+            rest = epoch_ds(state.epoch).skip(done).apply(tf.data.experimental.assert_cardinality(steps - done))
+            model.fit(rest, epochs=state.epoch + 1, initial_epoch=state.epoch,
+                      steps_per_epoch=steps - done, validation_data=val_ds, callbacks=make_callbacks(done),
+                      verbose=verbose, shuffle=False)
+        if state.epoch < epochs and not (state.diverged or state.stop_reason):
+            ds = epoch_ds(state.epoch)
+            for e in range(state.epoch + 1, epochs):
+                ds = ds.concatenate(epoch_ds(e))
+            model.fit(ds, epochs=epochs, initial_epoch=state.epoch, steps_per_epoch=steps,
+                      validation_data=val_ds, callbacks=make_callbacks(0), verbose=verbose, shuffle=False)
 
 
 def fit(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int], Any], val_data: Callable[[], Any],
@@ -175,8 +187,10 @@ def fit(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int], Any], val_
     if not state.history:
         raise TrainingError(f"no epoch finished; checkpoints are in {checkpoint_dir}")
 
+    averaged = average_weights(model)
+    val_nats = float(model.evaluate(val_ds, verbose=0, return_dict=True)["nats"]) if averaged else None
     model = plain_model(model)
-    summary = summarize(state, model, steps, epochs)
+    summary = summarize(state, model, steps, epochs, averaged_val_nats=val_nats)
     # distribute is how, not what, was trained: the same model folder whatever the strategy
     meta = {"network": net.to_dict(), "params": {k: v for k, v in cfg.items() if k != "distribute"},
             "history": state.history, **summary}
@@ -186,27 +200,40 @@ def fit(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int], Any], val_
     return model, summary
 
 
-def _split_texts(split_dir: Path, split: str) -> list[str]:
-    import pyarrow.parquet as pq
-
-    path = split_dir / f"{split}.parquet"
-    if not path.exists():
-        raise TrainingError(f"{path} not found: the xz baseline needs the split texts (run `dvc repro split`)")
-    return pq.read_table(path, columns=["text"]).column("text").to_pylist()
-
-
-def xz_bpc(train_texts: list[str], val_texts: list[str], vocab, context_chars: int = 4_000_000) -> dict[str, Any]:
+def xz_bpc(train_texts: list[str], val_texts, vocab, context_chars: int | None = 4_000_000) -> dict[str, Any]:
     """Bits per character ``xz -9`` spends on the val text after seeing (the tail of) the train text,
     and alone; texts rendered as the evaluate stage does (``model.baselines.compressor_bpc``: UNK and
-    END as their own symbols), so the count (characters + one END per document) is the model's."""
+    END as their own symbols), so the count (characters + one END per document) is the model's.
+    ``val_texts``: a list, or a ``model.baselines.RenderedSplit`` (streamed from its file)."""
     from model.baselines import compressor_bpc
 
     try:
-        got = compressor_bpc("xz_9", train_texts, val_texts, vocab, int(context_chars))
+        got = compressor_bpc("xz_9", train_texts, val_texts, vocab, context_chars)
     except ValueError:
         raise TrainingError("the val split is empty: no baseline to compare against") from None
     return {"xz9_val_bpc": got["bpc"], "xz9_val_alone_bpc": got["alone_bpc"],
             "xz9_context_chars": got["context_chars"], "val_chars": got["targets"]}
+
+
+def _xz_from_splits(split_dir: Path, vocab, context_chars: int, seed: int) -> dict[str, Any]:
+    from model.baselines import RenderedSplit
+    from model.splits import sample_texts
+
+    texts, seen = sample_texts(split_dir / "train.parquet", context_chars, seed)
+    got = xz_bpc(texts, RenderedSplit(str(split_dir / "val.parquet"), vocab), vocab, None)
+    return {**got, "xz9_train_sample": seen.as_dict()}
+
+
+def xz_baseline(split_dir: Path, vocab, cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """``xz_bpc`` of the split files in bounded memory: the train text is a seeded sample of whole
+    documents holding at most ``xz_context_chars`` characters (``model.splits.sample_texts`` with
+    ``train.seed``: the whole split when it fits), the val split is streamed through xz, and it all
+    runs in a spawned process, so xz's memory (up to 0.7 GB) is never added to TensorFlow's."""
+    from model.baselines import spawn_pool
+
+    with spawn_pool(1) as pool:
+        return pool.submit(_xz_from_splits, Path(split_dir), vocab, int(cfg["xz_context_chars"]),
+                           int(cfg["seed"])).result()
 
 
 def carried_state(stats: Mapping[str, Any], cfg: Mapping[str, Any]) -> bool:
@@ -274,8 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     if summary is None:
         log.info("done: worker %s finished; the chief writes the model and metrics", args.task_index)
         return 0
-    base = xz_bpc(_split_texts(args.splits, "train"), _split_texts(args.splits, "val"), vocab,
-                  int(cfg["xz_context_chars"]))
+    base = xz_baseline(args.splits, vocab, cfg)
     summary.update(base)
     summary["beats_xz9"] = bool(summary["val_bpc"] < base["xz9_val_bpc"])
     write_json_atomic(args.metrics, summary)

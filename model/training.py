@@ -7,6 +7,7 @@ Both executors import this module; neither imports the other's loop.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -22,22 +23,97 @@ RESUMABLE_KEYS = {"max_minutes", "checkpoint_every_steps", "keep_checkpoints", "
                   "xz_context_chars", "evolution"}
 
 
-def make_optimizer(cfg: Mapping[str, Any], total_steps: int):
+def learning_rate_schedule(cfg: Mapping[str, Any], total_steps: int) -> Any:
+    """``lr_schedule`` over ``total_steps``: ``constant`` (the peak ``learning_rate``), or ``cosine``:
+    ``warmup_steps`` of linear warm-up from a tenth of the peak, then a cosine decay to
+    ``min_lr_fraction`` of it at the last step."""
     import keras
 
     lr = float(cfg["learning_rate"])
-    schedule: Any = lr
-    if cfg["lr_schedule"] == "cosine":
-        warmup = min(int(cfg["warmup_steps"]), max(total_steps - 1, 0))
-        schedule = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=lr * 0.1 if warmup else lr, decay_steps=max(total_steps - warmup, 1),
-            alpha=float(cfg["min_lr_fraction"]), warmup_target=lr if warmup else None, warmup_steps=warmup)
-    clip = float(cfg["clip_global_norm"]) or None
-    cls = keras.optimizers.Adam if cfg["optimizer"] == "adam" else keras.optimizers.RMSprop
-    opt = cls(learning_rate=schedule, global_clipnorm=clip)
+    if cfg["lr_schedule"] != "cosine":
+        return lr
+    warmup = min(int(cfg["warmup_steps"]), max(total_steps - 1, 0))
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=lr * 0.1 if warmup else lr, decay_steps=max(total_steps - warmup, 1),
+        alpha=float(cfg["min_lr_fraction"]), warmup_target=lr if warmup else None, warmup_steps=warmup)
+
+
+OPTIMIZERS = ("adam", "adamw", "rmsprop")
+
+
+def make_optimizer(cfg: Mapping[str, Any], total_steps: int):
+    """The optimizer the ``train`` keys describe: ``optimizer`` (adam, adamw or rmsprop) on the
+    learning-rate schedule, gradients clipped to ``clip_global_norm``; ``weight_decay`` decoupled
+    from the gradient (Keras applies ``w -= lr_t * weight_decay * w`` before each update, the AdamW
+    rule, for every optimizer) on every trainable weight except those whose name holds one of
+    ``weight_decay_exclude`` (e.g. ``bias``); ``ema_momentum`` > 0 keeps an exponential moving average
+    of the weights (Keras ``use_ema``; :func:`average_weights` puts it in place). Mixed precision wraps
+    it in dynamic loss scaling."""
+    import keras
+
+    kind = cfg["optimizer"]
+    if kind not in OPTIMIZERS:
+        raise ValueError(f"train.optimizer = {kind!r}: expected one of {', '.join(OPTIMIZERS)}")
+    ema = float(cfg["ema_momentum"])
+    common = {"learning_rate": learning_rate_schedule(cfg, total_steps),
+              "global_clipnorm": float(cfg["clip_global_norm"]) or None,
+              "weight_decay": float(cfg["weight_decay"]) or None, "use_ema": ema > 0, "ema_momentum": ema or 0.99}
+    cls = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "rmsprop": keras.optimizers.RMSprop}[kind]
+    opt = cls(**common)
+    if cfg["weight_decay_exclude"]:
+        opt.exclude_from_weight_decay(var_names=list(cfg["weight_decay_exclude"]))
     if cfg["model"]["mixed_precision"]:
         opt = keras.optimizers.LossScaleOptimizer(opt)
     return opt
+
+
+def inner_optimizer(optimizer):
+    """The optimizer itself, inside a mixed-precision loss-scale wrapper or not."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
+def decayed_weights(optimizer, variables) -> list[str]:
+    """Names (paths) of the ``variables`` the optimizer's decoupled weight decay reaches (none when off)."""
+    opt = inner_optimizer(optimizer)
+    if not opt.weight_decay:
+        return []
+    return [v.path for v in variables if opt._use_weight_decay(v)]  # Keras' own rule, not a copy of it
+
+
+def check_weight_decay(cfg: Mapping[str, Any], model) -> None:
+    """Every ``weight_decay_exclude`` entry names part of some weight: a typo would silently decay
+    everything."""
+    names = [v.path for v in model.trainable_variables]
+    unused = [part for part in cfg["weight_decay_exclude"] if not any(part in n for n in names)]
+    if unused:
+        raise TrainingError(f"train.weight_decay_exclude {unused} matches no weight of the network; weight "
+                            f"names: {', '.join(names)}")
+
+
+@contextmanager
+def averaging_deferred(optimizer):
+    """Within: Keras ``fit`` leaves the trained weights in place at its end instead of swapping in
+    the moving average (a resumed run calls ``fit`` twice; the average is put in place once, by
+    :func:`average_weights`, after the last epoch)."""
+    opt = inner_optimizer(optimizer)
+    if not opt.use_ema:
+        yield
+        return
+    opt.finalize_variable_values = lambda var_list: None  # Keras calls it on the instance: shadow it
+    try:
+        yield
+    finally:
+        del opt.finalize_variable_values
+
+
+def average_weights(model) -> bool:
+    """With ``ema_momentum``: copy the moving average into the weights (the model then kept);
+    returns whether it did."""
+    opt = inner_optimizer(model.optimizer)
+    if not opt.use_ema:
+        return False
+    opt.finalize_variable_values(model.trainable_variables)
+    return True
 
 
 def build_and_compile(cfg: Mapping[str, Any], vocab_size: int, total_steps: int, lanes: int = 0):
@@ -52,6 +128,7 @@ def build_and_compile(cfg: Mapping[str, Any], vocab_size: int, total_steps: int,
         from model.carry import CarriedStateModel
 
         model = CarriedStateModel(model, lanes)
+    check_weight_decay(cfg, model)
     model.compile(optimizer=make_optimizer(cfg, total_steps), loss=masked_loss(),
                   weighted_metrics=[MaskedNats(), MaskedBits(), RealTokens()])
     return model, net
@@ -151,18 +228,24 @@ def make_callbacks(cfg: Mapping[str, Any], state, ckpt, step_offset: int, *, csv
     return cbs
 
 
-def summarize(state, model, steps: int, epochs: int) -> dict[str, Any]:
-    """metrics/train.json (less the xz baseline) from the last finished epoch."""
+def summarize(state, model, steps: int, epochs: int, averaged_val_nats: float | None = None) -> dict[str, Any]:
+    """metrics/train.json (less the xz baseline) from the last finished epoch. With
+    ``averaged_val_nats`` (the val score of the moving average, the weights kept) the val figures are
+    the average's, and ``last_weights_val_bpc`` the last epoch's trained weights'."""
     from model.losses import nats_to_bpc, perplexity
 
     last = state.history[-1]
-    return {
+    val_nats = last["val_loss"] if averaged_val_nats is None else averaged_val_nats
+    out = {
         "train_nats": last["train_loss"], "train_bpc": nats_to_bpc(last["train_loss"]),
         "train_perplexity": perplexity(last["train_loss"]),
-        "val_nats": last["val_loss"], "val_bpc": last["val_bpc"], "val_perplexity": perplexity(last["val_loss"]),
+        "val_nats": val_nats, "val_bpc": nats_to_bpc(val_nats), "val_perplexity": perplexity(val_nats),
         "tokens_per_s": state.train_tokens / state.train_seconds if state.train_seconds else 0.0,
         "epochs": state.epoch, "steps": state.global_step, "steps_per_epoch": steps,
         "seconds": round(state.seconds, 2), "resumes": len(state.resumes),
         "stop_reason": state.stop_reason or f"{epochs} epochs done",
         "parameters": int(model.count_params()),
     }
+    if averaged_val_nats is not None:
+        out["last_weights_val_bpc"] = last["val_bpc"]
+    return out

@@ -23,6 +23,10 @@ BODY_FORMATS = ("html", "text")
 _PLACEHOLDER_RE = re.compile("|".join(re.escape(p) for p in PLACEHOLDERS.values()))
 _SPACE_RE = re.compile(r"\s")
 _NON_LETTER_RE = re.compile(r"[\W\d_]+")  # deleting these leaves the letters (str.isalpha)
+# ASCII text (most of it) is counted with bytes.translate; the byte sets come from the regexes above,
+# so both paths count the same characters
+_ASCII_SPACES = bytes(c for c in range(128) if _SPACE_RE.match(chr(c)))
+_ASCII_NON_LETTERS = bytes(c for c in range(128) if _NON_LETTER_RE.match(chr(c)))
 
 
 def post_id_filter(post_id: str | None, where: str) -> Verdict:
@@ -72,9 +76,13 @@ def length_filter(text: str, min_chars: int, max_chars: int) -> Verdict:
 
 
 def letter_filter(text: str, min_ratio: float) -> Verdict:
-    stripped = _PLACEHOLDER_RE.sub("", text)
-    visible = len(stripped) - len(_SPACE_RE.findall(stripped))
-    letters = len(_NON_LETTER_RE.sub("", stripped))
+    stripped = _PLACEHOLDER_RE.sub("", text) if "[" in text else text
+    if stripped.isascii():
+        raw = stripped.encode("ascii")
+        visible, letters = len(raw.translate(None, _ASCII_SPACES)), len(raw.translate(None, _ASCII_NON_LETTERS))
+    else:
+        visible = len(stripped) - len(_SPACE_RE.findall(stripped))
+        letters = len(_NON_LETTER_RE.sub("", stripped))
     ratio = letters / visible if visible else 0.0
     if ratio < min_ratio:
         return "low_letters", f"letter ratio {ratio:.2f} < min_letter_ratio {min_ratio}"

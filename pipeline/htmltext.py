@@ -1,9 +1,13 @@
 """Forum post HTML -> plain text, for the clean stage.
 
-Parsed with BeautifulSoup on the lxml parser (tolerant of broken markup, fast C parser
-underneath; the crawl stage deliberately leaves all HTML interpretation to this module). What is
-a quote, a signature, a "Click to expand..." link, a smilie or an @mention comes from the engine's
-markup record (``contracts.markup.EngineMarkup``; the clean stage reads it from the raw file):
+Parsed with lxml's HTML parser (libxml2: tolerant of broken markup, C speed) and walked over lxml's
+element tree directly; the crawl stage deliberately leaves all HTML interpretation to this module.
+Not through BeautifulSoup: bs4 builds its own tree in Python from the same parser's events, which
+was two thirds of the clean stage's CPU time on forum-sized posts; lxml's tree is the one libxml2
+builds, so the text is the same (tests/pipeline/test_htmltext.py compares it with a tree built
+from the parser events on the fixtures and mangled markup). What is a quote, a signature, a "Click
+to expand..." link, a smilie or an @mention comes from the engine's markup record
+(``contracts.markup.EngineMarkup``; the clean stage reads it from the raw file):
 
 - quote blocks (any nesting depth) are removed; the ids of the posts they quote are returned
   (``EngineMarkup.quote_ids`` on the block's ``data-source`` and its attribution links); quotes
@@ -27,9 +31,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from bs4 import BeautifulSoup
-from bs4.builder._lxml import LXMLTreeBuilder
-from bs4.element import Comment, Declaration, Doctype, NavigableString, ProcessingInstruction, Tag
+from lxml import etree
 
 from contracts.markup import GENERIC, EngineMarkup
 
@@ -40,8 +42,9 @@ BLOCK_TAGS = frozenset({"p", "div", "li", "ul", "ol", "dl", "dt", "dd", "table",
                         "hr", "blockquote", "figure", "figcaption", "details", "summary", "td", "th",
                         "address", "center", "main", "nav"})
 FILENAME_RE = re.compile(r"\.(?:png|jpe?g|gif|webp|bmp|svg|heic)$", re.IGNORECASE)
-WS_RE = re.compile(r"[ \t\r\n\f\v]+")
-_SKIP_STRINGS = (Comment, Declaration, Doctype, ProcessingInstruction)
+# Runs of whitespace other than one plain space (a lone space needs no replacing, and forum text is
+# mostly lone spaces): same result as replacing every run, a fraction of the matches.
+WS_RE = re.compile(r"[\t\r\n\f\v][ \t\r\n\f\v]*| [ \t\r\n\f\v]+")
 
 # "Sent from my iPhone using Tapatalk"-style lines that mobile apps append (plain-text signatures)
 APP_SIGNATURE_RE = re.compile(
@@ -50,6 +53,7 @@ APP_SIGNATURE_RE = re.compile(
     r"|mit der [^\n]{1,60} app [^\n]{1,60}geschrieben\.?)[ \t]*$\n?", re.IGNORECASE | re.MULTILINE)
 
 TEXT, LINK, IMAGE = 0, 1, 2
+_NEWLINE = object()  # a stack entry: a line break (the end of a block element)
 
 
 def strip_app_signatures(text: str) -> tuple[str, int]:
@@ -57,34 +61,114 @@ def strip_app_signatures(text: str) -> tuple[str, int]:
     return APP_SIGNATURE_RE.subn("", text)
 
 
-class _ReusingLXMLTreeBuilder(LXMLTreeBuilder):
-    """bs4's lxml builder, keeping its lxml parser between documents (lxml parsers may be fed again
-    after ``close()``). Building a parser costs ~0.06 ms, a quarter of the time of a short post."""
-
-    _parser = None
-
-    def parser_for(self, encoding):
-        if self._parser is None:
-            self._parser = super().parser_for(encoding)
-        return self._parser
-
-    def feed(self, markup) -> None:
-        try:
-            super().feed(markup)
-        except BaseException:
-            self._parser = None  # never reuse a parser left mid-document
-            raise
+_PARSER: etree.HTMLParser | None = None
+MAX_DEPTH = 255  # libxml2's tree stops at 256 levels of elements (html, body included) and drops what is deeper
+HTML_END_RE = re.compile(r"</html", re.IGNORECASE)  # libxml2's tree also drops whatever follows </html>
 
 
-_BUILDER: _ReusingLXMLTreeBuilder | None = None
+def parse(html: str) -> etree._Element | _Node | None:
+    """The document's root element (lxml's HTML parser, recovering from broken markup; one parser
+    fed again for each document), or None when the markup holds no element at all. Where libxml2's
+    tree would lose text (markup nested deeper than it builds, anything after ``</html>``) the tree
+    is built from its parser events instead (``parse_events``)."""
+    global _PARSER
+    if _PARSER is None:
+        _PARSER = etree.HTMLParser(recover=True)
+    if html[:1] == "\ufeff":  # a byte order mark is no text (libxml2 would keep it)
+        html = html[1:]
+    if HTML_END_RE.search(html):
+        return parse_events(html)
+    try:
+        _PARSER.feed(html)
+        root = _PARSER.close()
+    except etree.XMLSyntaxError:  # nothing to build a tree from ("", a lone comment)
+        _PARSER = None  # never reuse a parser left mid-document
+        return None
+    if html.count("<") >= MAX_DEPTH and _depth(root) >= MAX_DEPTH:  # fewer tags cannot nest that deep
+        return parse_events(html)
+    return root
 
 
-def parse(html: str) -> BeautifulSoup:
-    """BeautifulSoup on lxml, ``class`` kept as one string (skips bs4's per-tag splitting)."""
-    global _BUILDER
-    if _BUILDER is None:
-        _BUILDER = _ReusingLXMLTreeBuilder(multi_valued_attributes=None)
-    return BeautifulSoup(html, builder=_BUILDER)
+def _depth(root: etree._Element) -> int:
+    deepest, stack = 0, [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in node)
+    return deepest
+
+
+class _Node:
+    """An element of ``_EventTree``: the part of lxml's element interface the walk uses. A comment
+    or processing instruction has no tag (None), like lxml's, whose tag is not a string."""
+
+    __slots__ = ("tag", "attrib", "children", "text", "tail")
+
+    def __init__(self, tag: str | None, attrib: dict[str, str]) -> None:
+        self.tag, self.attrib, self.children = tag, attrib, []
+        self.text: str | None = None
+        self.tail: str | None = None
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        return self.attrib.get(key, default)
+
+    def __len__(self) -> int:
+        return len(self.children)
+
+    def __iter__(self):
+        return iter(self.children)
+
+    def __reversed__(self):
+        return reversed(self.children)
+
+    def iterdescendants(self, tag: str | None = None):
+        stack = list(reversed(self.children))
+        while stack:
+            node = stack.pop()
+            if tag is None or node.tag == tag:
+                yield node
+            stack.extend(reversed(node.children))
+
+
+class _EventTree:
+    """A parser target that builds a tree of ``_Node`` from libxml2's parser events, which go on
+    where its own tree stops (slower: Python runs per event; used only there).
+    The top-level nodes hang under a ``document`` node, which no rule matches."""
+
+    def __init__(self) -> None:
+        self.stack = [_Node("document", {})]
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        node = _Node(tag, dict(attrib))
+        self.stack[-1].children.append(node)
+        self.stack.append(node)
+
+    def end(self, tag: str) -> None:
+        if len(self.stack) > 1:
+            self.stack.pop()
+
+    def data(self, text: str) -> None:
+        parent = self.stack[-1]
+        if parent.children:
+            parent.children[-1].tail = (parent.children[-1].tail or "") + text
+        else:
+            parent.text = (parent.text or "") + text
+
+    def comment(self, text: str) -> None:
+        self.stack[-1].children.append(_Node(None, {}))
+
+    def pi(self, target: str, data: str | None = None) -> None:
+        self.comment("")
+
+    def close(self) -> _Node:
+        return self.stack[0]
+
+
+def parse_events(html: str) -> _Node:
+    """``parse`` where libxml2's tree would lose text: the tree built from the parser's events."""
+    parser = etree.HTMLParser(recover=True, target=_EventTree())
+    parser.feed(html)
+    return parser.close()
 
 
 @dataclass
@@ -103,11 +187,22 @@ class HtmlText:
 _NO_CLASSES: frozenset[str] = frozenset()
 
 
-def _class_set(tag: Tag) -> frozenset[str] | set[str]:
-    cls = tag.attrs.get("class")
-    if not cls:
-        return _NO_CLASSES
-    return set(cls.split()) if isinstance(cls, str) else set(cls)
+def _class_set(node: etree._Element) -> frozenset[str] | set[str]:
+    cls = node.get("class")
+    return set(cls.split()) if cls else _NO_CLASSES
+
+
+def _descendant_with_class(node: etree._Element, cls: str) -> etree._Element | None:
+    """The first element under ``node`` (document order) with the class token ``cls``."""
+    for el in node.iterdescendants():
+        if el.tag.__class__ is str and cls in _class_set(el):
+            return el
+    return None
+
+
+def _elements(node: etree._Element):
+    """``node``'s child elements (not comments or processing instructions)."""
+    return (child for child in node if child.tag.__class__ is str)
 
 
 class Rules:
@@ -126,44 +221,43 @@ class Rules:
     def is_quote(self, name: str, classes: frozenset[str] | set[str]) -> bool:
         return bool(classes & self.quote) or (name in self.quote_tags and not classes & self.not_quote)
 
-    def quote_cell_of(self, table: Tag) -> Tag | None:
+    def quote_cell_of(self, table: etree._Element) -> etree._Element | None:
         """The first of ``table``'s own cells (not a nested table's) with a ``quote_cell`` class."""
-        rows = [c for c in table.children if isinstance(c, Tag) and c.name == "tr"]
-        for group in (c for c in table.children if isinstance(c, Tag) and c.name in ("tbody", "thead", "tfoot")):
-            rows += [c for c in group.children if isinstance(c, Tag) and c.name == "tr"]
+        rows = [c for c in _elements(table) if c.tag == "tr"]
+        for group in (c for c in _elements(table) if c.tag in ("tbody", "thead", "tfoot")):
+            rows += [c for c in _elements(group) if c.tag == "tr"]
         for row in rows:
-            for cell in row.children:
-                if isinstance(cell, Tag) and cell.name in ("td", "th") and _class_set(cell) & self.quote_cell:
+            for cell in _elements(row):
+                if cell.tag in ("td", "th") and _class_set(cell) & self.quote_cell:
                     return cell
         return None
 
-    def is_quote_table(self, node: Tag) -> bool:
-        return bool(self.quote_cell) and node.name == "table" and self.quote_cell_of(node) is not None
+    def is_quote_table(self, node: etree._Element) -> bool:
+        return bool(self.quote_cell) and node.tag == "table" and self.quote_cell_of(node) is not None
 
-    def is_quote_label(self, node: Tag, classes: frozenset[str] | set[str]) -> bool:
-        """A "Quote:" label: a ``quote_label`` element whose next element is a quote table."""
-        if not classes & self.quote_label:
-            return False
-        after = node.find_next_sibling()
-        return isinstance(after, Tag) and self.is_quote_table(after)
+    def is_quote_label(self, node: etree._Element, next_element: etree._Element | None) -> bool:
+        """A "Quote:" label: a ``quote_label`` element whose next sibling element is a quote table."""
+        return (bool(self.quote_label) and next_element is not None and node.tag.__class__ is str
+                and bool(_class_set(node) & self.quote_label) and self.is_quote_table(next_element))
 
-    def is_mention(self, node: Tag, classes: frozenset[str] | set[str]) -> bool:
-        return node.name == "a" and (bool(classes & self.mention)
-                                     or any(attr in node.attrs for attr in self.markup.mention_attrs))
+    def is_mention(self, node: etree._Element, classes: frozenset[str] | set[str]) -> bool:
+        return node.tag == "a" and (bool(classes & self.mention)
+                                    or any(attr in node.attrib for attr in self.markup.mention_attrs))
 
-    def quote_ids(self, quote: Tag) -> list[str]:
-        """Post ids a quote block cites, from its own attributes and its title link (not nested quotes)."""
+    def quote_ids(self, quote: etree._Element) -> list[str]:
+        """Post ids a quote block cites, from its own attributes and its title link: the first element
+        under the quote with a ``quote_title`` class token; a quote table's cell's first element."""
         links = []
         for cls in self.markup.quote_title:
-            title = quote.find(lambda tag, cls=cls: cls in _class_set(tag))  # a class token ("attribution type")
-            if isinstance(title, Tag):
-                links += [a.attrs for a in title.find_all("a")]
-        if quote.name == "table" and self.quote_cell:  # a structural quote: the cell's first element
+            title = _descendant_with_class(quote, cls)
+            if title is not None:
+                links += [dict(a.attrib) for a in title.iterdescendants("a")]
+        if quote.tag == "table" and self.quote_cell:  # a structural quote: the cell's first element
             cell = self.quote_cell_of(quote)
-            first = cell.find(True, recursive=False) if cell is not None else None
-            if isinstance(first, Tag):
-                links += [a.attrs for a in ([first] if first.name == "a" else first.find_all("a"))]
-        return self.markup.quote_ids(quote.attrs, links)
+            first = next(_elements(cell), None) if cell is not None else None
+            if first is not None:
+                links += [dict(a.attrib) for a in ([first] if first.tag == "a" else first.iterdescendants("a"))]
+        return self.markup.quote_ids(dict(quote.attrib), links)
 
 
 _RULES: dict[EngineMarkup, Rules] = {}
@@ -179,8 +273,10 @@ def rules_for(markup: EngineMarkup) -> Rules:
 class _TextWalk:
     """One conversion: the text parts and counters so far, and what each kind of element becomes.
 
-    The walk is a loop over an explicit stack of ``(node or None = line break, category)``; the
-    category (TEXT, LINK, IMAGE) says which counter a string's characters go to.
+    The walk is a loop over an explicit stack of ``(entry, category)``: an entry is an element, a
+    string (an element's ``text`` or a child's ``tail``) or ``_NEWLINE``; the category (TEXT, LINK,
+    IMAGE) says which counter a string's characters go to. Comments and processing instructions
+    are skipped; the text after them (their tail) is not.
     """
 
     def __init__(self, rules: Rules, image_placeholder: str, image_alt: bool, mention_placeholder: str) -> None:
@@ -190,16 +286,16 @@ class _TextWalk:
         self.out = HtmlText(text="")
         self.parts: list[str] = []
 
-    def run(self, soup: BeautifulSoup) -> HtmlText:
-        parts, stack = self.parts, [(soup, TEXT)]
+    def run(self, root: etree._Element | _Node | None) -> HtmlText:
+        parts = self.parts
+        stack: list = [] if root is None else [(root, TEXT)]
         while stack:
             node, cat = stack.pop()
-            if node is None:
+            if node.__class__ is str:
+                self.string(node, cat)
+            elif node is _NEWLINE:
                 parts.append("\n")
-            elif isinstance(node, NavigableString):
-                if not isinstance(node, _SKIP_STRINGS):
-                    self.string(str(node), cat)
-            elif isinstance(node, Tag):
+            elif node.tag.__class__ is str:  # comments and processing instructions have a function as tag
                 self.tag(node, cat, stack)
         text = "".join(parts)
         self.out.text = self.rules.expander_text.sub("", text) if self.rules.expander_text else text
@@ -208,19 +304,18 @@ class _TextWalk:
     def string(self, raw: str, cat: int) -> None:
         """Whitespace collapsed as a browser would; its visible characters counted by category."""
         s = WS_RE.sub(" ", raw)
-        if s:
-            self.parts.append(s)
-            n = len(s) - s.count(" ")
-            if cat == TEXT:
-                self.out.chars_text += n
-            elif cat == LINK:
-                self.out.chars_link += n
-            else:
-                self.out.chars_image += n
+        self.parts.append(s)
+        n = len(s) - s.count(" ")
+        if cat == TEXT:
+            self.out.chars_text += n
+        elif cat == LINK:
+            self.out.chars_link += n
+        else:
+            self.out.chars_image += n
 
-    def tag(self, node: Tag, cat: int, stack: list) -> None:
-        """Handle one element: drop, replace or descend (children pushed in reverse: popped in order)."""
-        name = node.name
+    def tag(self, node: etree._Element, cat: int, stack: list) -> None:
+        """Handle one element: drop, replace or descend (its contents pushed in reverse: popped in order)."""
+        name = node.tag
         if name in SKIP_TAGS:
             return
         if name == "br":
@@ -235,22 +330,36 @@ class _TextWalk:
             self.parts.append("\n")
         elif name in rules.signature_tags or classes & rules.signature:
             self.out.n_signatures += 1
-        elif classes & rules.expander or rules.is_quote_label(node, classes):
+        elif classes & rules.expander:
             return
         elif rules.is_mention(node, classes):
             if self.mention_placeholder:
                 self.parts.append(self.mention_placeholder)
                 self.out.chars_link += len(self.mention_placeholder)
         else:
-            if name in BLOCK_TAGS:
-                self.parts.append("\n")
-                stack.append((None, cat))
-            child_cat = LINK if name == "a" and cat == TEXT else cat
-            stack.extend((child, child_cat) for child in reversed(node.contents))
+            self.descend(node, name, cat, stack)
 
-    def image(self, node: Tag, classes: frozenset[str] | set[str]) -> None:
+    def descend(self, node: etree._Element, name: str, cat: int, stack: list) -> None:
+        """Push an element's text, children and their tails (in reverse: popped in order), a line
+        break around a block element."""
+        if name in BLOCK_TAGS:
+            self.parts.append("\n")
+            stack.append((_NEWLINE, cat))
+        child_cat = LINK if name == "a" and cat == TEXT else cat
+        rules, next_element = self.rules, None  # walking backwards: the element after ``child``
+        for child in reversed(node):
+            if child.tail:
+                stack.append((child.tail, child_cat))
+            if not rules.is_quote_label(child, next_element):  # a "Quote:" label goes with its table
+                stack.append((child, child_cat))
+            if child.tag.__class__ is str:
+                next_element = child
+        if node.text:
+            stack.append((node.text, child_cat))
+
+    def image(self, node: etree._Element, classes: frozenset[str] | set[str]) -> None:
         """Smilies -> alt text; other images -> alt text unless off or a file name, else the placeholder."""
-        alt = node.attrs.get("alt")
+        alt = node.get("alt")
         alt = alt.strip() if isinstance(alt, str) else ""
         smilie = any(mark in c for c in classes for mark in self.rules.markup.smilie)
         if not smilie and (not self.image_alt or not alt or FILENAME_RE.search(alt)):

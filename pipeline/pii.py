@@ -28,6 +28,11 @@ NOT_PHONE_BEFORE_RE = re.compile(r"(?:#|\bpost|\bid|\bno\.?|\bref|\bthread|\bord
 DIGITS_HINT_RE = re.compile(r"\d{3}")
 
 
+def _no_digits(s: str) -> bool:
+    """True when ``s`` surely holds no digit (ASCII without 0-9): the digit regexes need not run."""
+    return s.isascii() and not any(d in s for d in "0123456789")
+
+
 def _digits(s: str) -> int:
     return sum(ch.isdigit() for ch in s)
 
@@ -53,6 +58,8 @@ def scrub_pii(text: str, *, urls: bool = True, counts: dict[str, int] | None = N
         text = sub("email", EMAIL_RE, text)
     if urls and ("://" in text or "www." in text.lower()):
         text = sub("url", URL_RE, text)
+    if _no_digits(text):  # NRIC numbers and phone numbers all have digits
+        return text
     text = sub("nric", NRIC_RE, text)
     if DIGITS_HINT_RE.search(text):  # every phone format has 3+ digits in a row
         text = sub("phone", INTL_PHONE_RE, text, phone_ok)

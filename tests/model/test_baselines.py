@@ -143,3 +143,73 @@ def test_compressors_price_copies_low_and_noise_high():
             assert copied < 0.5
     with pytest.raises(ValueError, match="unknown compressor"):
         compressor_bits("zstd", "a", "b")
+
+
+def _ppmd_cost(prime: str, doc: str, order: int) -> float:
+    """Bits PPMd spends on ``doc`` after ``prime``, from two fresh encoders (no fork)."""
+    import pyppmd
+
+    def coded(text: str) -> int:
+        enc = pyppmd.Ppmd7Encoder(order, 16 << 20)
+        return len(enc.encode(text.encode("utf-8"))) + len(enc.flush())
+    return 8.0 * (coded(prime + doc) - coded(prime))
+
+
+def _ppmd_corpus(n: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    words = ["kopi", "teh", "uncle", "makan", "shiok", "lah", "the", "price"]
+    return [" ".join(rng.choice(words, int(rng.integers(3, 12)))) + baselines.END_CHAR for _ in range(n)]
+
+
+def test_ppmd_scores_each_document_from_the_primed_state_of_its_round_robin_prefix():
+    pytest.importorskip("pyppmd")
+    train, docs = _ppmd_corpus(40, 0), _ppmd_corpus(7, 1)
+    bits, stream = baselines.ppmd_doc_bits(train, docs, order=4, memory_mb=16, states=3)
+    for i, doc in enumerate(docs):  # doc i after the train documents up to the (i mod 3)-th of the last three
+        prefix = "".join(train[:len(train) - 3 + i % 3 + 1])
+        assert bits[i] == _ppmd_cost(prefix, doc, 4), i
+    assert stream == _ppmd_cost("".join(train), "".join(docs), 4)
+
+
+def test_ppmd_gives_a_document_no_context_from_the_documents_before_it():
+    pytest.importorskip("pyppmd")
+    train = _ppmd_corpus(30, 0)
+    rng = np.random.default_rng(5)
+    novel = "".join(rng.choice(list("zqxjvwy"), 300)) + baselines.END_CHAR  # nothing like it in train
+    bits, stream = baselines.ppmd_doc_bits(train, [novel, novel, novel], order=5, memory_mb=16, states=1)
+    assert bits[0] == bits[1] == bits[2]  # the repeats are not cheaper: each is coded alone
+    assert stream < 0.7 * bits.sum()  # as one stream the second and third copies are nearly free
+    copied, _ = baselines.ppmd_doc_bits(train, [train[3]], order=5, memory_mb=16, states=1)
+    assert copied[0] / len(train[3]) < 0.5 * bits[0] / len(novel)  # the train text is what it learned
+
+
+def test_ppmd_states_and_doc_store_and_bad_orders_fail(tmp_path):
+    assert baselines.ppmd_states(0) == 1 and baselines.ppmd_states(5) == 5
+    assert baselines.ppmd_states(10_000) == baselines.PPMD_STATES and baselines.ppmd_states(9, 3) == 3
+    with baselines.DocStore(tmp_path / "s", states=3, groups=2) as store:
+        for i, doc in enumerate(["a", "bb", "ccc", "dddd", "é"]):
+            store.add(doc, i % 2)
+    assert store.documents == 5
+    assert list(store.records(1)) == [(1, b"bb"), (0, b"\xc3\xa9")]  # documents 1 and 4: state 4 mod 3
+    assert list(store.in_order()) == [b"a", b"bb", b"ccc", b"dddd", "é".encode()]
+    with pytest.raises(ValueError, match="group 2 outside"):
+        baselines.DocStore(tmp_path / "t", states=1).add("x", 2)
+    pytest.importorskip("pyppmd")
+    with pytest.raises(ValueError, match="PPMd order must be in"):
+        baselines.ppmd_doc_bits(["a"], ["b"], order=1, memory_mb=16)
+    with pytest.raises(ValueError, match="more than the 2 train documents"):
+        baselines.ppmd_store_bits(["a", "b"], store, order=3, memory_mb=16)
+
+
+def test_ppmd_scores_runs_jobs_in_fresh_processes(tmp_path):
+    pytest.importorskip("pyppmd")
+    train, docs = _ppmd_corpus(20, 0), _ppmd_corpus(4, 1)
+    with baselines.DocStore(tmp_path, baselines.ppmd_states(len(train)), groups=len(docs)) as store:
+        for i, doc in enumerate(docs):
+            store.add(doc, i)
+    got = baselines.ppmd_scores(train, [("a", 3), ("a", 5)], {"a": store}, 16)
+    assert set(got) == {("a", 3), ("a", 5)}
+    for (_, order), future in got.items():
+        bits, stream = future.result()
+        here, here_stream = baselines.ppmd_doc_bits(train, docs, order, 16)
+        assert bits.tolist() == here.tolist() and stream == here_stream

@@ -100,7 +100,8 @@ def test_headline_and_model_tables_read_every_model_of_eval_json():
     assert rows[0][3]["value"] is None and rows[1][3]["value"] == 2.7
     header, rows = compare_view.headline_table([a, b], base=0)
     assert header[1] == "LSTM test bits per character" and rows[1][1]["value"] == pytest.approx(2.6)
-    assert rows[1][5]["best"] and rows[1][5]["value"] == 400  # tokens/s: higher is better, rounded
+    tps = header.index("training tokens per second")
+    assert rows[1][tps]["best"] and rows[1][tps]["value"] == 400  # tokens/s: higher is better, rounded
     assert compare_view.standing(b, a) == ("b: LSTM test 2.6000 bits per character, 0.2000 fewer than a (2.8000): "
                                            "better.")
 

@@ -77,3 +77,21 @@ def test_novel_word_share_by_hand():
     # words: kopi siew dai uncle teh -> novel: siew, dai
     assert (novel, total) == (2, 5) and share == 2 / 5
     assert novel_word_share([], vocab) == (0.0, 0, 0)
+
+
+def test_scan_train_holds_only_the_samples_words_and_finds_the_same_copies():
+    from model.novelty import _seen_words, scan_train
+    from model.novelty import words as words_of
+
+    rng = random.Random(3)
+    words = ["kopi", "Teh", "uncle", "MAKAN", "shiok", "lah", "İstanbul", "naïve", "x_1"]
+    train = [" ".join(rng.choice(words) for _ in range(rng.randint(0, 30))) for _ in range(300)] + ["zzqx."]
+    samples = ["teh kopi zzqx qqzz", "makan İSTANBUL naïve lah", "nothing here"]
+    seen, copies = scan_train(samples, iter(train))  # any iterable, read once
+    wanted = {w for s in samples for w in words_of(s)}
+    assert seen == train_vocabulary(train) & wanted
+    assert [c.length for c in copies] == [c.length for c in longest_copies(samples, train)]
+    for s in samples:
+        assert novel_word_share([s], seen) == novel_word_share([s], train_vocabulary(train))
+    small: set[str] = set()  # batches of a few characters: no word is lost at a batch boundary
+    assert list(_seen_words(wanted, train, small, batch_chars=7)) == train and small == seen

@@ -6,6 +6,7 @@ untrusted text as text, and renders in headless Chromium when one is installed."
 from __future__ import annotations
 
 import base64
+import html
 import json
 import os
 import shutil
@@ -98,7 +99,25 @@ def test_summary_markdown_has_numbers_and_samples(project):
     text = (project[0] / "reports/summary.md").read_text(encoding="utf-8")
     for name in ("lstm", "unigram", "kneser_ney_4", "gzip_9", "bzip2_9", "xz_9"):
         assert f"| {name} |" in text
+    order = json.loads((project[0] / "metrics/eval.json").read_text())["models"]["ppmd"]["order"]
+    assert f"| ppmd (order {order}) |" in text and report.CONDITIONING in text
     assert "novel_word_share" in text and "teh kopi kopi" in text
+
+
+def test_page_and_summary_say_how_much_train_text_the_baselines_saw(project):
+    from model.report_sections import baseline_note
+
+    ev = json.loads((project[0] / "metrics/eval.json").read_text())
+    note = baseline_note(ev)
+    n = ev["baseline_train"]["documents"]
+    assert note.startswith(f"The baselines were fitted on the whole train split ({n:,} documents")
+    assert note in (project[0] / "reports/summary.md").read_text(encoding="utf-8")
+    assert html.escape(note) in (project[0] / "reports/index.html").read_text(encoding="utf-8")
+    sampled = {"baseline_train": {"documents": 16192, "characters": 3999849, "split_documents": 82701,
+                                  "split_characters": 20502708, "max_chars": 4000000, "seed": 0, "sampled": True}}
+    assert baseline_note(sampled).startswith("The baselines were fitted on a seeded sample of the train split: "
+                                             "16,192 of its 82,701 documents (3,999,849 of 20,502,708 characters")
+    assert baseline_note({}) is None
 
 
 def test_missing_inputs_are_named_on_the_page(tmp_path):
@@ -138,16 +157,20 @@ def test_verdict_names_the_best_baseline_and_the_margin():
     assert report.verdict(losing).startswith("The LSTM does NOT beat the best baseline, kneser_ney_5: 2.1000")
     assert "5.0% worse" in report.verdict(losing)
     assert report.verdict({}) == "No LSTM result to compare with the baselines."
+    ppmd = {"comparison": {"best_baseline": "ppmd", "best_baseline_bpc": 2.2, "lstm_bpc": 2.0},
+            "models": {"ppmd": {"bpc": 2.2, "order": 6}}}
+    assert "for the best, ppmd (order 6) (0.2000 fewer" in report.verdict(ppmd)
 
 
 @pytest.mark.slow
 def test_by_length_table_says_which_model_wins_each_group(project):
     ev = json.loads((project[0] / "metrics/eval.json").read_text())
     header, rows = report.by_length_rows(ev)
-    assert header[4] == "kneser_ney_4 bpc" and len(rows) == len(ev["by_length"]) > 0
+    assert header[3:] == ["LSTM bpc", "kneser_ney_4 bpc", "ppmd bpc", "best"] and len(rows) == len(ev["by_length"]) > 0
     assert sum(r[2] for r in rows) == ev["test"]["targets"]
     for r in rows:
-        assert r[5] == ("LSTM" if r[3] < r[4] else "kneser_ney_4")
+        scores = {"LSTM": r[3], "kneser_ney_4": r[4], "ppmd": r[5]}
+        assert r[6] == min(scores, key=scores.__getitem__)
     text = (project[0] / "reports/summary.md").read_text(encoding="utf-8")
     assert "## By document length" in text and report.verdict(ev) in text
 

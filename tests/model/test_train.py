@@ -167,7 +167,7 @@ def test_params_unknown_and_out_of_range_keys_are_errors():
         load_config(repo_params({"train": {"model": {"hiden_size": 3}}}))
     with pytest.raises(ParamsError, match="train.epochs = 0: expected an integer >= 1"):
         load_config(repo_params({"train": {"epochs": 0}}))
-    with pytest.raises(ParamsError, match="train.optimizer = 'sgd': expected one of 'adam', 'rmsprop'"):
+    with pytest.raises(ParamsError, match="train.optimizer = 'sgd': expected one of 'adam', 'adamw', 'rmsprop'"):
         load_config(repo_params({"train": {"optimizer": "sgd"}}))
     with pytest.raises(ParamsError, match="train.model.dropout = 1.0: expected a number < 1"):
         load_config(repo_params({"train": {"model": {"dropout": 1.0}}}))
@@ -185,3 +185,25 @@ def test_xz_baseline_uses_the_train_text_as_context():
     got = xz_bpc(train, val, train_tiny.vocab_for(train + val))
     assert got["val_chars"] == sum(len(t) + 1 for t in val)
     assert 0 < got["xz9_val_bpc"] < got["xz9_val_alone_bpc"]
+
+
+def test_xz_baseline_from_split_files_streams_val_and_samples_train(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from model.train import xz_baseline, xz_bpc
+
+    train, val = train_tiny.corpus(400, 0), train_tiny.corpus(50, 1)
+    for name, texts in (("train", train), ("val", val)):
+        pq.write_table(pa.table({"text": texts}), tmp_path / f"{name}.parquet")
+    vocab = train_tiny.vocab_for(train + val)
+    whole = xz_baseline(tmp_path, vocab, {"xz_context_chars": 10**9, "seed": 0})
+    assert whole.pop("xz9_train_sample")["sampled"] is False
+    assert whole == xz_bpc(train, val, vocab, None)  # the bound covers it all: the in-memory numbers
+    bound = sum(map(len, train)) // 4
+    part = xz_baseline(tmp_path, vocab, {"xz_context_chars": bound, "seed": 0})
+    seen = part["xz9_train_sample"]
+    assert seen["sampled"] and seen["characters"] <= bound and seen["split_documents"] == len(train)
+    assert part["xz9_context_chars"] == seen["characters"] + seen["documents"]  # rendered: one END each
+    assert part["val_chars"] == whole["val_chars"] and part == xz_baseline(tmp_path, vocab, {
+        "xz_context_chars": bound, "seed": 0})

@@ -113,19 +113,27 @@ def test_check_lock_exclusions_are_real_outputs():
 
 
 def test_headline_stage_reads_three_metrics_files(tmp_path, python_exe):
-    (tmp_path / "eval.json").write_text(json.dumps({
-        "comparison": {"lstm_bpc": 1.912345678, "best_baseline": "kneser_ney_5", "best_baseline_bpc": 2.2049999},
-        "novelty": {"novel_word_share": 0.0812345}}), encoding="utf-8")
+    evaluation = {"comparison": {"lstm_bpc": 1.912345678, "lstm_beats_all": True, "best_baseline": "ppmd",
+                                 "best_baseline_bpc": 2.0049999},
+                  "models": {"ppmd": {"bpc": 2.0049999, "order": 6}}, "novelty": {"novel_word_share": 0.0812345}}
+    (tmp_path / "eval.json").write_text(json.dumps(evaluation), encoding="utf-8")
     (tmp_path / "train.json").write_text(json.dumps({"val_bpc": 1.95, "tokens_per_s": 31234.56}), encoding="utf-8")
     (tmp_path / "dedupe.json").write_text(json.dumps({"kept": 18000}), encoding="utf-8")
     args = ["--eval", str(tmp_path / "eval.json"), "--train", str(tmp_path / "train.json"),
             "--dedupe", str(tmp_path / "dedupe.json"), "--out", str(tmp_path / "m" / "headline.json")]
     subprocess.run([python_exe, "-m", "model.headline", *args], cwd=ROOT, check=True, capture_output=True)
     text = (tmp_path / "m" / "headline.json").read_text(encoding="utf-8")
-    assert json.loads(text) == {"lstm_test_bpc": 1.9123, "best_baseline": "kneser_ney_5",
-                                "best_baseline_test_bpc": 2.205, "lstm_val_bpc": 1.95, "train_tokens_per_s": 31235,
-                                "posts_kept": 18000, "novel_word_share": 0.0812}
+    assert json.loads(text) == {"lstm_test_bpc": 1.9123, "lstm_beats_all": True, "best_baseline": "ppmd",
+                                "best_baseline_test_bpc": 2.005, "ppmd_test_bpc": 2.005, "ppmd_order": 6,
+                                "lstm_val_bpc": 1.95, "train_tokens_per_s": 31235, "posts_kept": 18000,
+                                "novel_word_share": 0.0812}
     assert next(iter(json.loads(text))) == "lstm_test_bpc"  # file order = dvc exp show column order
+
+    del evaluation["models"]["ppmd"]  # evaluate.ppmd_orders: []: no PPMd, null in the headline
+    (tmp_path / "eval.json").write_text(json.dumps(evaluation), encoding="utf-8")
+    subprocess.run([python_exe, "-m", "model.headline", *args], cwd=ROOT, check=True, capture_output=True)
+    got = json.loads((tmp_path / "m" / "headline.json").read_text(encoding="utf-8"))
+    assert got["ppmd_test_bpc"] is None and got["ppmd_order"] is None
 
     (tmp_path / "dedupe.json").write_text(json.dumps({"docs_in": 3}), encoding="utf-8")
     proc = subprocess.run([python_exe, "-m", "model.headline", *args], cwd=ROOT, capture_output=True, text=True,
