@@ -238,6 +238,8 @@ def timing_callbacks(args: argparse.Namespace, val_ids: np.ndarray) -> tuple[lis
     class Clock(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
             found["times"].append(time.perf_counter() - found["paused"])
+            if (batch + 1) % 500 == 0:
+                print(f"step {batch + 1} loss {float((logs or {}).get('loss', float('nan'))):.4f}", file=sys.stderr)
             if marks and batch + 1 >= marks[0] * args.steps:
                 t0 = time.perf_counter()
                 found["curve"].append({"fraction": marks.pop(0), "step": batch + 1,
