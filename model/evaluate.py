@@ -1,6 +1,6 @@
 """Stage `evaluate`: the LSTM's test loss beside honest baselines, and the novelty of its samples.
 
-Reads ``models/lstm/`` (load_trained), ``data/split/{train,test}.parquet`` (``text`` column) and
+Reads ``models/lstm/`` (load_trained), ``data/split/{train,val,test}.parquet`` (``text`` column) and
 ``reports/samples.jsonl``. Writes ``metrics/eval.json`` (a DVC metric) and
 ``reports/novelty.jsonl`` (one line per sample: its longest verbatim copy and novel-word share).
 
@@ -12,7 +12,11 @@ targets; with ``carry_state`` (the rule training follows with ``batches.carry_st
 starts from the state the previous window of its document ended with, which is exactly one pass
 over the whole document; without it every window starts from zero (the contract's chunk rule). The
 loss is the masked mean over real targets, in nats per character, bits per character and perplexity.
-Baselines (model/baselines.py) are fitted on the train split and score the same targets.
+Baselines (model/baselines.py) are fitted on the train split and score the same targets. The LSTM
+scores each document from a zero state (no context from other test documents); so do unigram,
+Kneser-Ney (each document left-padded with END) and PPMd (each document coded alone from the state
+reading the train text left; its order chosen on the val split). gzip, bzip2 and xz read the test
+split as one stream, so they also see the test documents before each one: an advantage, stated.
 
 ``comparison`` names the best baseline and the LSTM's margin over it; ``by_length`` splits the test
 documents by length (``length_buckets``: upper bounds in characters) and gives the LSTM's and the
@@ -21,7 +25,9 @@ Kneser-Ney model's bits per character in each, so the report can show where the 
 Params (``evaluate`` section): ``ngram_order`` (Kneser-Ney order, default 5), ``unigram_alpha``
 (add-alpha smoothing), ``batch_size`` and ``max_len`` (LSTM evaluation batches), ``max_test_chars``
 (0 = the whole test split; else the first documents up to that many characters, for every model
-alike), ``compressors`` (any of gzip_9, bzip2_9, xz_9), ``carry_state``, ``length_buckets``.
+alike), ``compressors`` (any of gzip_9, bzip2_9, xz_9), ``carry_state``, ``length_buckets``,
+``ppmd_orders`` (tried on val; [] = no PPMd), ``ppmd_memory_mb``, ``ppmd_context_chars``. Reads
+``data/split/val.parquet`` too when PPMd is on.
 """
 
 from __future__ import annotations
