@@ -8,7 +8,7 @@ What is measured (the same symbols for every model): the test split, each docume
 the model's vocabulary (characters outside it are UNK) as ``[END, c1..cn, END]``; the n + 1 targets
 ``c1..cn, END`` per document. The LSTM runs on these sequences itself (not through data/batches:
 this keeps the stage self-contained and independent of batching params), in windows of ``max_len``
-targets; with ``carry_state`` (the rule training follows with ``batches.carry_state``) each window
+targets; with ``carry_state`` (whatever training's ``batches.carry_state``: measured better either way) each window
 starts from the state the previous window of its document ended with, which is exactly one pass
 over the whole document; without it every window starts from zero (the contract's chunk rule). The
 loss is the masked mean over real targets, in nats per character, bits per character and perplexity.
