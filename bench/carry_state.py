@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -88,6 +89,7 @@ def run_feed(name: str, args: argparse.Namespace) -> dict:
     for key, carried in (("documents", True), ("chunks", False)):
         nats = lstm_doc_nats(model, val, batch_size=bs, max_len=max_len, carry_state=carried)
         scores[key] = float(np.sum(nats)) / n_targets
+    shutil.rmtree(work, ignore_errors=True)
     return {"feed": name, "epochs": args.epochs, "steps": summary["steps"], "seconds": round(seconds, 1),
             "train_tokens_per_s": round(summary["tokens_per_s"], 1), "train_nats": round(summary["train_nats"], 4),
             "reported_val_nats": round(summary["val_nats"], 4),
@@ -113,8 +115,8 @@ def main() -> None:
         ap.error(f"unknown feed(s) {unknown}; known: {', '.join(FEEDS)}")
     results = []
     for name in names:  # one process per feed: op determinism and seeds are process-wide
-        proc = subprocess.run([sys.executable, __file__, "--child", name, *sys.argv[1:]],
-                              capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, __file__, "--child", name, *sys.argv[1:]], capture_output=True,
+                              text=True)
         if proc.returncode:
             print(proc.stderr[-3000:], file=sys.stderr)
             raise SystemExit(f"feed {name} failed (exit {proc.returncode})")

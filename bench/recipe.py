@@ -9,7 +9,9 @@ the variant's batch settings, then
   targets. Ratios are to the first variant (``baseline``) of the same run.
 - ``--part recipe``: training for ``--tokens`` real train targets (the same amount of data for
   every variant, whatever its batch size) or ``--epochs`` whole epochs (the default run's
-  schedule), then the bits per character on the whole val split.
+  schedule), then the bits per character on the whole val split: as training reports it
+  (``val_bpc``) and as the evaluate stage scores test, each document alone from a zero state, with the
+  state carried across its windows (``val_bpc_documents``) or not (``val_bpc_chunks``).
 
     python bench/recipe.py --part speed [--steps 40] [--variants baseline,batch128,...]
     python bench/recipe.py --part recipe [--tokens 1000000 | --epochs 3] [--variants ...]
@@ -23,6 +25,7 @@ import argparse
 import csv
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -53,6 +56,11 @@ VARIANTS: dict[str, dict] = {
     "batch32": {"batches.batch_size": 32},
     "hidden_384": {"train.model.hidden_size": 384},
     "hidden_512": {"train.model.hidden_size": 512},
+    "adamw_0.05": {"train.optimizer": "adamw", "train.weight_decay": 0.05},
+    "adamw_0.1": {"train.optimizer": "adamw", "train.weight_decay": 0.1},
+    "adamw_0.1_nobias": {"train.optimizer": "adamw", "train.weight_decay": 0.1, "train.weight_decay_exclude": ["bias"]},
+    "carry": {"batches.carry_state": True},
+    "ema_0.999": {"train.ema_momentum": 0.999},
 }
 
 
@@ -65,6 +73,23 @@ def apply(params: dict, overrides: dict) -> dict:
             node = node[part]
         node[last] = value
     return params
+
+
+def document_val_bpc(model, split_dir: Path, vocab, params: dict) -> dict:
+    """The val split scored as the evaluate stage scores test: each document alone from a zero state,
+    the state carried across its windows (``documents``) or not (``chunks``). Comparable across
+    variants whatever their batches (training's own val figure reads a carried-state variant's lanes,
+    whose state runs on from one document into the next)."""
+    import math
+
+    from model.evaluate import lstm_doc_nats, read_texts
+
+    docs = [vocab.encode(t) for t in read_texts(split_dir / "val.parquet")]
+    n = sum(len(d) + 1 for d in docs)
+    bs, max_len = int(params["evaluate"]["batch_size"]), int(params["batches"]["max_len"])
+    return {f"val_bpc_{key}": round(float(lstm_doc_nats(model, docs, batch_size=bs, max_len=max_len,
+                                                        carry_state=carried).sum()) / n / math.log(2), 4)
+            for key, carried in (("documents", True), ("chunks", False))}
 
 
 def run_variant(name: str, part: str, args: argparse.Namespace) -> dict:
@@ -127,9 +152,11 @@ def run_variant(name: str, part: str, args: argparse.Namespace) -> dict:
         timed = np.diff(clock.times[args.warmup - 1:]) if args.warmup else np.diff([t0, *clock.times])
         out["tokens_per_s"] = round(mean_targets / float(np.median(timed)), 1)
     else:
+        out.update(document_val_bpc(model, args.split_dir, vocab, params))
         out.update(val_bpc=round(summary["val_bpc"], 4), train_tokens_per_s=round(summary["tokens_per_s"], 1),
                    epochs=summary["epochs"], seconds=round(total, 1),
                    val_bpc_by_epoch=[round(float(r["val_bpc"]), 4) for r in csv.DictReader(open(work / "train.csv"))])
+    shutil.rmtree(work, ignore_errors=True)
     return out
 
 

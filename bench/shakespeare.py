@@ -1,38 +1,35 @@
 """The standard char-level benchmark: tiny-shakespeare, first 90% train, last 10% validation.
 
-Trains the project's network (model/network.py, masked loss of model/losses.py) within a
-wall-clock budget (or for ``--steps``), with a cosine learning-rate decay over it, then reports
-validation loss in nats and bits per character. In the same run: ``xz -9`` on the validation text
-after the train text.
+Trains with the train stage's own core: ``model.train.fit`` (Keras ``fit``, the callbacks) on
+``model/training.py``'s compiled network and optimizer, configured by the ``train`` section of
+params.yaml with this benchmark's recipe laid over it (``RECIPE``; the options below override it
+again). So there is one optimizer builder and one training loop; what is the bench's own is only
+the data (the text cut into batches) and the scoring. The budget is a number of optimizer steps
+(``--steps``), so a result holds on any machine: 4,300 steps of 32 x 128 characters (17.6M) is what
+15 minutes bought on an idle 2-core CPU. The learning rate follows the stage's cosine schedule over
+those steps.
 
 Two ways to feed it (``--feed``):
 
 - ``carry`` (the default, as char-rnn): the train text is cut into ``batch`` lanes; batch j holds
   window j of every lane, and the LSTM state is carried from one window to the next of its lane
   (model/carry.py; gradients stop at window boundaries), back to zero when the lanes start over.
-  With ``--shift-lanes`` each pass first rotates the text by a random offset, so the windows and
-  the rows sharing a batch differ from pass to pass, as random windows do (measured worse:
-  docs/benchmarks.md#training-speed-and-recipe).
   Validation runs once through the whole validation text, window by window, carrying the state:
   every character is scored with all the text before it as context.
 - ``random``: independent random windows of the train text, each from a zero state. Validation
   scores every character once with at least ``seq_len`` characters of context (windows of
   ``2 * seq_len`` moved by ``seq_len``; the first window scores all its positions).
 
-The optimizer is AdamW: Adam with decoupled weight decay (``--weight-decay``, on every weight),
-the regularizer that took the carried-state run under 1.44 (at this size and budget the network
-over-fits without it: docs/benchmarks.md#training-speed-and-recipe). ``--ema`` scores an exponential moving
-average of the trained weights instead of the last ones (Keras ``use_ema``; ``raw_val_nats`` scores
-the last weights of the same run): it helped without decay, made no consistent difference with
-it, so it is off by default. ``--val-at`` scores the weights during the run too (outside the
-budget), to see where validation turns.
+In the same run: ``xz -9`` and PPMd (orders 4-8, 256 MB; model/baselines.py) on the validation
+text after the train text, as one stream (the LSTM's carried-state validation reads it the same
+way). ``--val-at`` scores the weights during the run too (outside the timing), to see where
+validation turns.
 
-Published marks on this split: nanoGPT (10.7M-parameter transformer) 1.4697 nats; PPMd about
-1.40; char-rnn LSTMs about 1.42. Targets: < 1.44 nats in 15 min on a 2-core CPU
-(docs/benchmarks.md#training-speed-and-recipe has every setting measured); < 1.38 on one GPU within
-10 minutes (unmeasured).
+Published marks on this split: nanoGPT (10.7M-parameter transformer) 1.4697 nats; char-rnn LSTMs
+about 1.42. Target: below PPMd's best order (1.406 nats) within 4,300 steps on a CPU
+(docs/benchmarks-recipe-28.md has every setting measured).
 
-    python bench/shakespeare.py PATH [--minutes 15 | --steps N] [--feed carry|random] [--hidden 512 ...]
+    python bench/shakespeare.py PATH [--steps 4300] [--feed carry|random] [--hidden 512 ...]
 
 Prints exactly one JSON object on stdout.
 """
@@ -44,51 +41,107 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 SEED = 0
-PUBLISHED_NATS = {"nanogpt_10.7M_transformer": 1.4697, "ppmd": 1.40, "char_rnn_lstm": 1.42}
+STEPS = 4300  # what 15 minutes bought on an idle 2-core CPU at 32 x 128 characters a step
+PUBLISHED_NATS = {"nanogpt_10.7M_transformer": 1.4697, "char_rnn_lstm": 1.42}
 EXPECTED_CHARS = 1_115_394
-WEIGHT_DECAY = 0.2  # the best 15-minute CPU setting measured (docs/benchmarks.md#training-speed-and-recipe)
+PPMD_ORDERS = (4, 5, 6, 7, 8)
+# The recipe laid over params.yaml's train section (the best measured on this text: the benchmarks page).
+RECIPE = {"optimizer": "adamw", "learning_rate": 5e-3, "weight_decay": 0.2, "weight_decay_exclude": [],
+          "ema_momentum": 0.0, "lr_schedule": "cosine", "warmup_steps": 0, "min_lr_fraction": 0.05,
+          "clip_global_norm": 5.0, "seed": SEED}
+CPU_MODEL = {"embedding_dim": 64, "hidden_size": 256, "num_layers": 2, "dropout": 0.1, "mixed_precision": False}
+GPU_MODEL = {"embedding_dim": 64, "hidden_size": 1024, "num_layers": 3, "dropout": 0.35, "mixed_precision": True}
+CPU_DATA, GPU_DATA = {"batch": 32, "seq_len": 128}, {"batch": 128, "seq_len": 256}  # GPU values untested (no GPU)
 
 
-def windows(ids: np.ndarray, seq_len: int, batch: int, rng: np.random.Generator):
-    """Endless random (x, y, mask) training batches of ``seq_len`` from ``ids``."""
-    n = len(ids) - seq_len - 1
-    ar = np.arange(seq_len + 1)
-    ones = np.ones((batch, seq_len), np.float32)
-    while True:
-        starts = rng.integers(0, n, size=batch)
-        w = ids[starts[:, None] + ar]
-        yield w[:, :-1], w[:, 1:], ones
-
-
-def lanes(ids: np.ndarray, seq_len: int, batch: int, rng: np.random.Generator | None = None):
-    """Endless ({tokens, carry, stream}, y, mask) batches: window j of each of ``batch`` contiguous
-    lanes of ``ids``; carry 1 except in the first window of a pass over the lanes. With ``rng``, each
-    pass first rotates the text by a random offset, so window boundaries and the rows that share a
-    batch change from pass to pass (the lane that crosses the text's end reads its start next)."""
+def lane_windows(ids: np.ndarray, seq_len: int, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """One pass over ``batch`` contiguous lanes of ``ids``: ``[n_windows, batch, seq_len + 1]`` token
+    windows (window j of every lane) and ``[n_windows, batch]`` carry flags (0 in the first window)."""
     lane_len = (len(ids) - 1) // batch
     n_windows = lane_len // seq_len
     if n_windows < 1:
         raise ValueError(f"{len(ids)} characters do not fill {batch} lanes of {seq_len}")
     base = np.arange(batch)[:, None] * lane_len + np.arange(seq_len + 1)[None, :]
-    ones = np.ones((batch, seq_len), np.float32)
-    while True:
-        text = ids if rng is None else np.roll(ids, -int(rng.integers(0, len(ids))))
-        for j in range(n_windows):
-            w = text[base + j * seq_len]
-            carry = np.full(batch, 0.0 if j == 0 else 1.0, np.float32)
-            yield {"tokens": w[:, :-1], "carry": carry, "stream": np.ones(batch, np.float32)}, w[:, 1:], ones
+    tokens = np.stack([ids[base + j * seq_len] for j in range(n_windows)]).astype(np.int32)
+    carry = np.ones((n_windows, batch), np.float32)
+    carry[0] = 0.0
+    return tokens, carry
 
 
-def evaluate_carried(model, ids: np.ndarray, seq_len: int) -> float:
-    """Mean nats per character over ``ids[1:]`` in one pass, the state carried across windows."""
+def scoring_windows(ids: np.ndarray, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """``[n, 2 * seq_len + 1]`` windows of ``ids`` and ``[n, 2 * seq_len]`` masks scoring every
+    character of ``ids[1:]`` exactly once, each with at least ``seq_len`` characters of context."""
+    span = 2 * seq_len
+    rows, masks = [], []
+    for s in range(0, len(ids) - 1, seq_len):
+        lo = max(0, s - seq_len)
+        w = ids[lo:min(s + seq_len + 1, len(ids))]
+        row = np.zeros(span + 1, np.int32)
+        row[:len(w)] = w
+        m = np.zeros(span, np.float32)
+        m[s - lo:len(w) - 1] = 1.0  # only targets from position s on are scored here
+        rows.append(row)
+        masks.append(m)
+    return np.stack(rows), np.stack(masks)
+
+
+def train_data(ids: np.ndarray, args: argparse.Namespace):
+    """``seed -> tf.data`` of exactly ``args.steps`` training batches (as ``model.train.fit`` takes
+    them): the lanes pass after pass (``carry``), or random windows drawn with ``seed``."""
+    import tensorflow as tf
+
+    if args.feed == "carry":
+        tokens, carry = lane_windows(ids, args.seq_len, args.batch)
+
+        def lanes(_seed: int):
+            ds = tf.data.Dataset.from_tensor_slices((tokens, carry)).repeat().take(args.steps)
+            return ds.map(lambda w, c: ({"tokens": w[:, :-1], "carry": c, "stream": tf.ones_like(c)}, w[:, 1:],
+                                        tf.ones(tf.shape(w[:, 1:]), tf.float32)))
+        return lanes
+    ids_t, span = tf.constant(ids, tf.int32), tf.range(args.seq_len + 1)
+
+    def triplet(starts):
+        w = tf.gather(ids_t, starts[:, None] + span[None, :])
+        return w[:, :-1], w[:, 1:], tf.ones(tf.shape(w[:, 1:]), tf.float32)
+
+    def windows(seed: int):
+        starts = np.random.default_rng(seed).integers(0, len(ids) - args.seq_len - 1, size=(args.steps, args.batch))
+        return tf.data.Dataset.from_tensor_slices(starts.astype(np.int32)).map(triplet)
+    return windows
+
+
+def val_data(ids: np.ndarray, args: argparse.Namespace):
+    """``() -> tf.data`` of the validation batches: one carried lane of windows (``carry``), or the
+    overlapping scoring windows (``random``)."""
+    import tensorflow as tf
+
+    if args.feed == "carry":
+        n = -(-(len(ids) - 1) // args.seq_len)
+        padded = np.zeros(n * args.seq_len + 1, np.int32)
+        padded[:len(ids)] = ids
+        tokens = np.stack([padded[j * args.seq_len:(j + 1) * args.seq_len + 1] for j in range(n)])[:, None, :]
+        mask = (np.arange(n * args.seq_len) < len(ids) - 1).astype(np.float32).reshape(n, 1, args.seq_len)
+        carry = np.ones((n, 1), np.float32)
+        carry[0] = 0.0
+        return lambda: tf.data.Dataset.from_tensor_slices((tokens, carry, mask)).map(
+            lambda w, c, m: ({"tokens": w[:, :-1], "carry": c, "stream": tf.ones_like(c)}, w[:, 1:], m))
+    rows, masks = scoring_windows(ids, args.seq_len)
+    return lambda: tf.data.Dataset.from_tensor_slices((rows[:, :-1], rows[:, 1:], masks)).batch(64)
+
+
+def score(model, ids: np.ndarray, args: argparse.Namespace) -> float:
+    """Mean validation nats of the plain network, scored as ``val_data`` does but outside Keras'
+    compiled state (mid-run: the training metrics and the carried lanes stay untouched)."""
     import tensorflow as tf
 
     from model.network import with_state
@@ -96,201 +149,161 @@ def evaluate_carried(model, ids: np.ndarray, seq_len: int) -> float:
     stepper = with_state(model)
     units = [int(s.shape[-1]) for s in stepper.inputs[1:]]
 
-    @tf.function(input_signature=[tf.TensorSpec([1, None], tf.int32)] * 2 +
-                 [[tf.TensorSpec([1, u], tf.float32) for u in units]])
-    def window(x, y, states):  # one graph: an eager Keras LSTM runs its time loop op by op
+    @tf.function(reduce_retracing=True)
+    def nll_sum(x, y, m, states):
         logits, *final = stepper([x, *states], training=False)
         nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=tf.cast(logits, tf.float32))
-        return tf.reduce_sum(nll), [tf.cast(f, tf.float32) for f in final]
+        return tf.reduce_sum(nll * m), [tf.cast(f, tf.float32) for f in final]
 
-    states = [tf.zeros((1, u)) for u in units]
     total = 0.0
-    for start in range(0, len(ids) - 1, seq_len):
-        y = ids[start + 1:start + seq_len + 1]
-        x = ids[start:start + len(y)]
-        nll, states = window(tf.constant(x[None], tf.int32), tf.constant(y[None], tf.int32), states)
-        total += float(nll)
+    carried = args.feed == "carry"
+    states = [tf.zeros((1, u)) for u in units]
+    for batch in val_data(ids, args)():
+        x, y, m = batch
+        tokens = x["tokens"] if carried else x
+        zero = [tf.zeros((tf.shape(tokens)[0], u)) for u in units]
+        got, final = nll_sum(tokens, y, m, states if carried else zero)
+        total += float(got)
+        states = final if carried else states
     return total / (len(ids) - 1)
-
-
-def evaluate(model, ids: np.ndarray, seq_len: int, batch: int = 64) -> float:
-    """Mean nats per character over ``ids[1:]`` given ``ids[0]`` onwards, >= seq_len context each."""
-    span = 2 * seq_len
-    rows, masks = [], []
-    for s in range(0, len(ids) - 1, seq_len):
-        lo = max(0, s - seq_len)
-        w = ids[lo:min(s + seq_len + 1, len(ids))]
-        x = np.zeros(span, np.int32)
-        y = np.zeros(span, np.int32)
-        m = np.zeros(span, np.float32)
-        x[:len(w) - 1], y[:len(w) - 1] = w[:-1], w[1:]
-        m[s - lo:len(w) - 1] = 1.0  # only targets from position s on are scored here
-        rows.append((x, y))
-        masks.append(m)
-    x = np.stack([r[0] for r in rows])
-    y = np.stack([r[1] for r in rows])
-    m = np.stack(masks)
-    assert m.sum() == len(ids) - 1, (m.sum(), len(ids))  # every character scored exactly once
-    return float(model.evaluate(x, y, sample_weight=m, batch_size=batch, verbose=0, return_dict=True)["nats"])
-
-
-def set_unroll(model, unroll: bool) -> None:
-    """Unroll (or not) the time loop of every LSTM of ``model`` in graphs traced from now on."""
-    from model.network import lstm_layers
-
-    for layer in lstm_layers(model):
-        layer.unroll = unroll
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("path", type=Path, help="tinyshakespeare.txt (1,115,394 characters)")
-    ap.add_argument("--minutes", type=float, default=15.0, help="training wall-clock budget")
-    ap.add_argument("--steps", type=int, default=0, help="train exactly this many steps instead (0: the budget)")
+    ap.add_argument("--steps", type=int, default=STEPS, help="optimizer steps: the budget")
     ap.add_argument("--feed", choices=("carry", "random"), default="carry",
                     help="lanes with the state carried across windows (char-rnn), or random windows")
     ap.add_argument("--hidden", type=int, help="LSTM units (default: CPU 256, GPU 1024)")
     ap.add_argument("--layers", type=int, help="LSTM layers (default: CPU 2, GPU 3)")
-    ap.add_argument("--embedding", type=int, default=64)
+    ap.add_argument("--embedding", type=int, help="(default 64)")
     ap.add_argument("--dropout", type=float, help="(default: CPU 0.1, GPU 0.35)")
     ap.add_argument("--batch", type=int, help="(default: CPU 32, GPU 128)")
     ap.add_argument("--seq-len", type=int, help="(default: CPU 128, GPU 256)")
-    ap.add_argument("--lr", type=float, default=5e-3, help="peak; cosine-decayed to 5%% over the time budget")
-    ap.add_argument("--shift-lanes", action=argparse.BooleanOptionalAction, default=False,
-                    help="carry feed: rotate the text by a random offset at each pass over the lanes")
-    ap.add_argument("--beta2", type=float, default=0.999, help="Adam's second-moment decay")
-    ap.add_argument("--weight-decay", type=float, default=WEIGHT_DECAY,
-                    help="decoupled weight decay of every weight (AdamW; 0: plain Adam)")
-    ap.add_argument("--ema", type=float, default=0.0,
-                    help="keep an exponential moving average of the weights with this momentum, e.g. 0.999 "
-                         "(Keras use_ema; 0: off): val_nats scores the average, raw_val_nats the last weights")
-    ap.add_argument("--unroll", action=argparse.BooleanOptionalAction, default=False,
-                    help="train with the LSTM time loop unrolled over the fixed window (Keras unroll=True; "
-                         "not cuDNN, so a CPU option); evaluation runs the loop as usual")
+    ap.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, help="(default: on a GPU)")
+    ap.add_argument("--optimizer", choices=("adam", "adamw", "rmsprop"), help=f"(default {RECIPE['optimizer']})")
+    ap.add_argument("--lr", type=float, help=f"peak learning rate (default {RECIPE['learning_rate']})")
+    ap.add_argument("--min-lr-fraction", type=float, help=f"cosine floor (default {RECIPE['min_lr_fraction']})")
+    ap.add_argument("--warmup", type=int, help=f"warm-up steps (default {RECIPE['warmup_steps']})")
+    ap.add_argument("--weight-decay", type=float, help=f"decoupled weight decay (default {RECIPE['weight_decay']})")
+    ap.add_argument("--decay-exclude", help="comma-separated weight-name parts kept out of the decay, e.g. bias")
+    ap.add_argument("--ema", type=float, help="moving average of the weights, e.g. 0.999 (default 0: off); "
+                    "val_nats then scores the average and raw_val_nats the last weights")
     ap.add_argument("--val-at", type=lambda v: [float(f) for f in v.split(",") if f], default=[],
-                    help="also score the (last) weights at these fractions of the run, e.g. 0.5,0.75 "
-                         "(time left out of the budget)")
-    ap.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction,
-                    help="float16 compute (default: on a GPU)")
+                    help="also score the (last) weights at these fractions of the run, e.g. 0.5,0.75")
     return ap.parse_args(argv)
 
 
-def build_optimizer(args: argparse.Namespace):
-    """AdamW from the options: the learning rate is set per step by train_for_budget, gradients are
-    clipped to a global norm of 5, and with ``--ema`` the optimizer keeps the averaged weights."""
+def fill_defaults(args: argparse.Namespace, gpu: bool) -> argparse.Namespace:
+    """Unset network and data options take the device's defaults."""
+    model, data = (GPU_MODEL, GPU_DATA) if gpu else (CPU_MODEL, CPU_DATA)
+    for key, value in {"hidden": model["hidden_size"], "layers": model["num_layers"], "dropout": model["dropout"],
+                       "embedding": model["embedding_dim"], "mixed_precision": model["mixed_precision"],
+                       **data}.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
+def train_config(args: argparse.Namespace, params_path: Path = ROOT / "params.yaml") -> dict:
+    """params.yaml's ``train`` section with RECIPE and the options laid over it, checked by TrainConfig."""
+    from model.train import load_config
+    from pipeline.common import load_params
+
+    params = load_params(params_path)
+    cfg = dict(params["train"])
+    options = {"optimizer": args.optimizer, "learning_rate": args.lr, "min_lr_fraction": args.min_lr_fraction,
+               "warmup_steps": args.warmup, "weight_decay": args.weight_decay, "ema_momentum": args.ema,
+               "weight_decay_exclude": args.decay_exclude.split(",") if args.decay_exclude else None}
+    cfg.update(RECIPE)
+    cfg.update({k: v for k, v in options.items() if v is not None})
+    cfg.update(model={"embedding_dim": args.embedding, "hidden_size": args.hidden, "num_layers": args.layers,
+                      "dropout": args.dropout, "mixed_precision": bool(args.mixed_precision)},
+               epochs=1, max_steps_per_epoch=args.steps, val_max_steps=0, max_minutes=0, checkpoint_every_steps=0,
+               keep_checkpoints=False, evolution={**cfg["evolution"], "primes": [], "temperatures": []},
+               distribute={**cfg["distribute"], "strategy": "none"})
+    return load_config({"train": cfg})
+
+
+def timing_callbacks(args: argparse.Namespace, val_ids: np.ndarray) -> tuple[list, dict]:
+    """A step clock (the first step, which traces the graph, and any ``--val-at`` scoring left out)
+    and the ``--val-at`` scorer; their findings land in the returned dict."""
     import keras
 
-    opt = keras.optimizers.AdamW(learning_rate=args.lr, beta_2=args.beta2, weight_decay=args.weight_decay,
-                                 global_clipnorm=5.0, use_ema=args.ema > 0, ema_momentum=args.ema or 0.99)
-    return keras.optimizers.LossScaleOptimizer(opt) if args.mixed_precision else opt
+    from model.carry import plain_model
+
+    found: dict = {"curve": [], "paused": 0.0, "times": []}
+    marks = sorted(args.val_at)
+
+    class Clock(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            found["times"].append(time.perf_counter() - found["paused"])
+            if (batch + 1) % 500 == 0:
+                print(f"step {batch + 1} loss {float((logs or {}).get('loss', float('nan'))):.4f}", file=sys.stderr)
+            if marks and batch + 1 >= marks[0] * args.steps:
+                t0 = time.perf_counter()
+                found["curve"].append({"fraction": marks.pop(0), "step": batch + 1,
+                                       "raw_val_nats": score(plain_model(self.model), val_ids, args)})
+                print(f"step {batch + 1} val {found['curve'][-1]['raw_val_nats']:.4f}", file=sys.stderr)
+                found["paused"] += time.perf_counter() - t0
+
+    return [Clock()], found
 
 
-def train_for_budget(model, opt, batches, args, validate=None) -> tuple[int, float, float, list]:
-    """Train until the wall-clock budget is spent, the learning rate cosine-decayed over it:
-    ``(steps, train seconds, last batch loss, [(fraction, step, val nats) at each --val-at])``.
-    ``validate()`` scores the current weights; its time is left out of the budget."""
-    budget = args.minutes * 60.0
-    x, y, m = next(batches)  # warm-up (tracing, with the same arguments) outside the budget and the steps
-    model.train_on_batch(x, y, sample_weight=m)
-    steps, t0, last_loss = 0, time.perf_counter(), float("nan")
-    inner = opt.inner_optimizer if args.mixed_precision else opt
-    checkpoints, curve = sorted(args.val_at), []
-    while True:
-        elapsed = time.perf_counter() - t0
-        if (steps >= args.steps) if args.steps else (elapsed >= budget):
-            break
-        frac = steps / args.steps if args.steps else elapsed / budget
-        if validate and checkpoints and frac >= checkpoints[0]:
-            paused = time.perf_counter()
-            curve.append((checkpoints.pop(0), steps, validate()))
-            print(f"step {steps} val {curve[-1][2]:.4f}", file=sys.stderr)
-            t0 += time.perf_counter() - paused
-        inner.learning_rate.assign(args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac))))
-        x, y, m = next(batches)
-        last_loss = float(model.train_on_batch(x, y, sample_weight=m, return_dict=True)["loss"])
-        steps += 1
-        if steps % 200 == 0:
-            print(f"step {steps} {elapsed:.0f}s loss {last_loss:.4f}", file=sys.stderr)
-    return steps, time.perf_counter() - t0, last_loss, curve
+def baselines(train_text: str, val_text: str, vocab) -> dict:
+    """xz -9 and PPMd (each order of PPMD_ORDERS) on the val text after the train text, in nats/char."""
+    from model.baselines import ppmd_scores, render_docs
+    from model.train import xz_bpc
+
+    xz = xz_bpc([train_text], [val_text], vocab)
+    prime, val = render_docs([vocab.encode(train_text)], vocab), render_docs([vocab.encode(val_text)], vocab)
+    got = ppmd_scores(prime, [("val", o) for o in PPMD_ORDERS], {"val": val}, 256)
+    nats = {str(o): round(float(got[("val", o)][0].sum()) * math.log(2) / len(val[0]), 4) for o in PPMD_ORDERS}
+    return {"xz9_val_nats_given_train": xz["xz9_val_bpc"] * math.log(2), "ppmd_val_nats_by_order": nats,
+            "ppmd_best_val_nats": min(nats.values())}
 
 
 def main() -> None:
     args = parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-    import keras
     import tensorflow as tf
 
-    gpu = bool(tf.config.list_physical_devices("GPU"))
-    # CPU defaults: the best 15-minute setting measured (docs/benchmarks.md#training-speed-and-recipe)
-    for key, cpu_value, gpu_value in (("hidden", 256, 1024), ("layers", 2, 3), ("dropout", 0.1, 0.35),
-                                      ("batch", 32, 128), ("seq_len", 128, 256), ("mixed_precision", False, True)):
-        if getattr(args, key) is None:  # defaults by device; the GPU ones are untested here (no GPU)
-            setattr(args, key, gpu_value if gpu else cpu_value)
-
     from bench.train import device_name
-    from model.losses import MaskedNats, masked_loss
-    from model.network import NetworkConfig, build_model
-    from model.train import xz_bpc
+    from model.train import fit
     from pipeline.vocab import Vocab
 
+    args = fill_defaults(args, bool(tf.config.list_physical_devices("GPU")))
+    cfg = train_config(args)
     text = args.path.read_text(encoding="utf-8")
     cut = int(len(text) * 0.9)
     train_text, val_text = text[:cut], text[cut:]
-    counts: dict[str, int] = {}
-    for c in text:
-        counts[c] = counts.get(c, 0) + 1
-    vocab = Vocab.from_counts(counts)
+    vocab = Vocab.from_counts({c: text.count(c) for c in sorted(set(text))})
     train_ids, val_ids = vocab.encode(train_text), vocab.encode(val_text)
-
-    keras.utils.set_random_seed(SEED)
-    net = NetworkConfig(len(vocab), args.embedding, args.hidden, args.layers, args.dropout, args.mixed_precision)
-    model = plain = build_model(net)
-    if args.feed == "carry":
-        from model.carry import CarriedStateModel
-
-        model = CarriedStateModel(plain, lanes=args.batch)
-    opt = build_optimizer(args)
-    model.compile(optimizer=opt, loss=masked_loss(), weighted_metrics=[MaskedNats()])
-    rng = np.random.default_rng(SEED)
-    if args.feed == "carry":
-        batches = lanes(train_ids, args.seq_len, args.batch, rng if args.shift_lanes else None)
-    else:
-        batches = windows(train_ids, args.seq_len, args.batch, rng)
-    score = evaluate_carried if args.feed == "carry" else evaluate
-
-    def validate() -> float:
-        set_unroll(plain, False)  # evaluation windows have no fixed length
-        nats = score(plain, val_ids, args.seq_len)
-        set_unroll(plain, args.unroll)
-        return nats
-
-    set_unroll(plain, args.unroll)
-    steps, train_seconds, last_loss, curve = train_for_budget(model, opt, batches, args, validate)
-    set_unroll(plain, False)
-    t1 = time.perf_counter()
-    raw_val_nats = val_nats = score(plain, val_ids, args.seq_len)
-    if args.ema:  # the averaged weights are the model this run keeps; the last ones are reported beside
-        (opt.inner_optimizer if args.mixed_precision else opt).finalize_variable_values(plain.trainable_variables)
-        val_nats = score(plain, val_ids, args.seq_len)
-    eval_seconds = time.perf_counter() - t1
-    base = xz_bpc([train_text], [val_text], vocab)
+    callbacks, found = timing_callbacks(args, val_ids)
+    with tempfile.TemporaryDirectory(prefix="shakespeare-") as tmp:
+        work = Path(tmp)
+        t0 = time.perf_counter()
+        _, summary = fit(cfg, vocab=vocab, train_data=train_data(train_ids, args), val_data=val_data(val_ids, args),
+                             model_dir=work / "model", checkpoint_dir=work / "ckpt", csv_path=work / "train.csv",
+                             evolution_path=work / "evo.jsonl", verbose=0, extra_callbacks=callbacks,
+                             carry_lanes=args.batch if args.feed == "carry" else 0)
+        wall = time.perf_counter() - t0
+    times = np.asarray(found["times"])
+    tokens = args.batch * args.seq_len
     out = {
         "bench": "shakespeare", "device": device_name(), "tensorflow": tf.__version__, "seed": SEED,
         "chars": len(text), "expected_chars": EXPECTED_CHARS, "train_chars": len(train_text),
         "val_chars": len(val_text),
-        "config": {**net.to_dict(), "batch": args.batch, "seq_len": args.seq_len, "lr": args.lr,
-                   "minutes": args.minutes, "steps": args.steps, "feed": args.feed,
-                   "shift_lanes": args.shift_lanes, "unroll": args.unroll, "beta2": args.beta2,
-                   "weight_decay": args.weight_decay, "ema": args.ema},
-        "parameters": int(plain.count_params()), "steps": steps, "train_tokens": steps * args.batch * args.seq_len,
-        "train_seconds": round(train_seconds, 1), "tokens_per_s": steps * args.batch * args.seq_len / train_seconds,
-        "last_train_batch_nats": last_loss, "val_nats": val_nats, "val_bpc": val_nats / math.log(2),
-        "raw_val_nats": raw_val_nats, "eval_seconds": round(eval_seconds, 1),
-        "val_curve": [{"fraction": f, "step": n, "raw_val_nats": v} for f, n, v in curve],
-        "xz9_val_bpc_given_train": base["xz9_val_bpc"], "xz9_val_nats_given_train": base["xz9_val_bpc"] * math.log(2),
-        "published_nats": PUBLISHED_NATS, "cpu_target_nats_15min": 1.44, "gpu_target_nats_10min": 1.38,
+        "config": {"feed": args.feed, "batch": args.batch, "seq_len": args.seq_len, "steps": args.steps,
+                   "network": cfg["model"], **{k: cfg[k] for k in RECIPE}},
+        "parameters": summary["parameters"], "steps": summary["steps"], "train_tokens": summary["steps"] * tokens,
+        "train_seconds": round(float(times[-1] - times[0]), 1), "wall_seconds": round(wall, 1),
+        "tokens_per_s": round((len(times) - 1) * tokens / float(times[-1] - times[0]), 1) if len(times) > 1 else None,
+        "val_nats": summary["val_nats"], "val_bpc": summary["val_bpc"],
+        "raw_val_nats": summary.get("last_weights_val_bpc", summary["val_bpc"]) * math.log(2),
+        "val_curve": found["curve"], **baselines(train_text, val_text, vocab), "published_nats": PUBLISHED_NATS,
     }
+    out["beats_ppmd"] = bool(out["val_nats"] < out["ppmd_best_val_nats"])
     print(json.dumps(out, indent=1))
 
 

@@ -1,4 +1,4 @@
-"""Honest baselines for the character LSTM: unigram, Kneser-Ney character n-grams, compressors.
+"""Honest baselines for the character LSTM: unigram, Kneser-Ney character n-grams, PPMd, compressors.
 
 Every baseline measures the SAME symbols as the LSTM's test loss (see model/evaluate.py): each
 document is its vocabulary ids (characters outside the vocabulary are UNK) followed by one END, so a

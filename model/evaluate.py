@@ -8,11 +8,15 @@ What is measured (the same symbols for every model): the test split, each docume
 the model's vocabulary (characters outside it are UNK) as ``[END, c1..cn, END]``; the n + 1 targets
 ``c1..cn, END`` per document. The LSTM runs on these sequences itself (not through data/batches:
 this keeps the stage self-contained and independent of batching params), in windows of ``max_len``
-targets; with ``carry_state`` (the rule training follows with ``batches.carry_state``) each window
+targets; with ``carry_state`` (whatever training's ``batches.carry_state``: measured better either way) each window
 starts from the state the previous window of its document ended with, which is exactly one pass
 over the whole document; without it every window starts from zero (the contract's chunk rule). The
 loss is the masked mean over real targets, in nats per character, bits per character and perplexity.
-Baselines (model/baselines.py) are fitted on the train split and score the same targets.
+Baselines (model/baselines.py) are fitted on the train split and score the same targets. The LSTM
+scores each document from a zero state (no context from other test documents); so do unigram,
+Kneser-Ney (each document left-padded with END) and PPMd (each document coded alone from the state
+reading the train text left; its order chosen on the val split). gzip, bzip2 and xz read the test
+split as one stream, so they also see the test documents before each one: an advantage, stated.
 
 ``comparison`` names the best baseline and the LSTM's margin over it; ``by_length`` splits the test
 documents by length (``length_buckets``: upper bounds in characters) and gives the LSTM's, the

@@ -57,7 +57,8 @@ def make_optimizer(cfg: Mapping[str, Any], total_steps: int):
     ema = float(cfg["ema_momentum"])
     common = {"learning_rate": learning_rate_schedule(cfg, total_steps),
               "global_clipnorm": float(cfg["clip_global_norm"]) or None,
-              "weight_decay": float(cfg["weight_decay"]) or None, "use_ema": ema > 0, "ema_momentum": ema or 0.99}
+              "weight_decay": float(cfg["weight_decay"]) or (0.0 if kind == "adamw" else None),  # AdamW wants a float
+              "use_ema": ema > 0, "ema_momentum": ema or 0.99}
     cls = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "rmsprop": keras.optimizers.RMSprop}[kind]
     opt = cls(**common)
     if cfg["weight_decay_exclude"]:
@@ -70,14 +71,6 @@ def make_optimizer(cfg: Mapping[str, Any], total_steps: int):
 def inner_optimizer(optimizer):
     """The optimizer itself, inside a mixed-precision loss-scale wrapper or not."""
     return getattr(optimizer, "inner_optimizer", optimizer)
-
-
-def decayed_weights(optimizer, variables) -> list[str]:
-    """Names (paths) of the ``variables`` the optimizer's decoupled weight decay reaches (none when off)."""
-    opt = inner_optimizer(optimizer)
-    if not opt.weight_decay:
-        return []
-    return [v.path for v in variables if opt._use_weight_decay(v)]  # Keras' own rule, not a copy of it
 
 
 def check_weight_decay(cfg: Mapping[str, Any], model) -> None:

@@ -1,7 +1,7 @@
-"""The Shakespeare char-rnn bench (bench/shakespeare.py): lanes, the optimizer and a short run.
-
-The lanes continue from window to window, the optimizer decays the weights by default, and a short run
-(unrolled training loop, weight averaging, both feeds) prints one JSON object with finite scores."""
+"""bench/shakespeare.py: the char-rnn lanes continue from window to window, validation scores every
+character once, the run is the train stage's configuration with the bench's recipe laid over it (the
+stage's optimizer decays the weights), and a short run through ``model.train.fit`` prints one JSON
+object whose mid-run score agrees with the final one."""
 
 from __future__ import annotations
 
@@ -13,67 +13,83 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.shakespeare import WEIGHT_DECAY, build_optimizer, lanes, parse_args
+from bench.shakespeare import RECIPE, lane_windows, parse_args, scoring_windows, train_config
 
 pytest.importorskip("tensorflow")
 
 
-@pytest.mark.parametrize("shifted", [False, True])
-def test_lanes_continue_each_row_and_restart_the_state_at_each_pass(shifted: bool):
+def test_lanes_continue_each_row_and_restart_the_state_at_each_pass():
     ids = np.arange(1, 102, dtype=np.int32)  # 101 ids: 4 lanes of 25 characters, 2 windows of 10 each
-    stream = lanes(ids, seq_len=10, batch=4, rng=np.random.default_rng(3) if shifted else None)
-    passes = [[next(stream) for _ in range(2)] for _ in range(2)]
-
-    def after(t):  # the character after each of ``t`` in the text (read around its end when rotated)
-        return t % 101 + 1 if shifted else t + 1
-
-    for (first, y_first, _), (second, _, mask) in passes:
-        assert first["carry"].tolist() == [0.0] * 4 and second["carry"].tolist() == [1.0] * 4
-        # row r of window 2 starts where row r of window 1 stopped; targets are the next characters
-        np.testing.assert_array_equal(second["tokens"][:, 0], after(first["tokens"][:, -1]))
-        np.testing.assert_array_equal(y_first, after(first["tokens"]))
-        assert mask.shape == (4, 10) and mask.min() == 1.0
-    starts = [p[0][0]["tokens"][:, 0].tolist() for p in passes]
-    if shifted:  # a new rotation each pass, lanes still 25 characters apart
-        assert starts[0] != starts[1]
-        assert all(((np.array(s) - s[0]) % 101).tolist() == [0, 25, 50, 75] for s in starts)
-    else:
-        assert starts == [[1, 26, 51, 76]] * 2  # the same four contiguous lanes every pass
+    tokens, carry = lane_windows(ids, seq_len=10, batch=4)
+    assert tokens.shape == (2, 4, 11) and carry.tolist() == [[0.0] * 4, [1.0] * 4]
+    # row r of window 2 starts where row r of window 1 stopped (its last target is the next first input)
+    np.testing.assert_array_equal(tokens[1][:, 0], tokens[0][:, -1])
+    assert tokens[0][:, 0].tolist() == [1, 26, 51, 76]  # four contiguous lanes
+    with pytest.raises(ValueError, match="do not fill"):
+        lane_windows(ids[:20], seq_len=10, batch=4)
 
 
-def test_the_optimizer_decays_every_weight_by_default_and_not_with_zero():
+def test_scoring_windows_score_every_character_once_with_context():
+    ids = np.arange(1, 60, dtype=np.int32)
+    rows, masks = scoring_windows(ids, seq_len=8)
+    assert masks.sum() == len(ids) - 1
+    scored = [int(rows[i, 1 + t]) for i in range(len(rows)) for t in np.flatnonzero(masks[i])]
+    assert scored == ids[1:].tolist()  # each target once, in order
+    assert all(np.flatnonzero(m)[0] >= 8 for m in masks[1:])  # at least seq_len characters before it
+
+
+def test_the_run_is_the_stage_config_with_the_recipe_and_options_over_it():
+    args = parse_args(["text.txt", "--hidden", "32", "--layers", "1", "--dropout", "0.0", "--embedding", "8",
+                       "--batch", "4", "--seq-len", "16", "--no-mixed-precision", "--weight-decay", "0.1",
+                       "--decay-exclude", "bias", "--steps", "7"])
+    cfg = train_config(args)
+    assert cfg["optimizer"] == RECIPE["optimizer"] == "adamw" and cfg["learning_rate"] == RECIPE["learning_rate"]
+    assert cfg["weight_decay"] == 0.1 and cfg["weight_decay_exclude"] == ["bias"]
+    assert cfg["epochs"] == 1 and cfg["max_steps_per_epoch"] == 7 and cfg["model"]["hidden_size"] == 32
+    assert cfg["distribute"]["strategy"] == "none"
+
+
+def test_the_recipe_decays_the_weights_through_the_stage_optimizer():
     import keras
 
-    assert parse_args(["text.txt"]).weight_decay == WEIGHT_DECAY > 0
-    for decay in (WEIGHT_DECAY, 0.0):
-        args = parse_args(["text.txt", "--lr", "0.01", "--weight-decay", str(decay), "--ema", "0"])
+    from model.training import make_optimizer
+
+    args = parse_args(["text.txt", "--hidden", "8", "--layers", "1", "--dropout", "0.1", "--embedding", "4",
+                       "--batch", "4", "--seq-len", "16", "--no-mixed-precision"])
+    for decay in (RECIPE["weight_decay"], 0.0):
+        args.weight_decay = decay
+        cfg = train_config(args)
         weights = keras.Variable(np.ones((2, 3), np.float32))
-        # a zero gradient moves Adam nowhere: what changes is the decoupled decay, lr * decay
-        build_optimizer(args).apply_gradients([(np.zeros((2, 3), np.float32), weights)])
-        np.testing.assert_allclose(np.asarray(weights), 1.0 - 0.01 * decay, rtol=1e-6)
+        # a zero gradient moves Adam nowhere: what changes is the decoupled decay, lr * decay (step 0: peak lr)
+        make_optimizer(cfg, 100).apply_gradients([(np.zeros((2, 3), np.float32), weights)])
+        np.testing.assert_allclose(np.asarray(weights), 1.0 - RECIPE["learning_rate"] * decay, rtol=1e-6)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("feed", ["carry", "random"])
-def test_a_short_run_reports_finite_scores_for_the_trained_and_the_averaged_weights(
+def test_a_short_run_reports_finite_scores_and_the_mid_run_scorer_agrees(
         tmp_path: Path, python_exe: str, repo_root: Path, feed: str):
     rng = np.random.default_rng(0)
     words = ["to", "be", "or", "not", "that", "is", "the", "question", "\n"]
-    text = " ".join(rng.choice(words, size=3000))
     path = tmp_path / "tiny.txt"
-    path.write_text(text, encoding="utf-8")
-    done = subprocess.run(
-        [python_exe, "bench/shakespeare.py", str(path), "--steps", "3", "--feed", feed, "--hidden", "8",
-         "--layers", "2", "--embedding", "4", "--batch", "4", "--seq-len", "16", "--unroll", "--ema", "0.9",
-         "--val-at", "0.5"],
-        cwd=repo_root, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = json.loads(done.stdout)
-    assert out["steps"] == 3 and out["config"]["feed"] == feed and out["config"]["unroll"] is True
-    assert out["train_tokens"] == 3 * 4 * 16
-    for key in ("val_nats", "raw_val_nats"):
-        assert math.isfinite(out[key]) and 0 < out[key] < 10, (key, out[key])
-    assert out["val_nats"] != out["raw_val_nats"]  # the averaged weights are scored, not the last ones
-    assert out["val_bpc"] == pytest.approx(out["val_nats"] / math.log(2))
-    assert [(c["fraction"], c["step"]) for c in out["val_curve"]] == [(0.5, 2)]  # scored mid-run, once
-    assert math.isfinite(out["val_curve"][0]["raw_val_nats"])
+    path.write_text(" ".join(rng.choice(words, size=3000)), encoding="utf-8")
+    base = [python_exe, "bench/shakespeare.py", str(path), "--steps", "4", "--feed", feed, "--hidden", "8",
+            "--layers", "2", "--embedding", "4", "--batch", "4", "--seq-len", "16"]
+    outs = []
+    for extra in (["--val-at", "0.5,1.0"], ["--ema", "0.9"]):
+        done = subprocess.run(base + extra, cwd=repo_root, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        outs.append(json.loads(done.stdout))
+    plain, averaged = outs
+    assert plain["steps"] == 4 and plain["train_tokens"] == 4 * 4 * 16 and plain["config"]["feed"] == feed
+    assert [(c["fraction"], c["step"]) for c in plain["val_curve"]] == [(0.5, 2), (1.0, 4)]
+    # the scorer used mid-run and Keras' validation in fit score the same weights alike
+    assert plain["val_curve"][-1]["raw_val_nats"] == pytest.approx(plain["val_nats"], rel=1e-4)
+    assert plain["val_bpc"] == pytest.approx(plain["val_nats"] / math.log(2))
+    assert averaged["val_nats"] != averaged["raw_val_nats"]  # the averaged weights are scored, not the last ones
+    assert averaged["raw_val_nats"] == pytest.approx(plain["val_nats"], rel=1e-5)  # the same run's last weights
+    for out in outs:
+        assert math.isfinite(out["val_nats"]) and 0 < out["val_nats"] < 10
+        assert set(out["ppmd_val_nats_by_order"]) == {"4", "5", "6", "7", "8"}
+        assert out["ppmd_best_val_nats"] == min(out["ppmd_val_nats_by_order"].values())
+        assert out["beats_ppmd"] == (out["val_nats"] < out["ppmd_best_val_nats"])
