@@ -222,7 +222,7 @@ def train_config(args: argparse.Namespace, params_path: Path = ROOT / "params.ya
                epochs=1, max_steps_per_epoch=args.steps, val_max_steps=0, max_minutes=0, checkpoint_every_steps=0,
                keep_checkpoints=False, evolution={**cfg["evolution"], "primes": [], "temperatures": []},
                distribute={**cfg["distribute"], "strategy": "none"})
-    return load_config({"train": cfg})
+    return load_config({"train": cfg, "kernels": params["kernels"]})  # kernels: read, not pinned (a bench, not a stage)
 
 
 def timing_callbacks(args: argparse.Namespace, val_ids: np.ndarray) -> tuple[list, dict]:
