@@ -217,7 +217,8 @@ def finish_metrics(stats: dict[str, Any], seconds: float) -> dict[str, Any]:
     raw = sum(p["raw"] for p in stats["per_source"].values())
     kept = sum(p["kept"] for p in stats["per_source"].values())
     return {**stats, "raw": raw, "kept": kept, "dropped": raw - kept, "dropped_by_reason": by_reason,
-            "seconds": round(seconds, 3), "mb_per_s": round(stats["bytes_in"] / 1e6 / max(seconds, 1e-9), 3)}
+            "seconds": round(seconds, 3), "mb_per_s": round(stats["bytes_in"] / 1e6 / max(seconds, 1e-9), 3),
+            "posts_per_s": round(raw / max(seconds, 1e-9), 1)}
 
 
 def load_config(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -280,9 +281,10 @@ def main(argv: list[str] | None = None) -> None:
         log.error("%s: %s", args.params, exc)
         raise SystemExit(f"clean: {args.params}: {exc}") from None
     write_json_atomic(args.metrics, metrics)
-    log.info("clean: %d raw posts from %d file(s) -> %d kept, %d dropped %s; %.1f MB in, %.1f s (%.2f MB/s)",
-             metrics["raw"], len(paths), metrics["kept"], metrics["dropped"], metrics["dropped_by_reason"],
-             metrics["bytes_in"] / 1e6, metrics["seconds"], metrics["mb_per_s"])
+    log.info("clean: %d raw posts from %d file(s) -> %d kept, %d dropped %s; %.1f MB in, %.1f s (%.0f posts/s, "
+             "%.2f MB/s)", metrics["raw"], len(paths), metrics["kept"], metrics["dropped"],
+             metrics["dropped_by_reason"], metrics["bytes_in"] / 1e6, metrics["seconds"], metrics["posts_per_s"],
+             metrics["mb_per_s"])
 
 
 if __name__ == "__main__":
