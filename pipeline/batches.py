@@ -88,6 +88,7 @@ import argparse
 import heapq
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -125,7 +126,7 @@ class BatchesConfig:
     max_buckets: int = setting(ge=1)
     seed: int = setting(ge=0)
     carry_state: bool  # documents longer than max_len: chunks in a stream that carries the LSTM state
-    shuffle_mb: int = setting(ge=1)  # most MB of rows shuffled in memory at once (one pile)
+    shuffle_mb: float = setting(gt=0)  # most MB of rows shuffled in memory at once (one pile)
 
     def __post_init__(self) -> None:
         if isinstance(self.buckets, list) and max(self.buckets) > self.max_len:
@@ -141,7 +142,7 @@ class BatchParams:
     max_buckets: int
     seed: int
     carry_state: bool
-    shuffle_mb: int
+    shuffle_mb: float
 
 
 def check_params(p: Mapping[str, Any], where: str = "params.yaml") -> BatchParams:
@@ -332,7 +333,8 @@ class BucketPlan:
         return f"bucket_{self.length:05d}"
 
 
-def plan_buckets(hist: np.ndarray, boundaries: Sequence[int], dtype: np.dtype, shuffle_mb: int) -> list[BucketPlan]:
+def plan_buckets(hist: np.ndarray, boundaries: Sequence[int], dtype: np.dtype,
+                 shuffle_mb: float) -> list[BucketPlan]:
     """The non-empty buckets of a split, with rows, real targets and the piles each is cut into."""
     values = np.arange(len(hist))
     bucket_of = np.searchsorted(np.asarray(boundaries), values, side="left")
@@ -346,7 +348,7 @@ def plan_buckets(hist: np.ndarray, boundaries: Sequence[int], dtype: np.dtype, s
         if count[b] == 0:
             continue
         row_bytes = (length + 1) * dtype.itemsize + 3 * 4
-        piles = max(1, -(-int(count[b]) * row_bytes // (shuffle_mb << 20)))
+        piles = max(1, math.ceil(int(count[b]) * row_bytes / (shuffle_mb * 2**20)))
         plans.append(BucketPlan(b, int(length), int(count[b]), int(real[b]), piles, row_bytes))
     return plans
 
