@@ -136,7 +136,7 @@ def count_pairs(path: Path, min_bands: int, depth: int = 0) -> np.ndarray:
         return keys[counts >= min_bands]
     subs = [path.with_name(f"{path.name}.{depth}.{i:02d}") for i in range(16)]
     with open(path, "rb") as fh:
-        while block := fh.read(PARTITION_BYTES // 4):
+        while block := fh.read(max(1, PARTITION_BYTES // 32) * 8):  # whole int64 keys
             keys = np.frombuffer(block, dtype=np.int64)
             sub = ((minhash.mix64(keys.astype(np.uint64)) >> np.uint64(8 + 4 * depth)) & np.uint64(15)).astype(np.int64)
             for i in np.unique(sub).tolist():
