@@ -133,15 +133,6 @@ def find_duplicates_on_disk(docs: dict[str, np.ndarray], signatures: Path, cfg: 
     return dup_of, kind, sim
 
 
-def source_codes(docs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """``docs`` with ``source`` as int32 codes into ``source_names`` (the Dask engine returns names)."""
-    if "source_names" in docs:
-        return docs
-    names, codes = np.unique(docs["source"].astype(str), return_inverse=True) if len(docs["source"]) else \
-        (np.array([""]), np.zeros(0, np.int64))
-    return {**docs, "source": codes.astype(np.int32), "source_names": np.array(names.tolist(), dtype=object)}
-
-
 def load_config(params: Mapping[str, Any]) -> dict[str, Any]:
     """Every params value the stage reads: the ``dedupe`` and ``dask`` sections."""
     return {"dedupe": section("dedupe", DedupeConfig, params), "dask": section("dask", dask_engine.DaskConfig, params)}
@@ -164,7 +155,6 @@ def run_dedupe(posts: Path, corpus: Path, duplicates: Path, cfg: dict[str, Any],
     started = time.perf_counter()
     if cfg["engine"] == "dask":
         docs, dup_of, kind, sim = find_duplicates_dask(engine, posts, cfg)
-        docs = source_codes(docs)
     else:
         corpus.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=corpus.parent, prefix=".dedupe-") as tmp:  # beside the output: disk
