@@ -268,7 +268,7 @@ def _split_file(path: Path):
 
     if not Path(path).exists():
         raise FileNotFoundError(f"{path} not found: run `dvc repro split` first")
-    pf = pq.ParquetFile(path)
+    pf = pq.ParquetFile(path, pre_buffer=False)  # streamed: see contracts.files.parquet_reader
     if "text" not in pf.schema_arrow.names:
         raise ValueError(f"{path}: no 'text' column (columns: {', '.join(pf.schema_arrow.names)}); "
                          "is it a data/split/<split>.parquet file?")

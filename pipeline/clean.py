@@ -48,6 +48,7 @@ from pipeline.common import (
     SeenIds,
     atomic_path,
     load_params,
+    parquet_reader,
     parquet_writer,
     setup_logging,
     write_json_atomic,
@@ -120,7 +121,7 @@ def raw_files(paths: list[Path]) -> Iterator[tuple[Path, pq.ParquetFile, EngineM
             log.warning("%s is empty (0 bytes): no rows read from it", path)
             continue
         try:
-            pf = pq.ParquetFile(path)
+            pf = parquet_reader(path)
         except (pa.ArrowInvalid, OSError) as exc:
             raise RawInputError(f"{path}: not a readable Parquet file ({exc})") from exc
         check_columns(pf.schema_arrow, READ_COLUMNS, origin=str(path), error=RawInputError,

@@ -49,7 +49,7 @@ import pyarrow.parquet as pq
 
 from contracts import keys, markup
 from contracts.schemas import RAW_SCHEMA
-from pipeline.common import atomic_path, parquet_writer, write_json_atomic, write_parquet
+from pipeline.common import atomic_path, parquet_reader, parquet_writer, write_json_atomic, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def thread_index_of_file(path: Path) -> dict[str, dict[str, Any]]:
     index: dict[str, dict[str, Any]] = {}
     current: dict[str, Any] | None = None
     columns = ["thread_id", "position", "post_id", "page", "posted_at"]
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=MERGE_ROWS, columns=columns):
+    for batch in parquet_reader(path).iter_batches(batch_size=MERGE_ROWS, columns=columns):
         for thread, position, post, page, when in zip(*(batch.column(c).to_pylist() for c in columns)):
             if current is None or current["thread"] != thread:
                 if current is not None:
@@ -171,7 +171,7 @@ def _partition(paths: list[Path], schema: pa.Schema, k: int, work: Path) -> list
     row = 0
     try:
         for path in paths:
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=MERGE_ROWS // 4):
+            for batch in parquet_reader(path).iter_batches(batch_size=MERGE_ROWS // 4):
                 table = pa.Table.from_batches([batch]).select(RAW_SCHEMA.names).cast(schema)
                 numbers = pa.array(range(row, row + table.num_rows), pa.int64())
                 table = table.append_column(with_row.field("_row"), numbers)

@@ -46,6 +46,7 @@ from pipeline import dask_engine, lsh_disk
 from pipeline.common import (
     atomic_path,
     load_params,
+    parquet_reader,
     parquet_writer,
     setup_logging,
     write_json_atomic,
@@ -163,7 +164,7 @@ def run_dedupe(posts: Path, corpus: Path, duplicates: Path, cfg: dict[str, Any],
     keep = kind == 0
     with atomic_path(corpus) as tmp, parquet_writer(tmp, CLEAN_SCHEMA) as writer:
         offset, out = 0, {"bytes_out": 0, "chars_kept": 0}
-        for batch in pq.ParquetFile(posts).iter_batches(batch_size=cfg["batch_rows"]):
+        for batch in parquet_reader(posts).iter_batches(batch_size=cfg["batch_rows"]):
             mask = pa.array(keep[offset:offset + batch.num_rows])
             kept = pa.Table.from_batches([batch]).filter(mask).cast(CLEAN_SCHEMA)
             writer.write_table(kept)

@@ -38,10 +38,17 @@ from typing import Any, Mapping
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from contracts.schemas import CLEAN_SCHEMA, check_columns
-from pipeline.common import ParamsError, atomic_path, load_params, parquet_writer, setup_logging, write_json_atomic
+from pipeline.common import (
+    ParamsError,
+    atomic_path,
+    load_params,
+    parquet_reader,
+    parquet_writer,
+    setup_logging,
+    write_json_atomic,
+)
 from pipeline.config import section
 
 log = logging.getLogger(__name__)
@@ -217,7 +224,7 @@ def split_metrics(parts: Mapping[str, pa.Table], salt: str = "") -> dict[str, An
 
 def split_file(corpus: Path, out_dir: Path, fractions: Mapping[str, float], salt: str) -> dict[str, Any]:
     """Stream ``corpus`` into ``out_dir/<split>.parquet`` (atomically, all or none); the metrics."""
-    pf = pq.ParquetFile(corpus)
+    pf = parquet_reader(corpus)
     check_columns(pf.schema_arrow, CLEAN_SCHEMA, origin=str(corpus), error=SplitError,
                   expected=f"CLEAN_SCHEMA ({', '.join(CLEAN_SCHEMA.names)}): is it the dedupe stage's output?")
     counts = SplitCounts()

@@ -246,7 +246,7 @@ def iter_texts(path: str | os.PathLike, *, batch_rows: int = 65_536,
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run `dvc repro split` first")
-    pf = pq.ParquetFile(path)
+    pf = pq.ParquetFile(path, pre_buffer=False)  # streamed: see contracts.files.parquet_reader
     if "text" not in pf.schema_arrow.names:
         raise ValueError(f"{path}: no 'text' column (columns: {', '.join(pf.schema_arrow.names)}); "
                          "is it a data/split/<split>.parquet file?")
