@@ -27,7 +27,8 @@ stopped, so a stage that does not fit cannot take the machine down; it is report
 ``--posts 100000,1000000,4000000`` runs each size in turn and adds the growth exponents: the log-log
 slope of wall time and of peak RSS against posts, between consecutive sizes (1 = linear, 0 = flat).
 ``--dask`` also runs clean and dedupe of each size on a Dask scheduler with two single-threaded
-workers on 127.0.0.1 (started by the bench, fresh for each stage), reports each worker's peak RSS
+workers on 127.0.0.1 (started by the bench, fresh for each stage; each worker's memory limited to
+``--dask-memory-limit``, so Dask spills to disk beyond 60% of it), reports each worker's peak RSS
 (VmHWM) and whether the outputs are byte-identical to the local engine's.
 
 ``--baseline-ref REF`` runs the same stages with the code of this repository at ``REF`` (``git
@@ -466,7 +467,7 @@ def free_port() -> int:
 class Cluster:
     """``dask scheduler`` and two ``dask worker`` processes (one thread each) on 127.0.0.1."""
 
-    def __init__(self, cwd: Path, log: Path) -> None:
+    def __init__(self, cwd: Path, log: Path, memory_limit: str) -> None:
         self.port = free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
         env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -477,7 +478,7 @@ class Cluster:
              "--dashboard-address", "127.0.0.1:0"], cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.workers = [subprocess.Popen(
             [*base, "distributed.cli.dask_worker", self.address, "--host", "127.0.0.1", "--nthreads", "1",
-             "--nworkers", "1", "--no-nanny", "--dashboard-address", "127.0.0.1:0", "--memory-limit", "0"],
+             "--nworkers", "1", "--no-nanny", "--dashboard-address", "127.0.0.1:0", "--memory-limit", memory_limit],
             cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT) for _ in range(2)]
         self._wait_for_workers(2)
 
@@ -536,7 +537,7 @@ def run_dask(work: Path, args: argparse.Namespace, commands: dict[str, list[str]
     os.symlink(work / "data" / "raw", dwork / "data" / "raw")
     out: dict[str, Any] = {}
     for stage in ("clean", "dedupe"):
-        cluster = Cluster(dwork, dwork / "logs" / "cluster.log")
+        cluster = Cluster(dwork, dwork / "logs" / "cluster.log", args.dask_memory_limit)
         try:
             _write_yaml(dwork / "params.yaml", bench_params(args, "dask", cluster.address))
             result = run_stage(commands[stage], dwork, dwork / "logs" / f"{stage}.log", args.rss_cap_mb,
@@ -596,6 +597,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--val-steps", type=int, default=20, help="train.val_max_steps")
     ap.add_argument("--test-chars", type=int, default=200_000, help="evaluate.max_test_chars")
     ap.add_argument("--dask", action="store_true", help="also clean and dedupe on a two-worker Dask cluster")
+    ap.add_argument("--dask-memory-limit", default="1536MiB", help="each Dask worker's memory limit: Dask spills "
+                    "to disk from 60%% of it (0: no limit, no spilling)")
     ap.add_argument("--baseline-ref", default="", help="git ref whose code runs the same stages on the same corpus "
                     "(baseline_over_this: its CPU, wall and RSS over this code's)")
     ap.add_argument("--budget-mb", type=float, default=1536.0, help="the peak RSS every stage must stay under")

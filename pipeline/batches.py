@@ -548,8 +548,9 @@ def gather_bucket(plan: BucketPlan, piles: Piles, seed: int, split_index: int, d
                 perm = np.load(tmp / f"{plan.stem}.perm.npy", allow_pickle=False)
             else:
                 perm = rng.permutation(len(tokens))
-            tok_fh.write(tokens[perm].tobytes())
-            row_fh.write(rows[perm].tobytes())
+            for lo in range(0, len(perm), 1 << 18):  # a slice at a time: no second copy of the pile
+                tok_fh.write(tokens[perm[lo:lo + (1 << 18)]].tobytes())
+                row_fh.write(rows[perm[lo:lo + (1 << 18)]].tobytes())
             written += len(tokens)
     if written != plan.sequences:  # an internal bug, never bad input
         raise AssertionError(f"bucket {plan.length}: wrote {written} rows, the survey counted {plan.sequences}")

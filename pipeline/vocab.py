@@ -182,7 +182,7 @@ class VocabConfig:
 
     min_count: int = setting(ge=1)  # a character seen fewer times in train becomes UNK
     max_size: int | None = setting(ge=3)  # most ids in all, END and UNK included (null: no cap)
-_COUNT_CHUNK = 4_000_000  # characters counted per numpy.unique call
+_COUNT_CHUNK = 1_000_000  # characters counted per numpy.unique call (bounds its sort's memory)
 
 
 def count_chars(texts: Iterable[str]) -> tuple[dict[str, int], int, int]:
@@ -236,7 +236,7 @@ def vocab_from_counts(counts: dict[str, int], n_docs: int, n_chars: int, *, min_
     return Vocab(vocab.tokens, vocab.counts, extra)
 
 
-def iter_texts(path: str | os.PathLike, *, batch_rows: int = 65_536,
+def iter_texts(path: str | os.PathLike, *, batch_rows: int = 8_192,
                sizes: dict[str, int] | None = None) -> Iterable[str]:
     """The ``text`` column of a split file, in record batches (bounded memory); ``sizes["bytes"]``,
     when given, adds up the texts' UTF-8 bytes."""
