@@ -437,16 +437,17 @@ def run_size(n_posts: int, args: argparse.Namespace, root: Path) -> dict[str, An
     gen = generate(raw, n_posts, args.seed)
     gen.update(generate_s=round(time.perf_counter() - t, 1), raw_file_mb=round(raw.stat().st_size / 1e6, 1))
     out = {"posts": n_posts, "corpus": gen, "stages": run_stages(work, args, gen)}
-    if args.baseline_ref:
+    if args.baseline_ref or args.baseline_dir:
         base = root / f"posts-{n_posts}-baseline"
         (base / "data").mkdir(parents=True, exist_ok=True)
         os.symlink(raw.parent, base / "data" / "raw")
-        out["baseline"] = {"ref": args.baseline_ref, "stages": run_stages(
-            base, args, gen, baseline_code(args.baseline_ref, root), f" (baseline {args.baseline_ref})")}
+        code = args.baseline_dir or baseline_code(args.baseline_ref, root)
+        name = args.baseline_ref or str(code)
+        out["baseline"] = {"ref": name, "stages": run_stages(base, args, gen, code, f" (baseline {name})")}
         out["baseline_over_this"] = ratios(out["stages"], out["baseline"]["stages"])
         shutil.rmtree(base, ignore_errors=True)
     if args.dask:
-        out["dask"] = run_dask(work, args, stage_commands())
+        out["dask"] = run_dask(work, args, stage_commands(), gen)
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return out
@@ -529,7 +530,8 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def run_dask(work: Path, args: argparse.Namespace, commands: dict[str, list[str]]) -> dict[str, Any]:
+def run_dask(work: Path, args: argparse.Namespace, commands: dict[str, list[str]],
+             gen: dict[str, Any]) -> dict[str, Any]:
     """Clean and dedupe of ``work``'s corpus on a two-worker Dask cluster; same bytes as local?"""
     dwork = work / "dask"
     (dwork / "data").mkdir(parents=True, exist_ok=True)
@@ -549,6 +551,7 @@ def run_dask(work: Path, args: argparse.Namespace, commands: dict[str, list[str]
                  "dedupe": ["data/dedup/corpus.parquet", "data/dedup/duplicates.parquet"]}[stage]
         if result["exit"] == 0 and (work / files[0]).exists():
             result["same_bytes_as_local"] = all(sha256_of(work / f) == sha256_of(dwork / f) for f in files)
+            result = with_rates(result, stage_inputs(stage, dwork, gen))
         out[stage] = result
         print(f"[scale] dask {stage} {json.dumps(result)[:300]}", file=sys.stderr, flush=True)
         if result["exit"] != 0:
@@ -601,6 +604,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     "to disk from 60%% of it (0: no limit, no spilling)")
     ap.add_argument("--baseline-ref", default="", help="git ref whose code runs the same stages on the same corpus "
                     "(baseline_over_this: its CPU, wall and RSS over this code's)")
+    ap.add_argument("--baseline-dir", type=Path, default=None, help="a checkout whose code is the baseline "
+                    "(instead of --baseline-ref)")
     ap.add_argument("--budget-mb", type=float, default=1536.0, help="the peak RSS every stage must stay under")
     ap.add_argument("--rss-cap-mb", type=float, default=6000.0, help="stop a stage whose processes hold more")
     ap.add_argument("--stage-timeout", type=float, default=3600.0, help="stop a stage running longer (seconds)")
