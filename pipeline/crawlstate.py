@@ -25,7 +25,7 @@ Layout of ``.jobs/<source>/``:
 makes that the new store, and clears ``scrapy/``, ``parts/`` and ``RUNNING``. pyarrow does all
 table work (group-by, sort, dedupe by index), as everywhere else in the pipeline.
 
-Bounded memory: a store bigger than ``MERGE_BYTES`` (uncompressed) is merged out of core
+Bounded memory: a store bigger than ``MERGE_BYTES`` (64 MB uncompressed) is merged out of core
 (``merge_files``: hash partitions by post_id, each deduplicated and sorted into a run, the runs
 merged; one partition, one batch per run and one output row group in memory), and the thread index
 is computed in one streamed pass over the merged file (it is sorted by thread): memory per thread,
@@ -70,7 +70,7 @@ def merge_posts(tables: list[pa.Table]) -> pa.Table:
     return table.drop_columns(["_row"])
 
 
-MERGE_BYTES = 256 << 20  # stores up to this many bytes (uncompressed) are merged in memory
+MERGE_BYTES = 64 << 20  # stores up to this many bytes (uncompressed) merge in memory; partitions hold about as much
 MERGE_ROWS = 65_536  # rows per row group (and per output chunk) of an out-of-core merge
 SORT_KEYS = [("thread_id", "ascending"), ("position", "ascending"), ("post_id", "ascending")]
 
