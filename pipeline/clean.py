@@ -9,7 +9,9 @@ never leaves this stage. ``doc_id`` = first 16 hex of sha256(f"{source}\\x1f{pos
 
 Raw files are read in record batches of ``batch_rows``; batches are cleaned by a process pool
 (``workers``, 0 = all cores) with a bounded window of batches in flight, and results are written
-in input order, so memory stays flat and the output is deterministic whatever the worker count.
+in input order, so memory stays flat and the output is deterministic whatever the worker count
+(technique: a bounded window; the post ids seen so far, for ``duplicate_post_id``, take 8 bytes
+each: ``contracts.ids.SeenIds``).
 With ``engine: dask`` (pipeline.dask_engine) the same batches are cleaned on a Dask cluster: each
 task names a file and a row range, and the worker reads those rows itself (``clean_rows``), so the
 files must be at a path or fsspec URL every worker can reach; the output bytes are the same.

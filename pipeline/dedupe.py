@@ -14,11 +14,15 @@ document is a duplicate of the FIRST earlier document that was itself kept and t
 post, every removed document names a kept one, and its similarity to that survivor is >= threshold
 (no chains of drifting near-copies).
 
-Pass 1 reads the posts in record batches and hashes them in a process pool (bounded window,
-ordered results); only per-document hashes and signatures stay in memory (num_perm * 4 bytes per
-document). Pass 2 streams the posts again and writes the survivors. With ``engine: dask``,
-pipeline.dedupe_dask runs pass 1, the LSH grouping and the verification on a Dask cluster, with the
-same result.
+Memory (passes and on-disk partitions). Pass 1 reads the posts in record batches and hashes them
+in a process pool (bounded window, ordered results); per document only its keys stay in memory
+(about 35 bytes: doc_id, posted_at, exact key, near flag, source code), the MinHash signatures go to
+a file beside the outputs. The exact pass sorts those keys in memory; the near search
+(pipeline.lsh_disk) reads the signatures back in blocks and works on on-disk partitions of band
+keys and of candidate pairs, one at a time, with the survivors of the search in memory. Pass 2
+streams the posts again and writes the survivors. With ``engine: dask``, pipeline.dedupe_dask runs
+pass 1, the LSH grouping and the verification on a Dask cluster (its workers hold the signatures
+and spill them to disk past their memory limit), with the same result.
 
 Params (``dedupe`` section): shingle, num_perm, bands, threshold, near_min_chars, seed,
 bucket_window, min_shared_bands, batch_rows, workers, engine; with engine dask also the ``dask``
