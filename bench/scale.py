@@ -27,11 +27,17 @@ stopped, so a stage that does not fit cannot take the machine down; it is report
 ``--posts 100000,1000000,4000000`` runs each size in turn and adds the growth exponents: the log-log
 slope of wall time and of peak RSS against posts, between consecutive sizes (1 = linear, 0 = flat).
 ``--dask`` also runs clean and dedupe of each size on a Dask scheduler with two single-threaded
-workers on 127.0.0.1 (started by the bench, fresh for each stage), reports each worker's peak RSS
+workers on 127.0.0.1 (started by the bench, fresh for each stage; each worker's memory limited to
+``--dask-memory-limit``, so Dask spills to disk beyond 60% of it), reports each worker's peak RSS
 (VmHWM) and whether the outputs are byte-identical to the local engine's.
 
+``--baseline-ref REF`` runs the same stages with the code of this repository at ``REF`` (``git
+archive``) on the same corpus, in the same run: ``baseline_over_this`` gives its CPU seconds, wall
+seconds and peak RSS over this code's, per stage (above 1: this code is better).
+
 Wall times on a shared machine are noisy; CPU seconds and RSS are not (much). Prints one JSON object.
-Usage: ``python bench/scale.py --posts 100000[,1000000,...] [--dask] [--stages clean,dedupe,...]``
+Usage: ``python bench/scale.py --posts 100000[,1000000,...] [--dask] [--stages clean,dedupe,...]
+[--baseline-ref REF]``
 """
 
 from __future__ import annotations
@@ -248,9 +254,10 @@ def stage_commands(repo: Path = REPO) -> dict[str, list[str]]:
     return out
 
 
-def bench_params(args: argparse.Namespace, engine: str = "local", scheduler: str = "") -> dict[str, Any]:
-    """The repository's params.yaml with the bench's source, training caps and engine."""
-    with open(REPO / "params.yaml", encoding="utf-8") as fh:
+def bench_params(args: argparse.Namespace, engine: str = "local", scheduler: str = "",
+                 code: Path = REPO) -> dict[str, Any]:
+    """The params.yaml of ``code`` with the bench's source, training caps and engine."""
+    with open(code / "params.yaml", encoding="utf-8") as fh:
         params = yaml.safe_load(fh)
     params["crawl"]["sources"] = ["scale"]
     params["train"].update(epochs=1, max_steps_per_epoch=args.train_steps, val_max_steps=args.val_steps,
@@ -322,9 +329,11 @@ sys.exit(code if code >= 0 else 1)
 """
 
 
-def run_stage(cmd: list[str], cwd: Path, log: Path, cap_mb: float, timeout: float) -> dict[str, Any]:
-    """Run one stage; wall and CPU time, peak RSS of its largest process and of its tree, status."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+def run_stage(cmd: list[str], cwd: Path, log: Path, cap_mb: float, timeout: float,
+              code: Path = REPO) -> dict[str, Any]:
+    """Run one stage (of the checkout ``code``); wall and CPU time, peak RSS of its largest process
+    and of its tree, status."""
+    env = {**os.environ, "PYTHONPATH": str(code), "TF_CPP_MIN_LOG_LEVEL": "2"}
     usage_file = log.with_suffix(".rusage")
     started = time.perf_counter()
     with open(log, "wb") as out:
@@ -382,6 +391,44 @@ def with_rates(result: dict[str, Any], inputs: tuple[int, float] | None) -> dict
             "mb_per_s": round(mb / wall, 2), "posts_per_cpu_s": round(docs / cpu)}
 
 
+def run_stages(work: Path, args: argparse.Namespace, gen: dict[str, Any], code: Path = REPO,
+               label: str = "") -> dict[str, Any]:
+    """Every stage of ``args.stages`` in ``work`` (its ``data/raw`` in place) with the code of ``code``."""
+    _write_yaml(work / "params.yaml", bench_params(args, code=code))
+    commands = stage_commands(code)
+    stages: dict[str, Any] = {}
+    (work / "logs").mkdir(exist_ok=True)
+    for stage in args.stages:
+        result = run_stage(commands[stage], work, work / "logs" / f"{stage}.log", args.rss_cap_mb, args.stage_timeout,
+                           code)
+        stages[stage] = with_rates(result, stage_inputs(stage, work, gen))
+        print(f"[scale] {gen['posts']} posts{label}: {stage} {json.dumps(stages[stage])[:300]}", file=sys.stderr,
+              flush=True)
+        if result["exit"] != 0:
+            break
+    return stages
+
+
+def baseline_code(ref: str, root: Path) -> Path:
+    """This repository's tree at ``ref`` (``git archive``), the baseline's code."""
+    code = root / f"baseline-{ref}"
+    if not code.exists():
+        code.mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", ref], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(code)], input=archive, check=True)
+    return code
+
+
+def ratios(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+    """Per stage, baseline over this code: CPU seconds, wall seconds, peak RSS (> 1: this code is better)."""
+    out = {}
+    for stage, a in new.items():
+        b = old.get(stage)
+        if b and not a.get("exit") and not b.get("exit"):
+            out[stage] = {k: round(b[k] / max(a[k], 1e-9), 2) for k in ("cpu_s", "wall_s", "peak_rss_mb")}
+    return out
+
+
 def run_size(n_posts: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     """Generate ``n_posts`` and run the stages in ``root/<n>``; per-stage numbers."""
     work = root / f"posts-{n_posts}"
@@ -389,19 +436,18 @@ def run_size(n_posts: int, args: argparse.Namespace, root: Path) -> dict[str, An
     t = time.perf_counter()
     gen = generate(raw, n_posts, args.seed)
     gen.update(generate_s=round(time.perf_counter() - t, 1), raw_file_mb=round(raw.stat().st_size / 1e6, 1))
-    _write_yaml(work / "params.yaml", bench_params(args))
-    commands = stage_commands()
-    stages: dict[str, Any] = {}
-    (work / "logs").mkdir(exist_ok=True)
-    for stage in args.stages:
-        result = run_stage(commands[stage], work, work / "logs" / f"{stage}.log", args.rss_cap_mb, args.stage_timeout)
-        stages[stage] = with_rates(result, stage_inputs(stage, work, gen))
-        print(f"[scale] {n_posts} posts: {stage} {json.dumps(stages[stage])[:300]}", file=sys.stderr, flush=True)
-        if result["exit"] != 0:
-            break
-    out = {"posts": n_posts, "corpus": gen, "stages": stages}
+    out = {"posts": n_posts, "corpus": gen, "stages": run_stages(work, args, gen)}
+    if args.baseline_ref or args.baseline_dir:
+        base = root / f"posts-{n_posts}-baseline"
+        (base / "data").mkdir(parents=True, exist_ok=True)
+        os.symlink(raw.parent, base / "data" / "raw")
+        code = args.baseline_dir or baseline_code(args.baseline_ref, root)
+        name = args.baseline_ref or str(code)
+        out["baseline"] = {"ref": name, "stages": run_stages(base, args, gen, code, f" (baseline {name})")}
+        out["baseline_over_this"] = ratios(out["stages"], out["baseline"]["stages"])
+        shutil.rmtree(base, ignore_errors=True)
     if args.dask:
-        out["dask"] = run_dask(work, args, commands)
+        out["dask"] = run_dask(work, args, stage_commands(), gen)
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     return out
@@ -422,7 +468,7 @@ def free_port() -> int:
 class Cluster:
     """``dask scheduler`` and two ``dask worker`` processes (one thread each) on 127.0.0.1."""
 
-    def __init__(self, cwd: Path, log: Path) -> None:
+    def __init__(self, cwd: Path, log: Path, memory_limit: str) -> None:
         self.port = free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
         env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -433,7 +479,7 @@ class Cluster:
              "--dashboard-address", "127.0.0.1:0"], cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.workers = [subprocess.Popen(
             [*base, "distributed.cli.dask_worker", self.address, "--host", "127.0.0.1", "--nthreads", "1",
-             "--nworkers", "1", "--no-nanny", "--dashboard-address", "127.0.0.1:0", "--memory-limit", "0"],
+             "--nworkers", "1", "--no-nanny", "--dashboard-address", "127.0.0.1:0", "--memory-limit", memory_limit],
             cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT) for _ in range(2)]
         self._wait_for_workers(2)
 
@@ -484,7 +530,8 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def run_dask(work: Path, args: argparse.Namespace, commands: dict[str, list[str]]) -> dict[str, Any]:
+def run_dask(work: Path, args: argparse.Namespace, commands: dict[str, list[str]],
+             gen: dict[str, Any]) -> dict[str, Any]:
     """Clean and dedupe of ``work``'s corpus on a two-worker Dask cluster; same bytes as local?"""
     dwork = work / "dask"
     (dwork / "data").mkdir(parents=True, exist_ok=True)
@@ -492,7 +539,7 @@ def run_dask(work: Path, args: argparse.Namespace, commands: dict[str, list[str]
     os.symlink(work / "data" / "raw", dwork / "data" / "raw")
     out: dict[str, Any] = {}
     for stage in ("clean", "dedupe"):
-        cluster = Cluster(dwork, dwork / "logs" / "cluster.log")
+        cluster = Cluster(dwork, dwork / "logs" / "cluster.log", args.dask_memory_limit)
         try:
             _write_yaml(dwork / "params.yaml", bench_params(args, "dask", cluster.address))
             result = run_stage(commands[stage], dwork, dwork / "logs" / f"{stage}.log", args.rss_cap_mb,
@@ -504,6 +551,7 @@ def run_dask(work: Path, args: argparse.Namespace, commands: dict[str, list[str]
                  "dedupe": ["data/dedup/corpus.parquet", "data/dedup/duplicates.parquet"]}[stage]
         if result["exit"] == 0 and (work / files[0]).exists():
             result["same_bytes_as_local"] = all(sha256_of(work / f) == sha256_of(dwork / f) for f in files)
+            result = with_rates(result, stage_inputs(stage, dwork, gen))
         out[stage] = result
         print(f"[scale] dask {stage} {json.dumps(result)[:300]}", file=sys.stderr, flush=True)
         if result["exit"] != 0:
@@ -552,8 +600,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--val-steps", type=int, default=20, help="train.val_max_steps")
     ap.add_argument("--test-chars", type=int, default=200_000, help="evaluate.max_test_chars")
     ap.add_argument("--dask", action="store_true", help="also clean and dedupe on a two-worker Dask cluster")
+    ap.add_argument("--dask-memory-limit", default="1536MiB", help="each Dask worker's memory limit: Dask spills "
+                    "to disk from 60%% of it (0: no limit, no spilling)")
+    ap.add_argument("--baseline-ref", default="", help="git ref whose code runs the same stages on the same corpus "
+                    "(baseline_over_this: its CPU, wall and RSS over this code's)")
+    ap.add_argument("--baseline-dir", type=Path, default=None, help="a checkout whose code is the baseline "
+                    "(instead of --baseline-ref)")
     ap.add_argument("--budget-mb", type=float, default=1536.0, help="the peak RSS every stage must stay under")
-    ap.add_argument("--rss-cap-mb", type=float, default=8000.0, help="stop a stage whose processes hold more")
+    ap.add_argument("--rss-cap-mb", type=float, default=6000.0, help="stop a stage whose processes hold more")
     ap.add_argument("--stage-timeout", type=float, default=3600.0, help="stop a stage running longer (seconds)")
     ap.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: a temporary one)")
     ap.add_argument("--keep", action="store_true", help="keep each size's scratch folder")

@@ -85,6 +85,13 @@ def read_jsonl(path: str | os.PathLike) -> list[Any]:
     return [value for _, value in iter_jsonl(path)]
 
 
+def parquet_reader(source: str | os.PathLike | IO[bytes]) -> pq.ParquetFile:
+    """A Parquet file opened for streaming (record batches, row groups): without pre-buffering,
+    which keeps every column chunk read until the reader is closed, so memory would grow with the
+    part of the file read so far (about 100 MB per million forum posts)."""
+    return pq.ParquetFile(source, pre_buffer=False)
+
+
 def parquet_writer(where: str | os.PathLike | IO[bytes], schema: pa.Schema) -> pq.ParquetWriter:
     """The project's Parquet writer for ``where`` (a path or an open binary file): zstd, one row
     group per ``write_table``/``write_batch`` call. Use it as a context manager."""

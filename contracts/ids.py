@@ -14,6 +14,7 @@ already takes as a document's identity.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from typing import Iterable
 
@@ -34,14 +35,14 @@ class SeenIds:
     def __init__(self, flush_at: int = 1 << 16) -> None:
         self._recent: set[int] = set()
         self._runs: list[np.ndarray] = []  # sorted uint64, disjoint, oldest (largest) first
+        self._views: list[memoryview] = []  # the runs as sequences: bisect reads them without NumPy's call cost
         self._flush_at = flush_at
         self._size = 0
 
     def _in_runs(self, key: int) -> bool:
-        k = np.uint64(key)
-        for run in self._runs:
-            i = int(np.searchsorted(run, k))
-            if i < len(run) and run[i] == k:
+        for view in self._views:
+            i = bisect.bisect_left(view, key)
+            if i < len(view) and view[i] == key:
                 return True
         return False
 
@@ -66,7 +67,9 @@ class SeenIds:
         self._recent.clear()
         while self._runs and len(self._runs[-1]) <= 2 * len(run):
             run = np.union1d(self._runs.pop(), run)  # disjoint: a key enters a run once
+            self._views.pop()
         self._runs.append(run)
+        self._views.append(memoryview(run))
 
     def first(self, ident: str) -> bool:
         """True the first time ``ident`` is met (and remember it), False after."""

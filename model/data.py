@@ -1,4 +1,4 @@
-"""The loader: ``data/batches/<split>/`` shards -> ``(inputs, targets, mask)`` batches.
+"""The loader: ``data/batches/<split>/`` shards -> ``(inputs, targets, mask)`` batches, streamed.
 
 Shards are written by ``pipeline/batches.py`` (format in its docstring): per bucket length T, a
 ``[N, T + 1]`` token array whose rows are windows of a document's ``[END, c1..cn, END]`` sequence,
@@ -17,14 +17,30 @@ the previous stream batch, ``stream`` (float32 [B]) is 1 in every row of a strea
 state is kept for the next one) and 0 elsewhere. Stream batches keep their stored order even when a
 seed reshuffles everything else, and always hold ``batch_size`` rows.
 
-``make_dataset`` builds the pipeline in tf.data from in-memory arrays (``from_tensor_slices`` per
-bucket, ``choose_from_datasets`` following the stored batch order): no Python runs per example or
-per batch, and batches are prefetched. ``iter_numpy_batches`` gives the same batches in the stored
-order without TensorFlow (for evaluation and tests). TensorFlow is imported lazily.
+Streaming (memory does not grow with the split). Shards are read a batch, or a block of batches, at
+a time with ``os.pread`` at offsets taken from their ``.npy`` headers; a stored batch is one
+contiguous read. Not memory-mapped: mapped pages count in the process's resident memory once an
+epoch has touched them, where the page cache keeps them outside it. What stays in memory: the batch
+order (4 bytes per batch), one block per bucket being dealt, and the prefetched batches.
+
+Seeded order (training). ``seed=None`` is the stored order (fixed by the batches stage's seed). With
+a seed, pass p over the dataset (each iteration reshuffles: p = 0, 1, ...) draws from
+``numpy.random.default_rng([seed, p])`` a permutation of the stored batch order (stream batches keep
+their order among themselves), and each bucket's rows are reshuffled in blocks with
+``default_rng([seed, p, bucket index])``: the bucket's stored batches are cut into blocks of
+``block_batches`` batches, the blocks are visited in a random order, and the rows of a block are
+permuted and dealt into batches of the sizes stored there. The batches stage stored every bucket as
+a uniform random permutation, so a block is a random sample of its bucket, and batches change from
+pass to pass; per bucket, the batch sizes and the rows (each exactly once per pass) are the shards'.
+
+``make_dataset`` wraps this in tf.data (``from_generator``: one Python step per batch, not per
+example; prefetched). ``iter_numpy_batches`` gives the batches in the stored order without
+TensorFlow (for evaluation and tests). TensorFlow is imported lazily.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from pathlib import Path
@@ -33,6 +49,7 @@ from typing import Any, Iterator
 import numpy as np
 
 MANIFEST = "manifest.json"
+BLOCK_BATCHES = 64  # batches of one bucket whose rows are reshuffled together in a seeded pass
 
 
 class BatchesError(FileNotFoundError):
@@ -59,28 +76,125 @@ def dataset_stats(batches_dir: str | os.PathLike, split: str) -> dict[str, Any]:
             "carry_state": bool(m.get("carry_state", False)), "stream_batches": int(m.get("stream_batches", 0))}
 
 
-def _load_buckets(batches_dir: str | os.PathLike,
-                  split: str) -> tuple[dict[str, Any], list[tuple[np.ndarray, np.ndarray, np.ndarray]], np.ndarray]:
-    """Manifest, per bucket ``(tokens, real targets, carry flags)``, and the stored batch order."""
+class Shard:
+    """One ``.npy`` shard read by rows with ``os.pread`` (its header gives dtype, shape, offset)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            with open(path, "rb") as fh:
+                version = np.lib.format.read_magic(fh)
+                read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+                if version not in read:
+                    raise BatchesError(f"{path}: npy format {version} is not read here; rerun `dvc repro batches`")
+                shape, fortran, dtype = read[version](fh)
+                self.offset = fh.tell()
+        except FileNotFoundError:
+            raise BatchesError(f"{path.parent}: shard {path} listed in {MANIFEST} is missing; "
+                               f"rerun `dvc repro batches`") from None
+        if fortran or len(shape) != 2:
+            raise BatchesError(f"{path}: expected a C-ordered 2-D array, got shape {shape}; rerun `dvc repro batches`")
+        self.shape, self.dtype = tuple(shape), np.dtype(dtype)
+        self.row_bytes = self.shape[1] * self.dtype.itemsize
+        self.fd: int | None = None
+
+    def rows(self, lo: int, hi: int) -> np.ndarray:
+        """Rows ``[lo, hi)`` (clipped to the shard)."""
+        if self.fd is None:
+            self.fd = os.open(self.path, os.O_RDONLY)
+        hi = min(hi, self.shape[0])
+        n = max(hi - lo, 0)
+        raw = os.pread(self.fd, n * self.row_bytes, self.offset + lo * self.row_bytes)
+        if len(raw) != n * self.row_bytes:
+            raise BatchesError(f"{self.path}: truncated (rows {lo}-{hi} of {self.shape[0]}); rerun `dvc repro batches`")
+        return np.frombuffer(raw, dtype=self.dtype).reshape(n, self.shape[1])
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class Bucket:
+    """A bucket's token and row shards, checked against the manifest entry."""
+
+    def __init__(self, folder: Path, entry: dict[str, Any], index: int) -> None:
+        self.entry, self.index = entry, index
+        self.carry = bool(entry.get("carry"))
+        self.tokens, self.table = Shard(folder / entry["tokens"]), Shard(folder / entry["rows"])
+        columns = 4 if self.carry else 3
+        if self.tokens.shape != (entry["sequences"], entry["length"] + 1) or \
+                self.table.shape != (entry["sequences"], columns):
+            raise BatchesError(f"{folder / entry['tokens']}: shape {self.tokens.shape} (rows {self.table.shape}) does "
+                               f"not match {MANIFEST} ({entry['sequences']} x {entry['length'] + 1}, {columns} row "
+                               f"columns); rerun `dvc repro batches`")
+        self.n = entry["sequences"]
+
+    def read(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(tokens, real targets int32, carry flags float32) of rows ``[lo, hi)``."""
+        table = self.table.rows(lo, hi)
+        carry = table[:, 3] if self.carry else np.zeros(len(table), dtype=np.int32)
+        return self.tokens.rows(lo, hi), table[:, 0].astype(np.int32), carry.astype(np.float32)
+
+    def close(self) -> None:
+        self.tokens.close()
+        self.table.close()
+
+
+def open_split(batches_dir: str | os.PathLike, split: str) -> tuple[dict[str, Any], list[Bucket], np.ndarray]:
+    """Manifest, buckets (shards opened lazily) and the stored batch order of a split."""
     m = load_manifest(batches_dir, split)
     folder = Path(batches_dir) / split
-    arrays = []
-    for b in m["buckets"]:
-        try:
-            tokens = np.load(folder / b["tokens"], allow_pickle=False)
-            rows = np.load(folder / b["rows"], allow_pickle=False)
-        except FileNotFoundError as exc:
-            raise BatchesError(f"{folder}: shard {exc.filename} listed in {MANIFEST} is missing; "
-                               f"rerun `dvc repro batches`") from None
-        columns = 4 if b.get("carry") else 3
-        if tokens.shape != (b["sequences"], b["length"] + 1) or rows.shape != (b["sequences"], columns):
-            raise BatchesError(f"{folder / b['tokens']}: shape {tokens.shape} (rows {rows.shape}) does not match "
-                               f"{MANIFEST} ({b['sequences']} x {b['length'] + 1}, {columns} row columns); "
-                               f"rerun `dvc repro batches`")
-        carry = rows[:, 3] if b.get("carry") else np.zeros(len(rows), dtype=np.int32)
-        arrays.append((tokens, rows[:, 0].astype(np.int32), carry.astype(np.float32)))
-    order = np.load(folder / m["order"], allow_pickle=False).astype(np.int64)
-    return m, arrays, order
+    buckets = [Bucket(folder, entry, i) for i, entry in enumerate(m["buckets"])]
+    try:
+        order = np.load(folder / m["order"], allow_pickle=False).astype(np.int64)
+    except FileNotFoundError:
+        raise BatchesError(f"{folder}: {m['order']} listed in {MANIFEST} is missing; "
+                           f"rerun `dvc repro batches`") from None
+    return m, buckets, order
+
+
+def stored_batches(bucket: Bucket, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """A bucket's batches in stored order: rows ``[k*B, (k+1)*B)`` for batch k."""
+    for lo in range(0, bucket.n, batch_size):
+        yield bucket.read(lo, lo + batch_size)
+
+
+def reshuffled_batches(bucket: Bucket, batch_size: int, rng: np.random.Generator,
+                       block_batches: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """A bucket's batches for one seeded pass: blocks of ``block_batches`` stored batches in a random
+    order, each block's rows permuted and dealt into batches of its stored sizes."""
+    block_rows = block_batches * batch_size
+    n_blocks = -(-bucket.n // block_rows)
+    for block in rng.permutation(n_blocks).tolist():
+        tokens, n_targets, carry = bucket.read(block * block_rows, (block + 1) * block_rows)
+        perm = rng.permutation(len(tokens))
+        tokens, n_targets, carry = tokens[perm], n_targets[perm], carry[perm]
+        for lo in range(0, len(tokens), batch_size):
+            yield tokens[lo:lo + batch_size], n_targets[lo:lo + batch_size], carry[lo:lo + batch_size]
+
+
+def pass_batches(batches_dir: str | os.PathLike, split: str, seed: int | None = None, pass_index: int = 0,
+                 block_batches: int = BLOCK_BATCHES) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """One pass over a split: ``(tokens, real targets, carry, in_stream)`` per batch, in the stored
+    order (``seed=None``) or in the seeded order of pass ``pass_index`` (module docstring)."""
+    m, buckets, order = open_split(batches_dir, split)
+    bs = m["batch_size"]
+    try:
+        if seed is None:
+            streams = [stored_batches(b, bs) for b in buckets]
+        else:
+            order = np.random.default_rng([seed, pass_index]).permutation(order)
+            streams = [stored_batches(b, bs) if b.carry else
+                       reshuffled_batches(b, bs, np.random.default_rng([seed, pass_index, b.index]), block_batches)
+                       for b in buckets]
+        flags = [np.float32(1.0 if b.carry else 0.0) for b in buckets]
+        for label in order.tolist():
+            tokens, n_targets, carry = next(streams[label])
+            yield tokens, n_targets, carry, np.full(len(tokens), flags[label], dtype=np.float32)
+    finally:
+        for b in buckets:
+            b.close()
 
 
 def split_window(tokens: np.ndarray, n_targets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -94,47 +208,39 @@ def split_window(tokens: np.ndarray, n_targets: np.ndarray) -> tuple[np.ndarray,
 def iter_numpy_batches(batches_dir: str | os.PathLike,
                        split: str) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The split's batches in stored order as numpy arrays, exactly as ``make_dataset(seed=None)``."""
-    m, arrays, order = _load_buckets(batches_dir, split)
-    bs = m["batch_size"]
-    cursor = [0] * len(arrays)
-    for b in order:
-        tokens, n, _ = arrays[b]
-        lo = cursor[b]
-        cursor[b] = lo + bs
-        yield split_window(tokens[lo:lo + bs], n[lo:lo + bs])
+    for tokens, n_targets, _, _ in pass_batches(batches_dir, split):
+        yield split_window(tokens, n_targets)
 
 
 def make_dataset(batches_dir: str | os.PathLike, split: str, *, seed: int | None = None, repeat: bool = False,
-                 carry: bool = False):
+                 carry: bool = False, block_batches: int = BLOCK_BATCHES):
     """A ``tf.data.Dataset`` of ``(inputs int32 [B, T], targets int32 [B, T], mask float32 [B, T])``
     (with ``carry``: inputs are ``{"tokens", "carry", "stream"}``, see the module docstring).
 
-    ``seed=None``: the stored order (fixed by the batches stage's seed). With a seed, rows are
-    reshuffled within their bucket and batches across buckets, differently on each pass over the
-    dataset (deterministic for a given seed); batch sizes and contents per bucket stay those of the
-    shards. ``repeat=True`` repeats forever (pass ``steps_per_epoch`` to ``model.fit``; the
-    ``batches`` count of ``dataset_stats`` is one epoch).
+    ``seed=None``: the stored order (fixed by the batches stage's seed). With a seed, every pass
+    over the dataset is reshuffled (module docstring), deterministic for a given seed.
+    ``repeat=True`` repeats forever (pass ``steps_per_epoch`` to ``model.fit``; the ``batches``
+    count of ``dataset_stats`` is one epoch).
     """
     import tensorflow as tf
 
-    m, arrays, order = _load_buckets(batches_dir, split)
-    bs = m["batch_size"]
+    m, buckets, order = open_split(batches_dir, split)  # checks every shard before training starts
+    for b in buckets:
+        b.close()
     if len(order) == 0:
         raise BatchesError(f"{Path(batches_dir) / split}: no batches in this split")
-    per_bucket = []
-    for i, ((tokens, n, carried), entry) in enumerate(zip(arrays, m["buckets"])):
-        in_stream = np.full(len(n), 1.0 if entry.get("carry") else 0.0, dtype=np.float32)
-        ds = tf.data.Dataset.from_tensor_slices((tokens, n, carried, in_stream))
-        if seed is not None and not entry.get("carry"):  # the stream's rows must stay in their lanes
-            ds = ds.shuffle(len(n), seed=seed * 1009 + i + 1, reshuffle_each_iteration=True)
-        ds = ds.batch(bs)
-        per_bucket.append(ds.repeat() if repeat else ds)
-    choice = tf.data.Dataset.from_tensor_slices(order)
-    if seed is not None:
-        choice = choice.shuffle(len(order), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        choice = choice.repeat()
-    ds = tf.data.Dataset.choose_from_datasets(per_bucket, choice, stop_on_empty_dataset=True)
+    passes = itertools.count()  # every iteration over the dataset is the next pass
+
+    def batches():
+        while True:
+            yield from pass_batches(batches_dir, split, seed, next(passes), block_batches)
+            if not repeat:
+                return
+
+    token_dtype = tf.as_dtype(np.dtype(m["dtype"]))
+    ds = tf.data.Dataset.from_generator(batches, output_signature=(
+        tf.TensorSpec([None, None], token_dtype), tf.TensorSpec([None], tf.int32),
+        tf.TensorSpec([None], tf.float32), tf.TensorSpec([None], tf.float32)))
     if not repeat:  # a known length lets Keras size epochs and progress bars
         ds = ds.apply(tf.data.experimental.assert_cardinality(len(order)))
 

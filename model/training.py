@@ -128,6 +128,10 @@ def build_and_compile(cfg: Mapping[str, Any], vocab_size: int, total_steps: int,
 
 
 def count_batches(ds) -> int:
+    """Batches in ``ds``: its cardinality when known (the loader states it), else counted by a pass."""
+    known = int(ds.cardinality().numpy())
+    if known >= 0:
+        return known
     return int(ds.reduce(0, lambda n, _: n + 1).numpy())
 
 

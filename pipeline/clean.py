@@ -9,7 +9,9 @@ never leaves this stage. ``doc_id`` = first 16 hex of sha256(f"{source}\\x1f{pos
 
 Raw files are read in record batches of ``batch_rows``; batches are cleaned by a process pool
 (``workers``, 0 = all cores) with a bounded window of batches in flight, and results are written
-in input order, so memory stays flat and the output is deterministic whatever the worker count.
+in input order, so memory stays flat and the output is deterministic whatever the worker count
+(technique: a bounded window; the post ids seen so far, for ``duplicate_post_id``, take 8 bytes
+each: ``contracts.ids.SeenIds``).
 With ``engine: dask`` (pipeline.dask_engine) the same batches are cleaned on a Dask cluster: each
 task names a file and a row range, and the worker reads those rows itself (``clean_rows``), so the
 files must be at a path or fsspec URL every worker can reach; the output bytes are the same.
@@ -48,6 +50,7 @@ from pipeline.common import (
     SeenIds,
     atomic_path,
     load_params,
+    parquet_reader,
     parquet_writer,
     setup_logging,
     write_json_atomic,
@@ -120,7 +123,7 @@ def raw_files(paths: list[Path]) -> Iterator[tuple[Path, pq.ParquetFile, EngineM
             log.warning("%s is empty (0 bytes): no rows read from it", path)
             continue
         try:
-            pf = pq.ParquetFile(path)
+            pf = parquet_reader(path)
         except (pa.ArrowInvalid, OSError) as exc:
             raise RawInputError(f"{path}: not a readable Parquet file ({exc})") from exc
         check_columns(pf.schema_arrow, READ_COLUMNS, origin=str(path), error=RawInputError,
@@ -217,7 +220,8 @@ def finish_metrics(stats: dict[str, Any], seconds: float) -> dict[str, Any]:
     raw = sum(p["raw"] for p in stats["per_source"].values())
     kept = sum(p["kept"] for p in stats["per_source"].values())
     return {**stats, "raw": raw, "kept": kept, "dropped": raw - kept, "dropped_by_reason": by_reason,
-            "seconds": round(seconds, 3), "mb_per_s": round(stats["bytes_in"] / 1e6 / max(seconds, 1e-9), 3)}
+            "seconds": round(seconds, 3), "mb_per_s": round(stats["bytes_in"] / 1e6 / max(seconds, 1e-9), 3),
+            "posts_per_s": round(raw / max(seconds, 1e-9), 1)}
 
 
 def load_config(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -280,9 +284,10 @@ def main(argv: list[str] | None = None) -> None:
         log.error("%s: %s", args.params, exc)
         raise SystemExit(f"clean: {args.params}: {exc}") from None
     write_json_atomic(args.metrics, metrics)
-    log.info("clean: %d raw posts from %d file(s) -> %d kept, %d dropped %s; %.1f MB in, %.1f s (%.2f MB/s)",
-             metrics["raw"], len(paths), metrics["kept"], metrics["dropped"], metrics["dropped_by_reason"],
-             metrics["bytes_in"] / 1e6, metrics["seconds"], metrics["mb_per_s"])
+    log.info("clean: %d raw posts from %d file(s) -> %d kept, %d dropped %s; %.1f MB in, %.1f s (%.0f posts/s, "
+             "%.2f MB/s)", metrics["raw"], len(paths), metrics["kept"], metrics["dropped"],
+             metrics["dropped_by_reason"], metrics["bytes_in"] / 1e6, metrics["seconds"], metrics["posts_per_s"],
+             metrics["mb_per_s"])
 
 
 if __name__ == "__main__":

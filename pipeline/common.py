@@ -22,6 +22,7 @@ import yaml
 from contracts.files import (  # noqa: F401
     atomic_path,
     iter_jsonl,
+    parquet_reader,
     parquet_writer,
     read_jsonl,
     write_json_atomic,

@@ -68,9 +68,9 @@ def open_parquet(location: str) -> Iterator[pq.ParquetFile]:
         import fsspec
 
         with fsspec.open(location, "rb") as fh:
-            yield pq.ParquetFile(fh)
+            yield pq.ParquetFile(fh, pre_buffer=False)
     else:
-        with contextlib.closing(pq.ParquetFile(location)) as pf:
+        with contextlib.closing(pq.ParquetFile(location, pre_buffer=False)) as pf:
             yield pf
 
 

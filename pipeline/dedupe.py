@@ -14,11 +14,15 @@ document is a duplicate of the FIRST earlier document that was itself kept and t
 post, every removed document names a kept one, and its similarity to that survivor is >= threshold
 (no chains of drifting near-copies).
 
-Pass 1 reads the posts in record batches and hashes them in a process pool (bounded window,
-ordered results); only per-document hashes and signatures stay in memory (num_perm * 4 bytes per
-document). Pass 2 streams the posts again and writes the survivors. With ``engine: dask``,
-pipeline.dedupe_dask runs pass 1, the LSH grouping and the verification on a Dask cluster, with the
-same result.
+Memory (passes and on-disk partitions). Pass 1 reads the posts in record batches and hashes them
+in a process pool (bounded window, ordered results); per document only its keys stay in memory
+(about 35 bytes: doc_id, posted_at, exact key, near flag, source code), the MinHash signatures go to
+a file beside the outputs. The exact pass sorts those keys in memory; the near search
+(pipeline.lsh_disk) reads the signatures back in blocks and works on on-disk partitions of band
+keys and of candidate pairs, one at a time, with the survivors of the search in memory. Pass 2
+streams the posts again and writes the survivors. With ``engine: dask``, pipeline.dedupe_dask runs
+pass 1, the LSH grouping and the verification on a Dask cluster (its workers hold the signatures
+and spill them to disk past their memory limit), with the same result.
 
 Params (``dedupe`` section): shingle, num_perm, bands, threshold, near_min_chars, seed,
 bucket_window, min_shared_bands, batch_rows, workers, engine; with engine dask also the ``dask``
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import tempfile
 import time
 from contextlib import closing
 from dataclasses import dataclass
@@ -41,18 +46,20 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from contracts.schemas import CLEAN_SCHEMA, DUPLICATES_SCHEMA, check_columns
-from pipeline import dask_engine
+from pipeline import dask_engine, lsh_disk
 from pipeline.common import (
     atomic_path,
     load_params,
+    parquet_reader,
     parquet_writer,
     setup_logging,
     write_json_atomic,
     write_parquet,
 )
 from pipeline.config import section, setting
-from pipeline.dedupe_core import COLUMNS, empty_docs, find_duplicates, hash_row_groups, row_group_tasks
+from pipeline.dedupe_core import COLUMNS, apply_near_pairs, exact_pass, hash_row_groups, rank_of, row_group_tasks
 from pipeline.dedupe_dask import find_duplicates_dask
+from pipeline.lsh_disk import SigWriter
 from pipeline.pool import ordered_map, resolve_workers
 from pipeline.progress import Progress
 
@@ -79,28 +86,56 @@ class DedupeConfig:
             raise ValueError(f"dedupe.num_perm ({self.num_perm}) must be a multiple of dedupe.bands ({self.bands})")
 
 
-def read_docs(path: Path, cfg: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Pass 1: hash every post of ``path`` (pipeline.pool: workers, ordered, bounded window)."""
+def read_docs(path: Path, cfg: dict[str, Any], signatures: Path) -> dict[str, np.ndarray]:
+    """Pass 1: hash every post of ``path`` (pipeline.pool: workers, ordered, bounded window). The
+    per-document keys stay in memory (about 35 bytes a document: doc_id, posted_at, exact key, near
+    flag, source code); the signatures go to the file ``signatures`` (pipeline.lsh_disk)."""
     pf = pq.ParquetFile(path)
     check_columns(pf.schema_arrow, COLUMNS, origin=str(path), expected="CLEAN_SCHEMA (the clean stage's posts)")
     tasks = row_group_tasks(pf, cfg["batch_rows"])
     workers = resolve_workers(cfg["workers"], len(tasks))
-    parts: list[dict[str, np.ndarray]] = []
-    sig = np.empty((pf.metadata.num_rows, cfg["num_perm"]), dtype=np.uint32)  # filled in order, no concat copy
-    filled = 0
+    n = pf.metadata.num_rows
+    docs = {"doc_id": np.empty(n, "S16"), "posted": np.empty(n, np.int64), "exact": np.empty(n, np.uint64),
+            "near": np.empty(n, bool), "source": np.empty(n, np.int32)}
+    names: dict[str, int] = {}
+    filled = n_bytes = 0
+    writer = SigWriter(signatures, cfg["num_perm"])
     results = ordered_map(hash_row_groups, ((path, groups, cfg) for groups in tasks), workers=workers)
-    with Progress(pf.metadata.num_rows, "dedupe", "doc", log) as bar, closing(results):
+    with Progress(n, "dedupe", "doc", log) as bar, closing(results):
         for part in results:
-            n = len(part["doc_id"])
-            sig[filled:filled + n] = part.pop("sig")
-            filled += n
-            parts.append(part)
-            bar.update(n)
-    if not parts:
-        return empty_docs(cfg["num_perm"])
-    if filled != len(sig):
-        raise RuntimeError(f"{path}: read {filled} rows, metadata says {len(sig)}")
-    return {"sig": sig, **{k: np.concatenate([p[k] for p in parts]) for k in parts[0]}}
+            rows = slice(filled, filled + len(part["doc_id"]))
+            for key in ("doc_id", "posted", "exact", "near"):
+                docs[key][rows] = part[key]
+            docs["source"][rows] = [names.setdefault(s, len(names)) for s in part["source"].tolist()]
+            n_bytes += int(part["bytes"].sum())
+            writer.write(part["sig"])
+            filled = rows.stop
+            bar.update(len(part["doc_id"]))
+    writer.close()
+    if filled != n:
+        raise RuntimeError(f"{path}: read {filled} rows, metadata says {n}")
+    return {**docs, "bytes": np.array([n_bytes]), "source_names": np.array(list(names) or [""], dtype=object)}
+
+
+def find_duplicates_on_disk(docs: dict[str, np.ndarray], signatures: Path, cfg: dict[str, Any],
+                            work: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``dedupe_core.find_duplicates`` with the signatures, band keys and pairs on disk
+    (pipeline.lsh_disk): the same result. Drops ``posted`` and ``exact`` from ``docs`` once used."""
+    rank = rank_of(docs)
+    del docs["posted"]
+    dup_of, kind, sim = exact_pass(docs.pop("exact"), rank)
+    cand = np.flatnonzero((kind == 0) & docs["near"])
+    if len(cand) > 1:
+        sig = lsh_disk.SigReader(signatures, cfg["num_perm"])
+        try:
+            a, b = lsh_disk.candidate_pairs(sig, cand, rank, cfg, work)
+            s = lsh_disk.similarity(sig, a, b)
+        finally:
+            sig.close()
+        ok = s >= cfg["threshold"]
+        apply_near_pairs(a[ok], b[ok], s[ok], rank, dup_of, kind, sim)
+        log.info("dedupe: %d candidates, %d candidate pairs, %d verified", len(cand), len(a), int(ok.sum()))
+    return dup_of, kind, sim
 
 
 def load_config(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -126,13 +161,14 @@ def run_dedupe(posts: Path, corpus: Path, duplicates: Path, cfg: dict[str, Any],
     if cfg["engine"] == "dask":
         docs, dup_of, kind, sim = find_duplicates_dask(engine, posts, cfg)
     else:
-        docs = read_docs(posts, cfg)
-        dup_of, kind, sim = find_duplicates(docs, cfg)
-        del docs["sig"]  # the write pass and the metrics need only the small columns
+        corpus.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=corpus.parent, prefix=".dedupe-") as tmp:  # beside the output: disk
+            docs = read_docs(posts, cfg, Path(tmp) / "signatures")
+            dup_of, kind, sim = find_duplicates_on_disk(docs, Path(tmp) / "signatures", cfg, Path(tmp))
     keep = kind == 0
     with atomic_path(corpus) as tmp, parquet_writer(tmp, CLEAN_SCHEMA) as writer:
         offset, out = 0, {"bytes_out": 0, "chars_kept": 0}
-        for batch in pq.ParquetFile(posts).iter_batches(batch_size=cfg["batch_rows"]):
+        for batch in parquet_reader(posts).iter_batches(batch_size=cfg["batch_rows"]):
             mask = pa.array(keep[offset:offset + batch.num_rows])
             kept = pa.Table.from_batches([batch]).filter(mask).cast(CLEAN_SCHEMA)
             writer.write_table(kept)
@@ -143,7 +179,7 @@ def run_dedupe(posts: Path, corpus: Path, duplicates: Path, cfg: dict[str, Any],
     dup_table = pa.table({
         "doc_id": pa.array(docs["doc_id"][rows].astype(str), pa.string()),
         "kept_doc_id": pa.array(docs["doc_id"][dup_of[rows]].astype(str), pa.string()),
-        "source": pa.array(docs["source"][rows].tolist(), pa.string()),
+        "source": pa.array(docs["source_names"][docs["source"][rows]].tolist(), pa.string()),
         "kind": pa.array(np.where(kind[rows] == 1, "exact", "near").tolist(), pa.string()),
         "similarity": pa.array(sim[rows], pa.float32()),
     }, schema=DUPLICATES_SCHEMA)
@@ -155,10 +191,11 @@ def run_dedupe(posts: Path, corpus: Path, duplicates: Path, cfg: dict[str, Any],
 
 def build_metrics(docs, kind, dup_of, seconds: float, dropped: Path | None) -> dict[str, Any]:
     per: dict[str, dict[str, int]] = {}
-    for src in sorted(set(docs["source"].tolist())):
-        m = docs["source"] == src
-        per[src] = {"in": int(m.sum()), "kept": int((m & (kind == 0)).sum()),
-                    "exact": int((m & (kind == 1)).sum()), "near": int((m & (kind == 2)).sum())}
+    names = docs["source_names"].tolist()
+    for code in sorted(set(docs["source"].tolist()), key=lambda c: names[c]):
+        m = docs["source"] == code
+        per[names[code]] = {"in": int(m.sum()), "kept": int((m & (kind == 0)).sum()),
+                            "exact": int((m & (kind == 1)).sum()), "near": int((m & (kind == 2)).sum())}
     if dropped is not None and dropped.exists():  # accounting against the raw rows: raw = kept + dropped + dups
         counts = pc.value_counts(pq.read_table(dropped, columns=["source"]).column("source")).to_pylist()
         for item in counts:
@@ -175,7 +212,8 @@ def build_metrics(docs, kind, dup_of, seconds: float, dropped: Path | None) -> d
     return {"per_source": per, "docs_in": int(len(kind)), "kept": int((kind == 0).sum()),
             "exact_duplicates": int((kind == 1).sum()), "near_duplicates": int((kind == 2).sum()),
             "duplicate_clusters": int(len(np.unique(survivors))), "bytes_in": n_bytes,
-            "seconds": round(seconds, 3), "mb_per_s": round(n_bytes / 1e6 / max(seconds, 1e-9), 3)}
+            "seconds": round(seconds, 3), "mb_per_s": round(n_bytes / 1e6 / max(seconds, 1e-9), 3),
+            "posts_per_s": round(len(kind) / max(seconds, 1e-9), 1)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -198,9 +236,10 @@ def main(argv: list[str] | None = None) -> None:
         log.error("%s: %s", args.params, exc)
         raise SystemExit(f"dedupe: {args.params}: {exc}") from None
     write_json_atomic(args.metrics, metrics)
-    log.info("dedupe: %d docs -> %d kept, %d exact + %d near duplicates in %d clusters; %.1f s (%.2f MB/s)",
-             metrics["docs_in"], metrics["kept"], metrics["exact_duplicates"], metrics["near_duplicates"],
-             metrics["duplicate_clusters"], metrics["seconds"], metrics["mb_per_s"])
+    log.info("dedupe: %d docs -> %d kept, %d exact + %d near duplicates in %d clusters; %.1f s (%.0f posts/s, "
+             "%.2f MB/s)", metrics["docs_in"], metrics["kept"], metrics["exact_duplicates"],
+             metrics["near_duplicates"], metrics["duplicate_clusters"], metrics["seconds"], metrics["posts_per_s"],
+             metrics["mb_per_s"])
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ The same decisions as ``pipeline.dedupe_core.find_duplicates``, with the heavy p
    the two signature blocks on a worker; the survivor rule (``apply_near_pairs``) runs in the stage
    process over the verified pairs only.
 
-What grows with what: the stage process holds about 115 bytes per document (step 2's columns, the
-source name, the result columns) plus 16 bytes per candidate pair; the workers together hold the
+What grows with what: the stage process holds about 60 bytes per document (step 2's columns, a
+source code, the result columns) plus 16 bytes per candidate pair; the workers together hold the
 signatures (``num_perm`` x 4 bytes per document, spread over the workers and spillable to disk by
 Dask); an LSH task holds candidates x bands / ``lsh_partitions`` entries of 26 bytes (raise
 ``lsh_partitions`` with the corpus).
@@ -51,8 +51,20 @@ log = logging.getLogger(__name__)
 
 
 def small_columns(part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """A hash partition without its signatures (what the stage process needs)."""
-    return {k: v for k, v in part.items() if k != "sig"}
+    """A hash partition without its signatures (what the stage process needs), its sources as
+    codes into ``source_names`` (one string per source, not per document)."""
+    out = {k: v for k, v in part.items() if k not in ("sig", "source")}
+    names, codes = np.unique(part["source"].astype(str), return_inverse=True)
+    return {**out, "source": codes.astype(np.int32), "source_names": names}
+
+
+def merge_sources(smalls: list[dict[str, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """The partitions' source codes as codes into one list of names."""
+    names = sorted({str(n) for p in smalls for n in p["source_names"]})
+    code_of = {n: i for i, n in enumerate(names)}
+    codes = [np.array([code_of[str(n)] for n in p["source_names"]], dtype=np.int32)[p["source"]]
+             if len(p["source"]) else np.zeros(0, np.int32) for p in smalls]
+    return (np.concatenate(codes) if codes else np.zeros(0, np.int32)), np.array(names or [""], dtype=object)
 
 
 def band_pieces(sig: np.ndarray, rank: np.ndarray, cand: np.ndarray, offset: int, bands: int,
@@ -129,8 +141,9 @@ def find_duplicates_dask(engine: DaskEngine, path: Path, cfg: dict[str, Any]):
     smalls = engine.gather([engine.submit(small_columns, f) for f in hashed])
     sigs = [engine.submit(operator.getitem, f, "sig") for f in hashed]
     del hashed  # the signature futures keep what they need; Dask recomputes from the graph if a worker dies
-    empty = small_columns(empty_docs(cfg["num_perm"]))
+    empty = {k: v for k, v in empty_docs(cfg["num_perm"]).items() if k not in ("sig", "source")}
     docs = {k: np.concatenate([p[k] for p in smalls]) for k in empty} if smalls else empty
+    docs["source"], docs["source_names"] = merge_sources(smalls)
     sizes = np.array([len(p["doc_id"]) for p in smalls], dtype=np.int64)
     if sizes.sum() != pf.metadata.num_rows:
         raise RuntimeError(f"{path}: read {sizes.sum()} rows, metadata says {pf.metadata.num_rows}")

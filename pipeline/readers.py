@@ -52,7 +52,7 @@ import pyarrow.parquet as pq
 
 from contracts.schemas import RAW_SCHEMA, check_columns
 from contracts.timestamps import to_utc
-from pipeline.common import ParamsError, SeenIds, atomic_path, parquet_writer, write_json_atomic
+from pipeline.common import ParamsError, SeenIds, atomic_path, parquet_reader, parquet_writer, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,7 @@ def _records(fmt: str, file: Path, encoding: str, skipped: dict[str, int]) -> It
     """(row number, record) pairs of one input file; bad lines are logged, counted and skipped."""
     if fmt == "parquet":
         index = 0
-        for batch in pq.ParquetFile(file).iter_batches(batch_size=BATCH_ROWS):
+        for batch in parquet_reader(file).iter_batches(batch_size=BATCH_ROWS):
             for record in batch.to_pylist():
                 yield index, record
                 index += 1

@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -181,7 +182,7 @@ class VocabConfig:
 
     min_count: int = setting(ge=1)  # a character seen fewer times in train becomes UNK
     max_size: int | None = setting(ge=3)  # most ids in all, END and UNK included (null: no cap)
-_COUNT_CHUNK = 4_000_000  # characters counted per numpy.unique call
+_COUNT_CHUNK = 1_000_000  # characters counted per numpy.unique call (bounds its sort's memory)
 
 
 def count_chars(texts: Iterable[str]) -> tuple[dict[str, int], int, int]:
@@ -235,18 +236,23 @@ def vocab_from_counts(counts: dict[str, int], n_docs: int, n_chars: int, *, min_
     return Vocab(vocab.tokens, vocab.counts, extra)
 
 
-def iter_texts(path: str | os.PathLike, *, batch_rows: int = 65_536) -> Iterable[str]:
-    """The ``text`` column of a split file, in record batches (bounded memory)."""
+def iter_texts(path: str | os.PathLike, *, batch_rows: int = 8_192,
+               sizes: dict[str, int] | None = None) -> Iterable[str]:
+    """The ``text`` column of a split file, in record batches (bounded memory); ``sizes["bytes"]``,
+    when given, adds up the texts' UTF-8 bytes."""
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: run `dvc repro split` first")
-    pf = pq.ParquetFile(path)
+    pf = pq.ParquetFile(path, pre_buffer=False)  # streamed: see contracts.files.parquet_reader
     if "text" not in pf.schema_arrow.names:
         raise ValueError(f"{path}: no 'text' column (columns: {', '.join(pf.schema_arrow.names)}); "
                          "is it a data/split/<split>.parquet file?")
     for batch in pf.iter_batches(batch_size=batch_rows, columns=["text"]):
+        if sizes is not None:
+            sizes["bytes"] += int(pc.sum(pc.binary_length(batch.column(0))).as_py() or 0)
         yield from (t or "" for t in batch.column(0).to_pylist())
 
 
@@ -278,18 +284,25 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging()
     cfg = load_config(load_params(args.params))
     min_count, max_size = cfg["min_count"], cfg["max_size"]
-    train_counts, n_docs, n_chars = count_chars(iter_texts(args.train))
+    started = time.perf_counter()
+    sizes = {"bytes": 0}
+    train_counts, n_docs, n_chars = count_chars(iter_texts(args.train, sizes=sizes))
     if n_docs == 0 or n_chars == 0:
         raise ValueError(f"{args.train} holds no text ({n_docs} documents): cannot build a vocabulary "
                          "from an empty train split; check metrics/split.json")
     vocab = vocab_from_counts(train_counts, n_docs, n_chars, min_count=min_count, max_size=max_size)
-    val_counts, n_val_docs, _ = count_chars(iter_texts(args.val))
+    val_counts, n_val_docs, _ = count_chars(iter_texts(args.val, sizes=sizes))
     vocab.save(args.out)
     metrics = vocab_metrics(vocab, train_counts, val_counts, n_val_docs)
+    seconds = time.perf_counter() - started
+    text_mb = sizes["bytes"] / 1e6
+    metrics.update(seconds=round(seconds, 3), posts_per_s=round((n_docs + n_val_docs) / max(seconds, 1e-9), 1),
+                   mb_per_s=round(text_mb / max(seconds, 1e-9), 3))
     write_json_atomic(args.metrics, metrics)
-    log.info("vocab: %d ids (%d distinct train characters), coverage train %.5f val %.5f, %d unknown val characters",
-             len(vocab), len(train_counts), metrics["train"]["coverage"], metrics["val"]["coverage"],
-             metrics["val"]["unknown"])
+    log.info("vocab: %d ids (%d distinct train characters), coverage train %.5f val %.5f, %d unknown val characters; "
+             "%.1f s (%.0f posts/s, %.2f MB/s)", len(vocab), len(train_counts), metrics["train"]["coverage"],
+             metrics["val"]["coverage"], metrics["val"]["unknown"], seconds, metrics["posts_per_s"],
+             metrics["mb_per_s"])
 
 
 if __name__ == "__main__":

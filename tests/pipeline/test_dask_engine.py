@@ -84,7 +84,7 @@ def run_stages(root: Path, raws: list[Path], engine_name: str, engine: DaskEngin
                          dask_cfg, engine)
     dm = dedupe.run_dedupe(root / "clean/posts.parquet", root / "dedup/corpus.parquet",
                            root / "dedup/duplicates.parquet", dcfg, root / "clean/dropped.parquet", dask_cfg, engine)
-    timing = ("seconds", "mb_per_s")
+    timing = ("seconds", "mb_per_s", "posts_per_s")
     return {"files": {o: hashlib.sha256((root / o).read_bytes()).hexdigest() for o in OUTPUTS},
             "clean": {k: v for k, v in cm.items() if k not in timing},
             "dedupe": {k: v for k, v in dm.items() if k not in timing}}

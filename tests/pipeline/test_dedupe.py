@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from contracts.schemas import CLEAN_SCHEMA, DUPLICATES_SCHEMA
-from pipeline import dedupe, minhash
+from pipeline import dedupe, dedupe_core, minhash
 from pipeline.clean import CleanConfig, doc_id_for, run_clean
 from tests.helpers.params import stage_config, write_params
 from tests.helpers.raw_posts import raw_row, write_raw, xf_quote
@@ -157,7 +157,7 @@ def test_survivor_rule_has_no_chains():
     docs = {"doc_id": np.array([b"c", b"a", b"b", b"d"], dtype="S16"), "posted": np.array([3, 1, 2, 4]),
             "exact": np.array([30, 10, 20, 10], dtype=np.uint64), "near": np.ones(4, dtype=bool),
             "sig": np.stack([c, a, b, d]), "source": np.array(["s"] * 4, dtype=object)}
-    dup_of, kind, sim = dedupe.find_duplicates(docs, stage_config("dedupe", dedupe.DedupeConfig))
+    dup_of, kind, sim = dedupe_core.find_duplicates(docs, stage_config("dedupe", dedupe.DedupeConfig))
     assert kind.tolist() == [0, 0, 2, 1]  # c kept (its only match, b, was removed), a kept, b near, d exact
     assert dup_of.tolist() == [-1, -1, 1, 1]
     assert 0.9 < sim[2] < 1.0 and sim[3] == 1.0
