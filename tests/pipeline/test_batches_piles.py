@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_batches import make_splits
 
 from model import data as D
 from pipeline import batches as B
 from pipeline import split as S
 from pipeline.vocab import iter_texts
+from tests.helpers.corpus import make_splits
 from tests.helpers.params import stage_config
 
 TINY_MB = 0.002  # ~2 KB of rows per pile: every bucket of the test corpus is cut into several piles
