@@ -27,7 +27,7 @@ validation turns.
 
 Published marks on this split: nanoGPT (10.7M-parameter transformer) 1.4697 nats; char-rnn LSTMs
 about 1.42. Target: below PPMd's best order (1.406 nats) within 4,300 steps on a CPU
-(docs/benchmarks-recipe-28.md has every setting measured).
+(docs/benchmarks-ppmd-and-carried-state.md has every setting measured).
 
     python bench/shakespeare.py PATH [--steps 4300] [--feed carry|random] [--hidden 512 ...]
 
