@@ -252,13 +252,17 @@ def timing_callbacks(args: argparse.Namespace, val_ids: np.ndarray) -> tuple[lis
 
 def baselines(train_text: str, val_text: str, vocab) -> dict:
     """xz -9 and PPMd (each order of PPMD_ORDERS) on the val text after the train text, in nats/char."""
-    from model.baselines import ppmd_scores, render_docs
+    from model.baselines import DocStore, ppmd_scores, ppmd_states, render_docs
     from model.train import xz_bpc
 
     xz = xz_bpc([train_text], [val_text], vocab)
     prime, val = render_docs([vocab.encode(train_text)], vocab), render_docs([vocab.encode(val_text)], vocab)
-    got = ppmd_scores(prime, [("val", o) for o in PPMD_ORDERS], {"val": val}, 256)
-    nats = {str(o): round(float(got[("val", o)][0].sum()) * math.log(2) / len(val[0]), 4) for o in PPMD_ORDERS}
+    with tempfile.TemporaryDirectory(prefix="shakespeare-ppmd-") as tmp:
+        with DocStore(tmp, ppmd_states(len(prime))) as store:  # one train document: the one state after it
+            store.add(val[0])
+        got = ppmd_scores(prime, [("val", o) for o in PPMD_ORDERS], {"val": store}, 256)
+        bits = {o: float(got[("val", o)].result()[0].sum()) for o in PPMD_ORDERS}
+    nats = {str(o): round(bits[o] * math.log(2) / len(val[0]), 4) for o in PPMD_ORDERS}
     return {"xz9_val_nats_given_train": xz["xz9_val_bpc"] * math.log(2), "ppmd_val_nats_by_order": nats,
             "ppmd_best_val_nats": min(nats.values())}
 
