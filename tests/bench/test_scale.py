@@ -40,21 +40,33 @@ def test_growth_is_the_log_log_slope():
     assert scale.growth(runs) == {"clean": {"1000->4000": {"time": 1.0, "cpu": 1.0, "rss": 0.0}}}
 
 
+def run_bench(python_exe: str, repo_root: Path, workdir: Path, *args: str) -> dict:
+    out = subprocess.run([python_exe, "bench/scale.py", "--workdir", str(workdir), *args],
+                         cwd=repo_root, check=True, capture_output=True, text=True, timeout=3000).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 @pytest.mark.slow
 def test_a_small_run_reports_every_stage(tmp_path: Path, python_exe: str, repo_root: Path):
-    out = subprocess.run([python_exe, "bench/scale.py", "--posts", "1000,2000", "--train-steps", "3", "--val-steps",
-                          "2", "--test-chars", "20000", "--workdir", str(tmp_path)],
-                         cwd=repo_root, check=True, capture_output=True, text=True, timeout=3000).stdout
-    report = json.loads(out.strip().splitlines()[-1])
-    big = report["runs"][1]
-    assert [r["posts"] for r in report["runs"]] == [1000, 2000]
-    for run in report["runs"]:
-        assert list(run["stages"]) == list(scale.STAGES)
-        for name, stage in run["stages"].items():
-            assert stage["exit"] == 0 and stage["wall_s"] > 0 and 20 < stage["peak_rss_mb"] < 6000, (name, stage)
-        for name in scale.DATA_STAGES:
-            assert run["stages"][name]["posts_per_s"] > 0 and run["stages"][name]["mb_per_s"] > 0
-    assert big["stages"]["clean"]["docs_in"] == 2000
-    assert set(report["growth"]["clean"]["1000->2000"]) == {"time", "cpu", "rss"}
+    report = run_bench(python_exe, repo_root, tmp_path, "--posts", "1000", "--train-steps", "3", "--val-steps", "2",
+                       "--test-chars", "20000")
+    [run] = report["runs"]
+    assert run["posts"] == 1000 and list(run["stages"]) == list(scale.STAGES)
+    for name, stage in run["stages"].items():
+        assert stage["exit"] == 0 and stage["wall_s"] > 0 and 20 < stage["peak_rss_mb"] < 6000, (name, stage)
+    for name in scale.DATA_STAGES:
+        assert run["stages"][name]["posts_per_s"] > 0 and run["stages"][name]["mb_per_s"] > 0
+    assert run["stages"]["clean"]["docs_in"] == 1000
+    assert report["growth"] == {}  # one size: nothing to grow from
     assert report["targets"]["every_stage_peak_rss<1536MB"] in (True, False)
     assert not list(tmp_path.iterdir())  # scratch folders removed
+
+
+@pytest.mark.slow
+def test_two_sizes_report_the_growth_of_each_stage(tmp_path: Path, python_exe: str, repo_root: Path):
+    report = run_bench(python_exe, repo_root, tmp_path, "--posts", "1000,2000", "--stages", "clean,dedupe")
+    assert [r["posts"] for r in report["runs"]] == [1000, 2000]
+    assert [list(r["stages"]) for r in report["runs"]] == [["clean", "dedupe"]] * 2
+    assert report["runs"][1]["stages"]["clean"]["docs_in"] == 2000
+    for stage in ("clean", "dedupe"):
+        assert set(report["growth"][stage]["1000->2000"]) == {"time", "cpu", "rss"}

