@@ -11,6 +11,9 @@ since the kernels are chosen when the libraries load; settings are interleaved a
 settings with different hashes sum in another order.
 
     python bench/kernels.py [--steps 40] [--warmup 8] [--repeats 3] [--batches data/batches]
+                            [--settings portable_AVX2,native]
+
+``--settings`` picks some of them (``native``, the baseline of every ratio, is always run).
 
 Prints exactly one JSON object on stdout.
 """
@@ -93,6 +96,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batches", type=Path, default=ROOT / "data" / "batches")
     ap.add_argument("--params", type=Path, default=ROOT / "params.yaml")
+    ap.add_argument("--settings", default="", help="comma-separated settings to run (default: all; native always)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -103,6 +107,12 @@ def main() -> None:
 
     threads = int(load_config(load_params(args.params))["threads"])
     todo = settings(threads)
+    if args.settings:
+        wanted = {name.strip() for name in args.settings.split(",") if name.strip()} | {"native"}
+        unknown = wanted - set(todo)
+        if unknown:
+            ap.error(f"--settings: {', '.join(sorted(unknown))} not among this CPU's settings {', '.join(todo)}")
+        todo = {name: env for name, env in todo.items() if name in wanted}
     cleared = {k for env in todo.values() for k in env} | {"NPY_DISABLE_CPU_FEATURES"}
     runs: dict[str, list[dict]] = {name: [] for name in todo}
     for _ in range(args.repeats):

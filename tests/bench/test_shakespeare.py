@@ -75,11 +75,13 @@ def test_a_short_run_reports_finite_scores_and_the_mid_run_scorer_agrees(
     path.write_text(" ".join(rng.choice(words, size=3000)), encoding="utf-8")
     base = [python_exe, "bench/shakespeare.py", str(path), "--steps", "4", "--feed", feed, "--hidden", "8",
             "--layers", "2", "--embedding", "4", "--batch", "4", "--seq-len", "16"]
+    procs = [subprocess.Popen(base + extra, cwd=repo_root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for extra in (["--val-at", "0.5,1.0"], ["--ema", "0.9"])]
     outs = []
-    for extra in (["--val-at", "0.5,1.0"], ["--ema", "0.9"]):
-        done = subprocess.run(base + extra, cwd=repo_root, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stderr[-3000:]
-        outs.append(json.loads(done.stdout))
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
+        outs.append(json.loads(out))
     plain, averaged = outs
     assert plain["steps"] == 4 and plain["train_tokens"] == 4 * 4 * 16 and plain["config"]["feed"] == feed
     assert [(c["fraction"], c["step"]) for c in plain["val_curve"]] == [(0.5, 2), (1.0, 4)]

@@ -28,13 +28,14 @@ def folder_bytes(folder: Path) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory, python_exe, repo_root) -> tuple[Path, Path, dict]:
-    outs = []
-    for name in ("a", "b"):
-        out = tmp_path_factory.mktemp(name)
-        proc = subprocess.run([python_exe, str(train_tiny.SCRIPT), str(out), "epochs=2"],
-                              check=True, cwd=repo_root, capture_output=True, text=True)
-        outs.append(out)
-    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    outs = [tmp_path_factory.mktemp(name) for name in ("a", "b")]
+    # side by side: the same bytes must not depend on what else the machine is doing
+    procs = [subprocess.Popen([python_exe, str(train_tiny.SCRIPT), str(out), "epochs=2"], cwd=repo_root,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for out in outs]
+    results = [proc.communicate(timeout=600) for proc in procs]
+    for proc, (_, err) in zip(procs, results):
+        assert proc.returncode == 0, err[-3000:]
+    summary = json.loads(results[-1][0].strip().splitlines()[-1])
     return outs[0] / "model", outs[1] / "model", summary
 
 

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -219,8 +220,8 @@ def test_three_workers_keep_the_single_process_site_rate(tmp_path_factory, redis
     delay = 0.25
     polite = {"AUTOTHROTTLE_ENABLED": False, "DOWNLOAD_DELAY": delay, "RANDOMIZE_DOWNLOAD_DELAY": False,
               "CONCURRENT_REQUESTS_PER_DOMAIN": 1}
-    rates = {}
-    for workers, frontier in ((1, ""), (3, redis_url)):
+
+    def crawl(workers: int, frontier: str) -> float:
         tmp = tmp_path_factory.mktemp(f"rate{workers}")
         with TimedServer(DemoForum(plays=[PLAY], threads_per_page=4)) as server:
             write_params(tmp, server.base_url, frontier=frontier, settings=polite, throttle=True)
@@ -229,12 +230,17 @@ def test_three_workers_keep_the_single_process_site_rate(tmp_path_factory, redis
                                   text=True, timeout=300, check=False)
             assert done.returncode == 0, done.stderr[-4000:]
             times = sorted(server.times)
-        rates[workers] = _rate(times)
         if frontier:
             metrics = json.loads((tmp / "metrics" / "t.json").read_text())
             assert sum(1 for w in metrics["workers"].values() if w["pages"]) >= 2, metrics["workers"]
             gaps = sorted(b - a for a, b in itertools.pairwise(times))
             assert gaps[len(gaps) // 2] >= 0.8 * delay, gaps  # median gap: one site, one pace
+        return _rate(times)
+
+    # the two crawls mostly wait out the delay, each against its own server: side by side
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {workers: pool.submit(crawl, workers, frontier) for workers, frontier in ((1, ""), (3, redis_url))}
+        rates = {workers: future.result() for workers, future in futures.items()}
     assert rates[1] <= 1.15 / delay  # the single-process limit itself
     assert rates[3] <= 1.15 * max(rates[1], 1 / delay), rates  # not 3x: the limit is per site
 
