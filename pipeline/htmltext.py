@@ -29,6 +29,7 @@ came from plain text, link text and images, so filters can tell "only links/smil
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -61,28 +62,30 @@ def strip_app_signatures(text: str) -> tuple[str, int]:
     return APP_SIGNATURE_RE.subn("", text)
 
 
-_PARSER: etree.HTMLParser | None = None
+# One parser per thread, fed again for each document: an lxml parser shared by two threads crashes the
+# process (a Dask worker or a thread pool cleans batches side by side).
+_LOCAL = threading.local()
 MAX_DEPTH = 255  # libxml2's tree stops at 256 levels of elements (html, body included) and drops what is deeper
 HTML_END_RE = re.compile(r"</html", re.IGNORECASE)  # libxml2's tree also drops whatever follows </html>
 
 
 def parse(html: str) -> etree._Element | _Node | None:
     """The document's root element (lxml's HTML parser, recovering from broken markup; one parser
-    fed again for each document), or None when the markup holds no element at all. Where libxml2's
+    per thread, fed again for each document), or None when the markup holds no element at all. Where libxml2's
     tree would lose text (markup nested deeper than it builds, anything after ``</html>``) the tree
     is built from its parser events instead (``parse_events``)."""
-    global _PARSER
-    if _PARSER is None:
-        _PARSER = etree.HTMLParser(recover=True)
+    parser = getattr(_LOCAL, "parser", None)
+    if parser is None:
+        parser = _LOCAL.parser = etree.HTMLParser(recover=True)
     if html[:1] == "\ufeff":  # a byte order mark is no text (libxml2 would keep it)
         html = html[1:]
     if HTML_END_RE.search(html):
         return parse_events(html)
     try:
-        _PARSER.feed(html)
-        root = _PARSER.close()
+        parser.feed(html)
+        root = parser.close()
     except etree.XMLSyntaxError:  # nothing to build a tree from ("", a lone comment)
-        _PARSER = None  # never reuse a parser left mid-document
+        _LOCAL.parser = None  # never reuse a parser left mid-document
         return None
     if html.count("<") >= MAX_DEPTH and _depth(root) >= MAX_DEPTH:  # fewer tags cannot nest that deep
         return parse_events(html)

@@ -77,3 +77,21 @@ def test_a_forum_post_converts_as_documented():
     assert normalize_text(out.text)[0] == "Hello & welcome\nsee this :) !"
     assert out.quoted_post_ids == ["7"] and out.n_quotes == 1
     assert (out.chars_link, out.chars_image) == (4, 2)
+
+
+def test_threads_side_by_side_give_the_serial_text():
+    """Dask workers and thread pools clean batches in threads: each parses with its own parser (one
+    lxml parser shared by two threads crashes the process), and gets the text a single thread gets."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = random.Random(5)
+    docs = [rng.choice(SAMPLES) + f"<p>post {i}</p>" + rng.choice(SAMPLES) for i in range(3000)]
+    mk = M.GENERIC
+    serial = [result(H.html_to_text(d, markup=mk)) for d in docs]
+
+    def convert(chunk: list[str]) -> list[tuple]:
+        return [result(H.html_to_text(d, markup=mk)) for d in chunk]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        chunks = list(pool.map(convert, [docs[i::4] for i in range(4)]))
+    assert [chunks[i % 4][i // 4] for i in range(len(docs))] == serial
