@@ -118,3 +118,18 @@ def make_repo(root: Path, epochs: int = 3) -> Path:
 
 def exp_run(root: Path, name: str, *sets: str) -> None:
     dvc(root, "exp", "run", "-q", "-n", name, *(x for s in sets for x in ("-S", s)))
+
+
+_SHARED: dict[str, Path] = {}
+
+
+def experiment_repo(tmp_path_factory) -> Path:
+    """``make_repo`` (3 epochs), then ``dvc exp run -S train.epochs=1 -n short``: built once per test
+    session and shared by the compare tests (they read it, and write their pages under ``out/`` or
+    the git-ignored ``reports/``)."""
+    if "repo" not in _SHARED:
+        root = make_repo(tmp_path_factory.mktemp("cmp") / "repo", epochs=3)
+        exp_run(root, "short", "train.epochs=1")
+        _SHARED["repo"] = root
+    return _SHARED["repo"]
+

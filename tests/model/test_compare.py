@@ -17,7 +17,7 @@ import pytest
 
 from model import compare, compare_view, runs
 from model.pages import render
-from tests.helpers.compare_project import XSS_SAMPLE, XSS_SOURCE, env, exp_run, make_repo
+from tests.helpers.compare_project import XSS_SAMPLE, XSS_SOURCE, env, experiment_repo
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -206,9 +206,7 @@ def compare_cli(repo: Path, *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
     """``dvc repro`` (3 epochs) committed, then ``dvc exp run -S train.epochs=1 -n short``."""
-    root = make_repo(tmp_path_factory.mktemp("cmp") / "repo", epochs=3)
-    exp_run(root, "short", "train.epochs=1")
-    return root
+    return experiment_repo(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

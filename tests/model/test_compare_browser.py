@@ -15,7 +15,7 @@ import pytest
 from model import compare
 from model.report_sections import SECTIONS
 from tests.helpers.browser import Browser, find_chromium
-from tests.helpers.compare_project import XSS_SAMPLE, env, exp_run, make_repo
+from tests.helpers.compare_project import XSS_SAMPLE, env, experiment_repo
 from tests.helpers.eval_project import shared_project
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -77,8 +77,7 @@ def pages(tmp_path_factory) -> Path:
     """reports/index.html of the tiny evaluate+report project, and beside it the compare page of a
     DVC repo after ``dvc repro`` and ``dvc exp run -S train.epochs=1 -n short``."""
     project, _ = shared_project(tmp_path_factory)
-    repo = make_repo(tmp_path_factory.mktemp("cmpb") / "repo")
-    exp_run(repo, "short", "train.epochs=1")
+    repo = experiment_repo(tmp_path_factory)
     out = tmp_path_factory.mktemp("pages")
     shutil.copy(project / "reports/index.html", out / "index.html")
     proc = subprocess.run([sys.executable, "-m", "model.compare", "--out", str(out / "compare.html"),
