@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bench.shakespeare import RECIPE, lane_windows, parse_args, scoring_windows, train_config
+from tests.helpers.processes import run_side_by_side
 
 pytest.importorskip("tensorflow")
 
@@ -75,13 +75,8 @@ def test_a_short_run_reports_finite_scores_and_the_mid_run_scorer_agrees(
     path.write_text(" ".join(rng.choice(words, size=3000)), encoding="utf-8")
     base = [python_exe, "bench/shakespeare.py", str(path), "--steps", "4", "--feed", feed, "--hidden", "8",
             "--layers", "2", "--embedding", "4", "--batch", "4", "--seq-len", "16"]
-    procs = [subprocess.Popen(base + extra, cwd=repo_root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for extra in (["--val-at", "0.5,1.0"], ["--ema", "0.9"])]
-    outs = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=600)
-        assert proc.returncode == 0, err[-3000:]
-        outs.append(json.loads(out))
+    outs = [json.loads(out) for out in run_side_by_side([base + ["--val-at", "0.5,1.0"], base + ["--ema", "0.9"]],
+                                                          repo_root)]
     plain, averaged = outs
     assert plain["steps"] == 4 and plain["train_tokens"] == 4 * 4 * 16 and plain["config"]["feed"] == feed
     assert [(c["fraction"], c["step"]) for c in plain["val_curve"]] == [(0.5, 2), (1.0, 4)]

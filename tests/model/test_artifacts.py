@@ -6,7 +6,6 @@ file of ``models/lstm`` (so its DVC hash is reproducible)."""
 from __future__ import annotations
 
 import json
-import subprocess
 import zipfile
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from model.artifacts import (
     without_timings,
 )
 from tests.helpers import train_tiny
+from tests.helpers.processes import run_side_by_side
 
 
 def folder_bytes(folder: Path) -> dict[str, bytes]:
@@ -30,12 +30,8 @@ def folder_bytes(folder: Path) -> dict[str, bytes]:
 def two_runs(tmp_path_factory, python_exe, repo_root) -> tuple[Path, Path, dict]:
     outs = [tmp_path_factory.mktemp(name) for name in ("a", "b")]
     # side by side: the same bytes must not depend on what else the machine is doing
-    procs = [subprocess.Popen([python_exe, str(train_tiny.SCRIPT), str(out), "epochs=2"], cwd=repo_root,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for out in outs]
-    results = [proc.communicate(timeout=600) for proc in procs]
-    for proc, (_, err) in zip(procs, results):
-        assert proc.returncode == 0, err[-3000:]
-    summary = json.loads(results[-1][0].strip().splitlines()[-1])
+    stdouts = run_side_by_side([[python_exe, str(train_tiny.SCRIPT), str(out), "epochs=2"] for out in outs], repo_root)
+    summary = json.loads(stdouts[-1].strip().splitlines()[-1])
     return outs[0] / "model", outs[1] / "model", summary
 
 
