@@ -2,7 +2,8 @@
 
 Every variant is the ``train`` and ``batches`` sections of params.yaml with a few keys overridden, run
 in its own process (op determinism and XLA are process-wide switches) on the project's own
-``data/split`` and ``data/vocab.json`` (run ``dvc repro vocab`` first): the batches are rebuilt with
+``data/split`` and ``data/vocab.json`` (run ``dvc repro vocab`` first), on the kernels params.yaml's
+``kernels`` section pins (bench/pinning.py): the batches are rebuilt with
 the variant's batch settings, then
 
 - ``--part speed``: ``--steps`` training steps after ``--warmup`` untimed ones; tokens/s of real
@@ -61,6 +62,10 @@ VARIANTS: dict[str, dict] = {
     "adamw_0.1_nobias": {"train.optimizer": "adamw", "train.weight_decay": 0.1, "train.weight_decay_exclude": ["bias"]},
     "carry": {"batches.carry_state": True},
     "ema_0.999": {"train.ema_momentum": 0.999},
+    "wide_1x512": {"train.model.num_layers": 1, "train.model.hidden_size": 512},
+    "dropout_0_ema": {"train.model.dropout": 0.0, "train.ema_momentum": 0.999},
+    "adamw_0.1_ema": {"train.optimizer": "adamw", "train.weight_decay": 0.1, "train.ema_momentum": 0.999},
+    "min_lr_0.02": {"train.min_lr_fraction": 0.02},
 }
 
 
@@ -179,11 +184,14 @@ def main() -> None:
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         ap.error(f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS)}")
+    from bench.pinning import pinned_environment
+
+    env = pinned_environment()  # the kernels dvc repro trains with on this CPU
     results = []
     for name in names:
         cmd = [sys.executable, __file__, "--child", name, *sys.argv[1:]]
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if proc.returncode:
             print(proc.stderr[-3000:], file=sys.stderr)
             raise SystemExit(f"variant {name} failed (exit {proc.returncode})")

@@ -50,6 +50,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.pinning import pinned_variables, restart_pinned  # noqa: E402
+
 SEED = 0
 STEPS = 4300  # what 15 minutes bought on an idle 2-core CPU at 32 x 128 characters a step
 PUBLISHED_NATS = {"nanogpt_10.7M_transformer": 1.4697, "char_rnn_lstm": 1.42}
@@ -222,7 +224,7 @@ def train_config(args: argparse.Namespace, params_path: Path = ROOT / "params.ya
                epochs=1, max_steps_per_epoch=args.steps, val_max_steps=0, max_minutes=0, checkpoint_every_steps=0,
                keep_checkpoints=False, evolution={**cfg["evolution"], "primes": [], "temperatures": []},
                distribute={**cfg["distribute"], "strategy": "none"})
-    return load_config({"train": cfg, "kernels": params["kernels"]})  # kernels: read, not pinned (a bench, not a stage)
+    return load_config({"train": cfg, "kernels": params["kernels"]})  # kernels: pinned by main() as the stage pins them
 
 
 def timing_callbacks(args: argparse.Namespace, val_ids: np.ndarray) -> tuple[list, dict]:
@@ -269,6 +271,7 @@ def baselines(train_text: str, val_text: str, vocab) -> dict:
 
 def main() -> None:
     args = parse_args()
+    restart_pinned()  # the train stage's kernels (params.yaml ``kernels``): its speed and its sums
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
@@ -296,6 +299,7 @@ def main() -> None:
     tokens = args.batch * args.seq_len
     out = {
         "bench": "shakespeare", "device": device_name(), "tensorflow": tf.__version__, "seed": SEED,
+        "kernels": {k: os.environ[k] for k in sorted(pinned_variables())},
         "chars": len(text), "expected_chars": EXPECTED_CHARS, "train_chars": len(train_text),
         "val_chars": len(val_text),
         "config": {"feed": args.feed, "batch": args.batch, "seq_len": args.seq_len, "steps": args.steps,

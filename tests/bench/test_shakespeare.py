@@ -90,3 +90,4 @@ def test_a_short_run_reports_finite_scores_and_the_mid_run_scorer_agrees(
         assert set(out["ppmd_val_nats_by_order"]) == {"4", "5", "6", "7", "8"}
         assert out["ppmd_best_val_nats"] == min(out["ppmd_val_nats_by_order"].values())
         assert out["beats_ppmd"] == (out["val_nats"] < out["ppmd_best_val_nats"])
+        assert out["kernels"]["TF_ENABLE_ONEDNN_OPTS"] == "1"  # the train stage's pinned kernels (params.yaml)
