@@ -66,6 +66,13 @@ VARIANTS: dict[str, dict] = {
     "dropout_0_ema": {"train.model.dropout": 0.0, "train.ema_momentum": 0.999},
     "adamw_0.1_ema": {"train.optimizer": "adamw", "train.weight_decay": 0.1, "train.ema_momentum": 0.999},
     "min_lr_0.02": {"train.min_lr_fraction": 0.02},
+    "1x384_ema": {"train.model.num_layers": 1, "train.model.hidden_size": 384, "train.ema_momentum": 0.999},
+    "1x384_dropout0_ema": {"train.model.num_layers": 1, "train.model.hidden_size": 384, "train.model.dropout": 0.0,
+                           "train.ema_momentum": 0.999},
+    "1x384_dropout0": {"train.model.num_layers": 1, "train.model.hidden_size": 384, "train.model.dropout": 0.0},
+    "1x384_dropout0.2": {"train.model.num_layers": 1, "train.model.hidden_size": 384, "train.model.dropout": 0.2},
+    "1x384_adamw_0.1": {"train.model.num_layers": 1, "train.model.hidden_size": 384, "train.optimizer": "adamw",
+                        "train.weight_decay": 0.1},
 }
 
 
