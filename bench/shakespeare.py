@@ -170,6 +170,47 @@ def score(model, ids: np.ndarray, args: argparse.Namespace) -> float:
     return total / (len(ids) - 1)
 
 
+def dynamic_score(model, ids: np.ndarray, args: argparse.Namespace, learning_rate: float) -> float:
+    """Mean validation nats with dynamic evaluation (Mikolov 2010; Krause et al. 2018): the carried
+    pass of ``score``, but after each window is scored the weights take one plain gradient step on
+    that window's loss. Every character is scored before any step that has seen it, so this is an
+    adaptive model of the text read so far, as PPMd is: PPMd keeps counting through the validation
+    text, and this lets the network do the same. The weights are restored afterwards."""
+    import tensorflow as tf
+
+    from model.network import with_state
+
+    if args.feed != "carry":
+        raise ValueError("dynamic evaluation reads the validation text as one stream: use --feed carry")
+    stepper = with_state(model)
+    units = [int(s.shape[-1]) for s in stepper.inputs[1:]]
+    weights = stepper.trainable_variables
+    static = [tf.identity(w) for w in weights]
+    lr = tf.constant(learning_rate, tf.float32)
+
+    @tf.function(reduce_retracing=True)
+    def step(x, y, m, states):
+        with tf.GradientTape() as tape:
+            logits, *final = stepper([x, *states], training=False)
+            nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=tf.cast(logits, tf.float32))
+            total = tf.reduce_sum(nll * m)
+            loss = total / tf.maximum(tf.reduce_sum(m), 1.0)
+        grads, _ = tf.clip_by_global_norm(tape.gradient(loss, weights), 5.0)  # as training clips
+        for w, g in zip(weights, grads):
+            w.assign_sub(lr * tf.cast(g, w.dtype))
+        return total, [tf.cast(f, tf.float32) for f in final]
+
+    total, states = 0.0, [tf.zeros((1, u)) for u in units]
+    try:
+        for x, y, m in val_data(ids, args)():
+            got, states = step(x["tokens"], y, m, states)
+            total += float(got)
+    finally:
+        for w, value in zip(weights, static):
+            w.assign(value)
+    return total / (len(ids) - 1)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("path", type=Path, help="tinyshakespeare.txt (1,115,394 characters)")
@@ -191,6 +232,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--decay-exclude", help="comma-separated weight-name parts kept out of the decay, e.g. bias")
     ap.add_argument("--ema", type=float, help="moving average of the weights, e.g. 0.999 (default 0: off); "
                     "val_nats then scores the average and raw_val_nats the last weights")
+    ap.add_argument("--dynamic-lr", type=lambda v: [float(f) for f in v.split(",") if f], default=[],
+                    help="also score with dynamic evaluation at these step sizes, e.g. 0.01,0.03 (carry feed)")
+    ap.add_argument("--keep-model", type=Path, help="also save the trained network here (a .keras file)")
     ap.add_argument("--val-at", type=lambda v: [float(f) for f in v.split(",") if f], default=[],
                     help="also score the (last) weights at these fractions of the run, e.g. 0.5,0.75")
     return ap.parse_args(argv)
@@ -276,6 +320,7 @@ def main() -> None:
     import tensorflow as tf
 
     from bench.train import device_name
+    from model.carry import plain_model
     from model.train import fit
     from pipeline.vocab import Vocab
 
@@ -290,11 +335,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="shakespeare-") as tmp:
         work = Path(tmp)
         t0 = time.perf_counter()
-        _, summary = fit(cfg, vocab=vocab, train_data=train_data(train_ids, args), val_data=val_data(val_ids, args),
+        model, summary = fit(cfg, vocab=vocab, train_data=train_data(train_ids, args), val_data=val_data(val_ids, args),
                              model_dir=work / "model", checkpoint_dir=work / "ckpt", csv_path=work / "train.csv",
                              evolution_path=work / "evo.jsonl", verbose=0, extra_callbacks=callbacks,
                              carry_lanes=args.batch if args.feed == "carry" else 0)
         wall = time.perf_counter() - t0
+    if args.keep_model:
+        plain_model(model).save(args.keep_model)
+    dynamic = {}
+    for lr in args.dynamic_lr:
+        t1 = time.perf_counter()
+        dynamic[str(lr)] = round(dynamic_score(plain_model(model), val_ids, args, lr), 4)
+        print(f"dynamic evaluation, step {lr}: {dynamic[str(lr)]:.4f} nats ({time.perf_counter() - t1:.0f} s)",
+              file=sys.stderr)
     times = np.asarray(found["times"])
     tokens = args.batch * args.seq_len
     out = {
@@ -309,7 +362,8 @@ def main() -> None:
         "tokens_per_s": round((len(times) - 1) * tokens / float(times[-1] - times[0]), 1) if len(times) > 1 else None,
         "val_nats": summary["val_nats"], "val_bpc": summary["val_bpc"],
         "raw_val_nats": summary.get("last_weights_val_bpc", summary["val_bpc"]) * math.log(2),
-        "val_curve": found["curve"], **baselines(train_text, val_text, vocab), "published_nats": PUBLISHED_NATS,
+        "val_curve": found["curve"], "dynamic_val_nats": dynamic, **baselines(train_text, val_text, vocab),
+        "published_nats": PUBLISHED_NATS,
     }
     out["beats_ppmd"] = bool(out["val_nats"] < out["ppmd_best_val_nats"])
     print(json.dumps(out, indent=1))

@@ -1,32 +1,39 @@
 """Near-duplicate search of the dedupe stage on a Dask cluster (``dedupe.engine: dask``).
 
-The same decisions as ``pipeline.dedupe_core.find_duplicates``, with the heavy parts on the workers:
+The same decisions as ``pipeline.dedupe_core.find_duplicates``, with the heavy parts on the workers
+and nothing on them or in the stage process that grows faster than the shuffle's own data:
 
-1. **Hash** (one task per ``batch_rows`` of row groups, ``dedupe_core.hash_row_groups``): exact keys and
-   MinHash signatures. Signatures stay on the workers; only small per-document columns (doc_id,
-   posted_at, exact key, source, long-enough flag) come back to the stage process.
+1. **Hash and band** (``hash_and_band``, one task per block of row groups): exact keys, MinHash
+   signatures and each near-eligible row's LSH band keys, cut at once into the LSH pieces (piece =
+   band x ``r`` + key mod ``r``, so a bucket, same band and same key, lands in one piece). The
+   signatures are not kept: what stays on the workers is the band records (12 bytes per row and
+   band) until the LSH tasks have read them, which Dask spills to disk past its memory target.
+   Small per-document columns (doc_id, posted_at, exact key, source code, long-enough flag) come
+   back to the stage process.
 2. **Rank and exact pass** in the stage process (``rank_of``, ``exact_pass``): they need every
-   document's (posted_at, doc_id) and exact key, nothing else.
-3. **LSH shuffle**: each hash partition cuts its candidates' band keys into ``lsh_partitions`` pieces
-   by band (and, with more partitions than bands, by key range too), so one LSH task sees every
-   member of its buckets and nothing else; it pairs bucket members exactly as
-   ``minhash.candidate_pairs`` does (sorted by rank, ``bucket_window`` back) and cuts the pair keys
-   into pieces by hash; a count task per piece keeps pairs seen in ``min_shared_bands`` bands.
-4. **Verify** candidate pairs in parallel, one task per (partition of a, partition of b), reading
-   the two signature blocks on a worker; the survivor rule (``apply_near_pairs``) runs in the stage
-   process over the verified pairs only.
+   document's (posted_at, doc_id) and exact key. The candidates' ranks (-1 for the rest) are
+   broadcast to the workers once.
+3. **LSH** (``lsh_pairs``, one task per piece): the piece's candidates are paired exactly as
+   ``minhash.candidate_pairs`` does (sorted by rank within a bucket, ``bucket_window`` back), and
+   the pair keys cut by hash into pair pieces; ``count_pairs`` keeps the pairs met in
+   ``min_shared_bands`` bands.
+4. **Verify**: the pairs are cut into chunks of ``VERIFY_PAIRS``; ``gather_signatures`` (one task per
+   hash block) recomputes the signatures of only the rows some pair needs and hands each chunk its
+   rows; ``verify`` (one task per chunk) estimates the pairs' Jaccard similarity. The survivor rule
+   (``apply_near_pairs``) runs in the stage process over the verified pairs.
 
-What grows with what: the stage process holds about 60 bytes per document (step 2's columns, a
-source code, the result columns) plus 16 bytes per candidate pair; the workers together hold the
-signatures (``num_perm`` x 4 bytes per document, spread over the workers and spillable to disk by
-Dask); an LSH task holds candidates x bands / ``lsh_partitions`` entries of 26 bytes (raise
-``lsh_partitions`` with the corpus).
-A worker killed mid-stage loses its blocks; Dask recomputes them from the task graph.
+Sizes: hash blocks hold ``max(batch_rows, rows / MAX_HASH_TASKS)`` rows (fewer, bigger blocks keep
+the shuffles' task count down: blocks x pieces small ``getitem`` tasks), capped so that a block's
+band records stay under ``TASK_BYTES``; the LSH pieces are as many as keep one LSH task's records
+under ``TASK_BYTES`` / ``WORKING_COPIES`` (``dask.lsh_partitions`` > 0 asks for at least that many).
+The stage process holds about 60 bytes per document and 16 per candidate pair; every task holds a
+bounded slice. A worker killed mid-stage loses its pieces; Dask recomputes them from the graph.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import operator
 from pathlib import Path
 from typing import Any
@@ -35,31 +42,82 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from contracts.schemas import check_columns
-from pipeline import minhash
+from pipeline import dask_engine, minhash
 from pipeline.dask_engine import DaskEngine
-from pipeline.dedupe_core import (
-    COLUMNS,
-    apply_near_pairs,
-    empty_docs,
-    exact_pass,
-    hash_row_groups,
-    rank_of,
-    row_group_tasks,
-)
+from pipeline.dedupe_core import COLUMNS, apply_near_pairs, empty_docs, exact_pass, hash_batch, rank_of, row_group_tasks
 
 log = logging.getLogger(__name__)
 
+TASK_BYTES = 64 << 20  # band records one hash block produces, or one LSH task reads
+WORKING_COPIES = 4  # an LSH task's sort and pairing copies on top of its records
+MAX_HASH_TASKS = 64  # hash blocks grow past batch_rows rather than outnumber this
+VERIFY_PAIRS = 1 << 16  # candidate pairs per verify task (two signature rows each)
 
-def small_columns(part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """A hash partition without its signatures (what the stage process needs), its sources as
-    codes into ``source_names`` (one string per source, not per document)."""
-    out = {k: v for k, v in part.items() if k not in ("sig", "source")}
-    names, codes = np.unique(part["source"].astype(str), return_inverse=True)
-    return {**out, "source": codes.astype(np.int32), "source_names": names}
+
+def band_record(n_docs: int) -> np.dtype:
+    """A band key and a global row (4 bytes while rows fit)."""
+    return np.dtype([("key", "<u8"), ("row", "<u4" if n_docs < 2**32 else "<u8")])
+
+
+def layout(n_docs: int, bands: int, batch_rows: int, min_pieces: int) -> tuple[int, int]:
+    """-> (rows per hash block, key ranges per band ``r``; pieces = bands x r)."""
+    record = band_record(n_docs).itemsize
+    block = max(batch_rows, min(math.ceil(n_docs / MAX_HASH_TASKS), TASK_BYTES // (bands * record)))
+    r = max(math.ceil(min_pieces / bands), math.ceil(n_docs * record * WORKING_COPIES / TASK_BYTES))
+    return block, max(1, r)
+
+
+def _read_texts(location: str, groups: list[int], batch_rows: int):
+    """The posts of ``groups`` in tables of about ``batch_rows`` rows (one MinHash batch at a time)."""
+    with dask_engine.open_parquet(location) as pf:
+        chunk, rows = [], 0
+        for g in groups:
+            chunk.append(g)
+            rows += pf.metadata.row_group(g).num_rows
+            if rows >= batch_rows or g == groups[-1]:
+                yield pf.read_row_groups(chunk, columns=COLUMNS)
+                chunk, rows = [], 0
+
+
+def hash_and_band(location: str, groups: list[int], first_row: int, n_docs: int, r: int,
+                  cfg: dict[str, Any]) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
+    """Small columns of one hash block and its near-eligible rows' band records, one array per LSH
+    piece (``bands`` x ``r``; rows are global: ``first_row`` is the block's first)."""
+    bands, dtype = cfg["bands"], band_record(n_docs)
+    small, pieces = [], [[] for _ in range(bands * r)]
+    row = first_row
+    for table in _read_texts(location, groups, cfg["batch_rows"]):
+        part = hash_batch(table, cfg)
+        sig = part.pop("sig")
+        near = np.flatnonzero(part["near"])
+        keys = minhash.band_keys(sig[near], bands)
+        for b in range(bands):
+            rec = np.empty(len(near), dtype=dtype)
+            rec["key"], rec["row"] = keys[:, b], near + row
+            sub = (keys[:, b] % np.uint64(r)).astype(np.int64)
+            order = np.argsort(sub, kind="stable")
+            bounds = np.searchsorted(sub[order], np.arange(r + 1))
+            for j in range(r):
+                pieces[b * r + j].append(rec[order[bounds[j]:bounds[j + 1]]])
+        small.append(part)
+        row += table.num_rows
+    cols = {k: np.concatenate([p[k] for p in small]) for k in small[0] if k != "bytes"}
+    cols["bytes"] = np.array([sum(int(p["bytes"][0]) for p in small)])
+    names, codes = np.unique(cols["source"].astype(str), return_inverse=True)
+    cols["source"], cols["source_names"] = codes.astype(np.int32), names
+    return cols, [np.concatenate(p) for p in pieces]
+
+
+def _small(result: tuple) -> dict[str, np.ndarray]:
+    return result[0]
+
+
+def _piece(result: tuple, j: int) -> np.ndarray:
+    return result[1][j]
 
 
 def merge_sources(smalls: list[dict[str, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """The partitions' source codes as codes into one list of names."""
+    """The blocks' source codes as codes into one list of names."""
     names = sorted({str(n) for p in smalls for n in p["source_names"]})
     code_of = {n: i for i, n in enumerate(names)}
     codes = [np.array([code_of[str(n)] for n in p["source_names"]], dtype=np.int32)[p["source"]]
@@ -67,48 +125,27 @@ def merge_sources(smalls: list[dict[str, np.ndarray]]) -> tuple[np.ndarray, np.n
     return (np.concatenate(codes) if codes else np.zeros(0, np.int32)), np.array(names or [""], dtype=object)
 
 
-def band_pieces(sig: np.ndarray, rank: np.ndarray, cand: np.ndarray, offset: int, bands: int,
-                n_parts: int) -> list[dict[str, np.ndarray]]:
-    """Band keys of one hash partition's candidate rows, cut into ``n_parts`` LSH pieces.
-
-    ``rank`` is the partition's slice of the global rank, ``cand`` the local rows taking part,
-    ``offset`` the partition's first global row. Piece of (band b, key k): (b + bands * (k % r)) %
-    n_parts with r = ceil(n_parts / bands), so each bucket (same band, same key) lands in one piece.
-    """
-    keys = minhash.band_keys(sig[cand], bands)  # n_cand x bands
-    n = len(cand)
-    band = np.tile(np.arange(bands, dtype=np.int64), n)
-    key = keys.reshape(-1)
-    r = -(-n_parts // bands)
-    piece = (band + bands * (key % np.uint64(r)).astype(np.int64)) % n_parts
-    order = np.argsort(piece, kind="stable")
-    bounds = np.searchsorted(piece[order], np.arange(n_parts + 1))
-    rows = np.repeat(np.arange(n, dtype=np.int64), bands)
+def lsh_pairs(window: int, cand_rank: np.ndarray, n_parts: int, *pieces: np.ndarray) -> list[np.ndarray]:
+    """Candidate pair keys (earlier x n_docs + later, global rows) of one LSH piece (one band),
+    cut into ``n_parts`` pieces by a hash of the key; the pairing rule of
+    ``minhash.candidate_pairs`` over the candidates (``cand_rank`` >= 0) only."""
+    rec = np.concatenate(pieces)
+    rows = rec["row"].astype(np.int64)
+    rank = cand_rank[rows]
+    keep = rank >= 0
+    key, rows, rank = rec["key"][keep], rows[keep], rank[keep]
+    del rec
+    order = np.lexsort((rank, key))
+    k, g = key[order], rows[order]
+    n_docs = len(cand_rank)
     out = []
-    for j in range(n_parts):
-        sel = order[bounds[j]:bounds[j + 1]]
-        out.append({"band": band[sel].astype(np.int16), "key": key[sel], "rank": rank[cand][rows[sel]],
-                    "gidx": (cand[rows[sel]] + offset).astype(np.int64)})
-    return out
-
-
-def lsh_pairs(window: int, n_docs: int, n_parts: int, *pieces: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """Candidate pair keys (earlier * n_docs + later, global rows) of one LSH piece, one per shared
-    band, cut into ``n_parts`` pieces by pair key; the pairing rule of ``minhash.candidate_pairs``."""
-    cols = {c: np.concatenate([p[c] for p in pieces]) for c in ("band", "key", "rank", "gidx")}
-    out = []
-    for b in np.unique(cols["band"]):
-        sel = np.flatnonzero(cols["band"] == b)
-        key, rank, gidx = cols["key"][sel], cols["rank"][sel], cols["gidx"][sel]
-        order = np.lexsort((rank, key))
-        k = key[order]
-        for s in range(1, window + 1):
-            if s >= len(k):
-                break
-            same = np.flatnonzero(k[s:] == k[:-s])
-            if len(same) == 0:
-                break
-            out.append(gidx[order[same]] * n_docs + gidx[order[same + s]])
+    for s in range(1, window + 1):
+        if s >= len(k):
+            break
+        same = np.flatnonzero(k[s:] == k[:-s])
+        if len(same) == 0:
+            break
+        out.append(g[same] * n_docs + g[same + s])
     keys = np.concatenate(out) if out else np.zeros(0, np.int64)
     piece = (minhash.mix64(keys.astype(np.uint64)) % np.uint64(n_parts)).astype(np.int64)
     return [keys[piece == q] for q in range(n_parts)]
@@ -120,71 +157,98 @@ def count_pairs(min_bands: int, *pieces: np.ndarray) -> np.ndarray:
     return keys[counts >= min_bands]
 
 
-def verify(sig_a: np.ndarray, sig_b: np.ndarray, a: np.ndarray, b: np.ndarray, same: bool) -> np.ndarray:
-    """Estimated Jaccard of rows a[i] of ``sig_a`` and b[i] of ``sig_b`` (``minhash.similarity``)."""
-    if same:
-        return minhash.similarity(sig_a, a, b)
-    return minhash.similarity(np.concatenate([sig_a, sig_b]), a, b + len(sig_a))
+def gather_signatures(location: str, groups: list[int], first_row: int, rows: np.ndarray,
+                      chunk_rows: list[np.ndarray], cfg: dict[str, Any]) -> list[np.ndarray]:
+    """Signatures of the block's rows ``rows`` (global, sorted, distinct), recomputed from the text;
+    one array per entry of ``chunk_rows`` (the rows one verify chunk needs, a subset of ``rows``)."""
+    sig = np.empty((len(rows), cfg["num_perm"]), dtype=np.uint32)
+    start = first_row
+    for table in _read_texts(location, groups, cfg["batch_rows"]):
+        lo, hi = np.searchsorted(rows, [start, start + table.num_rows])
+        if hi > lo:
+            texts = table.column("text").take(rows[lo:hi] - start).to_pylist()
+            sig[lo:hi] = minhash.signatures(texts, shingle=cfg["shingle"], num_perm=cfg["num_perm"], seed=cfg["seed"])
+        start += table.num_rows
+    return [sig[np.searchsorted(rows, need)] for need in chunk_rows]
+
+
+def verify(a: np.ndarray, b: np.ndarray, rows: np.ndarray, *blocks: np.ndarray) -> np.ndarray:
+    """Estimated Jaccard of rows a[i] and b[i] (``minhash.similarity``): ``rows`` are the sorted
+    global rows whose signatures ``blocks`` hold, in that order."""
+    sig = np.concatenate(blocks)
+    return (sig[np.searchsorted(rows, a)] == sig[np.searchsorted(rows, b)]).mean(axis=1).astype(np.float32)
 
 
 def find_duplicates_dask(engine: DaskEngine, path: Path, cfg: dict[str, Any]):
-    """-> (docs without signatures, dup_of, kind, sim): ``dedupe_core.find_duplicates``' result, on Dask.
-
-    ``dask.lsh_partitions`` (``engine.cfg``) 0 = two per worker thread. Each shuffle costs partitions x pieces small
-    ``getitem`` tasks, so more pieces than the memory of one LSH task needs only adds overhead.
-    """
+    """-> (docs without signatures, dup_of, kind, sim): ``dedupe_core.find_duplicates``' result, on Dask."""
     pf = pq.ParquetFile(path)
     check_columns(pf.schema_arrow, COLUMNS, origin=str(path), expected="CLEAN_SCHEMA (the clean stage's posts)")
-    location = str(Path(path).resolve())
-    hashed = [engine.submit(hash_row_groups, location, groups, cfg)
-              for groups in row_group_tasks(pf, cfg["batch_rows"])]
-    smalls = engine.gather([engine.submit(small_columns, f) for f in hashed])
-    sigs = [engine.submit(operator.getitem, f, "sig") for f in hashed]
-    del hashed  # the signature futures keep what they need; Dask recomputes from the graph if a worker dies
-    empty = {k: v for k, v in empty_docs(cfg["num_perm"]).items() if k not in ("sig", "source")}
+    location, n = str(Path(path).resolve()), pf.metadata.num_rows
+    block_rows, r = layout(n, cfg["bands"], cfg["batch_rows"], engine.cfg["lsh_partitions"] or 2 * engine.threads())
+    blocks = row_group_tasks(pf, block_rows)
+    sizes = [sum(pf.metadata.row_group(g).num_rows for g in groups) for groups in blocks]
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    hashed = [engine.submit(hash_and_band, location, groups, int(offsets[i]), n, r, cfg)
+              for i, groups in enumerate(blocks)]
+    smalls = engine.gather([engine.submit(_small, f) for f in hashed])
+    empty = {k: v for k, v in empty_docs(cfg["num_perm"]).items() if k not in ("sig", "source", "bytes")}
     docs = {k: np.concatenate([p[k] for p in smalls]) for k in empty} if smalls else empty
+    docs["bytes"] = np.array([sum(int(p["bytes"][0]) for p in smalls)])
     docs["source"], docs["source_names"] = merge_sources(smalls)
-    sizes = np.array([len(p["doc_id"]) for p in smalls], dtype=np.int64)
-    if sizes.sum() != pf.metadata.num_rows:
-        raise RuntimeError(f"{path}: read {sizes.sum()} rows, metadata says {pf.metadata.num_rows}")
-    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    if len(docs["doc_id"]) != n:
+        raise RuntimeError(f"{path}: read {len(docs['doc_id'])} rows, metadata says {n}")
     rank = rank_of(docs)
     dup_of, kind, sim = exact_pass(docs["exact"], rank)
     cand = (kind == 0) & docs["near"]
     if cand.sum() > 1:
-        n_parts = engine.cfg["lsh_partitions"] or 2 * engine.threads()
-        a, b, s = _near_pairs(engine, sigs, rank, cand, offsets, cfg, n_parts)
+        keys = _candidate_pairs(engine, hashed, np.where(cand, rank, -1), cfg, r)
+        del hashed
+        a, b = keys // n, keys % n
+        s = _verify(engine, location, blocks, offsets, a, b, cfg)
         ok = s >= cfg["threshold"]
         apply_near_pairs(a[ok], b[ok], s[ok], rank, dup_of, kind, sim)
     return docs, dup_of, kind, sim
 
 
-def _near_pairs(engine: DaskEngine, sigs: list, rank: np.ndarray, cand: np.ndarray, offsets: np.ndarray,
-                cfg: dict[str, Any], n_parts: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Verified-or-not candidate pairs (a, b, similarity) through the LSH and pair shuffles."""
-    n = int(offsets[-1])
-    banded = []
-    for p, sig in enumerate(sigs):
-        lo, hi = offsets[p], offsets[p + 1]
-        banded.append(engine.submit(band_pieces, sig, rank[lo:hi], np.flatnonzero(cand[lo:hi]), int(lo),
-                                    cfg["bands"], n_parts))
-    lsh = [engine.submit(lsh_pairs, cfg["bucket_window"], n, n_parts,
-                         *[engine.submit(operator.getitem, f, j) for f in banded]) for j in range(n_parts)]
+def _candidate_pairs(engine: DaskEngine, hashed: list, cand_rank: np.ndarray, cfg: dict[str, Any],
+                     r: int) -> np.ndarray:
+    """Pair keys (a x n + b) met in ``min_shared_bands`` bands, through the LSH and pair shuffles."""
+    n_pieces = cfg["bands"] * r
+    n_pair_parts = max(2 * engine.threads(), math.ceil(n_pieces / 8))
+    ranks = engine.scatter(cand_rank)
+    lsh = [engine.submit(lsh_pairs, cfg["bucket_window"], ranks, n_pair_parts,
+                         *[engine.submit(_piece, f, j) for f in hashed]) for j in range(n_pieces)]
     counted = [engine.submit(count_pairs, cfg["min_shared_bands"],
-                             *[engine.submit(operator.getitem, f, q) for f in lsh]) for q in range(n_parts)]
-    keys = np.concatenate(engine.gather(counted))
-    a, b = keys // n, keys % n
-    if len(keys) == 0:
-        return a, b, np.zeros(0, np.float32)
-    pa = np.searchsorted(offsets, a, side="right") - 1
-    pb = np.searchsorted(offsets, b, side="right") - 1
-    order = np.lexsort((pb, pa))
-    a, b, pa, pb = a[order], b[order], pa[order], pb[order]
-    starts = np.flatnonzero(np.r_[True, (pa[1:] != pa[:-1]) | (pb[1:] != pb[:-1])])
-    ends = np.r_[starts[1:], len(a)]
-    futures = [engine.submit(verify, sigs[pa[i]], sigs[pb[i]], a[i:j] - offsets[pa[i]], b[i:j] - offsets[pb[i]],
-                             bool(pa[i] == pb[i])) for i, j in zip(starts, ends)]
+                             *[engine.submit(operator.getitem, f, q) for f in lsh]) for q in range(n_pair_parts)]
+    keys = np.sort(np.concatenate(engine.gather(counted)))
+    log.info("dedupe (dask): %d candidate pairs from %d LSH pieces x %d hash blocks", len(keys), n_pieces, len(hashed))
+    return keys
+
+
+def _verify(engine: DaskEngine, location: str, blocks: list[list[int]], offsets: np.ndarray, a: np.ndarray,
+            b: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
+    """Similarity of each pair (a[i], b[i]): chunks of VERIFY_PAIRS pairs, their rows' signatures
+    recomputed by the hash block holding them."""
+    n_chunks = math.ceil(len(a) / VERIFY_PAIRS)
+    ends = np.concatenate([a, b])
+    chunk = np.tile(np.arange(len(a)) // VERIFY_PAIRS, 2)
+    block = np.searchsorted(offsets, ends, side="right") - 1
+    order = np.lexsort((ends, chunk, block))
+    ends, chunk, block = ends[order], chunk[order], block[order]
+    parts: list[list] = [[] for _ in range(n_chunks)]  # per chunk: (rows, future of their signatures)
+    for p in np.unique(block).tolist():
+        lo, hi = np.searchsorted(block, [p, p + 1])
+        rows = np.unique(ends[lo:hi])
+        cuts = np.flatnonzero(np.r_[True, chunk[lo + 1:hi] != chunk[lo:hi - 1]]) + lo
+        needs = [np.unique(ends[c:d]) for c, d in zip(cuts, np.r_[cuts[1:], hi])]
+        got = engine.submit(gather_signatures, location, blocks[p], int(offsets[p]), rows, needs, cfg)
+        for k, c in enumerate(cuts.tolist()):
+            parts[int(chunk[c])].append((needs[k], engine.submit(operator.getitem, got, k)))
+    futures = []
+    for j in range(n_chunks):
+        rows = np.concatenate([need for need, _ in parts[j]])  # blocks ascend, so rows stay sorted
+        futures.append(engine.submit(verify, a[j * VERIFY_PAIRS:(j + 1) * VERIFY_PAIRS],
+                                     b[j * VERIFY_PAIRS:(j + 1) * VERIFY_PAIRS], rows, *[f for _, f in parts[j]]))
     s = np.concatenate(engine.gather(futures)) if futures else np.zeros(0, np.float32)
-    log.info("dedupe (dask): %d candidate pairs from %d LSH pieces, verified in %d tasks",
-             len(a), n_parts, len(futures))
-    return a, b, s
+    log.info("dedupe (dask): %d pairs verified in %d tasks", len(a), len(futures))
+    return s

@@ -156,11 +156,11 @@ def test_lsh_partitions_do_not_change_the_result(cluster, raw_files, local_resul
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("during", [("clean_rows",), ("band_pieces", "lsh_pairs", "count_pairs", "verify")],
+@pytest.mark.parametrize("during", [("clean_rows",), ("lsh_pairs", "count_pairs", "gather_signatures", "verify")],
                          ids=["clean", "dedupe-shuffle"])
 def test_worker_killed_mid_stage_same_bytes(cluster, raw_files, local_result, tmp_path, during):
     """SIGKILL one worker process while it runs a clean task, or a dedupe task after the hash pass
-    (its signature blocks are lost with it): Dask reruns and recomputes, the bytes do not change."""
+    (the band records it held are lost with it): Dask reruns and recomputes, the bytes do not change."""
     killed = threading.Event()
     with distributed.Client(cluster) as observer:
         pids = observer.run(os.getpid)
