@@ -26,8 +26,8 @@ stopped, so a stage that does not fit cannot take the machine down; it is report
 
 ``--posts 100000,1000000,4000000`` runs each size in turn and adds the growth exponents: the log-log
 slope of wall time and of peak RSS against posts, between consecutive sizes (1 = linear, 0 = flat).
-``--dask`` also runs clean and dedupe of each size on a Dask scheduler with two single-threaded
-workers on 127.0.0.1 (started by the bench, fresh for each stage; each worker's memory limited to
+``--dask`` also runs clean and dedupe (``--dask-stages``) of each size on a Dask scheduler with two
+single-threaded workers on 127.0.0.1 (started by the bench, fresh for each stage; each worker's memory limited to
 ``--dask-memory-limit``, so Dask spills to disk beyond 60% of it), reports each worker's peak RSS
 (VmHWM) and whether the outputs are byte-identical to the local engine's.
 
@@ -537,8 +537,11 @@ def run_dask(work: Path, args: argparse.Namespace, commands: dict[str, list[str]
     (dwork / "data").mkdir(parents=True, exist_ok=True)
     (dwork / "logs").mkdir(exist_ok=True)
     os.symlink(work / "data" / "raw", dwork / "data" / "raw")
+    stages = [s for s in ("clean", "dedupe") if s in args.dask_stages.split(",")]
+    if "clean" not in stages:  # dedupe alone reads the local engine's clean output (the same bytes)
+        os.symlink(work / "data" / "clean", dwork / "data" / "clean")
     out: dict[str, Any] = {}
-    for stage in ("clean", "dedupe"):
+    for stage in stages:
         cluster = Cluster(dwork, dwork / "logs" / "cluster.log", args.dask_memory_limit)
         try:
             _write_yaml(dwork / "params.yaml", bench_params(args, "dask", cluster.address))
@@ -600,6 +603,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--val-steps", type=int, default=20, help="train.val_max_steps")
     ap.add_argument("--test-chars", type=int, default=200_000, help="evaluate.max_test_chars")
     ap.add_argument("--dask", action="store_true", help="also clean and dedupe on a two-worker Dask cluster")
+    ap.add_argument("--dask-stages", default="clean,dedupe", help="which of clean,dedupe run on Dask (dedupe "
+                    "alone reads the local clean output)")
     ap.add_argument("--dask-memory-limit", default="1536MiB", help="each Dask worker's memory limit: Dask spills "
                     "to disk from 60%% of it (0: no limit, no spilling)")
     ap.add_argument("--baseline-ref", default="", help="git ref whose code runs the same stages on the same corpus "

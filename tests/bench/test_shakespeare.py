@@ -1,7 +1,8 @@
 """bench/shakespeare.py: the char-rnn lanes continue from window to window, validation scores every
 character once, the run is the train stage's configuration with the bench's recipe laid over it (the
 stage's optimizer decays the weights), and a short run through ``model.train.fit`` prints one JSON
-object whose mid-run score agrees with the final one."""
+object whose mid-run score agrees with the final one; dynamic evaluation adapts to the validation
+text and restores the weights."""
 
 from __future__ import annotations
 
@@ -65,6 +66,33 @@ def test_the_recipe_decays_the_weights_through_the_stage_optimizer():
         np.testing.assert_allclose(np.asarray(weights), 1.0 - RECIPE["learning_rate"] * decay, rtol=1e-6)
 
 
+def test_dynamic_evaluation_adapts_and_gives_the_weights_back():
+    import keras
+
+    from bench.shakespeare import dynamic_score, score
+    from model.network import NetworkConfig, build_model
+
+    keras.utils.set_random_seed(0)
+    model = build_model(NetworkConfig(vocab_size=5, embedding_dim=4, hidden_size=8, num_layers=2, dropout=0.0,
+                                      mixed_precision=False))
+    ids = np.tile(np.array([1, 2, 3, 4, 2, 3], np.int32), 40)  # a repeated pattern: adapting must help
+    args = parse_args(["text.txt", "--seq-len", "16"])
+    before = [w.copy() for w in model.get_weights()]
+    static = score(model, ids, args)
+    assert dynamic_score(model, ids, args, 0.0) == pytest.approx(static, rel=1e-5)
+    assert dynamic_score(model, ids, args, 0.5) < static - 0.1
+    for got, want in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(got, want)
+    assert score(model, ids, args) == static
+
+
+def test_dynamic_evaluation_needs_the_carried_stream():
+    assert parse_args(["t.txt"]).dynamic_lr and parse_args(["t.txt", "--feed", "random"]).dynamic_lr == []
+    assert parse_args(["t.txt", "--dynamic-lr", ""]).dynamic_lr == []
+    with pytest.raises(SystemExit):
+        parse_args(["t.txt", "--feed", "random", "--dynamic-lr", "0.1"])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("feed", ["carry", "random"])
 def test_a_short_run_reports_finite_scores_and_the_mid_run_scorer_agrees(
@@ -75,8 +103,9 @@ def test_a_short_run_reports_finite_scores_and_the_mid_run_scorer_agrees(
     path.write_text(" ".join(rng.choice(words, size=3000)), encoding="utf-8")
     base = [python_exe, "bench/shakespeare.py", str(path), "--steps", "4", "--feed", feed, "--hidden", "8",
             "--layers", "2", "--embedding", "4", "--batch", "4", "--seq-len", "16"]
-    outs = [json.loads(out) for out in run_side_by_side([base + ["--val-at", "0.5,1.0"], base + ["--ema", "0.9"]],
-                                                          repo_root)]
+    dynamic = ["--dynamic-lr", "0,0.5"] if feed == "carry" else []
+    outs = [json.loads(out) for out in run_side_by_side([base + ["--val-at", "0.5,1.0"] + dynamic,
+                                                           base + ["--ema", "0.9", "--dynamic-lr", ""]], repo_root)]
     plain, averaged = outs
     assert plain["steps"] == 4 and plain["train_tokens"] == 4 * 4 * 16 and plain["config"]["feed"] == feed
     assert [(c["fraction"], c["step"]) for c in plain["val_curve"]] == [(0.5, 2), (1.0, 4)]
@@ -85,6 +114,13 @@ def test_a_short_run_reports_finite_scores_and_the_mid_run_scorer_agrees(
     assert plain["val_bpc"] == pytest.approx(plain["val_nats"] / math.log(2))
     assert averaged["val_nats"] != averaged["raw_val_nats"]  # the averaged weights are scored, not the last ones
     assert averaged["raw_val_nats"] == pytest.approx(plain["val_nats"], rel=1e-5)  # the same run's last weights
+    if feed == "carry":  # a zero step is the fixed weights' score; a real one adapts (and changes it)
+        assert plain["dynamic_val_nats"]["0.0"] == pytest.approx(plain["val_nats"], rel=1e-4)
+        assert plain["dynamic_val_nats"]["0.5"] != plain["dynamic_val_nats"]["0.0"]
+        assert plain["dynamic_beats_ppmd"] == (min(plain["dynamic_val_nats"].values()) < plain["ppmd_best_val_nats"])
+    else:
+        assert plain["dynamic_val_nats"] == {}
+    assert averaged["dynamic_val_nats"] == {} and averaged["dynamic_beats_ppmd"] is False
     for out in outs:
         assert math.isfinite(out["val_nats"]) and 0 < out["val_nats"] < 10
         assert set(out["ppmd_val_nats_by_order"]) == {"4", "5", "6", "7", "8"}
