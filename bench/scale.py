@@ -540,6 +540,8 @@ def run_dask(work: Path, args: argparse.Namespace, commands: dict[str, list[str]
     stages = [s for s in ("clean", "dedupe") if s in args.dask_stages.split(",")]
     if "clean" not in stages:  # dedupe alone reads the local engine's clean output (the same bytes)
         os.symlink(work / "data" / "clean", dwork / "data" / "clean")
+        (dwork / "metrics").mkdir(exist_ok=True)
+        shutil.copy(work / "metrics" / "clean.json", dwork / "metrics" / "clean.json")
     out: dict[str, Any] = {}
     for stage in stages:
         cluster = Cluster(dwork, dwork / "logs" / "cluster.log", args.dask_memory_limit)
