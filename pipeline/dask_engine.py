@@ -155,6 +155,13 @@ class DaskEngine:
         once per task, and still there for the rest when one worker dies."""
         return self.client.scatter(value, broadcast=True, hash=False)
 
+    def wait(self, futures: list) -> None:
+        """Until every future is done (an error surfaces when its result is gathered)."""
+        from distributed import wait
+
+        with self.client.as_current():  # the engine's client need not be the process's default one
+            wait(futures)
+
     def gather(self, futures: list) -> list:
         return self.client.gather(futures)
 

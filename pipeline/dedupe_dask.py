@@ -52,6 +52,7 @@ TASK_BYTES = 64 << 20  # band records one hash block produces, or one LSH task r
 WORKING_COPIES = 4  # an LSH task's sort and pairing copies on top of its records
 MAX_HASH_TASKS = 64  # hash blocks grow past batch_rows rather than outnumber this
 VERIFY_PAIRS = 1 << 16  # candidate pairs per verify task (two signature rows each)
+ROUND_BYTES_PER_THREAD = 384 << 20  # band records held at once, per worker thread: more bands, more rounds
 
 
 def band_record(n_docs: int) -> np.dtype:
@@ -59,12 +60,13 @@ def band_record(n_docs: int) -> np.dtype:
     return np.dtype([("key", "<u8"), ("row", "<u4" if n_docs < 2**32 else "<u8")])
 
 
-def layout(n_docs: int, bands: int, batch_rows: int, min_pieces: int) -> tuple[int, int]:
-    """-> (rows per hash block, key ranges per band ``r``; pieces = bands x r)."""
+def layout(n_docs: int, bands: int, batch_rows: int, min_pieces: int, threads: int) -> tuple[int, int, int]:
+    """-> (rows per hash block, key ranges per band ``r``: pieces = bands x r, bands per round)."""
     record = band_record(n_docs).itemsize
     block = max(batch_rows, min(math.ceil(n_docs / MAX_HASH_TASKS), TASK_BYTES // (bands * record)))
-    r = max(math.ceil(min_pieces / bands), math.ceil(n_docs * record * WORKING_COPIES / TASK_BYTES))
-    return block, max(1, r)
+    r = max(1, math.ceil(min_pieces / bands), math.ceil(n_docs * record * WORKING_COPIES / TASK_BYTES))
+    rounds = min(bands, max(1, math.ceil(n_docs * bands * record / (ROUND_BYTES_PER_THREAD * threads))))
+    return block, r, math.ceil(bands / rounds)
 
 
 def _read_texts(location: str, groups: list[int], batch_rows: int):
@@ -79,26 +81,27 @@ def _read_texts(location: str, groups: list[int], batch_rows: int):
                 chunk, rows = [], 0
 
 
-def hash_and_band(location: str, groups: list[int], first_row: int, n_docs: int, r: int,
-                  cfg: dict[str, Any]) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
-    """Small columns of one hash block and its near-eligible rows' band records, one array per LSH
-    piece (``bands`` x ``r``; rows are global: ``first_row`` is the block's first)."""
-    bands, dtype = cfg["bands"], band_record(n_docs)
-    small, pieces = [], [[] for _ in range(bands * r)]
+def hash_and_band(location: str, groups: list[int], first_row: int, n_docs: int, r: int, band_lo: int,
+                  band_hi: int, cfg: dict[str, Any]) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
+    """Small columns of one hash block and its near-eligible rows' band records for bands
+    ``band_lo:band_hi``, one array per LSH piece (``r`` per band; rows are global: ``first_row`` is
+    the block's first)."""
+    dtype = band_record(n_docs)
+    small, pieces = [], [[] for _ in range((band_hi - band_lo) * r)]
     row = first_row
     for table in _read_texts(location, groups, cfg["batch_rows"]):
         part = hash_batch(table, cfg)
         sig = part.pop("sig")
         near = np.flatnonzero(part["near"])
-        keys = minhash.band_keys(sig[near], bands)
-        for b in range(bands):
+        keys = minhash.band_keys(sig[near], cfg["bands"])
+        for i, b in enumerate(range(band_lo, band_hi)):
             rec = np.empty(len(near), dtype=dtype)
             rec["key"], rec["row"] = keys[:, b], near + row
             sub = (keys[:, b] % np.uint64(r)).astype(np.int64)
             order = np.argsort(sub, kind="stable")
             bounds = np.searchsorted(sub[order], np.arange(r + 1))
             for j in range(r):
-                pieces[b * r + j].append(rec[order[bounds[j]:bounds[j + 1]]])
+                pieces[i * r + j].append(rec[order[bounds[j]:bounds[j + 1]]])
         small.append(part)
         row += table.num_rows
     cols = {k: np.concatenate([p[k] for p in small]) for k in small[0] if k != "bytes"}
@@ -184,25 +187,44 @@ def find_duplicates_dask(engine: DaskEngine, path: Path, cfg: dict[str, Any]):
     pf = pq.ParquetFile(path)
     check_columns(pf.schema_arrow, COLUMNS, origin=str(path), expected="CLEAN_SCHEMA (the clean stage's posts)")
     location, n = str(Path(path).resolve()), pf.metadata.num_rows
-    block_rows, r = layout(n, cfg["bands"], cfg["batch_rows"], engine.cfg["lsh_partitions"] or 2 * engine.threads())
+    threads = engine.threads()
+    block_rows, r, per_round = layout(n, cfg["bands"], cfg["batch_rows"], engine.cfg["lsh_partitions"] or 2 * threads,
+                                      threads)
     blocks = row_group_tasks(pf, block_rows)
     sizes = [sum(pf.metadata.row_group(g).num_rows for g in groups) for groups in blocks]
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    hashed = [engine.submit(hash_and_band, location, groups, int(offsets[i]), n, r, cfg)
-              for i, groups in enumerate(blocks)]
-    smalls = engine.gather([engine.submit(_small, f) for f in hashed])
+    rounds = [(lo, min(lo + per_round, cfg["bands"])) for lo in range(0, cfg["bands"], per_round)]
+
+    def hashed(band_lo: int, band_hi: int) -> list:
+        return [engine.submit(hash_and_band, location, groups, int(offsets[i]), n, r, band_lo, band_hi, cfg)
+                for i, groups in enumerate(blocks)]
+
+    first = hashed(*rounds[0])
+    smalls = engine.gather([engine.submit(_small, f) for f in first])
     empty = {k: v for k, v in empty_docs(cfg["num_perm"]).items() if k not in ("sig", "source", "bytes")}
     docs = {k: np.concatenate([p[k] for p in smalls]) for k in empty} if smalls else empty
     docs["bytes"] = np.array([sum(int(p["bytes"][0]) for p in smalls)])
     docs["source"], docs["source_names"] = merge_sources(smalls)
+    del smalls
     if len(docs["doc_id"]) != n:
         raise RuntimeError(f"{path}: read {len(docs['doc_id'])} rows, metadata says {n}")
     rank = rank_of(docs)
     dup_of, kind, sim = exact_pass(docs["exact"], rank)
     cand = (kind == 0) & docs["near"]
     if cand.sum() > 1:
-        keys = _candidate_pairs(engine, hashed, np.where(cand, rank, -1), cfg, r)
-        del hashed
+        ranks = engine.scatter(np.where(cand, rank, -1))
+        n_pair_parts = max(2 * threads, math.ceil(cfg["bands"] * r / 8))
+        lsh = []  # each round's LSH outputs (pair keys), its band records released before the next round
+        for k, (lo, hi) in enumerate(rounds):
+            lsh += _lsh_round(engine, first if k == 0 else hashed(lo, hi), (hi - lo) * r, ranks, cfg,
+                              n_pair_parts)
+            first = None
+        counted = [engine.submit(count_pairs, cfg["min_shared_bands"],
+                                 *[engine.submit(operator.getitem, f, q) for f in lsh]) for q in range(n_pair_parts)]
+        keys = np.sort(np.concatenate(engine.gather(counted)))
+        del lsh, counted
+        log.info("dedupe (dask): %d candidate pairs from %d LSH pieces x %d hash blocks in %d round(s)",
+                 len(keys), cfg["bands"] * r, len(blocks), len(rounds))
         a, b = keys // n, keys % n
         s = _verify(engine, location, blocks, offsets, a, b, cfg)
         ok = s >= cfg["threshold"]
@@ -210,19 +232,14 @@ def find_duplicates_dask(engine: DaskEngine, path: Path, cfg: dict[str, Any]):
     return docs, dup_of, kind, sim
 
 
-def _candidate_pairs(engine: DaskEngine, hashed: list, cand_rank: np.ndarray, cfg: dict[str, Any],
-                     r: int) -> np.ndarray:
-    """Pair keys (a x n + b) met in ``min_shared_bands`` bands, through the LSH and pair shuffles."""
-    n_pieces = cfg["bands"] * r
-    n_pair_parts = max(2 * engine.threads(), math.ceil(n_pieces / 8))
-    ranks = engine.scatter(cand_rank)
+def _lsh_round(engine: DaskEngine, hashed: list, n_pieces: int, ranks, cfg: dict[str, Any],
+               n_pair_parts: int) -> list:
+    """The LSH tasks of one round's band records, waited for (so the records can go before the next
+    round is hashed): futures of their pair-key pieces."""
     lsh = [engine.submit(lsh_pairs, cfg["bucket_window"], ranks, n_pair_parts,
                          *[engine.submit(_piece, f, j) for f in hashed]) for j in range(n_pieces)]
-    counted = [engine.submit(count_pairs, cfg["min_shared_bands"],
-                             *[engine.submit(operator.getitem, f, q) for f in lsh]) for q in range(n_pair_parts)]
-    keys = np.sort(np.concatenate(engine.gather(counted)))
-    log.info("dedupe (dask): %d candidate pairs from %d LSH pieces x %d hash blocks", len(keys), n_pieces, len(hashed))
-    return keys
+    engine.wait(lsh)
+    return lsh
 
 
 def _verify(engine: DaskEngine, location: str, blocks: list[list[int]], offsets: np.ndarray, a: np.ndarray,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -152,6 +153,20 @@ def test_lsh_partitions_do_not_change_the_result(cluster, raw_files, local_resul
     """Fewer partitions than bands (several bands per piece) and more (bands split by key range)."""
     with DaskEngine(dask_config(scheduler=cluster, lsh_partitions=lsh_partitions)) as engine:
         result = run_stages(tmp_path, raw_files, "dask", engine)
+    assert result["files"] == local_result["files"]
+
+
+@pytest.mark.slow
+def test_band_rounds_do_not_change_the_result(cluster, raw_files, local_result, tmp_path, monkeypatch, caplog):
+    """A band-record budget too small for one round: the bands are hashed and paired in rounds."""
+    from pipeline import dedupe_dask
+
+    monkeypatch.setattr(dedupe_dask, "ROUND_BYTES_PER_THREAD", 64 << 10)
+    with caplog.at_level("INFO", logger="pipeline.dedupe_dask"):
+        with DaskEngine(dask_config(scheduler=cluster)) as engine:
+            result = run_stages(tmp_path, raw_files, "dask", engine)
+    rounds = [int(m) for m in re.findall(r"in (\d+) round", caplog.text)]
+    assert rounds and rounds[0] > 1
     assert result["files"] == local_result["files"]
 
 
