@@ -37,9 +37,13 @@ def corpus(n: int, seed: int = 0) -> tuple[dict[str, np.ndarray], list[str]]:
     return docs, texts
 
 
-@pytest.mark.parametrize("partition_bytes, block_rows", [(64 << 20, 32_768), (1_500, 37)])
-def test_on_disk_search_finds_the_same_duplicates_as_in_memory(tmp_path, monkeypatch, partition_bytes, block_rows):
+@pytest.mark.parametrize("partition_bytes, sort_bytes, block_rows",
+                         [(64 << 20, 8 << 20, 32_768), (1_500, 1_000, 37), (1_500, 64 << 20, 37)])
+def test_on_disk_search_finds_the_same_duplicates_as_in_memory(tmp_path, monkeypatch, partition_bytes, sort_bytes,
+                                                               block_rows):
+    """One partition per band, many small ones, and pair partitions big enough to need splitting."""
     monkeypatch.setattr(lsh_disk, "PARTITION_BYTES", partition_bytes)
+    monkeypatch.setattr(lsh_disk, "SORT_BYTES", sort_bytes)
     monkeypatch.setattr(lsh_disk, "BLOCK_ROWS", block_rows)
     cfg = stage_config("dedupe", dedupe.DedupeConfig)
     docs, _ = corpus(700)
