@@ -1,15 +1,16 @@
 """Near-duplicate search of the dedupe stage on a Dask cluster (``dedupe.engine: dask``).
 
-The same decisions as ``pipeline.dedupe_core.find_duplicates``, with the heavy parts on the workers
-and nothing on them or in the stage process that grows faster than the shuffle's own data:
+The same decisions as ``pipeline.dedupe_core.find_duplicates``, with the heavy parts on the workers:
 
 1. **Hash and band** (``hash_and_band``, one task per block of row groups): exact keys, MinHash
    signatures and each near-eligible row's LSH band keys, cut at once into the LSH pieces (piece =
    band x ``r`` + key mod ``r``, so a bucket, same band and same key, lands in one piece). The
    signatures are not kept: what stays on the workers is the band records (12 bytes per row and
-   band) until the LSH tasks have read them, which Dask spills to disk past its memory target.
-   Small per-document columns (doc_id, posted_at, exact key, source code, long-enough flag) come
-   back to the stage process.
+   band) until the LSH tasks have read them. The bands are done in rounds of at most
+   ``ROUND_BYTES_PER_THREAD`` records per worker thread (each round after the first hashes the
+   text again), so the records held at once do not grow with the corpus. Small per-document
+   columns (doc_id, posted_at, exact key, source code, long-enough flag) come back to the stage
+   process from the first round.
 2. **Rank and exact pass** in the stage process (``rank_of``, ``exact_pass``): they need every
    document's (posted_at, doc_id) and exact key. The candidates' ranks (-1 for the rest) are
    broadcast to the workers once.
@@ -27,7 +28,9 @@ the shuffles' task count down: blocks x pieces small ``getitem`` tasks), capped 
 band records stay under ``TASK_BYTES``; the LSH pieces are as many as keep one LSH task's records
 under ``TASK_BYTES`` / ``WORKING_COPIES`` (``dask.lsh_partitions`` > 0 asks for at least that many).
 The stage process holds about 60 bytes per document and 16 per candidate pair; every task holds a
-bounded slice. A worker killed mid-stage loses its pieces; Dask recomputes them from the graph.
+bounded slice. What does grow with the corpus on the workers is the pair keys of every round,
+waiting to be counted over all bands (8 bytes per pair met in a band), which Dask spills past its
+memory target. A worker killed mid-stage loses its pieces; Dask recomputes them from the graph.
 """
 
 from __future__ import annotations

@@ -161,3 +161,14 @@ def test_survivor_rule_has_no_chains():
     assert kind.tolist() == [0, 0, 2, 1]  # c kept (its only match, b, was removed), a kept, b near, d exact
     assert dup_of.tolist() == [-1, -1, 1, 1]
     assert 0.9 < sim[2] < 1.0 and sim[3] == 1.0
+
+
+def test_source_codes_number_names_in_order_of_first_appearance():
+    from pipeline.dedupe import source_codes
+
+    names: dict[str, int] = {}
+    one = source_codes(np.array(["forum", "forum"], dtype=object), names)  # one source: the vectorised case
+    mixed = source_codes(np.array(["wiki", "forum", "news"], dtype=object), names)
+    assert one.tolist() == [0, 0] and mixed.tolist() == [1, 0, 2]
+    assert names == {"forum": 0, "wiki": 1, "news": 2}
+    assert source_codes(np.array([], dtype=object), names).tolist() == []
