@@ -154,7 +154,9 @@ def lsh_pairs(window: int, cand_rank: np.ndarray, n_parts: int, *pieces: np.ndar
         out.append(g[same] * n_docs + g[same + s])
     keys = np.concatenate(out) if out else np.zeros(0, np.int64)
     piece = (minhash.mix64(keys.astype(np.uint64)) % np.uint64(n_parts)).astype(np.int64)
-    return [keys[piece == q] for q in range(n_parts)]
+    order = np.argsort(piece, kind="stable")  # one sort, not a mask per piece
+    bounds = np.searchsorted(piece[order], np.arange(n_parts + 1))
+    return [keys[order[bounds[q]:bounds[q + 1]]] for q in range(n_parts)]
 
 
 def count_pairs(min_bands: int, *pieces: np.ndarray) -> np.ndarray:
