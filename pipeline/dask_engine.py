@@ -150,11 +150,6 @@ class DaskEngine:
         """One task on any worker (a future); ``pure=False``: every call runs, keys never collide."""
         return self.client.submit(fn, *args, pure=False)
 
-    def scatter(self, value: Any):
-        """``value`` on every worker (a future), for tasks that all read it: sent once per worker, not
-        once per task, and still there for the rest when one worker dies."""
-        return self.client.scatter(value, broadcast=True, hash=False)
-
     def wait(self, futures: list) -> None:
         """Until every future is done (an error surfaces when its result is gathered)."""
         from distributed import wait

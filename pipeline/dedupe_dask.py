@@ -12,8 +12,8 @@ The same decisions as ``pipeline.dedupe_core.find_duplicates``, with the heavy p
    columns (doc_id, posted_at, exact key, source code, long-enough flag) come back to the stage
    process from the first round.
 2. **Rank and exact pass** in the stage process (``rank_of``, ``exact_pass``): they need every
-   document's (posted_at, doc_id) and exact key. The candidates' ranks (-1 for the rest) are
-   broadcast to the workers once.
+   document's (posted_at, doc_id) and exact key. The candidates' ranks (-1 for the rest) go to
+   the workers once, as one task's result.
 3. **LSH** (``lsh_pairs``, one task per piece): the piece's candidates are paired exactly as
    ``minhash.candidate_pairs`` does (sorted by rank within a bucket, ``bucket_window`` back), and
    the pair keys cut by hash into pair pieces; ``count_pairs`` keeps the pairs met in
@@ -217,7 +217,8 @@ def find_duplicates_dask(engine: DaskEngine, path: Path, cfg: dict[str, Any]):
     dup_of, kind, sim = exact_pass(docs["exact"], rank)
     cand = (kind == 0) & docs["near"]
     if cand.sum() > 1:
-        ranks = engine.scatter(np.where(cand, rank, -1))
+        # a task, not scattered data: if the worker holding it dies, Dask can compute it again
+        ranks = engine.submit(np.asarray, np.where(cand, rank, -1))
         n_pair_parts = max(2 * threads, math.ceil(cfg["bands"] * r / 8))
         lsh = []  # each round's LSH outputs (pair keys), its band records released before the next round
         for k, (lo, hi) in enumerate(rounds):
