@@ -31,6 +31,11 @@ single-threaded workers on 127.0.0.1 (started by the bench, fresh for each stage
 ``--dask-memory-limit``, so Dask spills to disk beyond 60% of it), reports each worker's peak RSS
 (VmHWM) and whether the outputs are byte-identical to the local engine's.
 
+``--train-workers N`` trains again on each size's shards with ``train.distribute.strategy:
+multi_worker`` over N processes on 127.0.0.1 (``--task-index`` 0..N-1, each reading only its share
+of every batch), with the same caps, and reports each process's wall, CPU and peak RSS the same way,
+the chief's ``metrics/train.json`` beside the single process's.
+
 ``--baseline-ref REF`` runs the same stages with the code of this repository at ``REF`` (``git
 archive``) on the same corpus, in the same run: ``baseline_over_this`` gives its CPU seconds, wall
 seconds and peak RSS over this code's, per stage (above 1: this code is better).
@@ -446,6 +451,8 @@ def run_size(n_posts: int, args: argparse.Namespace, root: Path) -> dict[str, An
         out["baseline"] = {"ref": name, "stages": run_stages(base, args, gen, code, f" (baseline {name})")}
         out["baseline_over_this"] = ratios(out["stages"], out["baseline"]["stages"])
         shutil.rmtree(base, ignore_errors=True)
+    if args.train_workers and out["stages"].get("batches", {}).get("exit") == 0:
+        out["multi_worker_train"] = run_multi_worker_train(work, args)
     if args.dask:
         out["dask"] = run_dask(work, args, stage_commands(), gen)
     if not args.keep:
@@ -564,6 +571,38 @@ def run_dask(work: Path, args: argparse.Namespace, commands: dict[str, list[str]
     return out
 
 
+def run_multi_worker_train(work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The train stage of ``work``'s shards as ``multi_worker`` over ``args.train_workers`` processes
+    on 127.0.0.1, each started with ``--task-index``; per process wall, CPU, peak RSS."""
+    mwork = work / "multi_worker"
+    (mwork / "logs").mkdir(parents=True, exist_ok=True)
+    os.symlink(work / "data", mwork / "data")
+    params = bench_params(args)
+    workers = [f"127.0.0.1:{free_port()}" for _ in range(args.train_workers)]
+    params["train"]["distribute"].update(strategy="multi_worker", workers=workers)
+    _write_yaml(mwork / "params.yaml", params)
+    cmd = stage_commands()["train"]
+    results: list[dict[str, Any]] = [{} for _ in workers]
+
+    def one(i: int) -> None:
+        results[i] = run_stage([*cmd, "--task-index", str(i)], mwork, mwork / "logs" / f"train-{i}.log",
+                               args.rss_cap_mb, args.stage_timeout)
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(workers))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out: dict[str, Any] = {"workers": len(workers), "processes": results,
+                           "peak_rss_mb": max(r.get("peak_rss_mb", 0.0) for r in results)}
+    for name, folder in (("chief", mwork), ("single_process", work)):
+        metrics = folder / "metrics" / "train.json"
+        if metrics.exists():
+            m = json.loads(metrics.read_text())
+            out[name] = {k: m.get(k) for k in ("steps", "val_bpc", "tokens_per_s", "seconds")}
+    print(f"[scale] multi_worker train {json.dumps(out)[:400]}", file=sys.stderr, flush=True)
+    return out
+
+
 # -- growth ----------------------------------------------------------------------------------------
 def slope(x1: float, y1: float, x2: float, y2: float) -> float | None:
     if min(x1, y1, x2, y2) <= 0 or x1 == x2:
@@ -609,6 +648,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     "alone reads the local clean output)")
     ap.add_argument("--dask-memory-limit", default="1536MiB", help="each Dask worker's memory limit: Dask spills "
                     "to disk from 60%% of it (0: no limit, no spilling)")
+    ap.add_argument("--train-workers", type=int, default=0, help="also train on each size's shards as multi_worker "
+                    "over this many processes on 127.0.0.1 (0: no)")
     ap.add_argument("--baseline-ref", default="", help="git ref whose code runs the same stages on the same corpus "
                     "(baseline_over_this: its CPU, wall and RSS over this code's)")
     ap.add_argument("--baseline-dir", type=Path, default=None, help="a checkout whose code is the baseline "

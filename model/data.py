@@ -33,6 +33,14 @@ permuted and dealt into batches of the sizes stored there. The batches stage sto
 a uniform random permutation, so a block is a random sample of its bucket, and batches change from
 pass to pass; per bucket, the batch sizes and the rows (each exactly once per pass) are the shards'.
 
+Shares (``multi_worker`` training). With ``share=(index, count)`` a reader gets only rows
+``share_rows(n, index, count)`` of every batch of n rows (contiguous, in batch order), and reads
+only those rows from the shards: the rows of a reshuffled block are fetched by index, sorted and
+read in runs of neighbours. Every worker draws the same permutations, so the ``count`` shares of a
+batch, stacked in index order, are exactly the batch a single reader gets, and every worker yields
+the same number of batches (collectives stay in step); a batch of fewer than ``count`` rows leaves
+some shares empty.
+
 ``make_dataset`` wraps this in tf.data (``from_generator``: one Python step per batch, not per
 example; prefetched). ``iter_numpy_batches`` gives the batches in the stored order without
 TensorFlow (for evaluation and tests). TensorFlow is imported lazily.
@@ -50,6 +58,17 @@ import numpy as np
 
 MANIFEST = "manifest.json"
 BLOCK_BATCHES = 64  # batches of one bucket whose rows are reshuffled together in a seeded pass
+Share = tuple[int, int]  # (index, count): this reader's part of every batch
+
+
+def share_rows(n: int, index: int, count: int) -> slice:
+    """The contiguous rows of a batch of ``n`` rows that part ``index`` of ``count`` takes."""
+    return slice(index * n // count, (index + 1) * n // count)
+
+
+def check_share(share: Share | None) -> None:
+    if share is not None and not (len(share) == 2 and share[1] >= 1 and 0 <= share[0] < share[1]):
+        raise ValueError(f"share must be (index, count) with 0 <= index < count, got {share!r}")
 
 
 class BatchesError(FileNotFoundError):
@@ -109,6 +128,17 @@ class Shard:
             raise BatchesError(f"{self.path}: truncated (rows {lo}-{hi} of {self.shape[0]}); rerun `dvc repro batches`")
         return np.frombuffer(raw, dtype=self.dtype).reshape(n, self.shape[1])
 
+    def take(self, index: np.ndarray) -> np.ndarray:
+        """Rows ``index`` (in that order), read in runs of consecutive row numbers."""
+        order = np.argsort(index, kind="stable")
+        wanted = index[order]
+        cut = np.flatnonzero(np.diff(wanted) != 1) + 1
+        out = np.empty((len(index), self.shape[1]), dtype=self.dtype)
+        if len(index):
+            runs = np.split(wanted, cut)
+            out[order] = np.concatenate([self.rows(int(run[0]), int(run[-1]) + 1) for run in runs])
+        return out
+
     def close(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
@@ -136,6 +166,12 @@ class Bucket:
         carry = table[:, 3] if self.carry else np.zeros(len(table), dtype=np.int32)
         return self.tokens.rows(lo, hi), table[:, 0].astype(np.int32), carry.astype(np.float32)
 
+    def take(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(tokens, real targets, carry flags) of rows ``index``, in that order."""
+        table = self.table.take(index)
+        carry = table[:, 3] if self.carry else np.zeros(len(table), dtype=np.int32)
+        return self.tokens.take(index), table[:, 0].astype(np.int32), carry.astype(np.float32)
+
     def close(self) -> None:
         self.tokens.close()
         self.table.close()
@@ -154,39 +190,58 @@ def open_split(batches_dir: str | os.PathLike, split: str) -> tuple[dict[str, An
     return m, buckets, order
 
 
-def stored_batches(bucket: Bucket, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """A bucket's batches in stored order: rows ``[k*B, (k+1)*B)`` for batch k."""
+def stored_batches(bucket: Bucket, batch_size: int,
+                   share: Share | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """A bucket's batches in stored order: rows ``[k*B, (k+1)*B)`` for batch k (``share``: its part)."""
     for lo in range(0, bucket.n, batch_size):
-        yield bucket.read(lo, lo + batch_size)
+        hi = min(lo + batch_size, bucket.n)
+        part = share_rows(hi - lo, *share) if share else slice(0, hi - lo)
+        yield bucket.read(lo + part.start, lo + part.stop)
 
 
-def reshuffled_batches(bucket: Bucket, batch_size: int, rng: np.random.Generator,
-                       block_batches: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def reshuffled_batches(bucket: Bucket, batch_size: int, rng: np.random.Generator, block_batches: int,
+                       share: Share | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """A bucket's batches for one seeded pass: blocks of ``block_batches`` stored batches in a random
-    order, each block's rows permuted and dealt into batches of its stored sizes."""
+    order, each block's rows permuted and dealt into batches of its stored sizes (``share``: the
+    part of each, and only its rows read)."""
     block_rows = block_batches * batch_size
     n_blocks = -(-bucket.n // block_rows)
     for block in rng.permutation(n_blocks).tolist():
-        tokens, n_targets, carry = bucket.read(block * block_rows, (block + 1) * block_rows)
-        perm = rng.permutation(len(tokens))
-        tokens, n_targets, carry = tokens[perm], n_targets[perm], carry[perm]
-        for lo in range(0, len(tokens), batch_size):
-            yield tokens[lo:lo + batch_size], n_targets[lo:lo + batch_size], carry[lo:lo + batch_size]
+        lo = block * block_rows
+        size = min(block_rows, bucket.n - lo)
+        perm = rng.permutation(size)
+        if share is None:
+            tokens, n_targets, carry = bucket.read(lo, lo + size)
+            tokens, n_targets, carry = tokens[perm], n_targets[perm], carry[perm]
+            for b in range(0, size, batch_size):
+                yield tokens[b:b + batch_size], n_targets[b:b + batch_size], carry[b:b + batch_size]
+            continue
+        parts = [perm[b:b + batch_size][share_rows(min(batch_size, size - b), *share)]
+                 for b in range(0, size, batch_size)]
+        tokens, n_targets, carry = bucket.take(lo + np.concatenate(parts))
+        at = 0
+        for part in parts:
+            yield tokens[at:at + len(part)], n_targets[at:at + len(part)], carry[at:at + len(part)]
+            at += len(part)
 
 
 def pass_batches(batches_dir: str | os.PathLike, split: str, seed: int | None = None, pass_index: int = 0,
-                 block_batches: int = BLOCK_BATCHES) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+                 block_batches: int = BLOCK_BATCHES,
+                 share: Share | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """One pass over a split: ``(tokens, real targets, carry, in_stream)`` per batch, in the stored
-    order (``seed=None``) or in the seeded order of pass ``pass_index`` (module docstring)."""
+    order (``seed=None``) or in the seeded order of pass ``pass_index``; ``share``: only that part
+    of every batch (module docstring)."""
+    check_share(share)
     m, buckets, order = open_split(batches_dir, split)
     bs = m["batch_size"]
     try:
         if seed is None:
-            streams = [stored_batches(b, bs) for b in buckets]
+            streams = [stored_batches(b, bs, share) for b in buckets]
         else:
             order = np.random.default_rng([seed, pass_index]).permutation(order)
-            streams = [stored_batches(b, bs) if b.carry else
-                       reshuffled_batches(b, bs, np.random.default_rng([seed, pass_index, b.index]), block_batches)
+            streams = [stored_batches(b, bs, share) if b.carry else
+                       reshuffled_batches(b, bs, np.random.default_rng([seed, pass_index, b.index]), block_batches,
+                                          share)
                        for b in buckets]
         flags = [np.float32(1.0 if b.carry else 0.0) for b in buckets]
         for label in order.tolist():
@@ -213,17 +268,19 @@ def iter_numpy_batches(batches_dir: str | os.PathLike,
 
 
 def make_dataset(batches_dir: str | os.PathLike, split: str, *, seed: int | None = None, repeat: bool = False,
-                 carry: bool = False, block_batches: int = BLOCK_BATCHES):
+                 carry: bool = False, block_batches: int = BLOCK_BATCHES, share: Share | None = None):
     """A ``tf.data.Dataset`` of ``(inputs int32 [B, T], targets int32 [B, T], mask float32 [B, T])``
     (with ``carry``: inputs are ``{"tokens", "carry", "stream"}``, see the module docstring).
 
     ``seed=None``: the stored order (fixed by the batches stage's seed). With a seed, every pass
     over the dataset is reshuffled (module docstring), deterministic for a given seed.
     ``repeat=True`` repeats forever (pass ``steps_per_epoch`` to ``model.fit``; the ``batches``
-    count of ``dataset_stats`` is one epoch).
+    count of ``dataset_stats`` is one epoch). ``share=(index, count)``: only that part of every
+    batch is read and yielded (``multi_worker``: each worker its own).
     """
     import tensorflow as tf
 
+    check_share(share)
     m, buckets, order = open_split(batches_dir, split)  # checks every shard before training starts
     for b in buckets:
         b.close()
@@ -233,7 +290,7 @@ def make_dataset(batches_dir: str | os.PathLike, split: str, *, seed: int | None
 
     def batches():
         while True:
-            yield from pass_batches(batches_dir, split, seed, next(passes), block_batches)
+            yield from pass_batches(batches_dir, split, seed, next(passes), block_batches, share)
             if not repeat:
                 return
 

@@ -16,9 +16,12 @@ So a step (``tf.function``) runs the same Keras layers on every replica's rows, 
 its masked cross-entropy and divides by the global batch's real-character count (known on the
 host), gradients are summed across replicas (one batched all-reduce), and the Keras optimizer
 (clipping included) applies the summed gradient in cross-replica context, exactly as one process
-would. The global batch stays ``batches.batch_size``: every worker reads the same batch and each
-replica takes its contiguous share of the rows (all rows of one bucket length: no re-padding, no
-bucket mixing), so hyperparameters mean the same at any scale and no learning-rate rule applies.
+would. The global batch stays ``batches.batch_size``, so hyperparameters mean the same at any
+scale and no learning-rate rule applies. Each worker reads only its share of every batch
+(``model.data`` shares: contiguous rows, the same batch order on every worker, all rows of one
+bucket length: no re-padding, no bucket mixing), and its replicas split that share the same way;
+the global batch's real-character count, which every replica divides by, is one more all-reduce.
+Validation streams the val split (each worker its share) on every pass; nothing holds a split.
 
 Only the chief (task 0) writes the declared outputs and checkpoints; the other workers run the
 same callbacks into a temporary folder that is deleted at the end (TensorFlow's recipe: every
@@ -36,7 +39,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from model import training as tr
+from model.data import share_rows
 from pipeline.config import setting
 
 log = logging.getLogger(__name__)
@@ -108,9 +112,7 @@ def make_strategy(dist: Mapping[str, Any], task_index: int | None = None):
     return strategy, int(conf["task"]["index"]), len(conf["cluster"]["worker"])
 
 
-def replica_rows(n: int, replica: int, replicas: int) -> slice:
-    """The contiguous rows of a global batch of ``n`` rows that ``replica`` trains on."""
-    return slice(replica * n // replicas, (replica + 1) * n // replicas)
+replica_rows = share_rows  # the rows of a batch of n that one of a worker's replicas trains on
 
 
 class Steps:
@@ -122,6 +124,7 @@ class Steps:
 
         self.strategy, self.model = strategy, model
         self.replicas = strategy.num_replicas_in_sync
+        self.local_replicas = len(strategy.extended.worker_devices)
         sum_op = tf.distribute.ReduceOp.SUM
 
         def masked_ce_sum(x, y, m, training):
@@ -129,26 +132,29 @@ class Steps:
             ce = keras.losses.sparse_categorical_crossentropy(y, tf.cast(logits, tf.float32), from_logits=True)
             return tf.reduce_sum(ce * m)
 
-        def replica_train(x, y, m, total):
+        def replica_train(x, y, m):
+            ctx = tf.distribute.get_replica_context()
+            total = ctx.all_reduce(sum_op, tf.reduce_sum(m))  # the global batch's real characters
             with tf.GradientTape() as tape:
                 ce_sum = masked_ce_sum(x, y, m, True)
-                loss = ce_sum / total  # this replica's share of the global-batch mean
+                loss = ce_sum / tf.maximum(total, 1.0)  # this replica's share of the global-batch mean
                 scaled = model.optimizer.scale_loss(loss)
             grads = tape.gradient(scaled, model.trainable_variables)
             grads = [tf.zeros_like(v) if g is None else tf.convert_to_tensor(g)
                      for g, v in zip(grads, model.trainable_variables)]
-            reduced = tf.distribute.get_replica_context().all_reduce(sum_op, grads + [ce_sum])
-            return reduced[:-1], reduced[-1]
+            reduced = ctx.all_reduce(sum_op, grads + [ce_sum])
+            return reduced[:-1], reduced[-1], total
 
-        def train_step(dist_x, dist_y, dist_m, total):
-            grads, ce_sum = strategy.run(replica_train, args=(dist_x, dist_y, dist_m, total))
+        def train_step(dist_x, dist_y, dist_m):
+            grads, ce_sum, total = strategy.run(replica_train, args=(dist_x, dist_y, dist_m))
             local = strategy.experimental_local_results
             grads = [local(g)[0] for g in grads]  # identical on every replica after the all-reduce
             model.optimizer.apply(grads, model.trainable_variables)  # clipping sees the global gradient
-            return local(ce_sum)[0]
+            return local(ce_sum)[0], local(total)[0]
 
         def replica_eval(x, y, m):
-            return tf.distribute.get_replica_context().all_reduce(sum_op, masked_ce_sum(x, y, m, False))
+            return tf.distribute.get_replica_context().all_reduce(
+                sum_op, tf.stack([masked_ce_sum(x, y, m, False), tf.reduce_sum(m)]))
 
         def eval_step(dist_x, dist_y, dist_m):
             return strategy.experimental_local_results(strategy.run(replica_eval, args=(dist_x, dist_y, dist_m)))[0]
@@ -164,23 +170,25 @@ class Steps:
         self._any = tf.function(any_step)
 
     def distribute(self, batch) -> tuple:
-        """A global ``(x, y, mask)`` batch (numpy) as per-replica values, contiguous rows each."""
-        n = batch[0].shape[0]
+        """This worker's ``(x, y, mask)`` rows (numpy) as per-replica values, contiguous rows each.
+        Replica ids run worker by worker (``task * local replicas + local index``)."""
+        n, local = batch[0].shape[0], self.local_replicas
 
         def part(i):
             return self.strategy.experimental_distribute_values_from_function(
-                lambda ctx: batch[i][replica_rows(n, ctx.replica_id_in_sync_group, self.replicas)])
+                lambda ctx: batch[i][replica_rows(n, ctx.replica_id_in_sync_group % local, local)])
         return part(0), part(1), part(2)
 
-    def train(self, batch) -> float:
-        """One optimizer step on a global batch; returns its summed masked cross-entropy (nats)."""
-        import tensorflow as tf
+    def train(self, batch) -> tuple[float, float]:
+        """One optimizer step on a global batch (this worker's share of it); returns the global
+        batch's summed masked cross-entropy (nats) and its real characters."""
+        ce_sum, total = self._train(*self.distribute(batch))
+        return float(ce_sum), float(total)
 
-        total = tf.constant(max(float(batch[2].sum(dtype=np.float64)), 1.0), tf.float32)
-        return float(self._train(*self.distribute(batch), total))
-
-    def evaluate(self, batch) -> float:
-        return float(self._eval(*self.distribute(batch)))
+    def evaluate(self, batch) -> tuple[float, float]:
+        """The global batch's summed masked cross-entropy (nats) and real characters."""
+        ce_sum, total = self._eval(*self.distribute(batch)).numpy().tolist()
+        return ce_sum, total
 
     def any(self, flag: bool) -> bool:
         """True on every worker when any worker passes True (stop decisions must be unanimous)."""
@@ -220,12 +228,14 @@ def _to_numpy(batch) -> tuple:
     return tuple(np.asarray(t) for t in batch)
 
 
-def fit_distributed(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int], Any], val_data: Callable[[], Any],
+def fit_distributed(cfg: Mapping[str, Any], *, vocab, train_data: Callable[..., Any], val_data: Callable[..., Any],
                     model_dir: Path, checkpoint_dir: Path, csv_path: Path, evolution_path: Path,
                     tensorboard_dir: Path | None = None, extra_callbacks: list | None = None,
                     task_index: int | None = None) -> tuple[Any, dict[str, Any]]:
     """``model.train.fit`` for ``mirrored`` and ``multi_worker`` (same arguments, same outputs,
-    written by the chief only). Returns ``(model, summary)``; on a non-chief ``summary`` is None."""
+    written by the chief only). Returns ``(model, summary)``; on a non-chief ``summary`` is None.
+    ``train_data(seed, share=...)`` and ``val_data(share=...)`` are called with this worker's
+    share ``(task, workers)`` of every batch (``None``: whole batches, one worker)."""
     import keras
     import tensorflow as tf
 
@@ -239,7 +249,8 @@ def fit_distributed(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int]
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
 
-    n_batches = tr.count_batches(train_data(seed))
+    share = (task, n_workers) if n_workers > 1 else None
+    n_batches = tr.count_batches(train_data(seed, share=share))
     if n_batches == 0:
         raise tr.TrainingError("the train split has no batches: check data/batches/train "
                                "(did `dvc repro batches` run?)")
@@ -265,13 +276,16 @@ def fit_distributed(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int]
                                       evolution_path=evolution_path,
                                       sample_fn=tr.make_sample_fn(vocab, int(evo["length"]), int(evo["seed"])),
                                       tensorboard_dir=tensorboard_dir) + list(extra_callbacks or [])
-        val = [_to_numpy(b) for b in tr.validation_dataset(cfg, val_data)]
+        val_ds = tr.validation_dataset(cfg, lambda: val_data(share=share))
+
+        def val() -> Iterator[tuple]:
+            return (_to_numpy(b) for b in val_ds)
         log.info("training %s on %d replicas (%d worker%s, this is task %d%s): %d steps per epoch, %d epochs",
                  net, run.replicas, n_workers, "s" if n_workers > 1 else "", task, ", the chief" if chief else "",
                  steps, epochs)
         try:
-            _run_epochs(run, cfg, state, callbacks, train_data=train_data, val=val, steps=steps,
-                        agree=n_workers > 1)
+            _run_epochs(run, cfg, state, callbacks, train_data=lambda s: train_data(s, share=share), val=val,
+                        steps=steps, agree=n_workers > 1)
         except tf.errors.OpError as err:
             first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
             raise tr.TrainingError(
@@ -298,11 +312,20 @@ def fit_distributed(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int]
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _average_and_validate(run: Steps, val: list) -> float | None:
+def validate(run: Steps, val: Callable[[], Iterator[tuple]]) -> float:
+    """Mean nats per real character over one streamed pass of the val split."""
+    ce = tokens = 0.0
+    for batch in val():
+        batch_ce, batch_tokens = run.evaluate(batch)
+        ce, tokens = ce + batch_ce, tokens + batch_tokens
+    return ce / max(tokens, 1.0)
+
+
+def _average_and_validate(run: Steps, val: Callable[[], Iterator[tuple]]) -> float | None:
     """With ``ema_momentum``: the moving average put in place (on every worker) and its val nats."""
     if not tr.average_weights(run.model):
         return None
-    return sum(run.evaluate(b) for b in val) / max(sum(float(b[2].sum(dtype=np.float64)) for b in val), 1.0)
+    return validate(run, val)
 
 
 def _resume(ckpt, cfg: Mapping[str, Any], model, vocab, steps: int):
@@ -334,7 +357,7 @@ def _agree_on_start(run: Steps, model, state) -> None:
 
 
 def _run_epochs(run: Steps, cfg: Mapping[str, Any], state, callbacks: list, *, train_data: Callable[[int], Any],
-                val: list, steps: int, agree: bool) -> None:
+                val: Callable[[], Iterator[tuple]], steps: int, agree: bool) -> None:
     """The epochs from where ``state`` stands, driving the Keras callbacks as ``fit`` would (batch
     logs ``loss``; epoch logs ``nats``, ``tokens``, ``val_nats``) with the same batch order."""
     import keras
@@ -351,18 +374,14 @@ def _run_epochs(run: Steps, cfg: Mapping[str, Any], state, callbacks: list, *, t
         cbs.on_epoch_begin(epoch)
         ce_total = tokens = 0.0
         for i, batch in enumerate(train_data(seed + epoch).take(steps).skip(skip)):
-            batch = _to_numpy(batch)
-            n_real = float(batch[2].sum(dtype=np.float64))
-            ce_sum = run.train(batch)
+            ce_sum, n_real = run.train(_to_numpy(batch))
             ce_total, tokens = ce_total + ce_sum, tokens + n_real
             cbs.on_train_batch_end(i, {"loss": ce_sum / max(n_real, 1.0)})
             if agree:
                 model.stop_training = run.any(model.stop_training)
             if model.stop_training:
                 break
-        val_ce = sum(run.evaluate(b) for b in val)
-        val_tokens = sum(float(b[2].sum(dtype=np.float64)) for b in val)
-        nats, val_nats = ce_total / max(tokens, 1.0), val_ce / max(val_tokens, 1.0)
+        nats, val_nats = ce_total / max(tokens, 1.0), validate(run, val)
         logs = {"loss": nats, "nats": nats, "bpc": nats / LN2, "tokens": tokens,
                 "val_loss": val_nats, "val_nats": val_nats, "val_bpc": val_nats / LN2}
         cbs.on_epoch_end(epoch, logs)

@@ -125,7 +125,7 @@ def run_epochs(model, cfg: Mapping[str, Any], state, *, train_data: Callable[[in
                       validation_data=val_ds, callbacks=make_callbacks(0), verbose=verbose, shuffle=False)
 
 
-def fit(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int], Any], val_data: Callable[[], Any],
+def fit(cfg: Mapping[str, Any], *, vocab, train_data: Callable[..., Any], val_data: Callable[..., Any],
         model_dir: Path, checkpoint_dir: Path, csv_path: Path, evolution_path: Path,
         tensorboard_dir: Path | None = None, verbose: int | str = "auto",
         extra_callbacks: list | None = None, task_index: int | None = None,
@@ -136,7 +136,8 @@ def fit(cfg: Mapping[str, Any], *, vocab, train_data: Callable[[int], Any], val_
     streams of that many rows, and the LSTM state is carried across them (model/carry.py).
     Returns ``(model, summary)``; raises TrainingError on divergence or a foreign checkpoint.
     ``train.distribute.strategy`` other than ``none`` hands over to model/distribute.py (there
-    ``task_index`` picks the worker; a non-chief returns ``(model, None)`` and writes nothing)."""
+    ``task_index`` picks the worker; a non-chief returns ``(model, None)`` and writes nothing; the
+    data callables also take ``share=(task, workers)``, and return only that part of every batch)."""
     if cfg.get("distribute", {}).get("strategy", "none") != "none":
         from model.distribute import fit_distributed
 
@@ -290,8 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model, summary = fit(
             cfg, vocab=vocab,
-            train_data=lambda s: make_dataset(args.batches, "train", seed=s, carry=carry),
-            val_data=lambda: make_dataset(args.batches, "val", carry=carry),
+            train_data=lambda s, share=None: make_dataset(args.batches, "train", seed=s, carry=carry, share=share),
+            val_data=lambda share=None: make_dataset(args.batches, "val", carry=carry, share=share),
             model_dir=args.model_dir, checkpoint_dir=args.checkpoints, csv_path=args.plots,
             evolution_path=args.evolution, tensorboard_dir=args.tensorboard, verbose=verbose,
             task_index=args.task_index, carry_lanes=stats["batch_size"] if carry else 0)

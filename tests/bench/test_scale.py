@@ -49,7 +49,7 @@ def run_bench(python_exe: str, repo_root: Path, workdir: Path, *args: str) -> di
 @pytest.mark.slow
 def test_a_small_run_reports_every_stage(tmp_path: Path, python_exe: str, repo_root: Path):
     report = run_bench(python_exe, repo_root, tmp_path, "--posts", "1000", "--train-steps", "3", "--val-steps", "2",
-                       "--test-chars", "20000")
+                       "--test-chars", "20000", "--train-workers", "2")
     [run] = report["runs"]
     assert run["posts"] == 1000 and list(run["stages"]) == list(scale.STAGES)
     for name, stage in run["stages"].items():
@@ -57,6 +57,12 @@ def test_a_small_run_reports_every_stage(tmp_path: Path, python_exe: str, repo_r
     for name in scale.DATA_STAGES:
         assert run["stages"][name]["posts_per_s"] > 0 and run["stages"][name]["mb_per_s"] > 0
     assert run["stages"]["clean"]["docs_in"] == 1000
+    # the same shards trained as multi_worker by two processes, each reading its share of every batch
+    multi = run["multi_worker_train"]
+    assert multi["workers"] == 2 and [p["exit"] for p in multi["processes"]] == [0, 0], multi
+    assert all(20 < p["peak_rss_mb"] < 6000 for p in multi["processes"])
+    assert multi["chief"]["steps"] == multi["single_process"]["steps"] == 3
+    assert abs(multi["chief"]["val_bpc"] - multi["single_process"]["val_bpc"]) < 0.05
     assert report["growth"] == {}  # one size: nothing to grow from
     assert report["targets"]["every_stage_peak_rss<1536MB"] in (True, False)
     assert not list(tmp_path.iterdir())  # scratch folders removed

@@ -67,16 +67,20 @@ def make_data(n_train: int = 96, n_val: int = 24, seed: int = 0, poison_batch: i
     ``poison_batch``: that batch of every epoch gets a NaN in its mask (a NaN loss, for tests)."""
     import tensorflow as tf
 
+    from model.data import share_rows
+
     train_texts, val_texts = corpus(n_train, seed), corpus(n_val, seed + 1)
     vocab = vocab_for(train_texts + val_texts)
     train_b, val_b = encode_batches(train_texts, vocab), encode_batches(val_texts, vocab)
 
-    def gen(batches):
+    def gen(batches, share=None):
+        if share is not None:  # this worker's rows of every batch, as model.data reads them
+            batches = [tuple(t[share_rows(len(t), *share)] for t in batch) for batch in batches]
         sig = (tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([None, None], tf.int32),
                tf.TensorSpec([None, None], tf.float32))
         return tf.data.Dataset.from_generator(lambda: iter(batches), output_signature=sig)
 
-    def train_data(s: int):
+    def train_data(s: int, share=None):
         order = np.random.default_rng(s).permutation(len(train_b))
         batches = [train_b[i] for i in order]
         if poison_batch is not None:
@@ -84,9 +88,9 @@ def make_data(n_train: int = 96, n_val: int = 24, seed: int = 0, poison_batch: i
             m = m.copy()
             m[0, 0] = np.nan
             batches[poison_batch] = (x, y, m)
-        return gen(batches)
+        return gen(batches, share)
 
-    return vocab, train_data, lambda: gen(val_b), train_texts, val_texts
+    return vocab, train_data, lambda share=None: gen(val_b, share), train_texts, val_texts
 
 
 def tiny_config(**overrides) -> dict:

@@ -70,6 +70,52 @@ def test_repeat_yields_whole_epochs(shards):
     assert content(stream[:n]) == content(stream[n:]) == content(epoch)
 
 
+def pass_reading(out, monkeypatch, **kw) -> tuple[list, int]:
+    """One pass of ``D.pass_batches(out, "train", **kw)`` and the shard bytes it read."""
+    read = []
+    real_pread = D.os.pread
+
+    def counting_pread(fd, n, offset):
+        data = real_pread(fd, n, offset)
+        read.append(len(data))
+        return data
+    monkeypatch.setattr(D.os, "pread", counting_pread)
+    try:
+        return list(D.pass_batches(out, "train", **kw)), sum(read)
+    finally:
+        monkeypatch.setattr(D.os, "pread", real_pread)
+
+
+@pytest.mark.parametrize("seed", [None, 3])
+@pytest.mark.parametrize("workers", [2, 3])
+def test_shares_stack_to_the_batch_and_each_reads_only_its_rows(shards, monkeypatch, seed, workers):
+    out, _ = shards
+    whole, whole_bytes = pass_reading(out, monkeypatch, seed=seed, pass_index=1)
+    shares = [pass_reading(out, monkeypatch, seed=seed, pass_index=1, share=(w, workers)) for w in range(workers)]
+    assert all(len(batches) == len(whole) for batches, _ in shares)  # every worker steps the same batches
+    for k, batch in enumerate(whole):
+        for column, want in enumerate(batch):
+            got = np.concatenate([batches[k][column] for batches, _ in shares])
+            assert np.array_equal(got, want), (k, column)
+        n = len(batch[0])
+        assert [len(batches[k][0]) for batches, _ in shares] == \
+            [len(range(n)[D.share_rows(n, w, workers)]) for w in range(workers)]
+    # the shares partition the rows, so together they read each stored row exactly once
+    assert sum(b for _, b in shares) == whole_bytes
+    assert all(b < whole_bytes * 0.6 for _, b in shares)
+
+
+def test_a_shared_dataset_is_the_share_of_every_batch(shards):
+    out, _ = shards
+    whole = as_numpy(D.make_dataset(out, "train", seed=5))
+    parts = [as_numpy(D.make_dataset(out, "train", seed=5, share=(w, 2))) for w in range(2)]
+    for k, batch in enumerate(whole):
+        for column, want in enumerate(batch):
+            assert np.array_equal(np.concatenate([parts[0][k][column], parts[1][k][column]]), want)
+    with pytest.raises(ValueError, match="share must be"):
+        D.make_dataset(out, "train", share=(2, 2))
+
+
 @pytest.mark.slow
 def test_fit_accepts_the_dataset_with_mask_as_sample_weight(shards):
     from model.network import NetworkConfig, build_model
