@@ -27,9 +27,10 @@ stopped, so a stage that does not fit cannot take the machine down; it is report
 ``--posts 100000,1000000,4000000`` runs each size in turn and adds the growth exponents: the log-log
 slope of wall time and of peak RSS against posts, between consecutive sizes (1 = linear, 0 = flat).
 ``--dask`` also runs clean and dedupe (``--dask-stages``) of each size on a Dask scheduler with two
-single-threaded workers on 127.0.0.1 (started by the bench, fresh for each stage; each worker's memory limited to
-``--dask-memory-limit``, so Dask spills to disk beyond 60% of it), reports each worker's peak RSS
-(VmHWM) and whether the outputs are byte-identical to the local engine's.
+single-threaded workers on 127.0.0.1 (started by the bench, fresh for each stage, each under its
+nanny as ``dask worker`` runs by default; each worker's memory limited to ``--dask-memory-limit``,
+so Dask spills to disk beyond 60% of it), reports the peak RSS (VmHWM) of the scheduler, of each
+worker and of each nanny, and whether the outputs are byte-identical to the local engine's.
 
 ``--train-workers N`` trains again on each size's shards with ``train.distribute.strategy:
 multi_worker`` over N processes on 127.0.0.1 (``--task-index`` 0..N-1, each reading only its share
@@ -473,7 +474,9 @@ def free_port() -> int:
 
 
 class Cluster:
-    """``dask scheduler`` and two ``dask worker`` processes (one thread each) on 127.0.0.1."""
+    """``dask scheduler`` and two ``dask worker`` processes (one thread each) on 127.0.0.1, each
+    under its nanny, as ``dask worker`` starts them by default (the nanny sets the worker's
+    environment, e.g. ``MALLOC_TRIM_THRESHOLD_``, and restarts a worker past 95% of its limit)."""
 
     def __init__(self, cwd: Path, log: Path, memory_limit: str) -> None:
         self.port = free_port()
@@ -486,7 +489,7 @@ class Cluster:
              "--dashboard-address", "127.0.0.1:0"], cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.workers = [subprocess.Popen(
             [*base, "distributed.cli.dask_worker", self.address, "--host", "127.0.0.1", "--nthreads", "1",
-             "--nworkers", "1", "--no-nanny", "--dashboard-address", "127.0.0.1:0", "--memory-limit", memory_limit],
+             "--nworkers", "1", "--dashboard-address", "127.0.0.1:0", "--memory-limit", memory_limit],
             cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT) for _ in range(2)]
         self._wait_for_workers(2)
 
@@ -504,9 +507,14 @@ class Cluster:
                     raise
 
     def peaks_mb(self) -> dict[str, float]:
-        """VmHWM (peak resident set) of the scheduler and of each worker process."""
-        procs = {"scheduler": self.scheduler, **{f"worker{i}": w for i, w in enumerate(self.workers)}}
-        return {name: _vm_hwm_mb(p.pid) for name, p in procs.items()}
+        """VmHWM (peak resident set) of the scheduler, of each worker process and of its nanny.
+        A worker the nanny restarted reports its replacement's peak; the stage log shows restarts."""
+        out = {"scheduler": _vm_hwm_mb(self.scheduler.pid)}
+        for i, nanny in enumerate(self.workers):
+            children = psutil.Process(nanny.pid).children()
+            out[f"worker{i}"] = max((_vm_hwm_mb(c.pid) for c in children), default=float("nan"))
+            out[f"nanny{i}"] = _vm_hwm_mb(nanny.pid)
+        return out
 
     def close(self) -> None:
         for p in [*self.workers, self.scheduler]:

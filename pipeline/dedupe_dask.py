@@ -14,8 +14,9 @@ The same decisions as ``pipeline.dedupe_core.find_duplicates``, with the heavy p
 2. **Rank and exact pass** in the stage process (``rank_of``, ``exact_pass``): they need every
    document's (posted_at, doc_id) and exact key. The candidates' ranks (-1 for the rest) go to
    the workers once, as one task's result.
-3. **LSH** (``lsh_pairs``, one task per piece): the piece's candidates are paired exactly as
-   ``minhash.candidate_pairs`` does (sorted by rank within a bucket, ``bucket_window`` back), and
+3. **LSH** (``lsh_pairs``, one task per piece): the piece's candidates are paired by
+   ``minhash.bucket_pairs``, as every engine pairs (sorted by rank within a bucket,
+   ``bucket_window`` back), and
    the pair keys cut by hash into pair pieces; ``count_pairs`` keeps the pairs met in
    ``min_shared_bands`` bands.
 4. **Verify**: the pairs are cut into chunks of ``VERIFY_PAIRS``; ``gather_signatures`` (one task per
@@ -30,7 +31,8 @@ under ``TASK_BYTES`` / ``WORKING_COPIES`` (``dask.lsh_partitions`` > 0 asks for 
 The stage process holds about 60 bytes per document and 16 per candidate pair; every task holds a
 bounded slice. What does grow with the corpus on the workers is the pair keys of every round,
 waiting to be counted over all bands (8 bytes per pair met in a band), which Dask spills past its
-memory target. A worker killed mid-stage loses its pieces; Dask recomputes them from the graph.
+memory target. The client keeps only the futures of the pieces other tasks will read (never a
+task's whole result beside its pieces), so every array is held, counted and spilled once. A worker killed mid-stage loses its pieces; Dask recomputes them from the graph.
 """
 
 from __future__ import annotations
@@ -133,26 +135,15 @@ def merge_sources(smalls: list[dict[str, np.ndarray]]) -> tuple[np.ndarray, np.n
 
 def lsh_pairs(window: int, cand_rank: np.ndarray, n_parts: int, *pieces: np.ndarray) -> list[np.ndarray]:
     """Candidate pair keys (earlier x n_docs + later, global rows) of one LSH piece (one band),
-    cut into ``n_parts`` pieces by a hash of the key; the pairing rule of
-    ``minhash.candidate_pairs`` over the candidates (``cand_rank`` >= 0) only."""
+    cut into ``n_parts`` pieces by a hash of the key; ``minhash.bucket_pairs`` over the candidates
+    (``cand_rank`` >= 0) only."""
     rec = np.concatenate(pieces)
     rows = rec["row"].astype(np.int64)
     rank = cand_rank[rows]
     keep = rank >= 0
     key, rows, rank = rec["key"][keep], rows[keep], rank[keep]
     del rec
-    order = np.lexsort((rank, key))
-    k, g = key[order], rows[order]
-    n_docs = len(cand_rank)
-    out = []
-    for s in range(1, window + 1):
-        if s >= len(k):
-            break
-        same = np.flatnonzero(k[s:] == k[:-s])
-        if len(same) == 0:
-            break
-        out.append(g[same] * n_docs + g[same + s])
-    keys = np.concatenate(out) if out else np.zeros(0, np.int64)
+    keys = minhash.bucket_pairs(key, rank, rows, window, len(cand_rank))
     piece = (minhash.mix64(keys.astype(np.uint64)) % np.uint64(n_parts)).astype(np.int64)
     order = np.argsort(piece, kind="stable")  # one sort, not a mask per piece
     bounds = np.searchsorted(piece[order], np.arange(n_parts + 1))
@@ -200,12 +191,18 @@ def find_duplicates_dask(engine: DaskEngine, path: Path, cfg: dict[str, Any]):
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     rounds = [(lo, min(lo + per_round, cfg["bands"])) for lo in range(0, cfg["bands"], per_round)]
 
-    def hashed(band_lo: int, band_hi: int) -> list:
-        return [engine.submit(hash_and_band, location, groups, int(offsets[i]), n, r, band_lo, band_hi, cfg)
-                for i, groups in enumerate(blocks)]
+    def hashed(band_lo: int, band_hi: int, keep_small: bool = False) -> tuple[list, list]:
+        """The round's band records as futures per LSH piece (one per hash block), and the hash
+        blocks' small columns (first round only). Only the pieces are kept: a hash block's result
+        goes as soon as its pieces are taken, so each record is held (and spilled) once."""
+        futures = [engine.submit(hash_and_band, location, groups, int(offsets[i]), n, r, band_lo, band_hi, cfg)
+                   for i, groups in enumerate(blocks)]
+        pieces = [[engine.submit(_piece, f, j) for f in futures] for j in range((band_hi - band_lo) * r)]
+        return pieces, [engine.submit(_small, f) for f in futures] if keep_small else []
 
-    first = hashed(*rounds[0])
-    smalls = engine.gather([engine.submit(_small, f) for f in first])
+    first, small_futures = hashed(*rounds[0], keep_small=True)
+    smalls = engine.gather(small_futures)
+    del small_futures
     empty = {k: v for k, v in empty_docs(cfg["num_perm"]).items() if k not in ("sig", "source", "bytes")}
     docs = {k: np.concatenate([p[k] for p in smalls]) for k in empty} if smalls else empty
     docs["bytes"] = np.array([sum(int(p["bytes"][0]) for p in smalls)])
@@ -220,15 +217,17 @@ def find_duplicates_dask(engine: DaskEngine, path: Path, cfg: dict[str, Any]):
         # a task, not scattered data: if the worker holding it dies, Dask can compute it again
         ranks = engine.submit(np.asarray, np.where(cand, rank, -1))
         n_pair_parts = max(2 * threads, math.ceil(cfg["bands"] * r / 8))
-        lsh = []  # each round's LSH outputs (pair keys), its band records released before the next round
+        parts: list[list] = [[] for _ in range(n_pair_parts)]  # per pair piece: every LSH task's keys for it
         for k, (lo, hi) in enumerate(rounds):
-            lsh += _lsh_round(engine, first if k == 0 else hashed(lo, hi), (hi - lo) * r, ranks, cfg,
-                              n_pair_parts)
+            pieces = first if k == 0 else hashed(lo, hi)[0]
             first = None
-        counted = [engine.submit(count_pairs, cfg["min_shared_bands"],
-                                 *[engine.submit(operator.getitem, f, q) for f in lsh]) for q in range(n_pair_parts)]
+            for q, got in enumerate(_lsh_round(engine, pieces, ranks, cfg, n_pair_parts)):
+                parts[q] += got
+            del pieces  # the round's band records go before the next round is hashed
+        counted = [engine.submit(count_pairs, cfg["min_shared_bands"], *part) for part in parts]
+        del parts
         keys = np.sort(np.concatenate(engine.gather(counted)))
-        del lsh, counted
+        del counted
         log.info("dedupe (dask): %d candidate pairs from %d LSH pieces x %d hash blocks in %d round(s)",
                  len(keys), cfg["bands"] * r, len(blocks), len(rounds))
         a, b = keys // n, keys % n
@@ -238,14 +237,16 @@ def find_duplicates_dask(engine: DaskEngine, path: Path, cfg: dict[str, Any]):
     return docs, dup_of, kind, sim
 
 
-def _lsh_round(engine: DaskEngine, hashed: list, n_pieces: int, ranks, cfg: dict[str, Any],
-               n_pair_parts: int) -> list:
-    """The LSH tasks of one round's band records, waited for (so the records can go before the next
-    round is hashed): futures of their pair-key pieces."""
-    lsh = [engine.submit(lsh_pairs, cfg["bucket_window"], ranks, n_pair_parts,
-                         *[engine.submit(_piece, f, j) for f in hashed]) for j in range(n_pieces)]
-    engine.wait(lsh)
-    return lsh
+def _lsh_round(engine: DaskEngine, pieces: list[list], ranks, cfg: dict[str, Any], n_pair_parts: int) -> list[list]:
+    """The LSH tasks of one round's band records (``pieces``: per LSH piece, its futures from every
+    hash block), waited for, so the records can go before the next round is hashed. Returns, per
+    pair piece, the futures of every LSH task's keys for it (the LSH results themselves are not
+    kept: each key array is held, and spilled, once)."""
+    lsh = [engine.submit(lsh_pairs, cfg["bucket_window"], ranks, n_pair_parts, *piece) for piece in pieces]
+    parts = [[engine.submit(operator.getitem, f, q) for f in lsh] for q in range(n_pair_parts)]
+    del lsh
+    engine.wait([f for part in parts for f in part])
+    return parts
 
 
 def _verify(engine: DaskEngine, location: str, blocks: list[list[int]], offsets: np.ndarray, a: np.ndarray,

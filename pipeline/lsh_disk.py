@@ -127,22 +127,6 @@ def band_partitions(sig: SigReader, cand: np.ndarray, bands: int, work: Path) ->
     return parts
 
 
-def bucket_pairs(records: np.ndarray, cand_rank: np.ndarray, window: int, n_cand: int) -> np.ndarray:
-    """Pair keys (earlier * n_cand + later, candidate indices) of one band partition: each bucket
-    member with up to ``window`` members ranked just before it (``minhash.candidate_pairs``)."""
-    order = np.lexsort((cand_rank[records["cand"]], records["key"]))
-    k, c = records["key"][order], records["cand"][order].astype(np.int64)
-    out = []
-    for s in range(1, window + 1):
-        if s >= len(k):
-            break
-        same = np.flatnonzero(k[s:] == k[:-s])
-        if len(same) == 0:
-            break
-        out.append(c[same] * n_cand + c[same + s])
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
-
-
 def count_pairs(path: Path, min_bands: int, depth: int = 0) -> np.ndarray:
     """Pair keys of one pair partition met at least ``min_bands`` times; a partition bigger than the
     budget is split in 16 by another hash first (its keys never meet keys of other partitions)."""
@@ -174,8 +158,11 @@ def candidate_pairs(sig: SigReader, cand: np.ndarray, rank: np.ndarray, cfg: dic
             path = work / f"band{b:03d}.part{p:04d}"
             if not path.exists():
                 continue
-            keys = bucket_pairs(np.fromfile(path, dtype=BAND_RECORD), cand_rank, cfg["bucket_window"], n_cand)
+            records = np.fromfile(path, dtype=BAND_RECORD)
             path.unlink()
+            keys = minhash.bucket_pairs(records["key"], cand_rank[records["cand"]], records["cand"].astype(np.int64),
+                                        cfg["bucket_window"], n_cand)
+            del records
             q = (minhash.mix64(keys.astype(np.uint64)) % np.uint64(pair_parts)).astype(np.int64)
             _scatter(keys, q, pair_parts, lambda i: work / f"pairs.part{i:04d}")
     kept = [count_pairs(work / f"pairs.part{i:04d}", cfg["min_shared_bands"]) for i in range(pair_parts)

@@ -108,22 +108,28 @@ def candidate_pairs(keys: np.ndarray, rank: np.ndarray, window: int = 8, min_ban
     chance collisions (a pair at Jaccard 0.8 shares ~13 of 32 four-row bands, one at 0.3 rarely 2).
     """
     n, bands = keys.shape
-    out = []
-    for b in range(bands):
-        order = np.lexsort((rank, keys[:, b]))
-        k = keys[order, b]
-        for s in range(1, window + 1):
-            if s >= n:
-                break
-            same = np.flatnonzero(k[s:] == k[:-s])
-            if len(same) == 0:
-                break
-            out.append(order[same] * n + order[same + s])
-    if not out:
-        return np.zeros((0, 2), dtype=np.int64)
-    pair_keys, counts = np.unique(np.concatenate(out), return_counts=True)
+    ids = np.arange(n, dtype=np.int64)
+    out = [bucket_pairs(keys[:, b], rank, ids, window, n) for b in range(bands)]
+    pair_keys, counts = np.unique(np.concatenate(out) if out else np.zeros(0, np.int64), return_counts=True)
     pair_keys = pair_keys[counts >= min_bands]
     return np.stack([pair_keys // n, pair_keys % n], axis=1)
+
+
+def bucket_pairs(keys: np.ndarray, rank: np.ndarray, ids: np.ndarray, window: int, n: int) -> np.ndarray:
+    """The pairing rule of one band, as pair keys ``earlier * n + later`` (of ``ids``, int64): rows
+    sorted by (band key, rank), each bucket member paired with up to ``window`` members ranked just
+    before it. Every engine's LSH (in memory, on disk, on Dask) pairs through this."""
+    order = np.lexsort((rank, keys))
+    k, g = keys[order], ids[order]
+    out = []
+    for s in range(1, window + 1):
+        if s >= len(k):
+            break
+        same = np.flatnonzero(k[s:] == k[:-s])
+        if len(same) == 0:
+            break
+        out.append(g[same] * n + g[same + s])
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
 def similarity(sig: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 16384) -> np.ndarray:
