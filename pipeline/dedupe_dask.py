@@ -103,8 +103,7 @@ def hash_and_band(location: str, groups: list[int], first_row: int, n_docs: int,
             rec = np.empty(len(near), dtype=dtype)
             rec["key"], rec["row"] = keys[:, b], near + row
             sub = (keys[:, b] % np.uint64(r)).astype(np.int64)
-            order = np.argsort(sub, kind="stable")
-            bounds = np.searchsorted(sub[order], np.arange(r + 1))
+            order, bounds = minhash.by_partition(sub, r)
             for j in range(r):
                 pieces[i * r + j].append(rec[order[bounds[j]:bounds[j + 1]]])
         small.append(part)
@@ -145,8 +144,7 @@ def lsh_pairs(window: int, cand_rank: np.ndarray, n_parts: int, *pieces: np.ndar
     del rec
     keys = minhash.bucket_pairs(key, rank, rows, window, len(cand_rank))
     piece = (minhash.mix64(keys.astype(np.uint64)) % np.uint64(n_parts)).astype(np.int64)
-    order = np.argsort(piece, kind="stable")  # one sort, not a mask per piece
-    bounds = np.searchsorted(piece[order], np.arange(n_parts + 1))
+    order, bounds = minhash.by_partition(piece, n_parts)  # one sort, not a mask per piece
     return [keys[order[bounds[q]:bounds[q + 1]]] for q in range(n_parts)]
 
 

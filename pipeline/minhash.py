@@ -115,6 +115,18 @@ def candidate_pairs(keys: np.ndarray, rank: np.ndarray, window: int = 8, min_ban
     return np.stack([pair_keys // n, pair_keys % n], axis=1)
 
 
+def by_partition(part: np.ndarray, n_parts: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(order, bounds)``: the rows in a stable order by partition id, partition p's rows at
+    ``order[bounds[p]:bounds[p + 1]]``. Ids in ``[0, n_parts)`` are sorted as the narrowest unsigned
+    type, for which NumPy's stable sort is a radix sort (linear: 8x faster than on int64 for the
+    pair scatter), up to 65,536 partitions."""
+    narrow = np.uint8 if n_parts <= 1 << 8 else np.uint16 if n_parts <= 1 << 16 else None
+    order = np.argsort(part.astype(narrow) if narrow else part, kind="stable")
+    bounds = np.zeros(n_parts + 1, dtype=np.int64)
+    np.cumsum(np.bincount(part, minlength=n_parts), out=bounds[1:])
+    return order, bounds
+
+
 def bucket_pairs(keys: np.ndarray, rank: np.ndarray, ids: np.ndarray, window: int, n: int) -> np.ndarray:
     """The pairing rule of one band, as pair keys ``earlier * n + later`` (of ``ids``, int64): rows
     sorted by (band key, rank), each bucket member paired with up to ``window`` members ranked just

@@ -81,6 +81,19 @@ def test_signature_rows_read_back_by_number(tmp_path):
     reader = lsh_disk.SigReader(tmp_path / "sig", 8)
     rows = np.array([0, 1, 2, 7, 20, 21, 39])
     assert reader.n == 40 and np.array_equal(reader.take(rows), sig[rows])
+    assert np.array_equal(reader.take(np.array([39, 3, 3, 0])), sig[[39, 3, 3, 0]])
+    assert reader.take(np.zeros(0, dtype=np.int64)).shape == (0, 8)
+    assert str(tmp_path / "sig") not in open("/proc/self/maps").read()  # mapped only during a call
     a, b = np.array([0, 5, 7]), np.array([0, 6, 39])
     assert np.array_equal(lsh_disk.similarity(reader, a, b), minhash.similarity(sig, a, b))
     reader.close()
+
+
+@pytest.mark.parametrize("n_parts", [1, 6, 256, 257, 70_000])
+def test_rows_grouped_by_partition_in_a_stable_order(n_parts):
+    part = np.random.default_rng(n_parts).integers(0, n_parts, 50_000)
+    order, bounds = minhash.by_partition(part, n_parts)
+    assert np.array_equal(order, np.argsort(part, kind="stable"))  # the same order whatever the id type
+    assert bounds[0] == 0 and bounds[-1] == len(part) and len(bounds) == n_parts + 1
+    for p in np.unique(part)[:50]:
+        assert np.all(part[order[bounds[p]:bounds[p + 1]]] == p)
