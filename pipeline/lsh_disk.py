@@ -18,8 +18,8 @@ the same float32 similarities), so ``dedupe_core.apply_near_pairs`` picks the sa
    partitions by a hash of the key. Each pair partition counts its keys (``numpy.unique``; one that
    outgrew the budget is split again by another hash) and keeps those met in ``min_shared_bands``
    bands.
-4. Verify: the pairs' signature rows are gathered a chunk of pairs at a time from a mapping of the
-   signature file opened for the chunk, and the estimated Jaccard similarity computed as
+4. Verify: the pairs' signature rows are read back with ``os.pread`` (a chunk of pairs at a time,
+   consecutive rows at once), and the estimated Jaccard similarity computed as
    ``minhash.similarity`` does.
 
 Partitions are sized for ``SORT_BYTES`` (8 MB) so each sort stays in the CPU caches and the time per
@@ -33,7 +33,6 @@ the signatures (512 bytes per document) and about 12 bytes per candidate and ban
 from __future__ import annotations
 
 import math
-import mmap
 import os
 from pathlib import Path
 from typing import Any
@@ -83,18 +82,17 @@ class SigReader:
         return np.frombuffer(raw, dtype=np.uint32).reshape(-1, self.num_perm)
 
     def take(self, rows: np.ndarray) -> np.ndarray:
-        """The rows ``rows``, gathered in C from a read-only mapping of the file that is closed
-        again at once: mapped pages count in the resident set only while mapped, so this holds
-        one page per row asked for, and only for the call (a ``pread`` per row, as before, spent
-        more time in Python than the gather)."""
+        """The rows ``rows`` (any order), each run of consecutive row numbers read at once with
+        ``os.pread`` straight into the result. Not memory-mapped: a mapping's pages count in the
+        resident set, and with large page-cache folios one row can map megabytes."""
         out = np.empty((len(rows), self.num_perm), dtype=np.uint32)
         if len(rows) == 0:
             return out
-        with mmap.mmap(self.fd, self.n * self.row_bytes, access=mmap.ACCESS_READ) as mapped:
-            mapped.madvise(mmap.MADV_RANDOM)  # no read-ahead around scattered rows
-            view = np.frombuffer(mapped, dtype=np.uint32).reshape(self.n, self.num_perm)
-            np.take(view, rows, axis=0, out=out)
-            del view  # the mapping closes only once no array points into it
+        starts = np.flatnonzero(np.r_[True, np.diff(rows) != 1])
+        stops = np.r_[starts[1:], len(rows)]
+        buffer, size, fd, pread = memoryview(out).cast("B"), self.row_bytes, self.fd, os.pread
+        for row, start, stop in zip(rows[starts].tolist(), starts.tolist(), stops.tolist()):
+            buffer[start * size:stop * size] = pread(fd, (stop - start) * size, row * size)
         return out
 
     def close(self) -> None:
@@ -177,9 +175,8 @@ def candidate_pairs(sig: SigReader, cand: np.ndarray, rank: np.ndarray, cfg: dic
     return cand[keys // n_cand], cand[keys % n_cand]
 
 
-def similarity(sig: SigReader, a: np.ndarray, b: np.ndarray, chunk: int = 8_192) -> np.ndarray:
-    """``minhash.similarity`` of rows a[i] and b[i], rows read from the signature file (a chunk's
-    rows at a time: at most 2 x ``chunk`` mapped pages)."""
+def similarity(sig: SigReader, a: np.ndarray, b: np.ndarray, chunk: int = 16_384) -> np.ndarray:
+    """``minhash.similarity`` of rows a[i] and b[i], rows read from the signature file."""
     out = np.empty(len(a), dtype=np.float32)
     for i in range(0, len(a), chunk):
         ai, bi = a[i:i + chunk], b[i:i + chunk]
