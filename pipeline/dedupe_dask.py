@@ -143,15 +143,13 @@ def lsh_pairs(window: int, cand_rank: np.ndarray, n_parts: int, *pieces: np.ndar
     key, rows, rank = rec["key"][keep], rows[keep], rank[keep]
     del rec
     keys = minhash.bucket_pairs(key, rank, rows, window, len(cand_rank))
-    piece = (minhash.mix64(keys.astype(np.uint64)) % np.uint64(n_parts)).astype(np.int64)
-    order, bounds = minhash.by_partition(piece, n_parts)  # one sort, not a mask per piece
+    order, bounds = minhash.by_partition(minhash.part_of(keys, n_parts), n_parts)  # one sort, not a mask per piece
     return [keys[order[bounds[q]:bounds[q + 1]]] for q in range(n_parts)]
 
 
 def count_pairs(min_bands: int, *pieces: np.ndarray) -> np.ndarray:
     """Pair keys met in at least ``min_bands`` bands (one piece of the pair shuffle)."""
-    keys, counts = np.unique(np.concatenate(pieces), return_counts=True)
-    return keys[counts >= min_bands]
+    return minhash.met_at_least(np.concatenate(pieces), min_bands)
 
 
 def gather_signatures(location: str, groups: list[int], first_row: int, rows: np.ndarray,

@@ -15,7 +15,7 @@ the same float32 similarities), so ``dedupe_core.apply_near_pairs`` picks the sa
    does (each member with up to ``bucket_window`` members ranked just before it in its bucket; a
    window distance with no pair anywhere in the partition has none at larger distances either, so
    partitions may stop early on their own); pair keys (earlier x candidates + later) go to Q pair
-   partitions by a hash of the key. Each pair partition counts its keys (``numpy.unique``; one that
+   partitions by a hash of the key. Each pair partition counts its keys (``minhash.met_at_least``; one that
    outgrew the budget is split again by another hash) and keeps those met in ``min_shared_bands``
    bands.
 4. Verify: the pairs' signature rows are read back with ``os.pread`` (a chunk of pairs at a time,
@@ -135,9 +135,9 @@ def count_pairs(path: Path, min_bands: int, depth: int = 0) -> np.ndarray:
     """Pair keys of one pair partition met at least ``min_bands`` times; a partition bigger than the
     budget is split in 16 by another hash first (its keys never meet keys of other partitions)."""
     if path.stat().st_size <= PARTITION_BYTES or depth >= 6:
-        keys, counts = np.unique(np.fromfile(path, dtype=np.int64), return_counts=True)
+        keys = minhash.met_at_least(np.fromfile(path, dtype=np.int64), min_bands)
         path.unlink()
-        return keys[counts >= min_bands]
+        return keys
     subs = [path.with_name(f"{path.name}.{depth}.{i:02d}") for i in range(16)]
     with open(path, "rb") as fh:
         while block := fh.read(max(1, PARTITION_BYTES // 32) * 8):  # whole int64 keys
@@ -167,8 +167,7 @@ def candidate_pairs(sig: SigReader, cand: np.ndarray, rank: np.ndarray, cfg: dic
             keys = minhash.bucket_pairs(records["key"], cand_rank[records["cand"]], records["cand"].astype(np.int64),
                                         cfg["bucket_window"], n_cand)
             del records
-            q = (minhash.mix64(keys.astype(np.uint64)) % np.uint64(pair_parts)).astype(np.int64)
-            _scatter(keys, q, pair_parts, lambda i: work / f"pairs.part{i:04d}")
+            _scatter(keys, minhash.part_of(keys, pair_parts), pair_parts, lambda i: work / f"pairs.part{i:04d}")
     kept = [count_pairs(work / f"pairs.part{i:04d}", cfg["min_shared_bands"]) for i in range(pair_parts)
             if (work / f"pairs.part{i:04d}").exists()]
     keys = np.sort(np.concatenate(kept)) if kept else np.zeros(0, dtype=np.int64)

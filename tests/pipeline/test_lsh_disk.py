@@ -96,3 +96,21 @@ def test_rows_grouped_by_partition_in_a_stable_order(n_parts):
     assert bounds[0] == 0 and bounds[-1] == len(part) and len(bounds) == n_parts + 1
     for p in np.unique(part)[:50]:
         assert np.all(part[order[bounds[p]:bounds[p + 1]]] == p)
+
+
+@pytest.mark.parametrize("times", [1, 2, 3, 7])
+def test_keys_met_at_least_so_many_times(times):
+    keys = np.random.default_rng(times).integers(0, 3_000, 20_000)
+    values, counts = np.unique(keys, return_counts=True)
+    assert np.array_equal(minhash.met_at_least(keys, times), values[counts >= times])
+    assert len(minhash.met_at_least(keys[:times - 1], times)) == 0  # fewer keys than times
+    assert len(minhash.met_at_least(np.zeros(0, np.int64), times)) == 0
+
+
+def test_partitions_of_keys_are_in_range_and_spread():
+    keys = np.arange(100_000, dtype=np.int64) * 7919
+    for n_parts in (1, 3, 113, 70_000):
+        part = minhash.part_of(keys, n_parts)
+        assert part.min() >= 0 and part.max() < n_parts
+        if n_parts <= 113:
+            assert np.bincount(part, minlength=n_parts).min() > 0.8 * len(keys) / n_parts
