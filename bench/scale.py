@@ -42,8 +42,8 @@ archive``) on the same corpus, in the same run: ``baseline_over_this`` gives its
 seconds and peak RSS over this code's, per stage (above 1: this code is better).
 
 Wall times on a shared machine are noisy; CPU seconds and RSS are not (much). Prints one JSON object.
-Usage: ``python bench/scale.py --posts 100000[,1000000,...] [--dask] [--stages clean,dedupe,...]
-[--baseline-ref REF]``
+Usage: ``python bench/scale.py --posts 100000[,1000000,...] [--dask] [--train-workers 2]
+[--stages clean,dedupe,...] [--baseline-ref REF]``
 """
 
 from __future__ import annotations
