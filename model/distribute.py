@@ -13,8 +13,8 @@ share one custom training loop, because:
   gradient before summing them, while ``clip_global_norm`` means the norm of the global gradient.
 
 So a step (``tf.function``) runs the same Keras layers on every replica's rows, each replica sums
-its masked cross-entropy and divides by the global batch's real-character count (known on the
-host), gradients are summed across replicas (one batched all-reduce), and the Keras optimizer
+its masked cross-entropy and divides by the global batch's real-character count (an all-reduce
+of the replicas' counts), gradients are summed across replicas (one batched all-reduce), and the Keras optimizer
 (clipping included) applies the summed gradient in cross-replica context, exactly as one process
 would. The global batch stays ``batches.batch_size``, so hyperparameters mean the same at any
 scale and no learning-rate rule applies. Each worker reads only its share of every batch
@@ -228,6 +228,11 @@ def _to_numpy(batch) -> tuple:
     return tuple(np.asarray(t) for t in batch)
 
 
+def _passes(dataset) -> Callable[[], Iterator[tuple]]:
+    """A function giving a fresh pass over ``dataset`` as numpy batches each time it is called."""
+    return lambda: (_to_numpy(b) for b in dataset)
+
+
 def fit_distributed(cfg: Mapping[str, Any], *, vocab, train_data: Callable[..., Any], val_data: Callable[..., Any],
                     model_dir: Path, checkpoint_dir: Path, csv_path: Path, evolution_path: Path,
                     tensorboard_dir: Path | None = None, extra_callbacks: list | None = None,
@@ -276,10 +281,7 @@ def fit_distributed(cfg: Mapping[str, Any], *, vocab, train_data: Callable[..., 
                                       evolution_path=evolution_path,
                                       sample_fn=tr.make_sample_fn(vocab, int(evo["length"]), int(evo["seed"])),
                                       tensorboard_dir=tensorboard_dir) + list(extra_callbacks or [])
-        val_ds = tr.validation_dataset(cfg, lambda: val_data(share=share))
-
-        def val() -> Iterator[tuple]:
-            return (_to_numpy(b) for b in val_ds)
+        val = _passes(tr.validation_dataset(cfg, lambda: val_data(share=share)))
         log.info("training %s on %d replicas (%d worker%s, this is task %d%s): %d steps per epoch, %d epochs",
                  net, run.replicas, n_workers, "s" if n_workers > 1 else "", task, ", the chief" if chief else "",
                  steps, epochs)

@@ -32,7 +32,8 @@ The stage process holds about 60 bytes per document and 16 per candidate pair; e
 bounded slice. What does grow with the corpus on the workers is the pair keys of every round,
 waiting to be counted over all bands (8 bytes per pair met in a band), which Dask spills past its
 memory target. The client keeps only the futures of the pieces other tasks will read (never a
-task's whole result beside its pieces), so every array is held, counted and spilled once. A worker killed mid-stage loses its pieces; Dask recomputes them from the graph.
+task's whole result beside its pieces), so every array is held, counted and spilled once. A worker
+killed mid-stage loses its pieces; Dask recomputes them from the graph.
 """
 
 from __future__ import annotations
