@@ -673,6 +673,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = sorted(set(args.stages) - set(STAGES))
     if unknown or not args.posts or min(args.posts) < 1:
         ap.error(f"--stages: unknown {unknown}; --posts: positive integers")
+    if args.train_workers < 0 or args.train_workers == 1:
+        ap.error(f"--train-workers: 0 (off) or at least 2 processes, got {args.train_workers}")
     return args
 
 

@@ -76,3 +76,9 @@ def test_two_sizes_report_the_growth_of_each_stage(tmp_path: Path, python_exe: s
     assert report["runs"][1]["stages"]["clean"]["docs_in"] == 2000
     for stage in ("clean", "dedupe"):
         assert set(report["growth"][stage]["1000->2000"]) == {"time", "cpu", "rss"}
+
+
+@pytest.mark.parametrize("workers", ["-1", "1"])
+def test_train_workers_must_be_off_or_a_cluster(workers):
+    with pytest.raises(SystemExit):
+        scale.parse_args(["--posts", "10", "--train-workers", workers])
