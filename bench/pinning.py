@@ -13,24 +13,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def pinned_variables(params_path: Path = ROOT / "params.yaml") -> dict[str, str]:
-    """The variables the model stages set for params.yaml's ``kernels`` (none when not portable);
-    a CPU below ``kernels.isa`` is refused as the stages refuse it."""
+def _config(params_path: Path) -> dict:
     from model import kernels
     from pipeline.common import load_params
 
-    cfg = kernels.load_config(load_params(params_path))
-    if cfg["portable"]:
-        kernels.check_cpu(cfg["isa"], kernels.cpu_flags())
-    return kernels.environment(cfg, os.environ)
+    return kernels.load_config(load_params(params_path))
+
+
+def pinned_variables(params_path: Path = ROOT / "params.yaml") -> dict[str, str]:
+    """The variables the model stages set for params.yaml's ``kernels`` (none when not portable)."""
+    from model import kernels
+
+    return kernels.environment(_config(params_path), os.environ)
 
 
 def pinned_environment(params_path: Path = ROOT / "params.yaml") -> dict[str, str]:
-    """This process's environment with the kernels pinned: for the processes a bench starts."""
-    env = {**os.environ, **pinned_variables(params_path)}
-    if "NPY_ENABLE_CPU_FEATURES" in env:
-        env.pop("NPY_DISABLE_CPU_FEATURES", None)  # NumPy refuses both at once
-    return env
+    """This process's environment with the kernels pinned as the model stages pin theirs (a CPU
+    below ``kernels.isa`` is refused as they refuse it): for the processes a bench starts."""
+    from model import kernels
+
+    return kernels.pinned(_config(params_path), os.environ)
 
 
 def restart_pinned(params_path: Path = ROOT / "params.yaml") -> None:

@@ -4,6 +4,11 @@ the crawler and the stages is encoded the same way.
 
 JSON and JSON lines: indented, key-sorted JSON for metrics and state; one compact value per line
 for JSON lines, read back with ``iter_jsonl`` (errors name the file and line).
+
+Files of fixed-size rows (the batches' shards, dedupe's signature file) are read by row numbers
+with ``pread_rows``: one ``os.pread`` per run of consecutive rows, straight into the caller's array.
+Not memory-mapped: mapped pages count in the reader's resident memory, and with the page cache's
+large folios one touched row can map megabytes.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -83,6 +89,28 @@ def iter_jsonl(path: str | os.PathLike,
 def read_jsonl(path: str | os.PathLike) -> list[Any]:
     """Every value of a JSON-lines file, in file order (see ``iter_jsonl`` for errors)."""
     return [value for _, value in iter_jsonl(path)]
+
+
+def pread_rows(fd: int, rows: np.ndarray, out: np.ndarray, *, offset: int = 0) -> bool:
+    """Fill ``out`` (C-contiguous, one row per entry of ``rows``) with the rows ``rows`` of the open
+    file ``fd``, whose rows have ``out``'s row size and start at byte ``offset``. Each run of
+    consecutive row numbers, in the order given, is one read; sort ``rows`` first for the fewest.
+    False when the file ends before a row does (a truncated file): callers name the file."""
+    if len(rows) == 0:
+        return True
+    if not out.flags.c_contiguous or len(out) != len(rows):
+        raise ValueError(f"pread_rows: out must be C-contiguous with {len(rows)} rows, got {out.shape}")
+    size = out.nbytes // len(out)
+    starts = np.flatnonzero(np.r_[True, np.diff(rows) != 1])
+    stops = np.r_[starts[1:], len(rows)]
+    buffer = memoryview(out).cast("B")
+    for row, start, stop in zip(rows[starts].tolist(), starts.tolist(), stops.tolist()):
+        wanted = (stop - start) * size
+        raw = os.pread(fd, wanted, offset + row * size)
+        if len(raw) != wanted:
+            return False
+        buffer[start * size:stop * size] = raw
+    return True
 
 
 def parquet_reader(source: str | os.PathLike | IO[bytes]) -> pq.ParquetFile:

@@ -66,6 +66,15 @@ redis.call('SET', ARGV[1] .. 'done', 1)
 return 1
 """
 
+# Store a post's row unless its id is stored, and count it for the worker, as one step: a worker
+# killed between two separate calls would leave a stored post that no worker counted.
+# KEYS[1] = items hash, KEYS[2] = the worker's counts; ARGV[1] = post id, ARGV[2] = row (JSON).
+_STORE_ITEM = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[2], 'posts', 1)
+return 1
+"""
+
 def frontier_prefix(source: str, crawl_id: str) -> str:
     """The key prefix of one crawl of one source."""
     return f"kopitiam:{source}:{crawl_id}:"
@@ -114,6 +123,7 @@ class Frontier:
         self.client, self.prefix = client, prefix
         self._requeue = client.register_script(_REQUEUE)
         self._done = client.register_script(_DONE)
+        self._store_item = client.register_script(_STORE_ITEM)
 
     def key(self, name: str) -> str:
         return self.prefix + name
@@ -146,11 +156,9 @@ class Frontier:
         return {k.decode(): json.loads(v) for k, v in raw.items()}
 
     def store_item(self, worker: str, post_id: str, row: dict[str, Any]) -> bool:
-        """Keep the first row per post id; count it for ``worker``. True when it was new."""
-        new = bool(self.client.hsetnx(self.key("items"), post_id, json.dumps(row, default=str)))
-        if new:
-            self.client.hincrby(self.key(f"worker:{worker}"), "posts", 1)
-        return new
+        """Keep the first row per post id and count it for ``worker``, atomically. True when it was new."""
+        return bool(self._store_item(keys=[self.key("items"), self.key(f"worker:{worker}")],
+                                     args=[post_id, json.dumps(row, default=str)]))
 
     def iter_items(self, batch: int = 5000):
         """Every stored row (in Redis' hash order; callers sort)."""

@@ -19,8 +19,8 @@ seed reshuffles everything else, and always hold ``batch_size`` rows.
 
 Streaming (memory does not grow with the split). Shards are read a batch, or a block of batches, at
 a time with ``os.pread`` at offsets taken from their ``.npy`` headers; a stored batch is one
-contiguous read. Not memory-mapped: mapped pages count in the process's resident memory once an
-epoch has touched them, where the page cache keeps them outside it. What stays in memory: the batch
+contiguous read, reshuffled rows are read in runs (``contracts.files.pread_rows``; not
+memory-mapped: it says why). What stays in memory: the batch
 order (4 bytes per batch), one block per bucket being dealt, and the prefetched batches.
 
 Seeded order (training). ``seed=None`` is the stored order (fixed by the batches stage's seed). With
@@ -55,6 +55,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
+from contracts.files import pread_rows
 
 MANIFEST = "manifest.json"
 BLOCK_BATCHES = 64  # batches of one bucket whose rows are reshuffled together in a seeded pass
@@ -132,11 +134,14 @@ class Shard:
         """Rows ``index`` (in that order), read in runs of consecutive row numbers."""
         order = np.argsort(index, kind="stable")
         wanted = index[order]
-        cut = np.flatnonzero(np.diff(wanted) != 1) + 1
-        out = np.empty((len(index), self.shape[1]), dtype=self.dtype)
-        if len(index):
-            runs = np.split(wanted, cut)
-            out[order] = np.concatenate([self.rows(int(run[0]), int(run[-1]) + 1) for run in runs])
+        if self.fd is None:
+            self.fd = os.open(self.path, os.O_RDONLY)
+        got = np.empty((len(index), self.shape[1]), dtype=self.dtype)
+        if not pread_rows(self.fd, wanted, got, offset=self.offset):
+            raise BatchesError(f"{self.path}: truncated (rows up to {int(wanted[-1])} of {self.shape[0]} asked); "
+                               f"rerun `dvc repro batches`")
+        out = np.empty_like(got)
+        out[order] = got
         return out
 
     def close(self) -> None:

@@ -142,6 +142,19 @@ def unpinned(want: Mapping[str, str], env: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in want.items() if env.get(k) != v}
 
 
+def pinned(cfg: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with the kernels pinned as ``cfg`` says (``env`` itself when ``portable`` is false):
+    ``environment``'s variables set, NumPy's ``NPY_DISABLE_CPU_FEATURES`` dropped (NumPy refuses it
+    beside ``NPY_ENABLE_CPU_FEATURES``). A CPU below ``kernels.isa`` is a ParamsError."""
+    want = environment(cfg, env)
+    if not want:
+        return dict(env)
+    check_cpu(cfg["isa"], cpu_flags())
+    out = {**env, **want}
+    out.pop("NPY_DISABLE_CPU_FEATURES", None)
+    return out
+
+
 def _running_as(module: str) -> bool:
     spec = getattr(sys.modules.get("__main__"), "__spec__", None)
     return spec is not None and spec.name == module
@@ -160,9 +173,10 @@ def pin(cfg: Mapping[str, Any], module: str) -> None:
         log.warning("kernels.portable: %s already loaded in this process (not `python -m %s`): its CPU kernels "
                     "are not pinned (%s unset)", " and ".join(loaded), module, ", ".join(sorted(missing)))
         return
-    check_cpu(cfg["isa"], cpu_flags())
-    os.environ.update(missing)
-    os.environ.pop("NPY_DISABLE_CPU_FEATURES", None)  # NumPy refuses it beside NPY_ENABLE_CPU_FEATURES
+    env = pinned(cfg, os.environ)
+    for name in set(os.environ) - set(env):
+        del os.environ[name]
+    os.environ.update(env)
     if loaded:
         log.info("kernels.portable: restarting %s with %s", module, " ".join(f"{k}={v}" for k, v in missing.items()))
         for stream in (sys.stdout, sys.stderr):

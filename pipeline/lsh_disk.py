@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from contracts.files import pread_rows
 from pipeline import minhash
 
 PARTITION_BYTES = 64 << 20  # most bytes of one partition loaded at once (band keys or pair keys)
@@ -79,21 +80,20 @@ class SigReader:
 
     def block(self, lo: int, hi: int) -> np.ndarray:
         raw = os.pread(self.fd, (hi - lo) * self.row_bytes, lo * self.row_bytes)
+        if len(raw) != (hi - lo) * self.row_bytes:
+            raise self._truncated(lo, hi)
         return np.frombuffer(raw, dtype=np.uint32).reshape(-1, self.num_perm)
 
     def take(self, rows: np.ndarray) -> np.ndarray:
-        """The rows ``rows`` (any order), each run of consecutive row numbers read at once with
-        ``os.pread`` straight into the result. Not memory-mapped: a mapping's pages count in the
-        resident set, and with large page-cache folios one row can map megabytes."""
+        """The rows ``rows`` (any order; runs of consecutive row numbers are read at once)."""
         out = np.empty((len(rows), self.num_perm), dtype=np.uint32)
-        if len(rows) == 0:
-            return out
-        starts = np.flatnonzero(np.r_[True, np.diff(rows) != 1])
-        stops = np.r_[starts[1:], len(rows)]
-        buffer, size, fd, pread = memoryview(out).cast("B"), self.row_bytes, self.fd, os.pread
-        for row, start, stop in zip(rows[starts].tolist(), starts.tolist(), stops.tolist()):
-            buffer[start * size:stop * size] = pread(fd, (stop - start) * size, row * size)
+        if not pread_rows(self.fd, rows, out):
+            raise self._truncated(int(rows.min()), int(rows.max()) + 1)
         return out
+
+    def _truncated(self, lo: int, hi: int) -> OSError:
+        return OSError(f"{self.path}: signature file truncated (rows {lo}-{hi} asked, {self.n} held); "
+                       f"it is dedupe's own temporary: rerun `dvc repro dedupe`")
 
     def close(self) -> None:
         os.close(self.fd)

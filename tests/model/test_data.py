@@ -150,3 +150,26 @@ def test_missing_shards_are_clear_errors(shards, tmp_path):
     next((broken / "test").glob("*.tokens.npy")).unlink()
     with pytest.raises(D.BatchesError, match="is missing"):
         list(D.iter_numpy_batches(broken, "test"))
+
+
+def test_a_truncated_shard_is_a_clear_error_read_in_order_or_by_rows(shards, tmp_path):
+    import shutil
+
+    out, _ = shards
+    broken = tmp_path / "b"
+    shutil.copytree(out, broken)
+    shard_path = max((broken / "train").glob("*.tokens.npy"), key=lambda p: p.stat().st_size)
+    shard = D.Shard(shard_path)
+    whole = shard.rows(0, shard.shape[0]).copy()
+    index = np.arange(shard.shape[0])[::-1].copy()
+    assert np.array_equal(shard.take(index), whole[index])
+    shard.close()
+    with open(shard_path, "r+b") as fh:
+        fh.truncate(shard_path.stat().st_size - shard.row_bytes // 2)
+    shard = D.Shard(shard_path)
+    with pytest.raises(D.BatchesError, match=r"truncated .*rerun `dvc repro batches`"):
+        shard.take(index)
+    with pytest.raises(D.BatchesError, match="truncated"):
+        shard.rows(0, shard.shape[0])
+    assert np.array_equal(shard.take(index[1:]), whole[index[1:]])  # the rows still whole read fine
+    shard.close()

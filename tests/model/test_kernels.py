@@ -66,6 +66,13 @@ def test_environment_pins_everything_or_nothing():
     assert kernels.environment({"portable": False, "isa": "AVX2", "threads": 3}, {}) == {}
 
 
+def test_a_pinned_environment_keeps_the_rest_and_drops_numpys_opposite_switch():
+    user = {"HOME": "/home/u", "NPY_DISABLE_CPU_FEATURES": "AVX2"}
+    env = kernels.pinned(portable("AVX", 1), user)
+    assert env == {"HOME": "/home/u", **kernels.environment(portable("AVX", 1), user)}
+    assert kernels.pinned({"portable": False, "isa": "AVX2", "threads": 3}, user) == user  # nothing taken away
+
+
 def test_glibc_tunables_of_the_user_are_kept():
     got = kernels.tunables("glibc.malloc.arena_max=2:glibc.cpu.hwcaps=-AVX512F")
     assert got == f"glibc.malloc.arena_max=2:{kernels.HWCAPS}"

@@ -126,6 +126,31 @@ def test_lease_requeue_and_done_rule(redis_url):
     assert frontier.clear() > 0 and not frontier.client.keys(prefix + "*")
 
 
+@pytest.mark.slow
+def test_a_post_is_stored_and_counted_in_one_server_call(redis_url):
+    """First write per post id wins and is counted for its worker; storing and counting are one
+    atomic call, so a worker killed between them cannot leave a stored post nobody counted."""
+    frontier = Frontier(redis.Redis.from_url(redis_url), frontier_prefix("unit", "store"))
+    frontier.clear()
+    frontier.register("w1", 5)
+    frontier.register("w2", 5)
+    sent, execute = [], frontier.client.execute_command
+
+    def recording(*args, **options):  # the real client, its commands written down
+        sent.append(str(args[0]).upper())
+        return execute(*args, **options)
+
+    frontier.client.execute_command = recording
+    assert frontier.store_item("w1", "p1", {"post_id": "p1", "text": "first"})
+    assert "EVALSHA" in sent and set(sent) <= {"EVALSHA", "SCRIPT LOAD"}, sent  # the script, loaded once
+    del frontier.client.execute_command
+    assert not frontier.store_item("w2", "p1", {"post_id": "p1", "text": "again"})  # a requeued page
+    assert frontier.store_item("w2", "p2", {"post_id": "p2", "text": "second"})
+    assert frontier.worker_stats() == {"w1": {"pages": 0, "posts": 1}, "w2": {"pages": 0, "posts": 1}}
+    assert sorted(row["text"] for row in frontier.iter_items()) == ["first", "second"]
+    frontier.clear()
+
+
 def test_workers_need_a_frontier(tmp_path):
     params = repo_params({"crawl": {"sources": ["t"], "frontier": ""}},
                          sources={"t": {"spider": "xenforo", "args": {"start_url": "http://127.0.0.1:1/"}}})

@@ -88,6 +88,21 @@ def test_signature_rows_read_back_by_number(tmp_path):
     reader.close()
 
 
+def test_a_truncated_signature_file_is_an_error_naming_it(tmp_path):
+    writer = lsh_disk.SigWriter(tmp_path / "sig", 8)
+    writer.write(np.arange(40 * 8, dtype=np.uint32).reshape(40, 8))
+    writer.close()
+    reader = lsh_disk.SigReader(tmp_path / "sig", 8)
+    with open(tmp_path / "sig", "r+b") as fh:
+        fh.truncate(39 * 8 * 4 + 5)  # the last row cut short after the reader opened the file
+    with pytest.raises(OSError, match=r"sig: signature file truncated .*rerun `dvc repro dedupe`"):
+        reader.take(np.array([3, 38, 39]))
+    with pytest.raises(OSError, match="truncated"):
+        reader.block(32, 40)
+    assert reader.take(np.array([38, 3])).shape == (2, 8)
+    reader.close()
+
+
 @pytest.mark.parametrize("n_parts", [1, 6, 256, 257, 70_000])
 def test_rows_grouped_by_partition_in_a_stable_order(n_parts):
     part = np.random.default_rng(n_parts).integers(0, n_parts, 50_000)
