@@ -14,6 +14,10 @@ show it, read in the libraries' sources where only another CPU would; docs/repro
   instruction set, the sizes and the thread count. So: on.
 - TensorFlow's intra-op thread count, which defaults to the number of cores: the work is cut into
   that many pieces (1, 2, 4 and 8 threads: four different models). The inter-op count changes nothing.
+  With more than one, oneDNN's sgemm at the AVX2 level (TensorFlow runs it on its own thread pool)
+  also lowers its thread count to the product's memory over the L2 cache per core, so a 512 KB L2
+  (AMD EPYC) and a 2 MB one (Intel Xeon) cut the same product differently: other weights. With one
+  thread that choice is gone, hence the default ``threads: 1``.
 - NumPy's vector loops (its X86_V3 = AVX2 and X86_V4 = AVX-512 builds) and OpenBLAS's kernels (one
   per CPU family): the sampler, the export check, the report's cell analysis and evaluate run there.
 - glibc's libm, which NumPy's baseline loops call for float64 exp, log and tanh: it has FMA builds,
