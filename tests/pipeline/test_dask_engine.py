@@ -14,8 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -113,7 +111,10 @@ def cluster(tmp_path_factory):
     logs = tmp_path_factory.mktemp("dask-logs")
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    # A worker fetching a killed peer's results retries the connection until this timeout (30 s by
+    # default) before the scheduler has it recompute them; on 127.0.0.1 a connection takes milliseconds.
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+           "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "5s"}
     dask = [sys.executable, "-m", "dask"]  # the `dask` command of this interpreter
     procs = [subprocess.Popen(dask + ["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
                               stdout=open(logs / "scheduler.log", "w"), stderr=subprocess.STDOUT, env=env)]
@@ -174,29 +175,19 @@ def test_band_rounds_do_not_change_the_result(cluster, raw_files, local_result, 
 @pytest.mark.parametrize("during", [("clean_rows",), ("lsh_pairs", "count_pairs", "gather_signatures", "verify")],
                          ids=["clean", "dedupe-shuffle"])
 def test_worker_killed_mid_stage_same_bytes(cluster, raw_files, local_result, tmp_path, during):
-    """SIGKILL one worker process while it runs a clean task, or a dedupe task after the hash pass
-    (the band records it held are lost with it): Dask reruns and recomputes, the bytes do not change."""
-    killed = threading.Event()
+    """SIGKILL a worker process as it starts a clean task, or a dedupe task after the hash pass (the
+    band records it held are lost with it): Dask reruns and recomputes, the bytes do not change."""
+    from tests.helpers.dask_kill import KillOnTask
+
+    marker = tmp_path / "killed"
     with distributed.Client(cluster) as observer:
-        pids = observer.run(os.getpid)
-        victim = min(pids)
-
-        def kill_when_busy() -> None:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                busy = observer.processing().get(victim, ())
-                if any(name in str(k) for k in busy for name in during):
-                    os.kill(pids[victim], signal.SIGKILL)
-                    killed.set()
-                    return
-                time.sleep(0.01)
-
-        watcher = threading.Thread(target=kill_when_busy, daemon=True)
-        watcher.start()
-        with DaskEngine(dask_config(scheduler=cluster)) as engine:
-            result = run_stages(tmp_path, raw_files, "dask", engine)
-        watcher.join(timeout=1)
-        assert killed.is_set(), "the worker was not killed during the stage"
+        observer.register_plugin(KillOnTask(during, str(marker)))
+        try:
+            with DaskEngine(dask_config(scheduler=cluster)) as engine:
+                result = run_stages(tmp_path, raw_files, "dask", engine)
+        finally:
+            observer.unregister_worker_plugin(KillOnTask.name)
+        assert marker.exists(), "no worker was killed during the stage"
         observer.wait_for_workers(2, timeout=120)  # the nanny restarts it for the next tests
     assert result == local_result
 
