@@ -74,6 +74,20 @@ def compare(committed: dict[str, tuple[str, str]], new: dict[str, tuple[str, str
     return problems, matched
 
 
+def model_only_hint(committed: dict[str, tuple[str, str]], new: dict[str, tuple[str, str]]) -> str | None:
+    """A hint when the stable outputs that differ all come after the data stages (none under
+    ``data/``) while the data outputs match: the model's arithmetic followed this machine's CPU."""
+    both = committed.keys() & new.keys()
+    differ = [p for p in both if unstable_reason(p) is None and committed[p][1] != new[p][1]]
+    data_matched = [p for p in both if p.startswith("data/") and unstable_reason(p) is None
+                    and committed[p][1] == new[p][1]]
+    if not differ or not data_matched or any(p.startswith("data/") for p in differ):
+        return None
+    return ("every data output matches and only what the model computes differs: the model's arithmetic "
+            "followed this machine's CPU (the `ci: machine:` line names it). See docs/reproducibility.md, "
+            "'The same bytes on every x86-64 CPU'")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
@@ -84,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"check-lock: {line}")
     if problems:
         print(f"check-lock: {len(problems)} difference(s) from the committed dvc.lock")
+        hint = model_only_hint(out_hashes(args[0]), out_hashes(args[1]))
+        if hint:
+            print(f"check-lock: {hint}")
         return 1
     print(f"check-lock: all {matched} stable outputs match the committed dvc.lock "
           f"(not compared: {', '.join(UNSTABLE)})")

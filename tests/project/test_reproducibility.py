@@ -89,11 +89,19 @@ def test_check_lock_accepts_unstable_changes_and_rejects_stable_ones(tmp_path, c
 
     model_changed = write_lock(tmp_path / "m.lock", {**committed, "models/lstm": "d2.dir"})
     assert check.main([str(old), str(model_changed)]) == 1
-    assert "models/lstm (stage s3): committed d1.dir, this run d2.dir" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "models/lstm (stage s3): committed d1.dir, this run d2.dir" in out
+    assert "only what the model computes differs" in out  # the data matched: a CPU question
 
     missing = write_lock(tmp_path / "x.lock", {k: v for k, v in committed.items() if k != "data/clean/posts.parquet"})
     assert check.main([str(old), str(missing)]) == 1
-    assert "data/clean/posts.parquet (stage s1) is in the committed dvc.lock" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "data/clean/posts.parquet (stage s1) is in the committed dvc.lock" in out
+    assert "only what the model computes" not in out
+
+    data_changed = write_lock(tmp_path / "d.lock", {**committed, "data/clean/posts.parquet": "b2", "models/lstm": "d2"})
+    assert check.main([str(old), str(data_changed)]) == 1
+    assert "only what the model computes" not in capsys.readouterr().out  # the data differ too: not the CPU
 
 
 def test_check_lock_exclusions_are_real_outputs():
