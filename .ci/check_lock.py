@@ -93,12 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 2:
         print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
         return 2
-    problems, matched = compare(out_hashes(args[0]), out_hashes(args[1]))
+    committed, new = out_hashes(args[0]), out_hashes(args[1])
+    problems, matched = compare(committed, new)
     for line in problems:
         print(f"check-lock: {line}")
     if problems:
         print(f"check-lock: {len(problems)} difference(s) from the committed dvc.lock")
-        hint = model_only_hint(out_hashes(args[0]), out_hashes(args[1]))
+        hint = model_only_hint(committed, new)
         if hint:
             print(f"check-lock: {hint}")
         return 1
